@@ -1,0 +1,69 @@
+# redpss -- the targets developers and CI both run.
+#   make run    a demo instance on the embedded dictionary, started and shown working
+#   make test   lint, types and every test tier that can run here
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+REDHOME ?= $(CURDIR)/var/app/redsys
+INSTANCE ?= demo
+PYTEST_ARGS ?=
+
+export REDHOME
+
+.PHONY: install run demo-stop lint typecheck test test-unit test-integration test-exasol bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Creates the demo instance once, initialises its dictionary, starts it (or leaves it running),
+# and prints its status. Running it twice is harmless.
+run: install
+	@set -e; export REDENV=$(INSTANCE); \
+	if [ ! -f "$(REDHOME)/env/$(INSTANCE)/etc/red_params.conf" ]; then \
+	  $(BIN)/redsysctl create $(INSTANCE); fi; \
+	$(BIN)/redctl db init; \
+	if $(BIN)/redctl status >/dev/null; then echo "instance $(INSTANCE) is already running"; \
+	else $(BIN)/redctl start >/dev/null || true; fi; \
+	$(BIN)/redctl status; rc=$$?; \
+	echo; echo "Try next:"; \
+	echo "  export REDHOME=$(REDHOME)"; \
+	echo "  eval \"\$$($(BIN)/redsysctl env $(INSTANCE))\"   # switch to the instance (REDENV, PATH)"; \
+	echo "  redctl status; redctl -h                # roles, heartbeats; every command"; \
+	echo "  kill -9 <pid of jmon>; redctl status     # supervisord restarts it, RESTARTS shows 1"; \
+	echo "  tail -f \$$REDENV_HOME/log/*.log          # what the roles do"; \
+	echo "  redctl stop                             # or: make demo-stop"; \
+	exit $$rc
+
+demo-stop: install
+	REDENV=$(INSTANCE) $(BIN)/redctl stop
+
+lint: install
+	$(BIN)/ruff check redpss tests bench
+	$(BIN)/ruff format --check redpss tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest -m "unit or integration or container or exasol" $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+test-exasol: install
+	$(BIN)/pytest -m exasol $(PYTEST_ARGS)
+
+bench: install
+	@set -e; for b in bench/*.py; do [ -e "$$b" ] || continue; $(BIN)/python "$$b"; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,293 @@
+"""``redctl``: the main command line utility of one RED-PSS instance.
+
+The instance comes from ``--instance`` or ``$REDENV`` (set by ``eval "$(redsysctl env NAME)"``).
+This module only parses, calls :mod:`redpss.control` and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from redpss import __version__, control
+from redpss.cli.common import add_instance_option, fail, guarded, setup_cli_logging
+from redpss.config import Config
+from redpss.dictionary import SCHEMA_VERSION
+from redpss.errors import ConfigError
+from redpss.instance import Instance, resolve_instance
+
+__all__ = ["COMMANDS", "main"]
+
+log = logging.getLogger(__name__)
+
+# The commands of the product guide, in its order, with its explanations.
+COMMANDS: dict[str, str] = {
+    "version": "show versions",
+    "start": "start server (-S: start suspended, no jobs and watchers are started)",
+    "stop": "stop server (gracefully: running work finishes)",
+    "abort": "abort server (stop now: every role is killed)",
+    "restart": "restart server (ends a suspended mode)",
+    "start_trace": "start server with trace logging, following the logs on STDOUT",
+    "status": "show server status",
+    "reload": "reload job config",
+    "suspend": "suspend all jobs",
+    "resume": "resume all jobs",
+    "show": "show status for jobs and processes",
+    "watch": "watch status for jobs and processes",
+    "we_list_error": "list errors of watcher executors",
+    "we_reset_error": "reset errors of watcher executors",
+    "start_db_job": "start a DB job immediately",
+    "list_db_jobs": "list DB jobs",
+    "toggle_db_job": "toggle DB job between active and inactive",
+    "list_db_watcher": "list DB watcher",
+    "toggle_db_watcher": "toggle DB watcher between active and inactive",
+    "start_job": "start an already scheduled job immediately",
+    "preclone": "save state before cloning from another instance",
+}
+# Commands a later part of redpss brings; until then they say so and exit 2.
+NOT_YET = {
+    name: "the scheduling issue"
+    for name in (
+        "reload",
+        "show",
+        "watch",
+        "we_list_error",
+        "we_reset_error",
+        "start_db_job",
+        "list_db_jobs",
+        "toggle_db_job",
+        "list_db_watcher",
+        "toggle_db_watcher",
+        "start_job",
+        "preclone",
+    )
+}
+
+EPILOG = """\
+further commands:
+  db {init,upgrade}  create or upgrade the dictionary objects (REDSYS and target schemas)
+
+exit codes:
+  0  done (status: every role running)
+  1  failed (status: degraded, some role down or without heartbeat)
+  2  usage error, or a command that is not available yet
+  3  status: the instance is stopped
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of redctl."""
+    parser = argparse.ArgumentParser(
+        prog="redctl",
+        usage="redctl [options] command [command-options]",
+        description="Control one RED-PSS instance.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-D", "--debug", action="store_true", help="show debug output")
+    add_instance_option(parser)
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sub = parser.add_subparsers(
+        dest="command", metavar="{" + ",".join(COMMANDS) + "}", title="commands"
+    )
+    for name, text in COMMANDS.items():
+        p = sub.add_parser(name, help=text, description=text)
+        if name == "start":
+            p.add_argument(
+                "-S",
+                "--suspended",
+                action="store_true",
+                help="start suspended: no jobs and watchers are started",
+            )
+        if name == "start_trace":
+            p.add_argument(
+                "--no-follow",
+                action="store_true",
+                help="return after the start instead of following the logs",
+            )
+    db = sub.add_parser("db", help=argparse.SUPPRESS, description="dictionary objects")
+    db.add_argument("action", choices=("init", "upgrade"))
+    return parser
+
+
+def _print_status(st: control.InstanceStatus, as_json: bool) -> None:
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "instance": st.instance,
+                    "state": st.summary,
+                    "roles": [asdict(r) for r in st.roles],
+                },
+                indent=2,
+            )
+        )
+        return
+    print(f"instance {st.instance}: {st.summary}")
+    header = (
+        f"{'ROLE':<10} {'STATE':<10} {'PID':>7} {'UPTIME':>9} {'HEARTBEAT':>10} "
+        f"{'RESTARTS':>8} {'ALERT':>5}  REASON"
+    )
+    print(header)
+    for r in st.roles:
+        uptime = _duration(r.uptime)
+        beat = "-" if r.heartbeat_age is None else f"{r.heartbeat_age:.1f}s ago"
+        pid = str(r.pid) if r.pid else "-"
+        print(
+            f"{r.role:<10} {r.state:<10} {pid:>7} {uptime:>9} {beat:>10} "
+            f"{r.restarts:>8} {r.alert:>5}  {r.reason}"
+        )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _start(inst: Instance, args: argparse.Namespace, *, trace: bool = False) -> int:
+    config = inst.load_config()
+    st = control.start(inst, config, suspended=getattr(args, "suspended", False), trace=trace)
+    _print_status(st, args.json)
+    return st.exit_code
+
+
+def _config_or_none(inst: Instance, consequence: str) -> Config | None:
+    """The configuration, or None after saying why it cannot be used (stop/abort/status)."""
+    try:
+        return inst.load_config()
+    except ConfigError as exc:
+        fail(f"{exc}\n({consequence})")
+        return None
+
+
+def _stop(inst: Instance, args: argparse.Namespace) -> int:
+    if control.stop(inst.require(), _config_or_none(inst, "stopping with the default grace")):
+        print(f"instance {inst.name}: stopped")
+    else:
+        print(f"instance {inst.name}: was not running")
+    return 0
+
+
+def _restart(inst: Instance, args: argparse.Namespace) -> int:
+    config = inst.load_config()  # refuse before stopping what runs
+    control.stop(inst, config)
+    return _start(inst, args)
+
+
+def _abort(inst: Instance, args: argparse.Namespace) -> int:
+    killed = control.abort(inst.require(), _config_or_none(inst, "aborting all the same"))
+    print(f"instance {inst.name}: aborted ({', '.join(killed) or 'nothing was running'})")
+    return 0
+
+
+def _status(inst: Instance, args: argparse.Namespace) -> int:
+    config = _config_or_none(inst.require(), "status without heartbeats")
+    st = control.status(inst, config)
+    _print_status(st, args.json)
+    return st.exit_code
+
+
+def _start_trace(inst: Instance, args: argparse.Namespace) -> int:
+    code = _start(inst, args, trace=True)
+    if code != 0 or args.no_follow:
+        return code
+    from redpss.cli.follow import follow_logs
+
+    print(f"following {inst.log_dir}/*.log -- Ctrl-C ends following; the instance keeps running")
+    follow_logs(inst.log_dir)
+    return 0
+
+
+def _version(inst: Instance, args: argparse.Namespace) -> int:
+    import supervisor.options
+
+    info = {
+        "redpss": __version__,
+        "python": sys.version.split()[0],
+        "supervisor": supervisor.options.VERSION,
+        "dictionary_schema": SCHEMA_VERSION,
+        "instance": inst.name,
+    }
+    try:
+        with control.open_instance_dictionary(inst, inst.load_config()) as dictionary:
+            info["dictionary_installed"] = dictionary.version()
+    except Exception as exc:  # version must print even on a broken instance
+        info["dictionary_installed"] = f"unknown ({exc})"
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:<22} {value}")
+    return 0
+
+
+def _suspend(inst: Instance, args: argparse.Namespace) -> int:
+    inst.require()
+    changed = control.suspend(inst)
+    print(f"instance {inst.name}: suspended" + ("" if changed else " (already)"))
+    return 0
+
+
+def _resume(inst: Instance, args: argparse.Namespace) -> int:
+    inst.require()
+    changed = control.resume(inst)
+    print(f"instance {inst.name}: resumed" + ("" if changed else " (was not suspended)"))
+    return 0
+
+
+def _db(inst: Instance, args: argparse.Namespace) -> int:
+    config = inst.load_config()
+    if args.action == "init":
+        version = control.db_init(inst, config)
+        print(f"dictionary of {inst.name}: schema version {version}")
+    else:
+        applied = control.db_upgrade(inst, config)
+        print("\n".join(applied) if applied else f"dictionary of {inst.name}: up to date")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
+    "version": _version,
+    "start": _start,
+    "stop": _stop,
+    "abort": _abort,
+    "restart": _restart,
+    "start_trace": _start_trace,
+    "status": _status,
+    "suspend": _suspend,
+    "resume": _resume,
+    "db": _db,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``redctl``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command in NOT_YET:
+        return fail(
+            f"redctl {args.command}: not available yet (comes with {NOT_YET[args.command]})", code=2
+        )
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    inst = resolve_instance(args.instance)
+    setup_cli_logging(inst, debug=args.debug)
+    log.debug("redctl %s instance=%s", args.command, inst.name)
+    return HANDLERS[args.command](inst, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""``redsysctl``: manage the instances of a RED server (what ``redsys.service`` calls).
+
+``create`` and ``env`` set instances up; ``start|stop|status|restart [instance]`` call the
+instance's own ``$REDENV_HOME/bin/redctl`` (so instances of different versions coexist), and the
+``*-all`` forms do that for every instance (``start-all``: only those with a ``.autostart`` file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from redpss.cli.common import guarded
+from redpss.instance import (
+    Instance,
+    check_name,
+    create_instance,
+    list_instances,
+    redhome,
+    resolve_instance,
+    shell_env,
+)
+
+__all__ = ["main"]
+
+USAGE = """\
+redsysctl [-h] command [instance]
+
+Manage the current instance (uses REDENV):
+  redsysctl {start | stop | status | restart}
+Manage a specific instance:
+  redsysctl {start | stop | status | restart} instance
+Start/stop all instances:
+  redsysctl {start-all | stop-all | restart-all | status-all}
+Set up:
+  redsysctl create instance [--port-base N] [--autostart]
+  eval "$(redsysctl env instance)"     switch this shell to the instance
+  redsysctl list"""
+
+EPILOG = """\
+exit codes: as redctl (0 ok / all running, 1 failed or degraded, 2 usage, 3 stopped);
+for the -all forms the worst of the instances (status-all: 3 only if all are stopped)."""
+
+SINGLE = ("start", "stop", "status", "restart")
+ALL = ("start-all", "stop-all", "restart-all", "status-all")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of redsysctl."""
+    parser = argparse.ArgumentParser(
+        prog="redsysctl",
+        usage=USAGE,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "command", choices=(*SINGLE, *ALL, "create", "env", "list"), metavar="command"
+    )
+    parser.add_argument("instance", nargs="?", help="instance name (default: $REDENV)")
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        metavar="N",
+        help="create: first of the 20 ports the instance uses "
+        "(default: the first free block from 41000)",
+    )
+    parser.add_argument(
+        "--autostart", action="store_true", help="create: start the instance with start-all"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``redsysctl``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ALL and args.instance:
+        parser.error(f"{args.command} takes no instance")
+    if args.command in ("create", "env") and not args.instance:
+        parser.error(f"{args.command} needs an instance name")
+    if (args.port_base is not None or args.autostart) and args.command != "create":
+        parser.error("--port-base and --autostart go with create")
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    home = redhome()
+    if args.command == "create":
+        inst = Instance(check_name(args.instance), home)
+        path = create_instance(inst, port_base=args.port_base, autostart=args.autostart)
+        print(f"instance {inst.name} created: {inst.home}")
+        print(f"configuration: {path}")
+        print(f'next: eval "$(redsysctl env {inst.name})" && redctl db init && redctl start')
+        return 0
+    if args.command == "env":
+        sys.stdout.write(shell_env(resolve_instance(args.instance, home=home).require()))
+        return 0
+    if args.command == "list":
+        for inst in list_instances(home):
+            auto = " (autostart)" if inst.autostart_flag.exists() else ""
+            print(f"{inst.name}{auto}  {inst.home}")
+        return 0
+    if args.command in SINGLE:
+        return _redctl(resolve_instance(args.instance, home=home).require(), args.command)
+    return _all(home, args.command.removesuffix("-all"))
+
+
+def _redctl(inst: Instance, command: str) -> int:
+    """Run the instance's own redctl (``$REDENV_HOME/bin/redctl``) and pass its exit code on."""
+    tool = inst.home / "bin" / "redctl"
+    cmd = (
+        [str(tool)]
+        if tool.exists()
+        else [sys.executable, "-m", "redpss.cli.redctl", "--instance", inst.name]
+    )
+    env = {**os.environ, **inst.environment()}
+    return subprocess.run([*cmd, command], env=env, check=False).returncode
+
+
+def _all(home: Path, command: str) -> int:
+    instances = list_instances(home)
+    if command == "start":
+        instances = [i for i in instances if i.autostart_flag.exists()]
+    if not instances:
+        print("no instances" + (" with .autostart" if command == "start" else ""))
+        return 0
+    codes = []
+    for inst in instances:
+        print(f"--- {inst.name}", flush=True)
+        codes.append(_redctl(inst, command))
+    if command == "status":
+        if all(c == 3 for c in codes):
+            return 3
+        return 0 if all(c == 0 for c in codes) else 1
+    return max(codes)

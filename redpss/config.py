@@ -1,0 +1,501 @@
+"""``red_params.conf``: the configuration of one instance, parsed into typed, frozen objects.
+
+The file is INI-shaped, with the sections of the product guide:
+
+``[DEFAULT]``
+    values for all other sections: ``log_level`` and the ``exa_*`` connection, plus our
+    ``dictionary`` key (``sqlite``, the embedded default, or ``exasol``).
+``[redsys]``
+    the server processes: ``sched_*``, ``sendmail_*``, ``sendfile_*``, ``dbls_*``, ``jexec_*``,
+    ``cfi_*``, ``json2csv_*``, ``parq2csv_*``, ``mail2csv_*``, ``log_retention``, ``log_level``.
+``[redinfo]``
+    ``log_level`` for redinfo.
+``[rest]``
+    the REST API: ``rest_enabled``, its own ``exa_username``/``exa_password`` (technical user),
+    ``log_level``, ``gu_host``, ``gu_port``, ``gu_workers``.
+
+Everything is checked at once and every problem is reported with file, line, section and key:
+an unknown section or key, a value of the wrong type, a required value that is missing. Secret
+values (passwords, the instance secret) may be written literally, or as ``env:NAME`` (read from
+the environment) or ``file:PATH`` (read from a file; relative paths are relative to the folder of
+the configuration file); they are held in :class:`Secret`, whose ``repr`` and ``str`` are masked.
+
+Every default is written once, in the dataclass field below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from redpss.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DefaultSection",
+    "LogLevel",
+    "RedinfoSection",
+    "RestSection",
+    "Secret",
+    "ServerSection",
+    "load_config",
+    "parse_config",
+]
+
+
+class Secret:
+    """A secret value: compared and used like a string, never shown in ``repr`` or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret in clear text (for the one place that needs it)."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+class LogLevel(enum.Enum):
+    """Log levels of the guide, plus TRACE (below DEBUG) for ``redctl start_trace``."""
+
+    TRACE = "TRACE"
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+    ALERT = "ALERT"
+
+
+class Dictionary(enum.Enum):
+    """Where the RED dictionary lives."""
+
+    SQLITE = "sqlite"
+    EXASOL = "exasol"
+
+
+class Encryption(enum.Enum):
+    """Transport encryption towards the mail relay."""
+
+    STARTTLS = "STARTTLS"
+    PLAIN = "PLAIN"
+
+
+REQUIRED: Any = dataclasses.MISSING  # a field without a default must be given in the file
+NO_SECRET = Secret("")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefaultSection:
+    """``[DEFAULT]``: values shared by all sections."""
+
+    SECTION: ClassVar[str] = "DEFAULT"
+
+    log_level: LogLevel = LogLevel.INFO
+    dictionary: Dictionary = Dictionary.SQLITE
+    exa_connection: str = ""
+    exa_username: str = "REDSYS"
+    exa_password: Secret = NO_SECRET
+    exa_dbname: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSection:
+    """``[redsys]``: the server processes (roles) of the instance."""
+
+    SECTION: ClassVar[str] = "redsys"
+
+    log_level: LogLevel = LogLevel.INFO
+    log_retention: int = 30
+    heartbeat_interval: float = 5.0
+    stop_grace: int = 30
+    pss_secret: Secret = REQUIRED
+    sched_host: str = "127.0.0.1"
+    sched_service_port: int = REQUIRED
+    sched_default_pool_size: int = 4
+    sched_loader_pool_size: int = 2
+    sched_action_pool_size: int = 2
+    sendmail_host: str = "127.0.0.1"
+    sendmail_port: int = REQUIRED
+    sendmail_smtp_host: str = "localhost"
+    sendmail_smtp_port: int = 25
+    sendmail_smtp_user: str = ""
+    sendmail_smtp_pass: Secret = NO_SECRET
+    sendmail_smtp_from: str = ""
+    sendmail_smtp_encr: Encryption = Encryption.STARTTLS
+    sendfile_host: str = "127.0.0.1"
+    sendfile_port: int = REQUIRED
+    dbls_host: str = "127.0.0.1"
+    dbls_port: int = REQUIRED
+    jexec_host: str = "127.0.0.1"
+    jexec_port: int = REQUIRED
+    cfi_enabled: bool = True
+    cfi_host: str = "127.0.0.1"
+    cfi_port: int = REQUIRED
+    cfi_pasv_port_start: int = REQUIRED
+    cfi_pasv_port_end: int = REQUIRED
+    json2csv_json_suffix: str = ".json"
+    json2csv_csv_suffix: str = ".csv"
+    json2csv_retention: int = 7
+    parq2csv_parq_suffix: str = ".parquet"
+    parq2csv_csv_suffix: str = ".csv"
+    parq2csv_retention: int = 7
+    mail2csv_enabled: bool = False
+    mail2csv_host: str = "127.0.0.1"
+    mail2csv_port: int = REQUIRED
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedinfoSection:
+    """``[redinfo]``."""
+
+    SECTION: ClassVar[str] = "redinfo"
+
+    log_level: LogLevel = LogLevel.INFO
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestSection:
+    """``[rest]``: the REST API and its technical user."""
+
+    SECTION: ClassVar[str] = "rest"
+
+    rest_enabled: bool = False
+    exa_username: str = "REDSYS"
+    exa_password: Secret = NO_SECRET
+    log_level: LogLevel = LogLevel.INFO
+    gu_host: str = "127.0.0.1"
+    gu_port: int = REQUIRED
+    gu_workers: int = 2
+
+
+_SECTIONS: tuple[type[Any], ...] = (DefaultSection, ServerSection, RedinfoSection, RestSection)
+# keys of [DEFAULT] that other sections inherit when they know the key
+_INHERITED = ("log_level", "exa_username", "exa_password")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole ``red_params.conf`` of one instance."""
+
+    path: Path
+    default: DefaultSection
+    redsys: ServerSection
+    redinfo: RedinfoSection
+    rest: RestSection
+
+    def ports(self) -> dict[str, int]:
+        """Every port the instance listens on (enabled services only), by key name."""
+        s = self.redsys
+        ports = {
+            "sched_service_port": s.sched_service_port,
+            "sendmail_port": s.sendmail_port,
+            "sendfile_port": s.sendfile_port,
+            "dbls_port": s.dbls_port,
+            "jexec_port": s.jexec_port,
+        }
+        if s.cfi_enabled:
+            ports["cfi_port"] = s.cfi_port
+            for p in range(s.cfi_pasv_port_start, s.cfi_pasv_port_end + 1):
+                ports[f"cfi_pasv_port {p}"] = p
+        if s.mail2csv_enabled:
+            ports["mail2csv_port"] = s.mail2csv_port
+        if self.rest.rest_enabled:
+            ports["gu_port"] = self.rest.gu_port
+        return ports
+
+
+# --------------------------------------------------------------------------- reading the file
+
+
+@dataclass
+class _Entry:
+    value: str
+    line: int
+
+
+@dataclass
+class _RawFile:
+    sections: dict[str, dict[str, _Entry]]
+    section_lines: dict[str, int]
+
+
+_SECTION_RE = re.compile(r"^\[(?P<name>[^\]]+)\]\s*$")
+_KEY_RE = re.compile(r"^(?P<key>[A-Za-z0-9_.\-]+)\s*[=:]\s?(?P<value>.*)$")
+
+
+def _read_raw(text: str, where: str, errors: list[str]) -> _RawFile:
+    raw = _RawFile(sections={"DEFAULT": {}}, section_lines={"DEFAULT": 0})
+    current: str | None = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        if m := _SECTION_RE.match(stripped):
+            current = m["name"].strip()
+            if current in raw.sections and raw.section_lines.get(current):
+                errors.append(f"{where}, line {lineno}: section [{current}] appears twice")
+            raw.sections.setdefault(current, {})
+            raw.section_lines[current] = lineno
+            continue
+        m = _KEY_RE.match(stripped)
+        if m is None:
+            errors.append(f"{where}, line {lineno}: cannot read this line: {stripped!r}")
+            continue
+        if current is None:
+            errors.append(f"{where}, line {lineno}: key {m['key']!r} before any [section]")
+            continue
+        key = m["key"].lower()
+        if key in raw.sections[current]:
+            first = raw.sections[current][key].line
+            errors.append(
+                f"{where}, line {lineno}: [{current}] {key} is set twice (first on line {first})"
+            )
+            continue
+        raw.sections[current][key] = _Entry(_strip_inline_comment(m["value"]), lineno)
+    return raw
+
+
+def _strip_inline_comment(value: str) -> str:
+    # " # comment" after a value is a comment; a '#' inside a value (no space before) is kept
+    for marker in (" #", " ;", "\t#", "\t;"):
+        idx = value.find(marker)
+        if idx >= 0:
+            value = value[:idx]
+    return value.strip()
+
+
+# --------------------------------------------------------------------------- converting values
+
+
+def _to_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _to_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+
+
+def _to_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+
+
+def _to_enum(kind: type[enum.Enum], text: str) -> enum.Enum:
+    for member in kind:
+        if str(member.value).lower() == text.lower():
+            return member
+    allowed = ", ".join(str(m.value) for m in kind)
+    raise ValueError(f"expected one of {allowed}, got {text!r}")
+
+
+def _to_secret(text: str, base: Path, env: Mapping[str, str]) -> Secret:
+    if text.startswith("env:"):
+        name = text[4:]
+        if name not in env:
+            raise ValueError(f"environment variable {name} is not set")
+        return Secret(env[name])
+    if text.startswith("file:"):
+        path = Path(text[5:]).expanduser()
+        path = path if path.is_absolute() else base / path
+        try:
+            return Secret(path.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+    return Secret(text)
+
+
+def _convert(kind: Any, text: str, base: Path, env: Mapping[str, str]) -> Any:
+    if kind is bool:
+        return _to_bool(text)
+    if kind is int:
+        return _to_int(text)
+    if kind is float:
+        return _to_float(text)
+    if kind is Secret:
+        return _to_secret(text, base, env)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return _to_enum(kind, text)
+    if kind is str:
+        return text
+    raise TypeError(f"no converter for {kind!r}")  # a programming error, not a user error
+
+
+def _field_types(cls: type[Any]) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if isinstance(hint, types.UnionType):  # pragma: no cover - no optional fields yet
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        out[f.name] = hint
+    return out
+
+
+# --------------------------------------------------------------------------- building sections
+
+
+def _build_section(
+    cls: type[Any],
+    raw: _RawFile,
+    where: str,
+    base: Path,
+    env: Mapping[str, str],
+    errors: list[str],
+) -> Any:
+    name: str = cls.SECTION
+    entries = dict(raw.sections.get(name, {}))
+    if name != "DEFAULT":
+        for key in _INHERITED:
+            if key not in entries and key in raw.sections["DEFAULT"]:
+                entries[key] = raw.sections["DEFAULT"][key]
+    kinds = _field_types(cls)
+    values: dict[str, Any] = {}
+    for key, entry in entries.items():
+        if key not in kinds:
+            continue  # unknown keys are reported once, by _check_unknown
+        try:
+            values[key] = _convert(kinds[key], entry.value, base, env)
+        except ValueError as exc:
+            errors.append(f"{where}, line {entry.line}: [{name}] {key}: {exc}")
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.name not in entries
+    ]
+    for key in missing:
+        line = raw.section_lines.get(name, 0)
+        at = f"line {line}" if line else "no such section"
+        errors.append(f"{where}, {at}: [{name}] {key} is required but not set")
+    if missing or any(k in kinds and k not in values for k in entries):
+        return None
+    return cls(**values)
+
+
+def _check_unknown(raw: _RawFile, where: str, errors: list[str]) -> None:
+    known_sections = {cls.SECTION: set(_field_types(cls)) for cls in _SECTIONS}
+    for section, entries in raw.sections.items():
+        if section not in known_sections:
+            line = raw.section_lines[section]
+            allowed = ", ".join(f"[{s}]" for s in known_sections)
+            errors.append(f"{where}, line {line}: unknown section [{section}] (known: {allowed})")
+            continue
+        for key, entry in entries.items():
+            if key not in known_sections[section]:
+                errors.append(f"{where}, line {entry.line}: [{section}] unknown key {key!r}")
+
+
+def _check_consistency(cfg: Config, raw: _RawFile, where: str, errors: list[str]) -> None:
+    def line_of(section: str, key: str) -> str:
+        entry = raw.sections.get(section, {}).get(key)
+        return f"line {entry.line}" if entry else f"line {raw.section_lines.get(section, 0)}"
+
+    d, s, r = cfg.default, cfg.redsys, cfg.rest
+    if d.dictionary is Dictionary.EXASOL:
+        for key in ("exa_connection", "exa_password"):
+            if not getattr(d, key):
+                errors.append(
+                    f"{where}, {line_of('DEFAULT', key)}: [DEFAULT] {key} is required "
+                    "when dictionary = exasol"
+                )
+        if r.rest_enabled and not r.exa_password:
+            errors.append(
+                f"{where}, {line_of('rest', 'exa_password')}: [rest] exa_password is required "
+                "when rest_enabled = true"
+            )
+    if s.sendmail_smtp_user and not s.sendmail_smtp_pass:
+        errors.append(
+            f"{where}, {line_of('redsys', 'sendmail_smtp_pass')}: [redsys] sendmail_smtp_pass is "
+            "required when sendmail_smtp_user is set"
+        )
+    if not s.pss_secret:
+        errors.append(f"{where}, {line_of('redsys', 'pss_secret')}: [redsys] pss_secret is empty")
+    if s.cfi_pasv_port_start > s.cfi_pasv_port_end:
+        errors.append(
+            f"{where}, {line_of('redsys', 'cfi_pasv_port_end')}: [redsys] cfi_pasv_port_end "
+            f"({s.cfi_pasv_port_end}) is below cfi_pasv_port_start ({s.cfi_pasv_port_start})"
+        )
+    if s.heartbeat_interval <= 0:
+        errors.append(
+            f"{where}, {line_of('redsys', 'heartbeat_interval')}: [redsys] heartbeat_interval "
+            "must be above 0"
+        )
+    _check_ports(cfg, raw, where, errors)
+
+
+def _check_ports(cfg: Config, raw: _RawFile, where: str, errors: list[str]) -> None:
+    seen: dict[int, str] = {}
+    for key, port in cfg.ports().items():
+        section = "rest" if key == "gu_port" else "redsys"
+        entry = raw.sections.get(section, {}).get(key.split(" ")[0])
+        line = entry.line if entry else raw.section_lines.get(section, 0)
+        if not 1 <= port <= 65535:
+            errors.append(f"{where}, line {line}: [{section}] {key}: {port} is not a TCP port")
+        elif port in seen:
+            errors.append(
+                f"{where}, line {line}: [{section}] {key}: port {port} is already used by "
+                f"{seen[port]}"
+            )
+        else:
+            seen[port] = key
+
+
+def parse_config(text: str, *, path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Parse the text of a ``red_params.conf``; raise :class:`ConfigError` listing every problem."""
+    where = str(path)
+    env = os.environ if env is None else env
+    errors: list[str] = []
+    raw = _read_raw(text, where, errors)
+    _check_unknown(raw, where, errors)
+    base = path.parent
+    built = [_build_section(cls, raw, where, base, env, errors) for cls in _SECTIONS]
+    if errors or any(b is None for b in built):
+        raise ConfigError("red_params.conf refused:\n  " + "\n  ".join(errors))
+    cfg = Config(path, *built)
+    _check_consistency(cfg, raw, where, errors)
+    if errors:
+        raise ConfigError("red_params.conf refused:\n  " + "\n  ".join(errors))
+    return cfg
+
+
+def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read and parse ``path``; a missing or unreadable file is a :class:`ConfigError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text at byte {exc.start}") from exc
+    return parse_config(text, path=path, env=env)

@@ -1,0 +1,205 @@
+"""The backend-neutral dictionary interface.
+
+Roles and the CLI talk to :class:`Dictionary` only; they never see SQL or a dialect. All
+timestamps crossing this interface are timezone-aware UTC :class:`datetime` values.
+
+The ALERT rule of ``STA_PSS_STATUS`` is written once more here, in Python
+(:func:`compute_alert`), as the reference the backends' SQL is tested against.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+STARTING = "STARTING"
+RUNNING = "RUNNING"
+SUSPENDED = "SUSPENDED"
+STOPPING = "STOPPING"
+STOPPED = "STOPPED"
+FAILED = "FAILED"
+EXITED = "EXITED"
+
+DOWN_STATES = (STOPPED, FAILED, EXITED)
+"""Role states that raise ALERT 2 on their own."""
+
+ALERT_OK, ALERT_WARNING, ALERT_ERROR = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class RoleStart:
+    """What :meth:`Dictionary.register_role` found about the role's previous process."""
+
+    previous_pid: int | None
+    unclean: bool
+    restarts: int
+
+
+@dataclass(frozen=True)
+class RoleStatus:
+    """One row of ``STA_PSS_STATUS``: a role's heartbeat record and its computed ALERT."""
+
+    role: str
+    state: str
+    pid: int | None
+    host: str | None
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    heartbeat_interval: float
+    restarts: int
+    last_exit: str | None
+    version: str | None
+    info: str | None
+    heartbeat_age: float | None
+    alert: int
+    alert_reason: str | None
+
+
+@dataclass(frozen=True)
+class LogMessage:
+    """One ERROR/ALERT line of a target schema's ``LOG_MESSAGES``."""
+
+    message_id: int
+    log_ts: datetime
+    schema: str
+    level: str
+    source: str | None
+    message: str
+
+
+def compute_alert(
+    *,
+    state: str,
+    heartbeat_age: float | None,
+    heartbeat_interval: float,
+    restarts: int,
+    last_exit: str | None,
+    info: str | None,
+) -> tuple[int, str | None]:
+    """Return ``(ALERT, ALERT_REASON)`` for one role; the first matching rule wins.
+
+    2: state STOPPED/FAILED/EXITED, or no heartbeat for more than 3 intervals.
+    1: heartbeat older than 2 intervals, RESTARTS > 0, or state SUSPENDED.
+    0: otherwise. Ages are truncated to whole seconds in the reason text.
+    """
+    age = heartbeat_age
+    if state in DOWN_STATES:
+        return ALERT_ERROR, f"state {state}" + (f": {last_exit}" if last_exit is not None else "")
+    if age is not None and age > 3 * heartbeat_interval:
+        return ALERT_ERROR, f"no heartbeat for {int(age)} s"
+    if age is not None and age > 2 * heartbeat_interval:
+        return ALERT_WARNING, f"heartbeat late ({int(age)} s)"
+    if restarts > 0:
+        last = last_exit if last_exit is not None else "unknown"
+        return ALERT_WARNING, f"restarted {restarts} times; last: {last}"
+    if state == SUSPENDED:
+        return ALERT_WARNING, "suspended" + (f": {info}" if info is not None else "")
+    return ALERT_OK, None
+
+
+class Dictionary(abc.ABC):
+    """The RED dictionary of one instance: REDSYS plus the target schemas.
+
+    Usable as a context manager; :meth:`close` releases the backend's resources.
+    """
+
+    # -- lifecycle and migrations ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def init(self) -> int:
+        """Create or migrate REDSYS to the newest version; idempotent; return the version."""
+
+    @abc.abstractmethod
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations to REDSYS and every target schema.
+
+        Returns one description per applied migration (empty when all is current). Raises
+        MigrationError when REDSYS was never initialised.
+        """
+
+    @abc.abstractmethod
+    def version(self) -> int:
+        """Return the REDSYS dictionary version; 0 when it is not initialised."""
+
+    @abc.abstractmethod
+    def ensure_schema(self, schema: str) -> None:
+        """Create or migrate the objects of target schema ``schema``."""
+
+    @abc.abstractmethod
+    def schemas(self) -> list[str]:
+        """Return the target schemas that exist, sorted."""
+
+    # -- role status -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def register_role(
+        self, role: str, *, pid: int, host: str, version: str, heartbeat_interval: float
+    ) -> RoleStart:
+        """Record that process ``pid`` now runs ``role`` (STATE RUNNING, fresh heartbeat).
+
+        A previous process of the role that is not STOPPED and has another pid exited
+        uncleanly: RESTARTS is counted up and LAST_EXIT says so; the result reports it.
+        """
+
+    @abc.abstractmethod
+    def heartbeat(
+        self, role: str, *, pid: int, state: str = RUNNING, info: str | None = None
+    ) -> bool:
+        """Refresh the heartbeat, STATE and INFO of ``role`` as written by process ``pid``.
+
+        Returns False, changing nothing, when another process owns the role's row. When the
+        role has no row at all, one is created.
+        """
+
+    @abc.abstractmethod
+    def role_stopped(self, role: str, *, pid: int, exit_info: str = "stopped") -> None:
+        """Mark ``role`` STOPPED with LAST_EXIT ``exit_info`` if process ``pid`` owns it."""
+
+    @abc.abstractmethod
+    def reset_status(self) -> None:
+        """Forget every role's status (called at instance start)."""
+
+    @abc.abstractmethod
+    def pss_status(self, now: datetime | None = None) -> list[RoleStatus]:
+        """Return ``STA_PSS_STATUS`` sorted by role; ages measured at ``now`` (default: now)."""
+
+    # -- log messages ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def log_message(
+        self,
+        schema: str,
+        *,
+        level: str,
+        message: str,
+        source: str | None = None,
+        ts: datetime | None = None,
+    ) -> int:
+        """Append an ERROR/ALERT line to ``schema.LOG_MESSAGES``; return its MESSAGE_ID."""
+
+    @abc.abstractmethod
+    def all_log_messages(self, limit: int = 100) -> list[LogMessage]:
+        """Return the newest ``limit`` lines over all target schemas, newest first.
+
+        This is ``REDSYS.ALL_LOG_MESSAGES`` (a view on Exasol).
+        """
+
+    # -- resources -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the backend's resources; idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,411 @@
+"""The dictionary model as data: every object, its columns, and the versioned migrations.
+
+Backends generate their DDL from this model, so the SQLite and the Exasol dictionary cannot
+drift apart. Column types are generic (``VARCHAR(n)``, ``DECIMAL(p,s)``, ``DOUBLE``,
+``TIMESTAMP``, ``BOOLEAN``); each backend maps them (see :func:`parse_type`). Timestamps are
+always UTC.
+
+A column carries ``since``: the migration version that added it. Creating a table at version
+*v* uses the columns with ``since <= v``; migration *v* adds the columns with ``since == v`` to
+tables that already existed. Migrations only add (objects, columns); they never drop or
+rename, so an older redpss keeps working against a newer dictionary of the same major design.
+
+The public RED documents give no column lists for these objects: the columns are our design
+(``docs/dictionary.md``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+Scope = Literal["REDSYS", "TARGET"]
+"""Where an object lives: the REDSYS schema, or every target schema."""
+
+REDSYS = "REDSYS"
+
+ROLE_STATES = ("STARTING", "RUNNING", "SUSPENDED", "STOPPING", "STOPPED", "FAILED", "EXITED")
+RUN_STATES = ("QUEUED", "RUNNING", "OK", "FAILED", "TIMEOUT", "ABORTED", "SKIPPED")
+JOB_KINDS = ("SQL", "CMD", "LOAD")
+POOLS = ("default", "loader", "action")
+SCHEDULE_TYPES = ("INTERVAL", "CRON", "NONE")
+MISFIRE_POLICIES = ("RUN_ONCE", "SKIP")
+WATCHER_KINDS = ("FILE", "SQL")
+LOG_LEVELS = ("ERROR", "ALERT")
+
+_TYPE_RE = re.compile(r"^(VARCHAR|DECIMAL|DOUBLE|TIMESTAMP|BOOLEAN)(?:\((\d+)(?:,(\d+))?\))?$")
+
+
+@dataclass(frozen=True)
+class GenericType:
+    """A parsed generic column type: ``VARCHAR(200)`` → base VARCHAR, size 200."""
+
+    base: str
+    size: int | None = None
+    scale: int | None = None
+
+
+def parse_type(type_: str) -> GenericType:
+    """Parse a generic type string of the model; raises ValueError for an unknown type."""
+    match = _TYPE_RE.match(type_)
+    if match is None:
+        raise ValueError(f"unknown generic column type {type_!r}")
+    base, size, scale = match.groups()
+    return GenericType(base, int(size) if size else None, int(scale) if scale else None)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: generic type, nullability, optional default literal and allowed values."""
+
+    name: str
+    type: str
+    nullable: bool = True
+    comment: str = ""
+    default: str | None = None
+    values: tuple[str, ...] = ()
+    identity: bool = False
+    since: int = 1
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the dictionary, with its keys, indexes and the roles that write it."""
+
+    name: str
+    scope: Scope
+    comment: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()
+    indexes: tuple[tuple[str, ...], ...] = ()
+    writers: str = ""
+
+    def columns_at(self, version: int) -> tuple[Column, ...]:
+        """The columns this table has at dictionary version ``version``."""
+        return tuple(c for c in self.columns if c.since <= version)
+
+
+@dataclass(frozen=True)
+class View:
+    """A view over one table: every column of ``base`` plus ``extra`` computed columns.
+
+    The computed columns' definitions are dialect-specific and live in the backend.
+    """
+
+    name: str
+    scope: Scope
+    base: str
+    comment: str
+    extra: tuple[Column, ...] = ()
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One dictionary version: what it creates in REDSYS and in every target schema."""
+
+    version: int
+    description: str
+    redsys: tuple[str, ...] = ()
+    target: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Model:
+    """The whole dictionary: tables, views and the ordered migrations."""
+
+    tables: tuple[Table, ...]
+    views: tuple[View, ...]
+    migrations: tuple[Migration, ...]
+    by_name: dict[str, Table | View] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names: dict[str, Table | View] = {t.name: t for t in self.tables}
+        names.update({v.name: v for v in self.views})
+        object.__setattr__(self, "by_name", names)
+        versions = [m.version for m in self.migrations]
+        if versions != list(range(1, len(versions) + 1)):
+            raise ValueError(f"migration versions must be 1..n in order, got {versions}")
+        for migration in self.migrations:
+            for name in migration.redsys + migration.target:
+                if name not in names:
+                    raise ValueError(f"migration {migration.version} names unknown {name}")
+        for table in self.tables:
+            for column in table.columns:
+                if column.since > 1 and not column.nullable and column.default is None:
+                    raise ValueError(
+                        f"{table.name}.{column.name} is added by migration {column.since}: "
+                        "it must be nullable or have a default"
+                    )
+
+    @property
+    def version(self) -> int:
+        """The newest version: what ``init`` and ``upgrade`` bring a dictionary to."""
+        return self.migrations[-1].version if self.migrations else 0
+
+    def table(self, name: str) -> Table:
+        """The table called ``name``; KeyError when it is not a table."""
+        obj = self.by_name[name]
+        if not isinstance(obj, Table):
+            raise KeyError(name)
+        return obj
+
+
+def _ts(name: str, comment: str, *, nullable: bool = True) -> Column:
+    return Column(name, "TIMESTAMP", nullable, comment)
+
+
+_ID = "DECIMAL(18,0)"
+_RUN_ID = Column("RUN_ID", _ID, False, "run id, unique per instance (given by sched)")
+_HOST = Column("HOST", "VARCHAR(255)", True, "host the process ran on")
+_PID = Column("PID", "DECIMAL(10,0)", True, "operating system process id")
+_SCHEMA = Column("SCHEMA_NAME", "VARCHAR(128)", False, "target schema")
+_CREATED = _ts("CREATED_AT", "when the row was created (UTC)", nullable=False)
+_CHANGED = _ts("CHANGED_AT", "when the row was last changed (UTC)", nullable=False)
+_ACTIVE = Column("ACTIVE", "BOOLEAN", False, "scheduled only when true", "TRUE")
+_DESC = Column("DESCRIPTION", "VARCHAR(2000)", True, "free text for operators")
+_STATE = Column("STATE", "VARCHAR(16)", False, "run state", values=RUN_STATES)
+_POOL = Column("POOL_NAME", "VARCHAR(16)", False, "worker pool", values=POOLS)
+_RUN_TIMES = (
+    _ts("QUEUED_AT", "when sched queued the run", nullable=False),
+    _ts("STARTED_AT", "when a worker started it"),
+    _ts("ENDED_AT", "when it ended (any final state)"),
+)
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "ADM_VERSION_HISTORY",
+        "REDSYS",
+        "installed dictionary versions, one row per schema and applied migration",
+        (
+            Column("SCHEMA_NAME", "VARCHAR(128)", False, "REDSYS or the target schema"),
+            Column("VERSION", "DECIMAL(9,0)", False, "migration version"),
+            Column("DESCRIPTION", "VARCHAR(2000)", False, "what the migration did"),
+            _ts("APPLIED_AT", "when it was applied", nullable=False),
+            Column("APPLIED_BY", "VARCHAR(64)", True, "redpss version that applied it"),
+        ),
+        primary_key=("SCHEMA_NAME", "VERSION"),
+        writers="redctl db init|upgrade",
+    ),
+    Table(
+        "ADM_JOBS",
+        "REDSYS",
+        "job definitions read by jmon",
+        (
+            Column("JOB_NAME", "VARCHAR(128)", False, "job name, unique"),
+            _SCHEMA,
+            Column("JOB_KIND", "VARCHAR(8)", False, "what the action is", values=JOB_KINDS),
+            Column("ACTION_TEXT", "VARCHAR(2000000)", False, "statement, command or file set"),
+            Column("POOL_NAME", "VARCHAR(16)", False, "worker pool", "'default'", POOLS),
+            Column("SCHEDULE_TYPE", "VARCHAR(8)", False, "", "'NONE'", SCHEDULE_TYPES),
+            Column("INTERVAL_SECONDS", "DECIMAL(18,0)", True, "for INTERVAL schedules"),
+            Column("CRON_EXPR", "VARCHAR(200)", True, "for CRON schedules (5 fields, UTC)"),
+            _ACTIVE,
+            Column("TIMEOUT_SECONDS", "DECIMAL(18,0)", True, "a run is killed after this"),
+            Column("MAX_PARALLEL", "DECIMAL(9,0)", False, "concurrent runs allowed", "1"),
+            Column("MISFIRE_POLICY", "VARCHAR(8)", False, "", "'RUN_ONCE'", MISFIRE_POLICIES),
+            _DESC,
+            _CREATED,
+            _CHANGED,
+        ),
+        primary_key=("JOB_NAME",),
+        writers="operators (SQL, REST); read by jmon and sched",
+    ),
+    Table(
+        "ADM_WATCHER",
+        "REDSYS",
+        "watcher definitions read by jmon",
+        (
+            Column("WATCHER_NAME", "VARCHAR(128)", False, "watcher name, unique"),
+            _SCHEMA,
+            Column("WATCHER_KIND", "VARCHAR(8)", False, "", values=WATCHER_KINDS),
+            Column("WATCH_TEXT", "VARCHAR(2000000)", False, "file name pattern or SQL query"),
+            Column("CHECK_INTERVAL_SECONDS", "DECIMAL(18,0)", False, "poll period", "60"),
+            Column("EXECUTOR_JOB", "VARCHAR(128)", False, "ADM_JOBS.JOB_NAME run on a fire"),
+            _ACTIVE,
+            _DESC,
+            _CREATED,
+            _CHANGED,
+        ),
+        primary_key=("WATCHER_NAME",),
+        writers="operators (SQL, REST); read by jmon",
+    ),
+    Table(
+        "ADM_JMON_LOAD",
+        "REDSYS",
+        "pool statistics, one row per pool every 60 s",
+        (
+            _ts("SAMPLE_AT", "sample time", nullable=False),
+            _POOL,
+            Column("POOL_SIZE", "DECIMAL(9,0)", False, "configured workers"),
+            Column("BUSY", "DECIMAL(9,0)", False, "workers running a job"),
+            Column("QUEUED", "DECIMAL(9,0)", False, "runs waiting for a worker"),
+            Column("RUNS_IN_PERIOD", "DECIMAL(18,0)", False, "runs ended since last sample"),
+        ),
+        primary_key=("SAMPLE_AT", "POOL_NAME"),
+        writers="jmon",
+    ),
+    Table(
+        "ADM_JMON_JOBLOG",
+        "REDSYS",
+        "per job schedule state, one row per job every 60 s",
+        (
+            _ts("SAMPLE_AT", "sample time", nullable=False),
+            Column("JOB_NAME", "VARCHAR(128)", False, "job"),
+            _ts("NEXT_RUN_AT", "next due time (NULL: not scheduled)"),
+            _ts("LAST_RUN_AT", "start of the last run"),
+            Column("LAST_STATE", "VARCHAR(16)", True, "state of the last run", values=RUN_STATES),
+        ),
+        primary_key=("SAMPLE_AT", "JOB_NAME"),
+        writers="jmon",
+    ),
+    Table(
+        "ADM_LOAD_LEDGER",
+        "REDSYS",
+        "every loaded file; a file (content) is loaded into a target once",
+        (
+            Column("CONTENT_SHA256", "VARCHAR(64)", False, "hex sha256 of the file content"),
+            Column("FILE_NAME", "VARCHAR(1024)", False, "file name as it arrived"),
+            Column("FILE_SIZE", "DECIMAL(18,0)", False, "bytes"),
+            Column("TARGET", "VARCHAR(257)", False, "SCHEMA.TABLE loaded into"),
+            _RUN_ID,
+            _ts("LOADED_AT", "when the load committed", nullable=False),
+        ),
+        primary_key=("CONTENT_SHA256", "TARGET"),
+        indexes=(("FILE_NAME",),),
+        writers="sched (loader pool)",
+    ),
+    Table(
+        "ADM_PSS_STATUS",
+        "REDSYS",
+        "one row per role: the heartbeat record",
+        (
+            Column("ROLE", "VARCHAR(32)", False, "role name"),
+            Column("STATE", "VARCHAR(16)", False, "role state", values=ROLE_STATES),
+            _PID,
+            _HOST,
+            _ts("STARTED_AT", "when this process registered"),
+            _ts("HEARTBEAT_AT", "last heartbeat"),
+            Column("HEARTBEAT_INTERVAL", "DOUBLE", False, "seconds between heartbeats"),
+            Column("RESTARTS", "DECIMAL(9,0)", False, "unclean restarts since start", "0"),
+            Column("LAST_EXIT", "VARCHAR(2000)", True, "how the previous process ended"),
+            Column("VERSION", "VARCHAR(64)", True, "redpss version of the process"),
+            Column("INFO", "VARCHAR(2000)", True, "free text, e.g. 'suspended by operator'"),
+        ),
+        primary_key=("ROLE",),
+        writers="every role (heartbeat); redctl start (reset)",
+    ),
+    Table(
+        "ADM_JOB_LOG",
+        "TARGET",
+        "one row per job run",
+        (
+            _RUN_ID,
+            Column("JOB_NAME", "VARCHAR(128)", False, "job"),
+            _POOL,
+            _STATE,
+            *_RUN_TIMES,
+            Column("ROW_COUNT", "DECIMAL(18,0)", True, "rows affected or loaded"),
+            Column("MESSAGE", "VARCHAR(2000000)", True, "error text or output summary"),
+            _HOST,
+            _PID,
+        ),
+        primary_key=("RUN_ID",),
+        indexes=(("JOB_NAME", "QUEUED_AT"),),
+        writers="sched, jexec",
+    ),
+    Table(
+        "ADM_WATCHER_LOG",
+        "TARGET",
+        "one row per watcher fire",
+        (
+            _RUN_ID,
+            Column("WATCHER_NAME", "VARCHAR(128)", False, "watcher"),
+            _POOL,
+            _STATE,
+            *_RUN_TIMES,
+            Column("WATCH_KEY", "VARCHAR(2000)", True, "what fired: file name or result key"),
+            Column("EXECUTOR_RUN_ID", _ID, True, "ADM_JOB_LOG.RUN_ID of the executor run"),
+            Column("ROW_COUNT", "DECIMAL(18,0)", True, "rows affected or loaded"),
+            Column("MESSAGE", "VARCHAR(2000000)", True, "error text or summary"),
+            _HOST,
+            _PID,
+        ),
+        primary_key=("RUN_ID",),
+        indexes=(("WATCHER_NAME", "QUEUED_AT"),),
+        writers="sched",
+    ),
+    Table(
+        "ADM_WATCHER_EXEC_ERROR",
+        "TARGET",
+        "failing executor runs per watcher and key (we_list_error / we_reset_error)",
+        (
+            Column("WATCHER_NAME", "VARCHAR(128)", False, "watcher"),
+            Column("WATCH_KEY", "VARCHAR(2000)", False, "file name or result key"),
+            Column("ERROR_COUNT", "DECIMAL(9,0)", False, "failed runs for this key", "1"),
+            _ts("FIRST_SEEN", "first failure", nullable=False),
+            _ts("LAST_SEEN", "latest failure", nullable=False),
+            Column("LAST_MESSAGE", "VARCHAR(2000000)", True, "error of the latest failure"),
+        ),
+        primary_key=("WATCHER_NAME", "WATCH_KEY"),
+        writers="sched; cleared by we_reset_error",
+    ),
+    Table(
+        "LOG_MESSAGES",
+        "TARGET",
+        "ERROR and ALERT lines of the schema's log buffers",
+        (
+            Column("MESSAGE_ID", _ID, False, "ascending id", identity=True),
+            _ts("LOG_TS", "when the line was logged", nullable=False),
+            Column("SCHEMA_NAME", "VARCHAR(128)", False, "schema that logged it"),
+            Column("MSG_LEVEL", "VARCHAR(8)", False, "", values=LOG_LEVELS),
+            Column("SOURCE", "VARCHAR(256)", True, "script, job or role that logged"),
+            Column("MESSAGE", "VARCHAR(2000000)", False, "the line"),
+        ),
+        primary_key=("MESSAGE_ID",),
+        indexes=(("LOG_TS",),),
+        writers="dbls",
+    ),
+)
+
+VIEWS: tuple[View, ...] = (
+    View("ALL_ADM_JOBS", "REDSYS", "ADM_JOBS", "the jobs the current user may see"),
+    View("ALL_ADM_WATCHER", "REDSYS", "ADM_WATCHER", "the watchers the current user may see"),
+    View(
+        "STA_PSS_STATUS",
+        "REDSYS",
+        "ADM_PSS_STATUS",
+        "role status with ALERT (docs/dictionary.md gives the rule)",
+        (
+            Column("HEARTBEAT_AGE", "DOUBLE", True, "seconds since the last heartbeat"),
+            Column("ALERT", "DECIMAL(1,0)", False, "0 ok, 1 warning, 2 alert"),
+            Column("ALERT_REASON", "VARCHAR(2000)", True, "why ALERT is not 0"),
+        ),
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial dictionary",
+        redsys=(
+            "ADM_VERSION_HISTORY",
+            "ADM_JOBS",
+            "ADM_WATCHER",
+            "ADM_JMON_LOAD",
+            "ADM_JMON_JOBLOG",
+            "ADM_LOAD_LEDGER",
+            "ADM_PSS_STATUS",
+            "ALL_ADM_JOBS",
+            "ALL_ADM_WATCHER",
+            "STA_PSS_STATUS",
+        ),
+        target=("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_WATCHER_EXEC_ERROR", "LOG_MESSAGES"),
+    ),
+)
+
+DICTIONARY = Model(TABLES, VIEWS, MIGRATIONS)
+"""The dictionary this redpss version installs."""
+
+SCHEMA_VERSION = DICTIONARY.version

@@ -1,0 +1,70 @@
+"""One exception tree for redpss.
+
+::
+
+    RedpssError                     base of everything redpss raises on purpose
+    ├── ConfigError                 red_params.conf is unreadable, has an unknown key, a bad
+    │                               value or misses a required one (names file, line, key)
+    ├── InstanceError               an instance name is bad, missing or already exists
+    ├── DictionaryError             the dictionary backend failed (sqlite3, pyexasol … chained)
+    │   └── MigrationError          the dictionary could not be created or upgraded
+    ├── WireError                   the internal protocol failed
+    │   ├── ProtocolError           a malformed frame or reply
+    │   ├── RemoteError             the peer answered with an error reply (has .code)
+    │   └── ServiceUnavailable      nothing answers at that address, or it timed out
+    ├── SupervisorError             the instance's supervisord could not be started or reached
+    └── RoleError                   a role is unknown or could not start
+
+Backend errors are translated once, at the boundary where they occur, and chained with ``from``.
+"""
+
+from __future__ import annotations
+
+
+class RedpssError(Exception):
+    """Base class of every error redpss raises on purpose."""
+
+
+class ConfigError(RedpssError):
+    """A configuration file is unreadable or wrong; the message names file, line and key."""
+
+
+class InstanceError(RedpssError):
+    """An instance name is invalid, or the instance is missing or already exists."""
+
+
+class DictionaryError(RedpssError):
+    """The dictionary backend failed."""
+
+
+class MigrationError(DictionaryError):
+    """The dictionary objects could not be created or upgraded."""
+
+
+class WireError(RedpssError):
+    """The internal protocol failed."""
+
+
+class ProtocolError(WireError):
+    """A frame or reply is malformed."""
+
+
+class RemoteError(WireError):
+    """The peer answered with an error reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ServiceUnavailable(WireError):
+    """Nothing answers at the address, or the peer did not answer in time."""
+
+
+class SupervisorError(RedpssError):
+    """The instance's supervisord could not be started, reached or commanded."""
+
+
+class RoleError(RedpssError):
+    """A role is unknown or could not start."""

@@ -1,0 +1,302 @@
+"""One instance: its name, its folder tree under ``$REDHOME/env/<instance>``, its creation.
+
+Names follow the product guide: ``REDHOME`` is the RED-PSS installation (``/app/redsys`` by
+default), ``REDENV`` the current instance in upper case (``TST1``) and ``REDENV_HOME`` its folder
+``$REDHOME/env/<instance>`` (lower case). Everything an instance owns lives below REDENV_HOME,
+so two instances never share files, sockets or ports.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import re
+import secrets
+import shlex
+import socket
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from redpss.config import Config, load_config
+from redpss.errors import ConfigError, InstanceError
+
+__all__ = [
+    "DEFAULT_REDHOME",
+    "PORT_BLOCK",
+    "PORT_RANGE_START",
+    "Instance",
+    "create_instance",
+    "list_instances",
+    "redhome",
+    "resolve_instance",
+    "template_text",
+]
+
+DEFAULT_REDHOME = Path("/app/redsys")
+SUBDIRS = (
+    "bin",
+    "cmd",
+    "cust",
+    "etc",
+    "etc/ssl",
+    "lib",
+    "log",
+    "src",
+    "tmp",
+    "data/input",
+    "data/work",
+    "data/error",
+    "data/archive",
+    "data/db",
+)
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+# each instance gets a block of ports: 9 services + a passive FTP range of 10
+PORT_RANGE_START = 41000
+PORT_BLOCK = 20
+PORT_RANGE_END = 60000
+_PORT_OFFSETS = {
+    "port_sched": 0,
+    "port_sendmail": 1,
+    "port_sendfile": 2,
+    "port_dbls": 3,
+    "port_jexec": 4,
+    "port_cfi": 5,
+    "port_mail2csv": 6,
+    "port_gu": 7,
+    "port_pasv_start": 10,
+    "port_pasv_end": 19,
+}
+# the UNIX socket of supervisord must fit into sockaddr_un (108 bytes on Linux)
+MAX_SOCKET_PATH = 100
+
+
+def redhome(env: Mapping[str, str] | None = None) -> Path:
+    """Return ``$REDHOME`` (``/app/redsys`` when unset), made absolute."""
+    env = os.environ if env is None else env
+    return Path(env.get("REDHOME") or DEFAULT_REDHOME).expanduser().absolute()
+
+
+def template_text(name: str) -> str:
+    """Return the text of a template shipped in ``conf/``."""
+    return (importlib.resources.files("redpss") / "conf" / name).read_text(encoding="utf-8")
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid instance name, else raise :class:`InstanceError`."""
+    if not NAME_RE.match(name):
+        raise InstanceError(
+            f"bad instance name {name!r}: use 2-16 lower-case letters and digits, "
+            "starting with a letter (e.g. tst1)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The paths of one instance; creating the object touches nothing on disk."""
+
+    name: str
+    redhome: Path
+
+    @property
+    def redenv(self) -> str:
+        """``REDENV``: the instance name in upper case."""
+        return self.name.upper()
+
+    @property
+    def home(self) -> Path:
+        """``REDENV_HOME``."""
+        return self.redhome / "env" / self.name
+
+    @property
+    def etc(self) -> Path:
+        """``$REDENV_HOME/etc``."""
+        return self.home / "etc"
+
+    @property
+    def conf_path(self) -> Path:
+        """``$REDENV_HOME/etc/red_params.conf``."""
+        return self.etc / "red_params.conf"
+
+    @property
+    def log_dir(self) -> Path:
+        """``$REDENV_HOME/log``."""
+        return self.home / "log"
+
+    @property
+    def tmp(self) -> Path:
+        """``$REDENV_HOME/tmp``."""
+        return self.home / "tmp"
+
+    @property
+    def db_dir(self) -> Path:
+        """Folder of the embedded (SQLite) dictionary: one file per schema."""
+        return self.home / "data" / "db"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        """The generated supervisord configuration."""
+        return self.tmp / "supervisord.conf"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        """The UNIX socket of this instance's supervisord."""
+        return self.tmp / "supervisor.sock"
+
+    @property
+    def supervisor_pidfile(self) -> Path:
+        """The pid file of this instance's supervisord."""
+        return self.tmp / "supervisord.pid"
+
+    @property
+    def suspend_flag(self) -> Path:
+        """Present while the instance is suspended (``redctl start -S`` / ``suspend``)."""
+        return self.tmp / "suspended"
+
+    @property
+    def autostart_flag(self) -> Path:
+        """``$REDENV_HOME/.autostart``: start this instance with ``redsysctl start-all``."""
+        return self.home / ".autostart"
+
+    def exists(self) -> bool:
+        """True when the instance has been created."""
+        return self.conf_path.is_file()
+
+    def require(self) -> Instance:
+        """Return self if the instance exists, else raise :class:`InstanceError`."""
+        if not self.exists():
+            raise InstanceError(
+                f"instance {self.name!r} does not exist under {self.redhome / 'env'} "
+                f"(create it with: redsysctl create {self.name})"
+            )
+        return self
+
+    def load_config(self) -> Config:
+        """Read and check this instance's ``red_params.conf``."""
+        return load_config(self.require().conf_path)
+
+    def environment(self) -> dict[str, str]:
+        """The variables of the guide's instance switch, for child processes and shells."""
+        return {
+            "REDHOME": str(self.redhome),
+            "REDENV": self.redenv,
+            "REDENV_HOME": str(self.home),
+        }
+
+
+def resolve_instance(
+    name: str | None, *, env: Mapping[str, str] | None = None, home: Path | None = None
+) -> Instance:
+    """The instance named by ``--instance``, else by ``$REDENV``; raise if neither is given."""
+    env = os.environ if env is None else env
+    chosen = name or env.get("REDENV", "")
+    if not chosen:
+        raise InstanceError(
+            "no instance given: use --instance NAME, or switch to one with "
+            'eval "$(redsysctl env NAME)"'
+        )
+    return Instance(check_name(chosen.lower()), home or redhome(env))
+
+
+def list_instances(home: Path) -> list[Instance]:
+    """Every created instance under ``home`` (``$REDHOME``), sorted by name."""
+    env_dir = home / "env"
+    if not env_dir.is_dir():
+        return []
+    found = [Instance(p.name, home) for p in sorted(env_dir.iterdir()) if NAME_RE.match(p.name)]
+    return [i for i in found if i.exists()]
+
+
+def _used_ports(instances: Iterable[Instance]) -> set[int]:
+    used: set[int] = set()
+    for inst in instances:
+        try:
+            used.update(inst.load_config().ports().values())
+        except ConfigError:
+            continue  # a broken sibling must not block creating a new instance
+    return used
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def choose_port_base(home: Path) -> int:
+    """The first block of ports not used by another instance nor by a listener on this host."""
+    used = _used_ports(list_instances(home))
+    for base in range(PORT_RANGE_START, PORT_RANGE_END, PORT_BLOCK):
+        block = range(base, base + PORT_BLOCK)
+        if used.isdisjoint(block) and all(_port_free(p) for p in block):
+            return base
+    raise InstanceError(
+        f"no free block of {PORT_BLOCK} ports between {PORT_RANGE_START} and "
+        f"{PORT_RANGE_END}; give one with --port-base"
+    )
+
+
+def _wrapper(inst: Instance, tool: str) -> str:
+    python = shlex.quote(sys.executable)
+    return (
+        "#!/bin/sh\n"
+        f"# {tool} of instance {inst.name} (written by redsysctl create)\n"
+        f"export REDHOME={shlex.quote(str(inst.redhome))} REDENV={inst.redenv} "
+        f"REDENV_HOME={shlex.quote(str(inst.home))}\n"
+        f'exec {python} -m redpss.cli.{tool} --instance {inst.name} "$@"\n'
+    )
+
+
+def create_instance(
+    inst: Instance, *, port_base: int | None = None, autostart: bool = False
+) -> Path:
+    """Create the folder tree, ``etc/red_params.conf``, the secret and ``bin/`` wrappers.
+
+    Refuses an existing instance. Returns the path of the new configuration file.
+    """
+    check_name(inst.name)
+    if inst.home.exists() and any(inst.home.iterdir()):
+        raise InstanceError(
+            f"instance {inst.name!r} already exists at {inst.home}; nothing was changed"
+        )
+    sock = str(inst.supervisor_socket)
+    if len(sock.encode()) > MAX_SOCKET_PATH:
+        raise InstanceError(
+            f"REDHOME {inst.redhome} is too deep: the socket path {sock} "
+            f"would exceed {MAX_SOCKET_PATH} bytes; choose a shorter REDHOME"
+        )
+    base = port_base if port_base is not None else choose_port_base(inst.redhome)
+    if not 1024 <= base <= 65535 - PORT_BLOCK:
+        raise InstanceError(f"port base {base} out of range (1024..{65535 - PORT_BLOCK})")
+    for sub in SUBDIRS:
+        (inst.home / sub).mkdir(parents=True, exist_ok=True)
+    ports = {key: base + off for key, off in _PORT_OFFSETS.items()}
+    text = template_text("red_params.conf").format(instance=inst.name, **ports)
+    secret_path = inst.etc / "secret"
+    fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(32) + "\n")
+    inst.conf_path.write_text(text, encoding="utf-8")
+    for tool in ("redctl", "restctl"):
+        path = inst.home / "bin" / tool
+        path.write_text(_wrapper(inst, tool), encoding="utf-8")
+        path.chmod(0o755)
+    if autostart:
+        inst.autostart_flag.touch()
+    return inst.conf_path
+
+
+def shell_env(inst: Instance) -> str:
+    """Shell code for ``eval "$(redsysctl env NAME)"``: the guide's instance switch."""
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in inst.environment().items()]
+    bin_dir = shlex.quote(str(inst.home / "bin"))
+    lines.append(f'export PATH={bin_dir}:"$PATH"')
+    lines.append(f'export PS1={shlex.quote(inst.redenv + " ")}"${{PS1:-\\$ }}"')
+    lines.append(f"cd {shlex.quote(str(inst.home))}")
+    lines.append(f"echo 'current environment: {inst.redenv}'")
+    return "\n".join(lines) + "\n"

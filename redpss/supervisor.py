@@ -1,0 +1,266 @@
+"""Process mode: one supervisord per instance, its roles as supervised programs.
+
+The configuration is generated from ``conf/supervisord.conf`` into ``$REDENV_HOME/tmp`` at every
+start; the UNIX socket and pid file live there too, so instances never share them. redctl talks
+to supervisord over XML-RPC on that socket.
+
+Start order is the roles' priority (sched before jmon); supervisord stops in reverse order, each
+role with SIGTERM (graceful) and ``stop_grace`` seconds before SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redpss.config import Config
+from redpss.errors import SupervisorError
+from redpss.instance import Instance, template_text
+
+__all__ = ["ProcessInfo", "Supervisor"]
+
+log = logging.getLogger(__name__)
+
+# supervisord's view of a program, as redctl shows it
+RUNNING_STATES = frozenset({"RUNNING"})
+START_SECS = 2
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One supervised role as supervisord sees it."""
+
+    name: str
+    state: str
+    pid: int
+    uptime: float
+    description: str
+    exitstatus: int
+
+
+def _quote_env(value: str) -> str:
+    return '"' + value.replace("%", "%%").replace('"', '\\"') + '"'
+
+
+def _pct(value: str) -> str:
+    return value.replace("%", "%%")
+
+
+class Supervisor:
+    """The supervisord of one instance."""
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+
+    # ------------------------------------------------------------------ configuration
+
+    def write_config(self, config: Config, roles: Sequence[str], *, trace: bool = False) -> None:
+        """Generate ``tmp/supervisord.conf`` for ``roles`` (in start order)."""
+        inst = self.inst
+        inst.tmp.mkdir(parents=True, exist_ok=True)
+        common = {
+            "instance": inst.name,
+            "home": _pct(str(inst.home)),
+            "log_dir": _pct(str(inst.log_dir)),
+        }
+        text = template_text("supervisord.conf").format(
+            socket=_pct(str(inst.supervisor_socket)),
+            pidfile=_pct(str(inst.supervisor_pidfile)),
+            **common,
+        )
+        env = inst.environment()
+        env["PYTHONUNBUFFERED"] = "1"
+        environment = ",".join(f"{k}={_quote_env(v)}" for k, v in env.items())
+        program = template_text("supervisord-program.conf")
+        for priority, role in enumerate(roles, start=1):
+            command = [
+                sys.executable,
+                "-m",
+                "redpss.cli.redpss",
+                "role",
+                role,
+                "--instance",
+                inst.name,
+            ]
+            if trace:
+                command.append("--trace")
+            text += program.format(
+                role=role,
+                command=_pct(" ".join(command)),
+                environment=environment,
+                priority=priority * 10,
+                startsecs=START_SECS,
+                stopwaitsecs=config.redsys.stop_grace + 5,
+                **common,
+            )
+        tmp = inst.supervisor_conf.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(inst.supervisor_conf)
+
+    # ------------------------------------------------------------------ RPC
+
+    @contextlib.contextmanager
+    def _rpc(self) -> Iterator[Any]:
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport(None, None, f"unix://{self.inst.supervisor_socket}")
+        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        try:
+            yield proxy
+        except (OSError, xmlrpc.client.ProtocolError) as exc:
+            raise SupervisorError(
+                f"supervisord of instance {self.inst.name} cannot be reached at "
+                f"{self.inst.supervisor_socket}: {exc}"
+            ) from exc
+        except xmlrpc.client.Fault as exc:
+            raise SupervisorError(f"supervisord refused: {exc.faultString}") from exc
+        finally:
+            transport.close()
+
+    def is_running(self) -> bool:
+        """True when this instance's supervisord answers on its socket."""
+        if not self.inst.supervisor_socket.exists():
+            return False
+        try:
+            with self._rpc() as rpc:
+                return bool(rpc.supervisor.getState()["statename"] == "RUNNING")
+        except SupervisorError:
+            return False
+
+    def processes(self) -> list[ProcessInfo]:
+        """Every supervised role; empty when supervisord is not running."""
+        if not self.is_running():
+            return []
+        with self._rpc() as rpc:
+            infos = rpc.supervisor.getAllProcessInfo()
+        out = []
+        for info in infos:
+            running = info["statename"] in RUNNING_STATES
+            out.append(
+                ProcessInfo(
+                    name=info["name"],
+                    state=info["statename"],
+                    pid=int(info["pid"]),
+                    uptime=float(info["now"] - info["start"]) if running else 0.0,
+                    description=info["description"],
+                    exitstatus=int(info["exitstatus"]),
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ start / stop
+
+    def start(self, *, timeout: float = 30.0) -> list[ProcessInfo]:
+        """Start supervisord and wait until every role is RUNNING or has failed for good."""
+        if self.is_running():
+            raise SupervisorError(f"instance {self.inst.name} is already running")
+        self._remove_stale_socket()
+        out = self.inst.log_dir / "supervisord.out"
+        with out.open("ab") as fh:
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "supervisor.supervisord",
+                    "-c",
+                    str(self.inst.supervisor_conf),
+                ],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.inst.home,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise SupervisorError(
+                f"supervisord of instance {self.inst.name} did not start (exit "
+                f"{proc.returncode}); see {out}"
+            )
+        deadline = time.monotonic() + timeout
+        while not self.is_running():
+            if time.monotonic() > deadline:
+                raise SupervisorError(
+                    f"supervisord did not answer within {timeout:.0f} s; "
+                    f"see {self.inst.log_dir / 'supervisord.log'}"
+                )
+            time.sleep(0.05)
+        return self.wait_settled(deadline - time.monotonic())
+
+    def wait_settled(self, timeout: float) -> list[ProcessInfo]:
+        """Wait until no role is STARTING or BACKOFF any more; return the final states."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            procs = self.processes()
+            if all(p.state not in ("STARTING", "BACKOFF") for p in procs):
+                return procs
+            if time.monotonic() > deadline:
+                return procs
+            time.sleep(0.1)
+
+    def stop(self, *, timeout: float) -> None:
+        """Stop every role gracefully (reverse start order), then supervisord; wait for it."""
+        if not self.is_running():
+            self._remove_stale_socket()
+            return
+        pid = self._pid()
+        with self._rpc() as rpc:
+            rpc.supervisor.shutdown()
+        self._wait_gone(pid, timeout)
+
+    def abort(self, *, timeout: float = 10.0) -> list[str]:
+        """Kill every role now (SIGKILL to its process group), then stop supervisord."""
+        killed = []
+        for proc in self.processes():
+            if proc.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                killed.append(proc.name)
+        self.stop(timeout=timeout)
+        return killed
+
+    def _pid(self) -> int:
+        try:
+            return int(self.inst.supervisor_pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def _wait_gone(self, pid: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while pid and _alive(pid):
+            if time.monotonic() > deadline:
+                raise SupervisorError(
+                    f"supervisord (pid {pid}) did not stop within {timeout:.0f} s"
+                )
+            time.sleep(0.05)
+
+    def _remove_stale_socket(self) -> None:
+        pid = self._pid()
+        if pid and _alive(pid):
+            return
+        for path in (self.inst.supervisor_socket, self.inst.supervisor_pidfile):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as gone
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0

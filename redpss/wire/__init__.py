@@ -1,0 +1,49 @@
+"""The internal protocol that roles speak: one JSON object per line over TCP.
+
+A request is ``{"id": …, "op": "<name>", "args": {…}, "secret": "…"}``, a reply is
+``{"id": …, "ok": true, "result": …}`` or ``{"id": …, "ok": false, "error": {"code": …,
+"message": …}}``. The full contract, written for client authors (a Lua script inside Exasol
+included), is ``docs/protocol.md``; keep the two in step.
+
+This package is protocol only. :class:`WireServer` frames, authenticates and dispatches to a
+handler object whose methods ``op_<name>(self, args, peer)`` are the policy; what a role
+offers is entirely in its handler. :class:`WireClient` and :func:`call` are the Python side.
+
+A handler reports a bad request by raising :class:`TypeError` or :class:`ValueError`
+(reply code ``bad_args``) or :class:`~redpss.errors.RemoteError` with a code of its own;
+anything else it raises is an ``internal`` error, logged here with its traceback.
+
+The code is split by side: :mod:`redpss.wire.frames` (framing, encoding, :class:`Peer`,
+authorisation, default limits), :mod:`redpss.wire.server` (:class:`WireServer`) and
+:mod:`redpss.wire.client` (:class:`WireClient`, :func:`call`). Import from ``redpss.wire``;
+the names below are its public interface.
+"""
+
+from __future__ import annotations
+
+from redpss.wire.client import WireClient, call
+from redpss.wire.client import _closed_by_peer as _closed_by_peer  # used by the tests
+from redpss.wire.frames import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_LINE,
+    DEFAULT_TIMEOUT,
+    Peer,
+    authorize,
+    encode,
+    is_loopback,
+)
+from redpss.wire.server import Op, WireServer
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_LINE",
+    "DEFAULT_TIMEOUT",
+    "Op",
+    "Peer",
+    "WireClient",
+    "WireServer",
+    "authorize",
+    "call",
+    "encode",
+    "is_loopback",
+]

@@ -1,0 +1,315 @@
+"""The server side of the wire protocol: :class:`WireServer`, one thread per connection.
+
+:class:`WireServer` frames, authenticates and dispatches to a handler object whose methods
+``op_<name>(self, args, peer)`` are the policy; what a role offers is entirely in its handler.
+A handler reports a bad request by raising :class:`TypeError` or :class:`ValueError` (reply
+code ``bad_args``) or :class:`~redpss.errors.RemoteError` with a code of its own; anything
+else it raises is an ``internal`` error, logged here with its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, Self, cast
+
+from redpss.errors import RemoteError, ServiceUnavailable, WireError
+from redpss.wire.frames import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_LINE,
+    Peer,
+    _decode_request,
+    _error_reply,
+    _read_line,
+    _request_args,
+    _request_id,
+    authorize,
+    encode,
+)
+
+# The package's name, not __name__: log lines keep saying "redpss.wire" as before the split.
+logger = logging.getLogger("redpss.wire")
+
+_START_DEADLINE = 5.0
+_JOIN_TIMEOUT = 5.0
+_POLL_INTERVAL = 0.1
+
+Op = Callable[[dict[str, Any], Peer], Any]
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class _Connection(socketserver.BaseRequestHandler):
+    """Serves the requests of one connection in order until EOF, idle timeout or stop."""
+
+    def handle(self) -> None:
+        server = cast(WireServer, self.server)
+        sock: socket.socket = self.request
+        peer = Peer.from_address(self.client_address)
+        if not server._register(sock):
+            return
+        logger.debug("%s: %s connected", server.name, peer)
+        rfile = sock.makefile("rb")
+        try:
+            sock.settimeout(server.idle_timeout)
+            self._serve(server, sock, cast(BinaryIO, rfile), peer)
+        except TimeoutError:
+            logger.info("%s: %s idle for %g s, closing", server.name, peer, server.idle_timeout)
+        except OSError as exc:
+            logger.debug("%s: %s connection ended: %s", server.name, peer, exc)
+        finally:
+            rfile.close()
+            server._unregister(sock)
+
+    @staticmethod
+    def _serve(server: WireServer, sock: socket.socket, rfile: BinaryIO, peer: Peer) -> None:
+        while True:
+            try:
+                line = _read_line(rfile, server.max_line)
+            except RemoteError as exc:
+                logger.info("%s: %s %s: %s", server.name, peer, exc.code, exc.message)
+                sock.sendall(encode(_error_reply(None, exc.code, exc.message)))
+                continue
+            if line is None:
+                logger.debug("%s: %s disconnected", server.name, peer)
+                return
+            if line.strip():
+                sock.sendall(server._handle_line(line, peer))
+
+
+class WireServer(socketserver.ThreadingTCPServer):
+    """A threaded line-JSON server dispatching ``op_<name>`` methods of ``handler``.
+
+    Nothing is bound until :meth:`start`; :meth:`stop` is idempotent. One thread serves each
+    connection, so handlers may block.
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+    # stop() shuts connections down and joins their threads itself, with a deadline.
+    block_on_close = False
+
+    def __init__(
+        self,
+        handler: object,
+        *,
+        host: str,
+        port: int,
+        secret: str | None,
+        max_line: int = DEFAULT_MAX_LINE,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        require_secret_on_loopback: bool = False,
+        name: str = "wire",
+    ) -> None:
+        """Prepare a server; bind and serve with :meth:`start`."""
+        if max_line < 1:
+            raise ValueError(f"max_line must be positive, not {max_line}")
+        if idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive, not {idle_timeout}")
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # BaseServer, not TCPServer: TCPServer would create the socket now, and an unstarted
+        # server must own nothing that needs closing.
+        socketserver.BaseServer.__init__(self, (host, port), _Connection)
+        self.host = host
+        self.secret = secret
+        self.max_line = max_line
+        self.idle_timeout = idle_timeout
+        self.require_secret_on_loopback = require_secret_on_loopback
+        self.name = name
+        self.ops: dict[str, Op] = self._dispatch_table(handler)
+        self._lock = threading.Lock()
+        self._state = "new"
+        self._thread: threading.Thread | None = None
+        self._connections: dict[socket.socket, threading.Thread] = {}
+
+    def _dispatch_table(self, handler: object) -> dict[str, Op]:
+        ops: dict[str, Op] = {"ping": self._ping}
+        for attr in dir(handler):
+            if attr.startswith("op_") and len(attr) > 3:
+                method = getattr(handler, attr)
+                if callable(method):
+                    ops[attr[3:]] = method
+        return ops
+
+    def _ping(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        return {"pong": True, "server": self.name, "time": _utc_now()}
+
+    @property
+    def port(self) -> int:
+        """The port the server is bound to (the requested one before :meth:`start`)."""
+        return int(self.server_address[1])
+
+    def start(self) -> None:
+        """Bind, serve in a background thread, and return once the port accepts connections.
+
+        Raises ServiceUnavailable naming the real cause (port in use, address not local …).
+        """
+        with self._lock:
+            if self._state == "running":
+                return
+            if self._state == "stopped":
+                raise WireError(f"{self.name} server was stopped; create a new one")
+            self._bind()
+            self._state = "running"
+            self._thread = threading.Thread(
+                target=self.serve_forever,
+                kwargs={"poll_interval": _POLL_INTERVAL},
+                name=f"{self.name}-accept",
+                daemon=True,
+            )
+            self._thread.start()
+        try:
+            self._wait_until_accepting()
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("%s: listening on %s:%d", self.name, self.host, self.port)
+
+    def _bind(self) -> None:
+        host, port = self.host, self.port
+        self.socket = socket.socket(self.address_family, self.socket_type)
+        try:
+            self.server_bind()
+            self.server_activate()
+        except OSError as exc:
+            self.socket.close()
+            raise ServiceUnavailable(_bind_problem(host, port, exc)) from exc
+
+    def _wait_until_accepting(self) -> None:
+        probe = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        deadline = time.monotonic() + _START_DEADLINE
+        while True:
+            try:
+                with socket.create_connection((probe, self.port), timeout=_POLL_INTERVAL):
+                    return
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise ServiceUnavailable(
+                        f"{self.name} server on {self.host}:{self.port} does not accept "
+                        f"connections after {_START_DEADLINE:g} s: {exc}"
+                    ) from exc
+            time.sleep(_POLL_INTERVAL / 10)
+
+    def stop(self) -> None:
+        """Stop accepting, close open connections and join the threads; safe to repeat."""
+        with self._lock:
+            previous, self._state = self._state, "stopped"
+            connections = dict(self._connections)
+        if previous != "running":
+            return
+        self.shutdown()
+        for sock in connections:
+            with contextlib.suppress(OSError):  # already gone
+                sock.shutdown(socket.SHUT_RDWR)
+        current = threading.current_thread()
+        for thread in [*connections.values(), self._thread]:
+            if thread is not None and thread is not current:
+                thread.join(_JOIN_TIMEOUT)
+        self.server_close()
+        logger.info("%s: stopped", self.name)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _register(self, sock: socket.socket) -> bool:
+        with self._lock:
+            if self._state != "running":
+                return False
+            self._connections[sock] = threading.current_thread()
+            return True
+
+    def _unregister(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._connections.pop(sock, None)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log what escaped a connection thread (socketserver would print to stderr)."""
+        logger.exception("%s: unexpected error serving %s", self.name, client_address)
+
+    def _handle_line(self, line: bytes, peer: Peer) -> bytes:
+        """Turn one request line into one encoded reply line."""
+        req_id: str | int | None = None
+        op = "?"
+        try:
+            request = _decode_request(line)
+            req_id = _request_id(request)
+            if not authorize(
+                peer,
+                request.get("secret"),
+                self.secret,
+                require_on_loopback=self.require_secret_on_loopback,
+            ):
+                raise RemoteError("unauthorized", "missing or wrong secret")
+            op, fn = self._resolve(request)
+            args = _request_args(request)
+        except RemoteError as exc:
+            self._log_rejected(peer, op, req_id, exc)
+            return encode(_error_reply(req_id, exc.code, exc.message))
+        return self._invoke(req_id, op, fn, args, peer)
+
+    def _resolve(self, request: dict[str, Any]) -> tuple[str, Op]:
+        op = request.get("op")
+        if not isinstance(op, str) or not op:
+            raise RemoteError("bad_request", "request needs 'op', a non-empty string")
+        fn = self.ops.get(op)
+        if fn is None:
+            known = ", ".join(sorted(self.ops))
+            raise RemoteError("unknown_op", f"unknown op {op!r}; available ops: {known}")
+        return op, fn
+
+    def _invoke(
+        self, req_id: str | int, op: str, fn: Op, args: dict[str, Any], peer: Peer
+    ) -> bytes:
+        started = time.monotonic()
+        try:
+            result = fn(args, peer)
+        except RemoteError as exc:
+            self._log_rejected(peer, op, req_id, exc)
+            return encode(_error_reply(req_id, exc.code, exc.message))
+        except (TypeError, ValueError) as exc:
+            rejected = RemoteError("bad_args", f"bad arguments for {op!r}: {exc}")
+            self._log_rejected(peer, op, req_id, rejected)
+            return encode(_error_reply(req_id, rejected.code, rejected.message))
+        except Exception:
+            return self._internal(req_id, op, peer, "handler failed")
+        try:
+            data = encode({"id": req_id, "ok": True, "result": result})
+        except (TypeError, ValueError):
+            return self._internal(req_id, op, peer, "result is not JSON-serialisable")
+        elapsed = (time.monotonic() - started) * 1000
+        logger.debug("%s: %s op=%s id=%r ok %.1f ms", self.name, peer, op, req_id, elapsed)
+        return data
+
+    def _log_rejected(self, peer: Peer, op: str, req_id: object, exc: RemoteError) -> None:
+        level = logging.WARNING if exc.code == "unauthorized" else logging.INFO
+        logger.log(
+            level, "%s: %s op=%s id=%r %s: %s", self.name, peer, op, req_id, exc.code, exc.message
+        )
+
+    def _internal(self, req_id: str | int, op: str, peer: Peer, what: str) -> bytes:
+        logger.exception("%s: %s op=%s id=%r internal: %s", self.name, peer, op, req_id, what)
+        message = f"op {op!r} failed on the server; see the {self.name} log"
+        return encode(_error_reply(req_id, "internal", message))
+
+
+def _bind_problem(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is already in use"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"address {host} is not an address of this host (port {port})"
+    if exc.errno == errno.EACCES:
+        return f"permission denied to listen on port {port} on {host}"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"

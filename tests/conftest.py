@@ -1,0 +1,124 @@
+"""Shared test set-up: tier markers by folder, instance factories that always clean up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from redpss.instance import Instance, create_instance
+
+TIERS = ("unit", "integration", "container", "exasol")
+BIN = Path(sys.executable).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test is marked with the tier of its folder (tests/<tier>/...)."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for tier in TIERS:
+            if tier in parts:
+                item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the instance switch of the shell that runs pytest."""
+    for key in ("REDHOME", "REDENV", "REDENV_HOME"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def redhome() -> Iterator[Path]:
+    """A short, private $REDHOME (UNIX socket paths must stay below 108 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="rh", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        _stop_supervisors(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _stop_supervisors(home: Path) -> None:
+    """Stop every supervisord an instance under ``home`` still runs (by its pid file)."""
+    for pidfile in home.glob("env/*/tmp/supervisord.pid"):
+        try:
+            pid = int(pidfile.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            continue
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def make_instance(redhome: Path) -> Callable[..., Instance]:
+    """Factory: create an instance under the test's $REDHOME, with fast heartbeats."""
+
+    def make(name: str = "tst1", **settings: str) -> Instance:
+        inst = Instance(name, redhome)
+        create_instance(inst)
+        text = inst.conf_path.read_text()
+        settings.setdefault("heartbeat_interval", "0.5")
+        settings.setdefault("stop_grace", "10")
+        for key, value in settings.items():
+            lines = [
+                f"{key} = {value}" if line.split("=")[0].strip() == key else line
+                for line in text.splitlines()
+            ]
+            text = "\n".join(lines) + "\n"
+        inst.conf_path.write_text(text)
+        return inst
+
+    return make
+
+
+def run_cli(
+    tool: str,
+    *args: str,
+    inst: Instance | None = None,
+    home: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run an installed console script as a user would, in a real process."""
+    env = dict(os.environ)
+    if inst is not None:
+        env.update(inst.environment())
+    elif home is not None:
+        env["REDHOME"] = str(home)
+    return subprocess.run(
+        [str(BIN / tool), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float = 30, what: str = "") -> object:
+    """Poll ``predicate`` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(0.1)

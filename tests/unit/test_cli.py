@@ -1,0 +1,121 @@
+"""The command line tools in-process: help, usage errors, exit codes of what is not there yet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from redpss.cli import redctl, redpss, redsysctl, restctl
+from redpss.cli.redctl import COMMANDS, NOT_YET
+
+GUIDE_COMMANDS = [
+    "version",
+    "start",
+    "stop",
+    "abort",
+    "restart",
+    "start_trace",
+    "status",
+    "reload",
+    "suspend",
+    "resume",
+    "show",
+    "watch",
+    "we_list_error",
+    "we_reset_error",
+    "start_db_job",
+    "list_db_jobs",
+    "toggle_db_job",
+    "list_db_watcher",
+    "toggle_db_watcher",
+    "start_job",
+    "preclone",
+]
+
+
+def test_redctl_help_lists_the_guide_commands_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        redctl.main(["-h"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "{" + ",".join(GUIDE_COMMANDS) + "}" in out
+    assert list(COMMANDS) == GUIDE_COMMANDS
+    assert "-D, --debug" in out and "exit codes:" in out
+
+
+@pytest.mark.parametrize("command", sorted(NOT_YET))
+def test_later_commands_say_so_and_exit_2(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert redctl.main(["--instance", "tst1", command]) == 2
+    assert f"redctl {command}: not available yet" in capsys.readouterr().err
+
+
+def test_restctl_not_available_yet(capsys: pytest.CaptureFixture[str]) -> None:
+    assert restctl.main(["status"]) == 2
+    assert "not available yet" in capsys.readouterr().err
+
+
+def test_redctl_without_instance_says_how(capsys: pytest.CaptureFixture[str]) -> None:
+    assert redctl.main(["status"]) == 1
+    assert "redsysctl env NAME" in capsys.readouterr().err
+
+
+def test_redctl_unknown_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDHOME", str(tmp_path))
+    assert redctl.main(["--instance", "nope1", "status"]) == 1
+    assert "redsysctl create nope1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["start-all", "tst1"], "start-all takes no instance"),
+        (["create"], "create needs an instance name"),
+        (["status", "tst1", "--port-base", "42000"], "--port-base and --autostart go with create"),
+        (["bogus"], "invalid choice"),
+    ],
+)
+def test_redsysctl_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        redsysctl.main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_redsysctl_create_refuses_bad_and_existing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDHOME", str(tmp_path))
+    assert redsysctl.main(["create", "Bad-Name"]) == 1
+    assert "bad instance name 'Bad-Name'" in capsys.readouterr().err
+    assert redsysctl.main(["create", "tst1", "--port-base", "43000"]) == 0
+    assert "instance tst1 created" in capsys.readouterr().out
+    assert redsysctl.main(["create", "tst1"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert redsysctl.main(["list"]) == 0
+    assert "tst1" in capsys.readouterr().out
+
+
+def test_redpss_role_rejects_unknown_role() -> None:
+    with pytest.raises(SystemExit) as info:
+        redpss.main(["role", "nosuchrole", "--instance", "tst1"])
+    assert info.value.code == 2
+
+
+def test_redctl_status_of_created_but_stopped_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDHOME", str(tmp_path))
+    assert redsysctl.main(["create", "tst1", "--port-base", "43000"]) == 0
+    assert redctl.main(["--instance", "tst1", "status"]) == 3
+    out = capsys.readouterr().out
+    assert "instance tst1: STOPPED" in out
+    assert redctl.main(["--instance", "tst1", "db", "init"]) == 0
+    assert redctl.main(["--instance", "tst1", "db", "upgrade"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert redctl.main(["--instance", "tst1", "version"]) == 0
+    assert "dictionary_installed" in capsys.readouterr().out
