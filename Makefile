@@ -8,10 +8,13 @@ BIN := $(VENV)/bin
 REDHOME ?= $(CURDIR)/var/app/redsys
 INSTANCE ?= demo
 PYTEST_ARGS ?=
+# Debian packages the test tiers need (lua, openssh-server, docker.io …): one line per need.
+DEB_PACKAGES ?=
 
 export REDHOME
 
-.PHONY: install run demo-stop lint typecheck test test-unit test-integration test-exasol bench clean
+.PHONY: install sysdeps run demo-stop lint typecheck test test-unit test-integration test-exasol \
+	bench clean
 
 install: $(VENV)/.installed
 
@@ -20,6 +23,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+# Installs the Debian packages of DEB_PACKAGES that are missing (as root; else says what to do).
+sysdeps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "as root, run: apt-get install -y$$missing"; exit 1; fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+	fi
 
 # Creates the demo instance once, initialises its dictionary, starts it (or leaves it running),
 # and prints its status. Running it twice is harmless.
@@ -50,13 +62,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck sysdeps
 	$(BIN)/pytest -m "unit or integration or container or exasol" $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
 
-test-integration: install
+test-integration: install sysdeps
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
 test-exasol: install
