@@ -1,4 +1,4 @@
-"""The embedded dictionary: SQLite, one database file per schema.
+"""The embedded dictionary's core: files, connections, DDL from the model, migrations.
 
 ``<db_dir>/REDSYS.db`` holds the REDSYS objects, ``<db_dir>/<SCHEMA>.db`` those of a target
 schema. Every file is in WAL mode, so readers never wait for writers; every write runs in a
@@ -17,28 +17,20 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from redpss import __version__
 from redpss.dictionary.base import (
     DOWN_STATES,
-    RUNNING,
-    STOPPED,
     SUSPENDED,
     Dictionary,
-    LogMessage,
-    RoleStart,
-    RoleStatus,
 )
 from redpss.dictionary.model import (
     DICTIONARY,
-    LOG_LEVELS,
     REDSYS,
-    ROLE_STATES,
     Column,
     Migration,
     Model,
@@ -182,8 +174,8 @@ def check_schema_name(schema: str) -> str:
 # -- the backend -----------------------------------------------------------------------------
 
 
-class SqliteDictionary(Dictionary):
-    """The dictionary in SQLite files under ``db_dir`` (see the module docstring)."""
+class SqliteCore(Dictionary):
+    """Files, connections and migrations; the area mixins of this package build on it."""
 
     def __init__(
         self, db_dir: Path, *, busy_timeout: float = 10.0, model: Model = DICTIONARY
@@ -351,162 +343,5 @@ class SqliteDictionary(Dictionary):
     def _schema_path(self, schema: str) -> Path:
         return self.db_dir / f"{check_schema_name(schema)}.db"
 
-    # -- role status -------------------------------------------------------------------------
-
-    def register_role(
-        self, role: str, *, pid: int, host: str, version: str, heartbeat_interval: float
-    ) -> RoleStart:
-        """Record that ``pid`` now runs ``role``; count an unclean exit of its predecessor."""
-        now = to_db(_utcnow())
-        with self._write(self._redsys) as conn:
-            row = conn.execute(
-                "SELECT PID, STATE, HEARTBEAT_AT, RESTARTS, LAST_EXIT, STARTED_AT "
-                "FROM ADM_PSS_STATUS WHERE ROLE = ?",
-                (role,),
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO ADM_PSS_STATUS (ROLE, STATE, PID, HOST, STARTED_AT, "
-                    "HEARTBEAT_AT, HEARTBEAT_INTERVAL, RESTARTS, VERSION) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
-                    (role, RUNNING, pid, host, now, now, heartbeat_interval, version),
-                )
-                return RoleStart(previous_pid=None, unclean=False, restarts=0)
-            old_pid, old_state, old_beat, restarts, last_exit, started = row
-            unclean = old_state != STOPPED and old_pid != pid
-            if unclean:
-                restarts += 1
-                beat = from_db(old_beat)
-                when = beat.isoformat(timespec="seconds") if beat else "never"
-                last_exit = f"pid {old_pid} exited without stopping (last heartbeat {when})"
-            conn.execute(
-                "UPDATE ADM_PSS_STATUS SET STATE = ?, PID = ?, HOST = ?, STARTED_AT = ?, "
-                "HEARTBEAT_AT = ?, HEARTBEAT_INTERVAL = ?, RESTARTS = ?, LAST_EXIT = ?, "
-                "VERSION = ?, INFO = NULL WHERE ROLE = ?",
-                (
-                    RUNNING,
-                    pid,
-                    host,
-                    started if old_pid == pid else now,
-                    now,
-                    heartbeat_interval,
-                    restarts,
-                    last_exit,
-                    version,
-                    role,
-                ),
-            )
-        return RoleStart(previous_pid=old_pid, unclean=unclean, restarts=restarts)
-
-    def heartbeat(
-        self, role: str, *, pid: int, state: str = RUNNING, info: str | None = None
-    ) -> bool:
-        """Refresh ``role``'s heartbeat if ``pid`` owns the row; create the row if none."""
-        if state not in ROLE_STATES:
-            raise DictionaryError(f"unknown role state {state!r}; expected one of {ROLE_STATES}")
-        now = to_db(_utcnow())
-        with self._write(self._redsys) as conn:
-            cur = conn.execute(
-                "UPDATE ADM_PSS_STATUS SET HEARTBEAT_AT = ?, STATE = ?, INFO = ? "
-                "WHERE ROLE = ? AND PID = ?",
-                (now, state, info, role, pid),
-            )
-            if cur.rowcount:
-                return True
-            cur = conn.execute(
-                "INSERT INTO ADM_PSS_STATUS (ROLE, STATE, PID, STARTED_AT, HEARTBEAT_AT, "
-                "HEARTBEAT_INTERVAL, RESTARTS, INFO) VALUES (?, ?, ?, ?, ?, ?, 0, ?) "
-                "ON CONFLICT (ROLE) DO NOTHING",
-                (role, state, pid, now, now, DEFAULT_HEARTBEAT_INTERVAL, info),
-            )
-            return bool(cur.rowcount)
-
-    def role_stopped(self, role: str, *, pid: int, exit_info: str = "stopped") -> None:
-        """Mark ``role`` STOPPED with LAST_EXIT ``exit_info`` if process ``pid`` owns it."""
-        with self._write(self._redsys) as conn:
-            conn.execute(
-                "UPDATE ADM_PSS_STATUS SET STATE = ?, LAST_EXIT = ? WHERE ROLE = ? AND PID = ?",
-                (STOPPED, exit_info, role, pid),
-            )
-
-    def reset_status(self) -> None:
-        """Delete every role's status row."""
-        with self._write(self._redsys) as conn:
-            conn.execute("DELETE FROM ADM_PSS_STATUS")
-
-    def pss_status(self, now: datetime | None = None) -> list[RoleStatus]:
-        """Return ``STA_PSS_STATUS`` sorted by role; with ``now``, ages are measured then."""
-        with self._connect(self._redsys) as conn:
-            if now is None:
-                cur = conn.execute("SELECT * FROM STA_PSS_STATUS ORDER BY ROLE")
-            else:
-                sql = _status_select(self.model, self._file_version(conn, REDSYS), "?")
-                cur = conn.execute(f"{sql} ORDER BY ROLE", (to_db(now),))
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        return [_role_status(dict(zip(names, row, strict=True))) for row in rows]
-
-    # -- log messages ------------------------------------------------------------------------
-
-    def log_message(
-        self,
-        schema: str,
-        *,
-        level: str,
-        message: str,
-        source: str | None = None,
-        ts: datetime | None = None,
-    ) -> int:
-        """Append a line to ``schema.LOG_MESSAGES``; return its MESSAGE_ID."""
-        if level not in LOG_LEVELS:
-            raise DictionaryError(f"unknown log level {level!r}; expected one of {LOG_LEVELS}")
-        with self._write(self._schema_path(schema)) as conn:
-            cur = conn.execute(
-                "INSERT INTO LOG_MESSAGES (LOG_TS, SCHEMA_NAME, MSG_LEVEL, SOURCE, MESSAGE) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (to_db(ts or _utcnow()), schema, level, source, message),
-            )
-            return int(cur.lastrowid or 0)
-
-    def all_log_messages(self, limit: int = 100) -> list[LogMessage]:
-        """Return the newest ``limit`` lines over all target schemas, newest first."""
-        found: list[LogMessage] = []
-        for schema in self.schemas():
-            with self._connect(self._schema_path(schema)) as conn:
-                rows = conn.execute(
-                    "SELECT MESSAGE_ID, LOG_TS, SCHEMA_NAME, MSG_LEVEL, SOURCE, MESSAGE "
-                    "FROM LOG_MESSAGES ORDER BY LOG_TS DESC, MESSAGE_ID DESC LIMIT ?",
-                    (limit,),
-                ).fetchall()
-            found.extend(_log_message(row) for row in rows)
-        found.sort(key=lambda m: (m.log_ts, m.schema, m.message_id), reverse=True)
-        return found[:limit]
-
     def close(self) -> None:
         """Nothing to release: connections live for one call only."""
-
-
-def _role_status(row: dict[str, Any]) -> RoleStatus:
-    return RoleStatus(
-        role=row["ROLE"],
-        state=row["STATE"],
-        pid=row["PID"],
-        host=row["HOST"],
-        started_at=from_db(row["STARTED_AT"]),
-        heartbeat_at=from_db(row["HEARTBEAT_AT"]),
-        heartbeat_interval=float(row["HEARTBEAT_INTERVAL"]),
-        restarts=int(row["RESTARTS"]),
-        last_exit=row["LAST_EXIT"],
-        version=row["VERSION"],
-        info=row["INFO"],
-        heartbeat_age=row["HEARTBEAT_AGE"],
-        alert=int(row["ALERT"]),
-        alert_reason=row["ALERT_REASON"],
-    )
-
-
-def _log_message(row: Sequence[Any]) -> LogMessage:
-    message_id, log_ts, schema, level, source, message = row
-    ts = from_db(log_ts)
-    assert ts is not None  # LOG_TS is NOT NULL
-    return LogMessage(int(message_id), ts, schema, level, source, message)
