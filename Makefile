@@ -9,12 +9,12 @@ REDHOME ?= $(CURDIR)/var/app/redsys
 INSTANCE ?= demo
 PYTEST_ARGS ?=
 # Debian packages the test tiers need (lua, openssh-server, docker.io …): one line per need.
-DEB_PACKAGES ?=
+DEB_PACKAGES ?= lua5.1 lua5.4 lua-socket openssh-server docker.io debootstrap chromium
 
 export REDHOME
 
 .PHONY: install sysdeps run demo-stop lint typecheck test test-unit test-integration test-exasol \
-	bench clean
+	bench clean images up down logs ps test-container
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,7 @@ run: install
 	if [ ! -f "$(REDHOME)/env/$(INSTANCE)/etc/red_params.conf" ]; then \
 	  $(BIN)/redsysctl create $(INSTANCE); fi; \
 	$(BIN)/redctl db init; \
+	$(BIN)/redctl db apply conf/demo-definitions.toml; \
 	if $(BIN)/redctl status >/dev/null; then echo "instance $(INSTANCE) is already running"; \
 	else $(BIN)/redctl start >/dev/null || true; fi; \
 	$(BIN)/redctl status; rc=$$?; \
@@ -47,6 +48,8 @@ run: install
 	echo "  export REDHOME=$(REDHOME)"; \
 	echo "  eval \"\$$($(BIN)/redsysctl env $(INSTANCE))\"   # switch to the instance (REDENV, PATH)"; \
 	echo "  redctl status; redctl -h                # roles, heartbeats; every command"; \
+	echo "  printf 'ID,AMOUNT\\n1,9.99\\n' > \$$REDENV_HOME/data/input/sales_1.csv"; \
+	echo "  redctl list_db_jobs; redctl show         # the watcher loaded it (data/archive)"; \
 	echo "  kill -9 <pid of jmon>; redctl status     # supervisord restarts it, RESTARTS shows 1"; \
 	echo "  tail -f \$$REDENV_HOME/log/*.log          # what the roles do"; \
 	echo "  redctl stop                             # or: make demo-stop"; \
@@ -79,3 +82,41 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+# --- container mode (docs/containers.md) ----------------------------------------------------
+# LOCAL_BASE=1: build on a local Debian base (debootstrap + docker import) with the sources from
+# Debian's source packages, for hosts that reach no registry; else the UBI 8 default of
+# images/versions.env (REDPSS_BASE_IMAGE overrides it).
+LOCAL_BASE ?= 0
+ROLE ?=
+COMPOSE = $(BIN)/docker-compose -p red_$(INSTANCE) -f $(REDHOME)/env/$(INSTANCE)/etc/compose.json
+# the engine: $$DOCKER_HOST, else the system's, else a private dockerd (images/engine.sh)
+WITH_ENGINE = export DOCKER_HOST="$$(images/engine.sh host)" || exit 1; \
+	if [ "$(LOCAL_BASE)" = 1 ]; then export REDPSS_BASE_IMAGE=redpss-base:bookworm \
+	  SOURCE_ORIGIN=debian DOCKER_BUILD_NETWORK=host; fi;
+
+images: install
+	@set -e; $(WITH_ENGINE) if [ "$(LOCAL_BASE)" = 1 ]; then images/base.sh; fi; \
+	PYTHON=$(BIN)/python images/build.sh all
+
+# builds the images if missing, creates the instance (container mode) if missing, starts it
+up: install
+	@set -e; $(WITH_ENGINE) \
+	docker image inspect redpss-runtime:latest redpss-sftp:latest >/dev/null 2>&1 \
+	  || $(MAKE) --no-print-directory images; \
+	if [ ! -f "$(REDHOME)/env/$(INSTANCE)/etc/red_params.conf" ]; then \
+	  $(BIN)/redsysctl create $(INSTANCE) --compose; fi; \
+	$(BIN)/redsysctl compose $(INSTANCE) >/dev/null; \
+	$(BIN)/redsysctl start $(INSTANCE); $(BIN)/redsysctl status $(INSTANCE)
+
+down: install
+	@$(WITH_ENGINE) $(BIN)/redsysctl stop $(INSTANCE)
+
+logs: install
+	@$(WITH_ENGINE) $(COMPOSE) logs --no-color $(ROLE)
+
+ps: install
+	@$(WITH_ENGINE) $(COMPOSE) ps --all
+
+test-container: install
+	$(BIN)/pytest -m container $(PYTEST_ARGS)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from redpss.errors import ConfigError
+from redpss.ini import RawFile, read_ini
 
 __all__ = [
     "Config",
@@ -165,6 +165,45 @@ class ServerSection:
     mail2csv_enabled: bool = False
     mail2csv_host: str = "127.0.0.1"
     mail2csv_port: int = REQUIRED
+    # scheduling (issue 4): see docs/scheduling.md
+    sched_definitions_poll: float = 2.0
+    sched_misfire_grace: float = 5.0
+    sched_file_quiet_period: float = 2.0
+    sched_stats_interval: float = 60.0
+    # services for the database (issue 6): see docs/services.md
+    dbls_fsync: bool = True
+    dbls_max_line: int = 65536
+    dbls_queue_size: int = 10000
+    jexec_timeout: int = 3600
+    jexec_output_limit: int = 65536
+    jexec_max_parallel: int = 4
+    sendmail_smtp_timeout: float = 30.0
+    sendmail_smtp_cafile: str = ""
+    sendmail_retry_base: float = 5.0
+    sendmail_retry_max: float = 600.0
+    sendmail_give_up: int = 259200
+    sendmail_max_size: int = 26214400
+    # landing zone (issue 5): see docs/landing.md
+    landing_archive_retention: float = 7.0
+    landing_error_retention: float = 30.0
+    landing_max_record: int = 16777216
+    landing_poll_interval: float = 1.0
+    cfi_user: str = "redcfi"
+    cfi_password: Secret = NO_SECRET
+    # sendfile and mail2cmd (issue 6): see docs/services.md
+    sendfile_batch_size: int = 10000
+    sendfile_sftp_host: str = ""
+    sendfile_sftp_port: int = 22
+    sendfile_sftp_user: str = ""
+    sendfile_sftp_key_file: str = ""
+    sendfile_sftp_key_pass: Secret = NO_SECRET
+    sendfile_sftp_known_hosts: str = ""
+    sendfile_sftp_dir: str = ""
+    sendfile_sftp_timeout: float = 30.0
+    mail2cmd_allowed_senders: str = ""
+    mail2cmd_commands: str = ""
+    mail2cmd_max_size: int = 10485760
+    mail2cmd_time_limit: int = 600
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,66 +264,6 @@ class Config:
         if self.rest.rest_enabled:
             ports["gu_port"] = self.rest.gu_port
         return ports
-
-
-# --------------------------------------------------------------------------- reading the file
-
-
-@dataclass
-class _Entry:
-    value: str
-    line: int
-
-
-@dataclass
-class _RawFile:
-    sections: dict[str, dict[str, _Entry]]
-    section_lines: dict[str, int]
-
-
-_SECTION_RE = re.compile(r"^\[(?P<name>[^\]]+)\]\s*$")
-_KEY_RE = re.compile(r"^(?P<key>[A-Za-z0-9_.\-]+)\s*[=:]\s?(?P<value>.*)$")
-
-
-def _read_raw(text: str, where: str, errors: list[str]) -> _RawFile:
-    raw = _RawFile(sections={"DEFAULT": {}}, section_lines={"DEFAULT": 0})
-    current: str | None = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith(("#", ";")):
-            continue
-        if m := _SECTION_RE.match(stripped):
-            current = m["name"].strip()
-            if current in raw.sections and raw.section_lines.get(current):
-                errors.append(f"{where}, line {lineno}: section [{current}] appears twice")
-            raw.sections.setdefault(current, {})
-            raw.section_lines[current] = lineno
-            continue
-        m = _KEY_RE.match(stripped)
-        if m is None:
-            errors.append(f"{where}, line {lineno}: cannot read this line: {stripped!r}")
-            continue
-        if current is None:
-            errors.append(f"{where}, line {lineno}: key {m['key']!r} before any [section]")
-            continue
-        key = m["key"].lower()
-        if key in raw.sections[current]:
-            first = raw.sections[current][key].line
-            errors.append(
-                f"{where}, line {lineno}: [{current}] {key} is set twice (first on line {first})"
-            )
-            continue
-        raw.sections[current][key] = _Entry(_strip_inline_comment(m["value"]), lineno)
-    return raw
-
-
-def _strip_inline_comment(value: str) -> str:
-    # " # comment" after a value is a comment; a '#' inside a value (no space before) is kept
-    for marker in (" #", " ;", "\t#", "\t;"):
-        idx = value.find(marker)
-        if idx >= 0:
-            value = value[:idx]
-    return value.strip()
 
 
 # --------------------------------------------------------------------------- converting values
@@ -369,7 +348,7 @@ def _field_types(cls: type[Any]) -> dict[str, Any]:
 
 def _build_section(
     cls: type[Any],
-    raw: _RawFile,
+    raw: RawFile,
     where: str,
     base: Path,
     env: Mapping[str, str],
@@ -404,7 +383,7 @@ def _build_section(
     return cls(**values)
 
 
-def _check_unknown(raw: _RawFile, where: str, errors: list[str]) -> None:
+def _check_unknown(raw: RawFile, where: str, errors: list[str]) -> None:
     known_sections = {cls.SECTION: set(_field_types(cls)) for cls in _SECTIONS}
     for section, entries in raw.sections.items():
         if section not in known_sections:
@@ -417,7 +396,7 @@ def _check_unknown(raw: _RawFile, where: str, errors: list[str]) -> None:
                 errors.append(f"{where}, line {entry.line}: [{section}] unknown key {key!r}")
 
 
-def _check_consistency(cfg: Config, raw: _RawFile, where: str, errors: list[str]) -> None:
+def _check_consistency(cfg: Config, raw: RawFile, where: str, errors: list[str]) -> None:
     def line_of(section: str, key: str) -> str:
         entry = raw.sections.get(section, {}).get(key)
         return f"line {entry.line}" if entry else f"line {raw.section_lines.get(section, 0)}"
@@ -455,7 +434,7 @@ def _check_consistency(cfg: Config, raw: _RawFile, where: str, errors: list[str]
     _check_ports(cfg, raw, where, errors)
 
 
-def _check_ports(cfg: Config, raw: _RawFile, where: str, errors: list[str]) -> None:
+def _check_ports(cfg: Config, raw: RawFile, where: str, errors: list[str]) -> None:
     seen: dict[int, str] = {}
     for key, port in cfg.ports().items():
         section = "rest" if key == "gu_port" else "redsys"
@@ -477,7 +456,7 @@ def parse_config(text: str, *, path: Path, env: Mapping[str, str] | None = None)
     where = str(path)
     env = os.environ if env is None else env
     errors: list[str] = []
-    raw = _read_raw(text, where, errors)
+    raw = read_ini(text, where, errors)
     _check_unknown(raw, where, errors)
     base = path.parent
     built = [_build_section(cls, raw, where, base, env, errors) for cls in _SECTIONS]

@@ -18,6 +18,7 @@ from redpss.dictionary import Dictionary, RoleStatus, compute_alert, open_dictio
 from redpss.errors import DictionaryError, RedpssError, SupervisorError
 from redpss.instance import Instance
 from redpss.roles import enabled_roles
+from redpss.sched.control import restore_preclone
 from redpss.supervisor import ProcessInfo, Supervisor
 
 __all__ = [
@@ -147,6 +148,9 @@ def start(
             inst.db_dir.mkdir(parents=True, exist_ok=True)
             dictionary.init()
         dictionary.reset_status()
+        restored = restore_preclone(inst, dictionary)
+        if restored is not None:
+            log.warning("instance=%s preclone state restored: %s", inst.name, restored)
     if suspended:
         inst.suspend_flag.touch()
     else:

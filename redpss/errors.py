@@ -13,6 +13,14 @@
     │   ├── RemoteError             the peer answered with an error reply (has .code)
     │   └── ServiceUnavailable      nothing answers at that address, or it timed out
     ├── SupervisorError             the instance's supervisord could not be started or reached
+    ├── MailError                   a mail could not be handed to the relay (smtplib chained);
+    │                               .permanent says whether a retry can help
+    ├── LoadError                   a LOAD run as a whole failed (loader unknown, target
+    │   │                           table unusable, dictionary away, every file rejected)
+    │   └── FileRejected            one file cannot be loaded or converted (goes to error/;
+    │                               has .line and .byte when known)
+    ├── DefinitionsError            a definitions file (redctl db apply) is refused (names
+    │                               file, table and key)
     └── RoleError                   a role is unknown or could not start
 
 Backend errors are translated once, at the boundary where they occur, and chained with ``from``.
@@ -64,6 +72,33 @@ class ServiceUnavailable(WireError):
 
 class SupervisorError(RedpssError):
     """The instance's supervisord could not be started, reached or commanded."""
+
+
+class MailError(RedpssError):
+    """A mail could not be handed to the relay; ``permanent`` is False when a retry may help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class LoadError(RedpssError):
+    """A LOAD run as a whole failed; single bad files are FileRejected and go to error/."""
+
+
+class FileRejected(LoadError):
+    """One file cannot be loaded or converted; ``line``/``byte`` locate the problem if known."""
+
+    def __init__(self, reason: str, *, line: int | None = None, byte: int | None = None) -> None:
+        where = f"line {line}: " if line is not None else ""
+        super().__init__(where + reason)
+        self.reason = reason
+        self.line = line
+        self.byte = byte
+
+
+class DefinitionsError(RedpssError):
+    """A job/watcher/loader definitions file is refused; nothing was changed."""
 
 
 class RoleError(RedpssError):

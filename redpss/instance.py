@@ -255,7 +255,7 @@ def _wrapper(inst: Instance, tool: str) -> str:
 def create_instance(
     inst: Instance, *, port_base: int | None = None, autostart: bool = False
 ) -> Path:
-    """Create the folder tree, ``etc/red_params.conf``, the secret and ``bin/`` wrappers.
+    """Create the folder tree, ``etc/red_params.conf``, the secrets and ``bin/`` wrappers.
 
     Refuses an existing instance. Returns the path of the new configuration file.
     """
@@ -281,6 +281,10 @@ def create_instance(
     fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_urlsafe(32) + "\n")
+    # cfisrv's FTPS password (cfi_password = file:cfi_password in the template)
+    fd = os.open(inst.etc / "cfi_password", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(24) + "\n")
     inst.conf_path.write_text(text, encoding="utf-8")
     for tool in ("redctl", "restctl"):
         path = inst.home / "bin" / tool

@@ -227,6 +227,26 @@ class Supervisor:
         self.stop(timeout=timeout)
         return killed
 
+    def process(self, name: str) -> ProcessInfo | None:
+        """The supervised role ``name``; None when supervisord does not run or lacks it."""
+        return next((p for p in self.processes() if p.name == name), None)
+
+    def start_process(self, name: str) -> None:
+        """Start one configured role (``restctl start``); wait until supervisord has it RUNNING."""
+        with self._rpc() as rpc:
+            rpc.supervisor.startProcess(name, True)
+
+    def stop_process(self, name: str) -> bool:
+        """Stop one role gracefully (``restctl stop``); return False if it was not running."""
+        try:
+            with self._rpc() as rpc:
+                rpc.supervisor.stopProcess(name, True)
+        except SupervisorError as exc:
+            if "NOT_RUNNING" in str(exc):
+                return False
+            raise
+        return True
+
     def _pid(self) -> int:
         try:
             return int(self.inst.supervisor_pidfile.read_text().strip())

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from redpss.instance import Instance, create_instance
+from redpss.instance import PORT_BLOCK, PORT_RANGE_START, Instance, create_instance
 
 TIERS = ("unit", "integration", "container", "exasol")
 BIN = Path(sys.executable).parent
@@ -66,21 +68,44 @@ def _stop_supervisors(home: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def free_port_base() -> int:
+    """A random free block of instance ports: tests running side by side (several sessions,
+    leftovers of others) do not race for the first free block as ``redsysctl create`` does."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(PORT_RANGE_START, 60000 - PORT_BLOCK, PORT_BLOCK)
+        if all(_port_free(p) for p in range(base, base + PORT_BLOCK)):
+            return base
+    raise RuntimeError("no free block of ports found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.fixture
 def make_instance(redhome: Path) -> Callable[..., Instance]:
     """Factory: create an instance under the test's $REDHOME, with fast heartbeats."""
 
     def make(name: str = "tst1", **settings: str) -> Instance:
         inst = Instance(name, redhome)
-        create_instance(inst)
+        create_instance(inst, port_base=free_port_base())
         text = inst.conf_path.read_text()
         settings.setdefault("heartbeat_interval", "0.5")
         settings.setdefault("stop_grace", "10")
         for key, value in settings.items():
-            lines = [
-                f"{key} = {value}" if line.split("=")[0].strip() == key else line
-                for line in text.splitlines()
+            # the template has every key, some commented out (their default): set it either way
+            lines = text.splitlines()
+            hits = [
+                i for i, line in enumerate(lines) if line.lstrip("#").split("=")[0].strip() == key
             ]
+            assert hits, f"{key} is not in the red_params.conf template"
+            lines[hits[0]] = f"{key} = {value}"
             text = "\n".join(lines) + "\n"
         inst.conf_path.write_text(text)
         return inst

@@ -14,11 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 from redpss import __version__, control
+from redpss.cli import redctl_jobs
 from redpss.cli.common import add_instance_option, fail, guarded, setup_cli_logging
 from redpss.config import Config
 from redpss.dictionary import SCHEMA_VERSION
 from redpss.errors import ConfigError
 from redpss.instance import Instance, resolve_instance
+from redpss.sched.control import NotFound
 
 __all__ = ["COMMANDS", "main"]
 
@@ -48,33 +50,18 @@ COMMANDS: dict[str, str] = {
     "start_job": "start an already scheduled job immediately",
     "preclone": "save state before cloning from another instance",
 }
-# Commands a later part of redpss brings; until then they say so and exit 2.
-NOT_YET = {
-    name: "the scheduling issue"
-    for name in (
-        "reload",
-        "show",
-        "watch",
-        "we_list_error",
-        "we_reset_error",
-        "start_db_job",
-        "list_db_jobs",
-        "toggle_db_job",
-        "list_db_watcher",
-        "toggle_db_watcher",
-        "start_job",
-        "preclone",
-    )
-}
-
 EPILOG = """\
 further commands:
-  db {init,upgrade}  create or upgrade the dictionary objects (REDSYS and target schemas)
+  db init            create the dictionary objects (REDSYS and target schemas)
+  db upgrade         apply pending dictionary migrations
+  db apply FILE      check and upsert job/watcher/loader definitions from a TOML file
+  db export [FILE]   write the current definitions in the same format
+  (every command takes --json for scripts, before the command: redctl --json show)
 
 exit codes:
   0  done (status: every role running)
   1  failed (status: degraded, some role down or without heartbeat)
-  2  usage error, or a command that is not available yet
+  2  usage error, or an unknown job or watcher name (the nearest names are shown)
   3  status: the instance is stopped
 """
 
@@ -109,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="return after the start instead of following the logs",
             )
+        redctl_jobs.add_arguments(name, p)
     db = sub.add_parser("db", help=argparse.SUPPRESS, description="dictionary objects")
-    db.add_argument("action", choices=("init", "upgrade"))
+    db.add_argument("action", choices=("init", "upgrade", "apply", "export"))
+    db.add_argument("file", nargs="?", help="apply: the definitions file; export: output file")
     return parser
 
 
@@ -244,6 +233,12 @@ def _resume(inst: Instance, args: argparse.Namespace) -> int:
 
 
 def _db(inst: Instance, args: argparse.Namespace) -> int:
+    if args.action == "apply":
+        if not args.file:
+            return fail("db apply needs a definitions file", code=2)
+        return redctl_jobs.db_apply(inst, args.file)
+    if args.action == "export":
+        return redctl_jobs.db_export(inst, args.file)
     config = inst.load_config()
     if args.action == "init":
         version = control.db_init(inst, config)
@@ -275,10 +270,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command in NOT_YET:
-        return fail(
-            f"redctl {args.command}: not available yet (comes with {NOT_YET[args.command]})", code=2
-        )
     return guarded(lambda: _run(args))
 
 
@@ -286,7 +277,11 @@ def _run(args: argparse.Namespace) -> int:
     inst = resolve_instance(args.instance)
     setup_cli_logging(inst, debug=args.debug)
     log.debug("redctl %s instance=%s", args.command, inst.name)
-    return HANDLERS[args.command](inst, args)
+    handler = HANDLERS.get(args.command) or redctl_jobs.HANDLERS[args.command]
+    try:
+        return handler(inst, args)
+    except NotFound as exc:
+        return fail(str(exc), code=2)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ container HEALTHCHECK and scripts use it). ``redpss version`` prints the version
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,7 +59,8 @@ def _run(args: argparse.Namespace) -> int:
         level=level,
         log_file=inst.log_dir / f"{args.name}.log",
         retention_days=config.redsys.log_retention,
-        stream=args.trace,
+        # container mode: also to stderr, which `docker compose logs` shows
+        stream=args.trace or os.environ.get("REDPSS_CONTAINER") == "1",
     )
     cls = role_class(args.name)
     dictionary = open_dictionary(config.default.dictionary.value, db_dir=inst.db_dir)

@@ -3,6 +3,11 @@
 ``create`` and ``env`` set instances up; ``start|stop|status|restart [instance]`` call the
 instance's own ``$REDENV_HOME/bin/redctl`` (so instances of different versions coexist), and the
 ``*-all`` forms do that for every instance (``start-all``: only those with a ``.autostart`` file).
+
+Container mode (an instance with ``etc/compose.env``, see :mod:`redpss.compose` and
+docs/containers.md): the same commands drive the instance's compose project ``red_<instance>``
+with the same exit codes; ``redsysctl compose instance`` puts an instance into container mode and
+``redsysctl redctl instance ARGS`` runs ``redctl ARGS`` inside the running instance.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from redpss import compose
 from redpss.cli.common import guarded
 from redpss.instance import (
     Instance,
@@ -37,7 +43,9 @@ Manage a specific instance:
 Start/stop all instances:
   redsysctl {start-all | stop-all | restart-all | status-all}
 Set up:
-  redsysctl create instance [--port-base N] [--autostart]
+  redsysctl create instance [--port-base N] [--autostart] [--compose]
+  redsysctl compose instance            container mode: run it as compose project red_<instance>
+  redsysctl redctl instance ARGS...     redctl ARGS for the instance (in its container if any)
   eval "$(redsysctl env instance)"     switch this shell to the instance
   redsysctl list"""
 
@@ -58,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "command", choices=(*SINGLE, *ALL, "create", "env", "list"), metavar="command"
+        "command",
+        choices=(*SINGLE, *ALL, "create", "env", "list", "compose", "redctl"),
+        metavar="command",
     )
     parser.add_argument("instance", nargs="?", help="instance name (default: $REDENV)")
     parser.add_argument(
@@ -71,19 +81,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--autostart", action="store_true", help="create: start the instance with start-all"
     )
+    parser.add_argument(
+        "--compose", action="store_true", help="create: run the instance in container mode"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``redsysctl``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # `redsysctl redctl instance ARGS...`: ARGS are redctl's (options included)
+    args, rest = parser.parse_known_args(argv)
+    args.args = rest
     if args.command in ALL and args.instance:
         parser.error(f"{args.command} takes no instance")
-    if args.command in ("create", "env") and not args.instance:
+    if args.args and args.command != "redctl":
+        parser.error(f"unexpected arguments: {' '.join(args.args)}")
+    if args.command in ("create", "env", "compose", "redctl") and not args.instance:
         parser.error(f"{args.command} needs an instance name")
-    if (args.port_base is not None or args.autostart) and args.command != "create":
-        parser.error("--port-base and --autostart go with create")
+    if (args.port_base is not None or args.autostart or args.compose) and args.command != "create":
+        parser.error("--port-base, --autostart and --compose go with create")
     return guarded(lambda: _run(args))
 
 
@@ -93,6 +110,9 @@ def _run(args: argparse.Namespace) -> int:
         inst = Instance(check_name(args.instance), home)
         path = create_instance(inst, port_base=args.port_base, autostart=args.autostart)
         print(f"instance {inst.name} created: {inst.home}")
+        if args.compose:
+            compose.enable(inst)
+            print(f"container mode: {compose.settings_path(inst)}")
         print(f"configuration: {path}")
         print(f'next: eval "$(redsysctl env {inst.name})" && redctl db init && redctl start')
         return 0
@@ -104,13 +124,32 @@ def _run(args: argparse.Namespace) -> int:
             auto = " (autostart)" if inst.autostart_flag.exists() else ""
             print(f"{inst.name}{auto}  {inst.home}")
         return 0
+    if args.command == "compose":
+        inst = resolve_instance(args.instance, home=home).require()
+        compose.enable(inst)
+        print(f"instance {inst.name}: container mode, project {compose.project_name(inst)}")
+        print(f"compose file: {compose.write(inst)}")
+        return 0
+    if args.command == "redctl":
+        inst = resolve_instance(args.instance, home=home).require()
+        if compose.is_compose(inst):
+            if args.args == ["status"]:
+                # no supervisord in containers: the compose view, HEALTH = the heartbeat check
+                return _compose(inst, "status")
+            return compose.exec_redctl(inst, inst.load_config(), args.args)
+        return _redctl(inst, *args.args)
     if args.command in SINGLE:
         return _redctl(resolve_instance(args.instance, home=home).require(), args.command)
     return _all(home, args.command.removesuffix("-all"))
 
 
-def _redctl(inst: Instance, command: str) -> int:
-    """Run the instance's own redctl (``$REDENV_HOME/bin/redctl``) and pass its exit code on."""
+def _redctl(inst: Instance, *command: str) -> int:
+    """Run the instance's own redctl (``$REDENV_HOME/bin/redctl``) and pass its exit code on.
+
+    An instance in container mode is driven through its compose project instead.
+    """
+    if compose.is_compose(inst) and len(command) == 1 and command[0] in SINGLE:
+        return _compose(inst, command[0])
     tool = inst.home / "bin" / "redctl"
     cmd = (
         [str(tool)]
@@ -118,7 +157,24 @@ def _redctl(inst: Instance, command: str) -> int:
         else [sys.executable, "-m", "redpss.cli.redctl", "--instance", inst.name]
     )
     env = {**os.environ, **inst.environment()}
-    return subprocess.run([*cmd, command], env=env, check=False).returncode
+    return subprocess.run([*cmd, *command], env=env, check=False).returncode
+
+
+def _compose(inst: Instance, command: str) -> int:
+    """start|stop|status|restart of an instance in container mode (exit codes as redctl)."""
+    if command == "stop":
+        return compose.down(inst)
+    if command == "start":
+        return compose.up(inst)
+    if command == "restart":
+        compose.down(inst)
+        return compose.up(inst)
+    code, states = compose.status(inst, inst.load_config())
+    print(f"instance {inst.name}: project {compose.project_name(inst)}")
+    print(f"{'SERVICE':<12} {'STATE':<10} HEALTH")
+    for s in states:
+        print(f"{s.service:<12} {s.state:<10} {s.health or '-'}")
+    return code
 
 
 def _all(home: Path, command: str) -> int:

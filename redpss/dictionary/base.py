@@ -15,6 +15,10 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from redpss.dictionary.export import ExportStore
+from redpss.dictionary.jobs import JobStore
+from redpss.dictionary.landing import LandingStore
+
 STARTING = "STARTING"
 RUNNING = "RUNNING"
 SUSPENDED = "SUSPENDED"
@@ -100,7 +104,7 @@ def compute_alert(
     return ALERT_OK, None
 
 
-class Dictionary(abc.ABC):
+class Dictionary(JobStore, LandingStore, ExportStore, abc.ABC):
     """The RED dictionary of one instance: REDSYS plus the target schemas.
 
     Usable as a context manager; :meth:`close` releases the backend's resources.

@@ -16,12 +16,10 @@ The public RED documents give no column lists for these objects: the columns are
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Literal
-
-Scope = Literal["REDSYS", "TARGET"]
-"""Where an object lives: the REDSYS schema, or every target schema."""
+from redpss.dictionary.objects import Column, Migration, Model, Table, View
+from redpss.dictionary.objects import GenericType as GenericType  # re-exported
+from redpss.dictionary.objects import Scope as Scope  # re-exported
+from redpss.dictionary.objects import parse_type as parse_type  # re-exported
 
 REDSYS = "REDSYS"
 
@@ -33,123 +31,10 @@ SCHEDULE_TYPES = ("INTERVAL", "CRON", "NONE")
 MISFIRE_POLICIES = ("RUN_ONCE", "SKIP")
 WATCHER_KINDS = ("FILE", "SQL")
 LOG_LEVELS = ("ERROR", "ALERT")
-
-_TYPE_RE = re.compile(r"^(VARCHAR|DECIMAL|DOUBLE|TIMESTAMP|BOOLEAN)(?:\((\d+)(?:,(\d+))?\))?$")
-
-
-@dataclass(frozen=True)
-class GenericType:
-    """A parsed generic column type: ``VARCHAR(200)`` → base VARCHAR, size 200."""
-
-    base: str
-    size: int | None = None
-    scale: int | None = None
-
-
-def parse_type(type_: str) -> GenericType:
-    """Parse a generic type string of the model; raises ValueError for an unknown type."""
-    match = _TYPE_RE.match(type_)
-    if match is None:
-        raise ValueError(f"unknown generic column type {type_!r}")
-    base, size, scale = match.groups()
-    return GenericType(base, int(size) if size else None, int(scale) if scale else None)
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column: generic type, nullability, optional default literal and allowed values."""
-
-    name: str
-    type: str
-    nullable: bool = True
-    comment: str = ""
-    default: str | None = None
-    values: tuple[str, ...] = ()
-    identity: bool = False
-    since: int = 1
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table of the dictionary, with its keys, indexes and the roles that write it."""
-
-    name: str
-    scope: Scope
-    comment: str
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...] = ()
-    unique: tuple[tuple[str, ...], ...] = ()
-    indexes: tuple[tuple[str, ...], ...] = ()
-    writers: str = ""
-
-    def columns_at(self, version: int) -> tuple[Column, ...]:
-        """The columns this table has at dictionary version ``version``."""
-        return tuple(c for c in self.columns if c.since <= version)
-
-
-@dataclass(frozen=True)
-class View:
-    """A view over one table: every column of ``base`` plus ``extra`` computed columns.
-
-    The computed columns' definitions are dialect-specific and live in the backend.
-    """
-
-    name: str
-    scope: Scope
-    base: str
-    comment: str
-    extra: tuple[Column, ...] = ()
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One dictionary version: what it creates in REDSYS and in every target schema."""
-
-    version: int
-    description: str
-    redsys: tuple[str, ...] = ()
-    target: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Model:
-    """The whole dictionary: tables, views and the ordered migrations."""
-
-    tables: tuple[Table, ...]
-    views: tuple[View, ...]
-    migrations: tuple[Migration, ...]
-    by_name: dict[str, Table | View] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        names: dict[str, Table | View] = {t.name: t for t in self.tables}
-        names.update({v.name: v for v in self.views})
-        object.__setattr__(self, "by_name", names)
-        versions = [m.version for m in self.migrations]
-        if versions != list(range(1, len(versions) + 1)):
-            raise ValueError(f"migration versions must be 1..n in order, got {versions}")
-        for migration in self.migrations:
-            for name in migration.redsys + migration.target:
-                if name not in names:
-                    raise ValueError(f"migration {migration.version} names unknown {name}")
-        for table in self.tables:
-            for column in table.columns:
-                if column.since > 1 and not column.nullable and column.default is None:
-                    raise ValueError(
-                        f"{table.name}.{column.name} is added by migration {column.since}: "
-                        "it must be nullable or have a default"
-                    )
-
-    @property
-    def version(self) -> int:
-        """The newest version: what ``init`` and ``upgrade`` bring a dictionary to."""
-        return self.migrations[-1].version if self.migrations else 0
-
-    def table(self, name: str) -> Table:
-        """The table called ``name``; KeyError when it is not a table."""
-        obj = self.by_name[name]
-        if not isinstance(obj, Table):
-            raise KeyError(name)
-        return obj
+LOAD_FORMATS = ("CSV", "JSON", "PARQUET")
+LOAD_MARKERS = ("NONE", ".done", ".ok")
+DUPLICATE_POLICIES = ("SKIP", "LOAD", "ERROR")
+LOAD_STATUSES = ("LOADED", "DUPLICATE")
 
 
 def _ts(name: str, comment: str, *, nullable: bool = True) -> Column:
@@ -369,6 +254,93 @@ TABLES: tuple[Table, ...] = (
     ),
 )
 
+# -- version 2: the landing zone (loaders and the per-schema load ledger) ---------------------
+
+_LOADER = Column("LOADER_NAME", "VARCHAR(128)", False, "loader name, unique")
+LANDING_TABLES: tuple[Table, ...] = (
+    Table(
+        "ADM_LOADER",
+        "REDSYS",
+        "loader definitions: which files go into which table, and how to read them",
+        (
+            _LOADER,
+            Column("FILE_PATTERN", "VARCHAR(2000)", False, "regex on the file name (search)"),
+            Column("SCHEMA_NAME", "VARCHAR(128)", False, "target schema"),
+            Column("TABLE_NAME", "VARCHAR(128)", False, "target table"),
+            Column("FILE_FORMAT", "VARCHAR(8)", False, "", "'CSV'", LOAD_FORMATS),
+            Column("FILE_ENCODING", "VARCHAR(32)", False, "CSV text encoding", "'utf-8'"),
+            Column("COLUMN_SEPARATOR", "VARCHAR(4)", False, "CSV field separator", "','"),
+            Column("QUOTE_CHAR", "VARCHAR(4)", True, "CSV quote; NULL: no quoting", "'\"'"),
+            Column("HEADER", "BOOLEAN", False, "CSV: first line names the fields", "TRUE"),
+            Column("NULL_STRING", "VARCHAR(64)", False, "CSV field text meaning NULL", "''"),
+            Column("DATE_FORMAT", "VARCHAR(64)", False, "strptime format of DATE", "'%Y-%m-%d'"),
+            Column(
+                "TIMESTAMP_FORMAT",
+                "VARCHAR(64)",
+                False,
+                "strptime format of TIMESTAMP; ISO 8601 when empty",
+                "''",
+            ),
+            Column("FIXED_WIDTH", "BOOLEAN", False, "fixed-width fields (FBV_*)", "FALSE"),
+            Column("MARKER", "VARCHAR(8)", False, "marker file required", "'NONE'", LOAD_MARKERS),
+            Column(
+                "DUPLICATE_POLICY",
+                "VARCHAR(8)",
+                False,
+                "same content again",
+                "'SKIP'",
+                DUPLICATE_POLICIES,
+            ),
+            _ACTIVE,
+            _DESC,
+            _CREATED,
+            _CHANGED,
+        ),
+        primary_key=("LOADER_NAME",),
+        writers="operators (redctl db apply, SQL, REST); read by sched",
+    ),
+    Table(
+        "ADM_LOADER_COLUMN",
+        "REDSYS",
+        "the column mapping of a loader, one row per target column",
+        (
+            _LOADER,
+            Column("COL_POS", "DECIMAL(9,0)", False, "target column position, 1.."),
+            Column("COL_NAME", "VARCHAR(128)", False, "target column name"),
+            Column("COL_DATA_TYPE", "VARCHAR(64)", False, "generic type, e.g. DECIMAL(18,2)"),
+            Column("COL_SOURCE", "VARCHAR(2000)", True, "CSV header / JSON key / Parquet column"),
+            Column("COL_SOURCE_POS", "DECIMAL(9,0)", True, "CSV field number, 1.."),
+            Column("COL_FORMAT", "VARCHAR(64)", True, "strptime format overriding the loader's"),
+            Column("COL_FBV_START", "DECIMAL(9,0)", True, "fixed width: first character, 1.."),
+            Column("COL_FBV_SIZE", "DECIMAL(9,0)", True, "fixed width: characters"),
+        ),
+        primary_key=("LOADER_NAME", "COL_POS"),
+        unique=(("LOADER_NAME", "COL_NAME"),),
+        writers="operators, with ADM_LOADER",
+    ),
+    Table(
+        "ADM_LOAD_LOG",
+        "TARGET",
+        "the load ledger of this schema: one row per claimed file that was loaded or skipped",
+        (
+            Column("CLAIM_ID", "VARCHAR(32)", False, "id of the claim (the name in work/)"),
+            Column("CONTENT_SHA256", "VARCHAR(64)", False, "hex sha256 of the file content"),
+            Column("FILE_NAME", "VARCHAR(1024)", False, "file name as it arrived"),
+            Column("FILE_SIZE", "DECIMAL(18,0)", False, "bytes"),
+            Column("TARGET", "VARCHAR(257)", False, "SCHEMA.TABLE loaded into"),
+            Column("LOADER_NAME", "VARCHAR(128)", False, "loader"),
+            Column("LOAD_STATUS", "VARCHAR(16)", False, "", values=LOAD_STATUSES),
+            Column("ROW_COUNT", "DECIMAL(18,0)", False, "rows inserted"),
+            _RUN_ID,
+            _ts("LOADED_AT", "when the load committed", nullable=False),
+        ),
+        primary_key=("CLAIM_ID",),
+        indexes=(("CONTENT_SHA256", "TARGET"), ("FILE_NAME",)),
+        writers="sched (loader pool), in the transaction of the rows",
+    ),
+)
+TABLES = TABLES + LANDING_TABLES
+
 VIEWS: tuple[View, ...] = (
     View("ALL_ADM_JOBS", "REDSYS", "ADM_JOBS", "the jobs the current user may see"),
     View("ALL_ADM_WATCHER", "REDSYS", "ADM_WATCHER", "the watchers the current user may see"),
@@ -402,6 +374,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "STA_PSS_STATUS",
         ),
         target=("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_WATCHER_EXEC_ERROR", "LOG_MESSAGES"),
+    ),
+    Migration(
+        2,
+        "landing zone: loaders and the per-schema load ledger",
+        redsys=("ADM_LOADER", "ADM_LOADER_COLUMN"),
+        target=("ADM_LOAD_LOG",),
     ),
 )
 

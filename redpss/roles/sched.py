@@ -1,17 +1,32 @@
-"""SCHED, the scheduler master: listens on ``sched_service_port`` for the instance.
+"""SCHED, the scheduler master: worker pools that run what jmon and operators hand over.
 
-This first version serves the wire protocol (``ping``, ``status``) so that jmon, redctl and the
-database can reach it, and reports its pools as configured; running jobs in the ``default``,
-``loader`` and ``action`` pools comes with the scheduling issue.
+Listens on ``sched_service_port`` (wire protocol, ``docs/protocol.md``). Ops:
+
+``submit``     runs and watcher checks that jmon found due (``items``)
+``start_job``  start a job now (``name``; ``scheduled_only`` for redctl start_job)
+``show``       pools, running and queued runs, next runs
+``timetable``  jmon's next runs (``entries``), shown by ``show``
+``stats``      pool sizes, busy, queued, runs ended since the last call (for ADM_JMON_LOAD)
+``status``     instance, pid, suspended flag, pool sizes
+
+At start, runs that a killed sched left QUEUED or RUNNING are marked ABORTED. On SIGTERM,
+running runs get ``stop_grace - 5`` seconds to finish; the rest are marked ABORTED.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+from datetime import datetime
 from typing import Any
 
+from redpss import landing
+from redpss.dictionary.jobs import SKIPPED
+from redpss.errors import RedpssError, RemoteError
 from redpss.roles.base import Role, RoleContext
+from redpss.sched.engine import Engine
+from redpss.sched.watchers import Watchers
 from redpss.wire import Peer, WireServer
 
 __all__ = ["Sched"]
@@ -27,6 +42,9 @@ class Sched(Role):
     def __init__(self, ctx: RoleContext) -> None:
         super().__init__(ctx)
         cfg = ctx.config.redsys
+        self.engine = Engine(ctx.instance, ctx.config, ctx.dictionary)
+        self.engine.paused = ctx.suspended
+        self.watchers = Watchers(self.engine)
         self.server = WireServer(
             self,
             host=cfg.sched_host,
@@ -36,28 +54,117 @@ class Sched(Role):
         )
 
     def start(self) -> None:
-        """Listen on the service port; returns when it accepts connections."""
+        """Recover, start pools and watchers, then listen; returns when the port accepts."""
+        self.engine.start()
+        for line in landing.recover(self.ctx.instance, self.ctx.dictionary):
+            log.warning("role=sched landing zone recovery: %s", line)
+        self.engine.definitions.refresh(force=True)
+        self.watchers.start()
         self.server.start()
         log.info(
-            "role=sched listening on %s:%d", self.ctx.config.redsys.sched_host, self.server.port
+            "role=sched listening on %s:%d pools %s",
+            self.ctx.config.redsys.sched_host,
+            self.server.port,
+            self.engine.sizes,
         )
 
     def stop(self) -> None:
-        """Stop listening; idempotent."""
+        """Stop listening, let running runs finish within the grace time; idempotent."""
         self.server.stop()
+        self.watchers.stop()
+        self.engine.shutdown(grace=max(self.ctx.config.redsys.stop_grace - 5, 1))
+
+    def tick(self) -> None:
+        """Landing zone housekeeping: files no loader or FILE watcher wants go to error/."""
+        self.engine.definitions.refresh()
+        patterns = [
+            re.compile(w.watch_text)
+            for w in self.engine.definitions.watchers.values()
+            if w.active and w.kind == "FILE"
+        ]
+        try:
+            done = landing.sweep(
+                self.ctx.instance,
+                self.ctx.config,
+                self.ctx.dictionary,
+                keep=lambda name: any(p.search(name) for p in patterns),
+            )
+        except (RedpssError, OSError) as exc:
+            log.error("role=sched landing zone housekeeping failed: %s", exc)
+            return
+        for line in done:
+            log.info("role=sched landing zone: %s", line)
 
     def info(self) -> str:
         """What the heartbeat row shows."""
-        return f"port {self.ctx.config.redsys.sched_service_port}"
+        show = self.engine.show()
+        busy = sum(p["busy"] for p in show["pools"].values())
+        return (
+            f"port {self.ctx.config.redsys.sched_service_port}, {busy} running, "
+            f"{len(show['queued'])} queued"
+        )
 
-    def pools(self) -> dict[str, int]:
-        """Configured size of each worker pool."""
-        cfg = self.ctx.config.redsys
-        return {
-            "default": cfg.sched_default_pool_size,
-            "loader": cfg.sched_loader_pool_size,
-            "action": cfg.sched_action_pool_size,
-        }
+    # ------------------------------------------------------------------ wire ops
+
+    def op_submit(self, args: dict[str, Any], peer: Peer) -> list[dict[str, Any]]:
+        """Runs (and watcher checks) jmon found due."""
+        del peer
+        items = args["items"]
+        if not isinstance(items, list):
+            raise ValueError("items must be a list")
+        self.engine.definitions.refresh()  # once per request, not per item
+        return [self._submit_one(item) for item in items]
+
+    def _submit_one(self, item: dict[str, Any]) -> dict[str, Any]:
+        kind, name = item["kind"], item["name"]
+        if kind == "watch":
+            return {"name": name, "state": "CHECK" if self.watchers.request(name) else "BUSY"}
+        job = self.engine.definitions.jobs.get(name) or self.engine.definitions.job(name)
+        if job is None:
+            return {"name": name, "state": "UNKNOWN", "message": f"no job {name!r}"}
+        due = datetime.fromisoformat(item["due"]) if item.get("due") else None
+        if item.get("skip"):
+            return self.engine.skip(job, item.get("note") or "skipped", due=due)
+        return {"name": name, **self.engine.submit(job, due=due, note=item.get("note"))}
+
+    def op_start_job(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """Start a job now (``redctl start_db_job`` / ``start_job``)."""
+        del peer
+        name = str(args["name"])
+        job = self.engine.definitions.job(name)
+        if job is None:
+            raise RemoteError("not_found", f"no job {name!r}")
+        if args.get("scheduled_only") and (job.schedule_type == "NONE" or not job.active):
+            raise RemoteError(
+                "not_scheduled",
+                f"job {name} is not scheduled (schedule "
+                f"{job.schedule_type}, active {job.active}); use start_db_job",
+            )
+        result = self.engine.submit(job, note=f"started by operator ({args.get('by', 'redctl')})")
+        if result["state"] == SKIPPED:
+            raise RemoteError("max_parallel", result["message"])
+        return {"name": name, **result}
+
+    def op_show(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """Pools, running and queued runs, next runs."""
+        del args, peer
+        return {"suspended": self.ctx.suspended(), **self.engine.show()}
+
+    def op_timetable(self, args: dict[str, Any], peer: Peer) -> int:
+        """jmon's next runs."""
+        del peer
+        entries = args["entries"]
+        if not isinstance(entries, list):
+            raise ValueError("entries must be a list")
+        self.engine.timetable = entries
+        return len(entries)
+
+    def op_stats(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """Pool statistics since the last call."""
+        del args, peer
+        show = self.engine.show()
+        ended = self.engine.take_ended()
+        return {p: {**v, "ended": ended[p]} for p, v in show["pools"].items()}
 
     def op_status(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         """Wire op ``status``: instance, pid, suspended flag and pool sizes."""
@@ -66,5 +173,5 @@ class Sched(Role):
             "instance": self.ctx.instance.name,
             "pid": os.getpid(),
             "suspended": self.ctx.suspended(),
-            "pools": self.pools(),
+            "pools": dict(self.engine.sizes),
         }

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from redpss.cli import redctl, redpss, redsysctl, restctl
-from redpss.cli.redctl import COMMANDS, NOT_YET
+from redpss.cli import redctl, redpss, redsysctl
+from redpss.cli.redctl import COMMANDS
 
 GUIDE_COMMANDS = [
     "version",
@@ -44,15 +44,21 @@ def test_redctl_help_lists_the_guide_commands_in_order(capsys: pytest.CaptureFix
     assert "-D, --debug" in out and "exit codes:" in out
 
 
-@pytest.mark.parametrize("command", sorted(NOT_YET))
-def test_later_commands_say_so_and_exit_2(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert redctl.main(["--instance", "tst1", command]) == 2
-    assert f"redctl {command}: not available yet" in capsys.readouterr().err
-
-
-def test_restctl_not_available_yet(capsys: pytest.CaptureFixture[str]) -> None:
-    assert restctl.main(["status"]) == 2
-    assert "not available yet" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["start_db_job"], "the following arguments are required: job"),
+        (["toggle_db_watcher"], "the following arguments are required: watcher"),
+        (["db", "bogus"], "invalid choice: 'bogus'"),
+    ],
+)
+def test_jobs_commands_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        redctl.main(["--instance", "tst1", *argv])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_redctl_without_instance_says_how(capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,7 +79,7 @@ def test_redctl_unknown_instance(
     [
         (["start-all", "tst1"], "start-all takes no instance"),
         (["create"], "create needs an instance name"),
-        (["status", "tst1", "--port-base", "42000"], "--port-base and --autostart go with create"),
+        (["status", "tst1", "--port-base", "42000"], "go with create"),
         (["bogus"], "invalid choice"),
     ],
 )

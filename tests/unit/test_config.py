@@ -29,6 +29,7 @@ PORTS = dict(
 def conf(tmp_path: Path) -> Path:
     """A valid red_params.conf from the shipped template, with its secret file."""
     (tmp_path / "secret").write_text("s3cret-token\n")
+    (tmp_path / "cfi_password").write_text("ftp-pass\n")
     path = tmp_path / "red_params.conf"
     path.write_text(template_text("red_params.conf").format(**PORTS))
     return path

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import queue
 import sqlite3
-import time
-from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,14 +32,6 @@ from redpss.dictionary.sqlite import SqliteDictionary, to_db
 from redpss.errors import DictionaryError, MigrationError
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def dic(tmp_path: Path) -> Iterator[Dictionary]:
-    """An initialised SQLite dictionary in a temporary directory."""
-    with open_dictionary("sqlite", db_dir=tmp_path / "db") as d:
-        d.init()
-        yield d
 
 
 def _query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -88,10 +76,11 @@ def test_open_unknown_kind_names_it(tmp_path: Path) -> None:
 # -- the model -----------------------------------------------------------------------------
 
 
-def test_model_version_1_creates_every_object() -> None:
+def test_migrations_create_every_object() -> None:
     assert SCHEMA_VERSION == DICTIONARY.version == len(MIGRATIONS)
-    first = MIGRATIONS[0]
-    assert set(first.redsys + first.target) == set(DICTIONARY.by_name)
+    created = [name for m in MIGRATIONS for name in (*m.redsys, *m.target)]
+    assert set(created) == set(DICTIONARY.by_name)
+    assert len(created) == len(set(created))
     for table in TABLES:
         for column in table.columns:
             parse_type(column.type)
@@ -135,10 +124,10 @@ def test_init_creates_redsys_objects_in_wal_mode_and_is_idempotent(dic: Dictiona
     path = _redsys(dic)
     assert dic.init() == SCHEMA_VERSION
     assert dic.version() == SCHEMA_VERSION
-    assert _objects(path) == set(MIGRATIONS[0].redsys)
+    assert _objects(path) == {n for m in MIGRATIONS for n in m.redsys}
     assert _query(path, "PRAGMA journal_mode") == [("wal",)]
     history = _query(path, "SELECT SCHEMA_NAME, VERSION FROM ADM_VERSION_HISTORY")
-    assert history == [("REDSYS", 1)]
+    assert history == [("REDSYS", v) for v in range(1, SCHEMA_VERSION + 1)]
     assert dic.upgrade() == []
 
 
@@ -148,7 +137,10 @@ def test_ensure_schema_creates_target_objects(dic: Dictionary) -> None:
     dic.ensure_schema("STAGE_2")
     assert dic.schemas() == ["DWH", "STAGE_2"]
     assert isinstance(dic, SqliteDictionary)
-    assert _objects(dic.db_dir / "DWH.db") == {*MIGRATIONS[0].target, "ADM_VERSION_HISTORY"}
+    assert _objects(dic.db_dir / "DWH.db") == {
+        *(n for m in MIGRATIONS for n in m.target),
+        "ADM_VERSION_HISTORY",
+    }
     assert dic.schema_version("DWH") == SCHEMA_VERSION
     assert dic.schema_version("NOPE") == 0
 
@@ -164,16 +156,19 @@ def test_schema_name_of_128_characters_is_fine(dic: Dictionary) -> None:
     assert dic.schemas() == ["A" * 128]
 
 
+NEXT = len(MIGRATIONS) + 1
+
+
 def _model_v2() -> Model:
-    """Version 2: a new column on ADM_JOBS and LOG_MESSAGES, and a new table."""
+    """The next version: a new column on ADM_JOBS and LOG_MESSAGES, and a new table."""
     extra = Table("ADM_EXTRA", "REDSYS", "test", (Column("X", "VARCHAR(10)", comment="x"),))
     tables = [
-        dataclasses.replace(t, columns=(*t.columns, Column("NOTE", "VARCHAR(100)", since=2)))
+        dataclasses.replace(t, columns=(*t.columns, Column("NOTE", "VARCHAR(100)", since=NEXT)))
         if t.name in ("ADM_JOBS", "LOG_MESSAGES")
         else t
         for t in TABLES
     ]
-    migration = Migration(2, "notes", redsys=("ADM_EXTRA",))
+    migration = Migration(NEXT, "notes", redsys=("ADM_EXTRA",))
     return Model((*tables, extra), DICTIONARY.views, (*MIGRATIONS, migration))
 
 
@@ -186,9 +181,9 @@ def test_upgrade_applies_new_columns_and_tables_everywhere(tmp_path: Path) -> No
         old.init()
         old.ensure_schema("DWH")
     with SqliteDictionary(tmp_path, model=_model_v2()) as new:
-        assert new.upgrade() == ["REDSYS: version 2: notes", "DWH: version 2: notes"]
+        assert new.upgrade() == [f"REDSYS: version {NEXT}: notes", f"DWH: version {NEXT}: notes"]
         assert new.upgrade() == []
-        assert new.version() == 2
+        assert new.version() == NEXT
         assert "NOTE" in _columns(tmp_path / "REDSYS.db", "ADM_JOBS")
         assert "NOTE" in _columns(tmp_path / "DWH.db", "LOG_MESSAGES")
         assert "ADM_EXTRA" in _objects(tmp_path / "REDSYS.db")
@@ -206,7 +201,7 @@ def test_failed_migration_applies_nothing(tmp_path: Path) -> None:
         old.init()
     bad = _model_v2()
     tables = tuple(
-        dataclasses.replace(t, columns=(*t.columns, Column("BAD (", "VARCHAR(1)", since=2)))
+        dataclasses.replace(t, columns=(*t.columns, Column("BAD (", "VARCHAR(1)", since=NEXT)))
         if t.name == "ADM_WATCHER"
         else t
         for t in bad.tables
@@ -216,7 +211,7 @@ def test_failed_migration_applies_nothing(tmp_path: Path) -> None:
         pytest.raises(MigrationError, match="nothing applied"),
     ):
         new.upgrade()
-    assert _objects(tmp_path / "REDSYS.db") == set(MIGRATIONS[0].redsys)
+    assert _objects(tmp_path / "REDSYS.db") == {n for m in MIGRATIONS for n in m.redsys}
     assert "NOTE" not in _columns(tmp_path / "REDSYS.db", "ADM_JOBS")
 
 
@@ -403,99 +398,3 @@ def test_sqlite_errors_are_translated(dic: Dictionary) -> None:
     with pytest.raises(DictionaryError, match="no such table") as info:
         dic.pss_status()
     assert isinstance(info.value.__cause__, sqlite3.Error)
-
-
-# -- many processes ------------------------------------------------------------------------
-
-HEARTBEATS = 200
-WRITERS = 4
-
-
-def _beat(db_dir: Path, role: str, results: Any) -> None:
-    try:
-        with open_dictionary("sqlite", db_dir=db_dir) as d:
-            pid = multiprocessing.current_process().pid or 0
-            _register(d, role, pid, interval=1.0)
-            for _ in range(HEARTBEATS):
-                assert d.heartbeat(role, pid=pid)
-            d.role_stopped(role, pid=pid)
-        results.put(("ok", role))
-    except Exception as exc:
-        results.put(("error", f"{role}: {exc!r}"))
-
-
-def _read(db_dir: Path, stop: Any, results: Any) -> None:
-    reads = 0
-    try:
-        with open_dictionary("sqlite", db_dir=db_dir) as d:
-            while not stop.is_set():
-                d.pss_status()
-                reads += 1
-        results.put(("ok" if reads else "error", f"reader read {reads} times"))
-    except Exception as exc:
-        results.put(("error", f"reader: {exc!r}"))
-
-
-def _init(db_dir: Path, results: Any) -> None:
-    try:
-        with open_dictionary("sqlite", db_dir=db_dir) as d:
-            results.put(("ok", d.init()))
-    except Exception as exc:
-        results.put(("error", repr(exc)))
-
-
-def _collect(results: Any, count: int, deadline: float) -> list[tuple[str, Any]]:
-    got: list[tuple[str, Any]] = []
-    while len(got) < count:
-        got.append(results.get(timeout=max(0.1, deadline - time.monotonic())))
-    return got
-
-
-def test_many_processes_heartbeat_while_one_reads(dic: Dictionary) -> None:
-    assert isinstance(dic, SqliteDictionary)
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    stop = ctx.Event()
-    reader = ctx.Process(target=_read, args=(dic.db_dir, stop, results))
-    writers = [
-        ctx.Process(target=_beat, args=(dic.db_dir, f"role{i}", results)) for i in range(WRITERS)
-    ]
-    reader.start()
-    for p in writers:
-        p.start()
-    deadline = time.monotonic() + 90
-    try:
-        got = _collect(results, WRITERS, deadline)
-    finally:
-        stop.set()
-        try:
-            got_reader = _collect(results, 1, time.monotonic() + 30)
-        except queue.Empty:
-            got_reader = [("error", "reader did not report")]
-        for p in [reader, *writers]:
-            p.join(timeout=30)
-        results.close()
-        results.join_thread()
-    errors = [msg for kind, msg in got + got_reader if kind != "ok"]
-    assert errors == []
-    assert all(p.exitcode == 0 for p in [reader, *writers])
-    status = dic.pss_status()
-    assert [(s.role, s.state) for s in status] == [(f"role{i}", "STOPPED") for i in range(WRITERS)]
-
-
-def test_concurrent_init_applies_each_migration_once(tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_init, args=(tmp_path, results)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    try:
-        got = _collect(results, len(procs), time.monotonic() + 60)
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-        results.close()
-        results.join_thread()
-    assert got == [("ok", SCHEMA_VERSION)] * len(procs)
-    rows = _query(tmp_path / "REDSYS.db", "SELECT VERSION FROM ADM_VERSION_HISTORY")
-    assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]

@@ -8,10 +8,13 @@ queries of one area (role status and log messages, jobs …) as a mixin on top o
 from __future__ import annotations
 
 from redpss.dictionary.sqlite.core import SqliteCore, check_schema_name, from_db, to_db
+from redpss.dictionary.sqlite.export import SqliteExport
+from redpss.dictionary.sqlite.jobs import SqliteJobs
+from redpss.dictionary.sqlite.landing import SqliteLanding
 from redpss.dictionary.sqlite.status import SqliteStatus
 
 __all__ = ["SqliteCore", "SqliteDictionary", "check_schema_name", "from_db", "to_db"]
 
 
-class SqliteDictionary(SqliteStatus):
+class SqliteDictionary(SqliteStatus, SqliteJobs, SqliteLanding, SqliteExport):
     """The dictionary in SQLite files under ``db_dir`` (see :mod:`.core`)."""

@@ -15,8 +15,10 @@ there is one, in REDSYS, keyed by schema. This is the only module with SQLite SQ
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
@@ -28,9 +30,8 @@ from redpss.dictionary.base import (
     SUSPENDED,
     Dictionary,
 )
-from redpss.dictionary.model import (
-    DICTIONARY,
-    REDSYS,
+from redpss.dictionary.model import DICTIONARY, REDSYS
+from redpss.dictionary.objects import (
     Column,
     Migration,
     Model,
@@ -46,6 +47,7 @@ DEFAULT_HEARTBEAT_INTERVAL = 5.0
 """HEARTBEAT_INTERVAL of a row created by a heartbeat without a registration."""
 
 _VERSION_TABLE = "ADM_VERSION_HISTORY"
+_READY_LOCK = threading.Lock()
 
 # -- DDL from the model -----------------------------------------------------------------------
 
@@ -237,16 +239,50 @@ class SqliteCore(Dictionary):
         return int(row[0] or 0)
 
     def _migrate(self, path: Path, schema: str, scope: Scope) -> list[str]:
-        """Bring one file to the model's version in one transaction; return what was done."""
+        """Bring one file to the model's version in one transaction; return what was done.
+
+        A new file is built under a temporary name and linked into place complete, so no
+        other process ever sees a schema file without its tables.
+        """
+        done: list[str] = []
+        if not path.exists():
+            done = self._create_file(path, schema, scope)
         with self._connect(path, create=True) as conn:
             # WAL is a property of the file; switching needs a moment of exclusive access.
             conn.execute("PRAGMA journal_mode = WAL")
         try:
-            return self._migrate_file(path, schema, scope)
+            return done + self._migrate_file(path, schema, scope)
         except MigrationError:
             raise
         except DictionaryError as exc:
             raise MigrationError(f"migrating {schema} failed, nothing applied: {exc}") from exc
+
+    def _create_file(self, path: Path, schema: str, scope: Scope) -> list[str]:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            done = self._migrate_file(tmp, schema, scope)
+            try:
+                os.link(tmp, path)  # fails if another process was first: its file is as good
+            except FileExistsError:
+                return []
+            return done
+        except DictionaryError as exc:
+            raise MigrationError(f"creating {schema} failed, nothing applied: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def ensure_ready(self, schema: str) -> Path:
+        """The file of target schema ``schema``, created or migrated once per process."""
+        path = self._schema_path(schema)
+        ready: set[str] = self.__dict__.setdefault("_ready", set())
+        if schema in ready:
+            return path
+        with _READY_LOCK:
+            if schema not in ready:
+                self.ensure_schema(schema)
+                ready.add(schema)
+        return path
 
     def _migrate_file(self, path: Path, schema: str, scope: Scope) -> list[str]:
         done: list[str] = []

@@ -1,0 +1,178 @@
+"""JSON → CSV and Parquet → CSV: redpss.landing.convert vs bare pyarrow, and peak RSS of a big file.
+
+Throughput: the same JSON (one object per line, one nested object flattened) and Parquet file is
+converted by :func:`redpss.landing.convert.convert_file` (streaming: batch by batch, bounded
+memory) and by bare pyarrow (``pyarrow.json.read_json`` / ``pyarrow.parquet.read_table`` of the
+whole file, ``flatten()``, ``pyarrow.csv.write_csv``), best of ``--repeat`` each, in MB of input
+per second. The ratio reported is the lower of the two formats; target >= 0.9.
+
+Memory: a large JSON file (and a Parquet file of as many rows) is converted in a child process;
+its peak RSS comes from ``os.wait4`` (``ru_maxrss`` of that child only). A child that only
+imports pyarrow gives the interpreter's own share. The issue asks for a 2 GB input < 300 MB;
+this 2-core machine writes what fits in a few minutes (``--big-mb``, default 600 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+from redpss.landing.convert import convert_file
+
+MAX_RECORD = 16 << 20
+CHILD = """
+import sys
+from pathlib import Path
+import pyarrow
+if sys.argv[1] != "-":
+    from redpss.landing.convert import convert_file
+    rows = convert_file(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], max_record=16 << 20)
+    print(rows)
+"""
+
+
+def write_json(path: Path, target_mb: float) -> int:
+    """NDJSON of about ``target_mb`` MB; returns the rows written."""
+    rows = 0
+    limit = target_mb * 1e6
+    block = 20_000
+    with path.open("w", encoding="utf-8") as f:
+        while f.tell() < limit:
+            lines = [
+                json.dumps(
+                    {
+                        "id": i,
+                        "name": f"customer {i}",
+                        "amount": i * 0.25,
+                        "active": i % 3 == 0,
+                        "addr": {"city": f"city {i % 977}", "zip": f"{i % 99999:05d}"},
+                        "note": "landing zone benchmark row with some text in it",
+                    }
+                )
+                for i in range(rows, rows + block)
+            ]
+            f.write("\n".join(lines) + "\n")
+            rows += block
+    return rows
+
+
+def write_parquet(json_path: Path, path: Path) -> int:
+    """The rows of ``json_path`` as Parquet (row groups of 64k rows), streaming."""
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    with pa_json.open_json(json_path) as reader:
+        for batch in reader:
+            if writer is None:
+                writer = pq.ParquetWriter(path, batch.schema)
+            writer.write_batch(batch, row_group_size=65536)
+            rows += batch.num_rows
+    assert writer is not None
+    writer.close()
+    return rows
+
+
+def bare(source: Path, target: Path, kind: str) -> float:
+    begun = time.perf_counter()
+    table = pa_json.read_json(source) if kind == "JSON" else pq.read_table(source)
+    pa_csv.write_csv(table.flatten(), target)
+    return time.perf_counter() - begun
+
+
+def ours(source: Path, target: Path, kind: str) -> float:
+    begun = time.perf_counter()
+    convert_file(source, target, kind, max_record=MAX_RECORD)
+    return time.perf_counter() - begun
+
+
+LAUNCHER = """
+import os, subprocess, sys
+argv = [sys.executable, "-c", *sys.argv[1:]]
+proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+_pid, status, usage = os.wait4(proc.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
+def child_peak_rss_mb(*argv: str) -> float:
+    """Run the conversion in a child process; its own peak RSS in MB (``ru_maxrss``).
+
+    The child is started by a small launcher process: Linux counts the RSS a process had
+    before ``exec`` into ``ru_maxrss``, so a child forked straight from this (large) process
+    would report this process's size.
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, CHILD, *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    if out[0] != "0":
+        raise SystemExit(f"child conversion failed with {out[0]}")
+    return int(out[1]) / 1024  # KiB on Linux
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=100.0, help="JSON size for throughput")
+    parser.add_argument("--big-mb", type=float, default=600.0, help="JSON size for peak RSS")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-convert") as tmp:
+        root = Path(tmp)
+        src = {"JSON": root / "in.json", "PARQUET": root / "in.parquet"}
+        rows = write_json(src["JSON"], args.mb)
+        write_parquet(src["JSON"], src["PARQUET"])
+        ratios = {}
+        for kind, path in src.items():
+            mb = path.stat().st_size / 1e6
+            b = min(bare(path, root / "bare.csv", kind) for _ in range(args.repeat))
+            o = min(ours(path, root / "ours.csv", kind) for _ in range(args.repeat))
+            same = (root / "bare.csv").stat().st_size == (root / "ours.csv").stat().st_size
+            ratios[kind] = b / o
+            print(
+                f"{kind:7} {mb:7.1f} MB {rows} rows: bare pyarrow {mb / b:7.1f} MB/s, "
+                f"convert_file {mb / o:7.1f} MB/s, ratio {b / o:.2f} (same CSV size: {same})"
+            )
+        for path in root.glob("*.csv"):
+            path.unlink()
+
+        big = {"JSON": root / "big.json", "PARQUET": root / "big.parquet"}
+        begun = time.perf_counter()
+        big_rows = write_json(big["JSON"], args.big_mb)
+        write_parquet(big["JSON"], big["PARQUET"])
+        made = time.perf_counter() - begun
+        base = child_peak_rss_mb("-")
+        peaks = {}
+        for kind, path in big.items():
+            peaks[kind] = child_peak_rss_mb(str(path), str(root / "big.csv"), kind)
+            csv_mb = (root / "big.csv").stat().st_size / 1e6
+            (root / "big.csv").unlink()
+            print(
+                f"peak RSS {kind:7} {path.stat().st_size / 1e6:7.1f} MB input "
+                f"({big_rows} rows, {csv_mb:.0f} MB CSV): {peaks[kind]:.0f} MB"
+            )
+        print(f"(inputs written in {made:.0f} s; a child importing pyarrow only: {base:.0f} MB)")
+    ratio = min(ratios.values())
+    worst = max(peaks.values())
+    size = big["JSON"].name
+    rss_ok = "yes" if worst < 300 else "no"
+    print(
+        f"peak RSS of the largest conversion: {worst:.0f} MB for a {args.big_mb:.0f} MB JSON "
+        f"input ({size} and its Parquet twin; issue: 2 GB input < 300 MB) ok={rss_ok}"
+    )
+    ok = "yes" if ratio >= 0.9 else "no"
+    print(f"RESULT convert value={ratio:.2f} unit=x_bare target=>=0.9 ok={ok}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""redctl's commands for jobs and watchers: arguments, and printing of what
+:mod:`redpss.sched.control` returns. Every command prints a table, or JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redpss.control import open_instance_dictionary
+from redpss.errors import RedpssError
+from redpss.instance import Instance
+from redpss.sched import control as jobs
+from redpss.sched.definitions import apply_file, export_text
+
+__all__ = ["HANDLERS", "add_arguments", "print_table"]
+
+
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    """Arguments of the jobs commands (called for every redctl sub-command)."""
+    if name in ("start_db_job", "start_job", "toggle_db_job"):
+        p.add_argument("job", help="job name")
+    elif name == "toggle_db_watcher":
+        p.add_argument("watcher", help="watcher name")
+    elif name == "we_list_error":
+        p.add_argument("watcher", nargs="?", help="only this watcher")
+    elif name == "we_reset_error":
+        p.add_argument("watcher", nargs="?", help="only this watcher")
+        p.add_argument("--key", help="only this key (file name or value)")
+        p.add_argument("--all", action="store_true", help="reset the errors of every watcher")
+    elif name == "watch":
+        p.add_argument("--interval", type=float, default=1.0, help="refresh every N seconds")
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Print ``rows`` as an aligned table of ``columns`` (``-`` for None)."""
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _emit(args: argparse.Namespace, data: Any, table: Callable[[], None]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        table()
+
+
+def _list_jobs(inst: Instance, args: argparse.Namespace) -> int:
+    with open_instance_dictionary(inst, inst.load_config()) as d:
+        rows = jobs.list_jobs(d)
+    cols = ("job", "schema", "kind", "pool", "schedule", "active", "last_state", "last_run")
+    _emit(args, rows, lambda: print_table(rows, cols))
+    return 0
+
+
+def _list_watchers(inst: Instance, args: argparse.Namespace) -> int:
+    with open_instance_dictionary(inst, inst.load_config()) as d:
+        rows = jobs.list_watchers(d)
+    cols = ("watcher", "schema", "kind", "interval", "executor", "active", "errors", "watch")
+    _emit(args, rows, lambda: print_table(rows, cols))
+    return 0
+
+
+def _toggle(kind: str) -> Callable[[Instance, argparse.Namespace], int]:
+    def run(inst: Instance, args: argparse.Namespace) -> int:
+        name = args.job if kind == "job" else args.watcher
+        with open_instance_dictionary(inst, inst.load_config()) as d:
+            active = jobs.toggle(d, kind, name)
+        _emit(
+            args,
+            {kind: name, "active": active},
+            lambda: print(f"{kind} {name}: {'active' if active else 'inactive'}"),
+        )
+        return 0
+
+    return run
+
+
+def _start(scheduled_only: bool) -> Callable[[Instance, argparse.Namespace], int]:
+    def run(inst: Instance, args: argparse.Namespace) -> int:
+        config = inst.load_config()
+        with open_instance_dictionary(inst, config) as d:
+            result = jobs.start_job(config, d, args.job, scheduled_only=scheduled_only)
+        _emit(
+            args, result, lambda: print(f"job {args.job}: run {result['run_id']} {result['state']}")
+        )
+        return 0
+
+    return run
+
+
+def _we_list(inst: Instance, args: argparse.Namespace) -> int:
+    with open_instance_dictionary(inst, inst.load_config()) as d:
+        rows = jobs.exec_error_dicts(jobs.we_list_error(d, args.watcher))
+    cols = ("schema", "watcher", "key", "count", "first_seen", "last_seen", "message")
+    _emit(args, rows, lambda: print_table(rows, cols))
+    return 0
+
+
+def _we_reset(inst: Instance, args: argparse.Namespace) -> int:
+    if args.watcher is None and not args.all:
+        raise RedpssError("we_reset_error: name a watcher, or give --all to reset every one")
+    with open_instance_dictionary(inst, inst.load_config()) as d:
+        count = jobs.we_reset_error(d, args.watcher, args.key)
+    _emit(
+        args,
+        {"reset": count},
+        lambda: print(f"{count} executor error(s) reset; their keys are tried again"),
+    )
+    return 0
+
+
+def _show_data(inst: Instance) -> dict[str, Any]:
+    return jobs.show(inst.load_config())
+
+
+def _print_show(data: dict[str, Any]) -> None:
+    state = "SUSPENDED" if data.get("suspended") else "active"
+    print(f"scheduler: {state}")
+    pools = [{"pool": p, **v} for p, v in data["pools"].items()]
+    print_table(pools, ("pool", "size", "busy", "queued"))
+    print()
+    print("running:" if data["running"] else "running: none")
+    if data["running"]:
+        print_table(data["running"], ("run_id", "job", "pool", "started", "duration", "pid"))
+    print()
+    print("next runs:" if data["next"] else "next runs: none scheduled")
+    if data["next"]:
+        print_table(data["next"][:20], ("kind", "name", "next"))
+
+
+def _show(inst: Instance, args: argparse.Namespace) -> int:
+    data = _show_data(inst)
+    _emit(args, data, lambda: _print_show(data))
+    return 0
+
+
+def _watch(inst: Instance, args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console()
+
+    def render() -> Text:
+        import contextlib
+        import io
+
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            try:
+                _print_show(_show_data(inst))
+            except RedpssError as exc:
+                print(f"not available: {exc}")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        return Text(f"{inst.name} at {stamp} (Ctrl-C to end)\n\n{buf.getvalue()}")
+
+    try:
+        with Live(render(), console=console, refresh_per_second=4) as live:
+            while True:
+                time.sleep(max(args.interval, 0.2))
+                live.update(render())
+    except KeyboardInterrupt:
+        return 0
+
+
+def _reload(inst: Instance, args: argparse.Namespace) -> int:
+    jobs.reload(inst.require())
+    _emit(args, {"reload": True}, lambda: print("jmon re-reads the definitions now"))
+    return 0
+
+
+def _preclone(inst: Instance, args: argparse.Namespace) -> int:
+    with open_instance_dictionary(inst, inst.load_config()) as d:
+        state = jobs.preclone(inst, d)
+    path = inst.tmp / "preclone" / jobs.PRECLONE_FILE
+    _emit(
+        args,
+        state,
+        lambda: print(
+            f"saved to {path}: {len(state['jobs'])} job and {len(state['watchers'])} watcher "
+            "flags; restore the database now — the next redctl start puts them back and clears "
+            "the cloned logs"
+        ),
+    )
+    return 0
+
+
+def db_apply(inst: Instance, file: str) -> int:
+    """``redctl db apply FILE``."""
+    with open_instance_dictionary(inst, inst.load_config()) as d:
+        defs = apply_file(d, Path(file))
+    print(
+        f"applied {len(defs.jobs)} job(s), {len(defs.watchers)} watcher(s), "
+        f"{len(defs.loaders)} loader(s) from {file}; jmon takes them up without a restart"
+    )
+    return 0
+
+
+def db_export(inst: Instance, file: str | None) -> int:
+    """``redctl db export [FILE]``."""
+    with open_instance_dictionary(inst, inst.load_config()) as d:
+        text = export_text(d)
+    if file is None:
+        sys.stdout.write(text)
+    else:
+        Path(file).write_text(text, encoding="utf-8")
+        print(f"definitions written to {file}")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
+    "reload": _reload,
+    "show": _show,
+    "watch": _watch,
+    "we_list_error": _we_list,
+    "we_reset_error": _we_reset,
+    "start_db_job": _start(False),
+    "list_db_jobs": _list_jobs,
+    "toggle_db_job": _toggle("job"),
+    "list_db_watcher": _list_watchers,
+    "toggle_db_watcher": _toggle("watcher"),
+    "start_job": _start(True),
+    "preclone": _preclone,
+}

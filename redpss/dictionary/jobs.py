@@ -1,0 +1,234 @@
+"""Jobs and watchers in the dictionary: definitions, run logs, executor errors, JMON statistics.
+
+The dataclasses here are what crosses the interface; :class:`JobStore` is the area of
+:class:`~redpss.dictionary.base.Dictionary` that jmon, sched and redctl use.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = [
+    "FINAL_STATES",
+    "ExecError",
+    "JobDef",
+    "JobStore",
+    "PoolSample",
+    "RunRecord",
+    "RunUpdate",
+    "WatcherDef",
+]
+
+QUEUED, RUNNING, OK, FAILED, TIMEOUT, ABORTED, SKIPPED = (
+    "QUEUED",
+    "RUNNING",
+    "OK",
+    "FAILED",
+    "TIMEOUT",
+    "ABORTED",
+    "SKIPPED",
+)
+FINAL_STATES = (OK, FAILED, TIMEOUT, ABORTED, SKIPPED)
+
+
+@dataclass(frozen=True)
+class JobDef:
+    """One row of ``REDSYS.ADM_JOBS``."""
+
+    name: str
+    schema: str
+    kind: str  # SQL, CMD, LOAD
+    action: str
+    pool: str = "default"
+    schedule_type: str = "NONE"  # INTERVAL, CRON, NONE
+    interval_seconds: int | None = None
+    cron_expr: str | None = None
+    active: bool = True
+    timeout_seconds: int | None = None
+    max_parallel: int = 1
+    misfire_policy: str = "RUN_ONCE"  # RUN_ONCE, SKIP
+    description: str | None = None
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WatcherDef:
+    """One row of ``REDSYS.ADM_WATCHER``."""
+
+    name: str
+    schema: str
+    kind: str  # FILE, SQL
+    watch_text: str
+    executor_job: str
+    check_interval: int = 60
+    active: bool = True
+    description: str | None = None
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RunUpdate:
+    """A state change of one run, as sched's log writer records it.
+
+    A job run goes to ``<schema>.ADM_JOB_LOG``; a watcher fire (``watcher`` set) to
+    ``ADM_WATCHER_LOG``. Fields left None are not changed by an update of an existing row.
+    """
+
+    schema: str
+    run_id: int
+    name: str
+    pool: str
+    state: str
+    queued_at: datetime
+    watcher: bool = False
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    rows: int | None = None
+    message: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    watch_key: str | None = None
+    executor_run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of a job or watcher log, as read back."""
+
+    schema: str
+    run_id: int
+    name: str
+    pool: str
+    state: str
+    queued_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    rows: int | None
+    message: str | None
+    host: str | None
+    pid: int | None
+    watch_key: str | None = None
+    executor_run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ExecError:
+    """One row of ``<schema>.ADM_WATCHER_EXEC_ERROR``."""
+
+    schema: str
+    watcher: str
+    key: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    message: str | None
+
+
+@dataclass(frozen=True)
+class PoolSample:
+    """One pool in ``ADM_JMON_LOAD``."""
+
+    pool: str
+    size: int
+    busy: int
+    queued: int
+    runs: int
+
+
+class JobStore(abc.ABC):
+    """Definitions and logs of jobs and watchers."""
+
+    # -- definitions -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def jobs(self) -> list[JobDef]:
+        """Every job definition (``ALL_ADM_JOBS``), sorted by name."""
+
+    @abc.abstractmethod
+    def watchers(self) -> list[WatcherDef]:
+        """Every watcher definition (``ALL_ADM_WATCHER``), sorted by name."""
+
+    @abc.abstractmethod
+    def definitions_stamp(self) -> str:
+        """A cheap value that changes whenever a job or watcher definition changes."""
+
+    @abc.abstractmethod
+    def apply_definitions(self, jobs: list[JobDef], watchers: list[WatcherDef]) -> None:
+        """Insert or update the given definitions in one transaction (others stay)."""
+
+    @abc.abstractmethod
+    def set_active(self, kind: str, name: str, active: bool) -> bool:
+        """Set ACTIVE of job or watcher (``kind`` "job"/"watcher"); False if it does not exist."""
+
+    @abc.abstractmethod
+    def delete_definition(self, kind: str, name: str) -> bool:
+        """Delete a job or watcher definition; False if it did not exist."""
+
+    # -- run logs --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def record_runs(self, updates: list[RunUpdate]) -> None:
+        """Write state changes of runs (insert or update by RUN_ID), grouped per schema."""
+
+    @abc.abstractmethod
+    def runs(
+        self,
+        *,
+        schema: str | None = None,
+        name: str | None = None,
+        states: tuple[str, ...] | None = None,
+        watcher: bool = False,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        """Newest runs first, over one or all target schemas, filtered."""
+
+    @abc.abstractmethod
+    def last_runs(self) -> dict[str, RunRecord]:
+        """The newest run of every job, by job name (over all schemas)."""
+
+    @abc.abstractmethod
+    def abort_unfinished(self, message: str) -> int:
+        """Mark every QUEUED or RUNNING run ABORTED with ``message``; return how many."""
+
+    @abc.abstractmethod
+    def clear_logs(self) -> int:
+        """Delete every run log, executor error, log message and JMON sample (after a clone
+        from another instance); return how many rows went."""
+
+    # -- watcher executor errors ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def record_exec_error(self, schema: str, watcher: str, key: str, message: str) -> int:
+        """Count a failed executor run of ``watcher`` for ``key``; return the new count."""
+
+    @abc.abstractmethod
+    def exec_errors(self, watcher: str | None = None) -> list[ExecError]:
+        """Executor errors (``we_list_error``), over all schemas."""
+
+    @abc.abstractmethod
+    def reset_exec_errors(self, watcher: str | None = None, key: str | None = None) -> int:
+        """Clear executor errors (``we_reset_error``); return how many rows were cleared."""
+
+    # -- SQL jobs and SQL watchers ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def run_sql(self, schema: str, statement: str, *, timeout: float | None = None) -> int:
+        """Run a job's statement in ``schema``; return the rows affected (or -1)."""
+
+    @abc.abstractmethod
+    def query_value(self, schema: str, query: str, *, timeout: float | None = None) -> str:
+        """Run a watcher's query in ``schema``; return its result as one comparable text."""
+
+    # -- JMON statistics -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def write_jmon_sample(
+        self,
+        at: datetime,
+        pools: list[PoolSample],
+        jobs: list[tuple[str, datetime | None, datetime | None, str | None]],
+    ) -> None:
+        """Write one ``ADM_JMON_LOAD`` row per pool and one ``ADM_JMON_JOBLOG`` row per job
+        (job name, next run, last run, last state)."""

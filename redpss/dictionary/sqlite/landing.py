@@ -1,0 +1,318 @@
+"""The landing zone's area in SQLite: loaders, target tables, rows and the per-schema ledger.
+
+A load is one ``BEGIN IMMEDIATE`` transaction on the target schema's file: duplicate check,
+rows, ledger row (``ADM_LOAD_LOG``), commit with ``synchronous = FULL`` — the commit is on disk
+before the caller moves the file to ``archive/``, so not even a power loss can leave a file
+archived without its rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from redpss.dictionary.landing import DUPLICATE, LOADED, LandingStore, LedgerEntry, LoadOutcome
+from redpss.dictionary.sqlite.core import SqliteCore, _utcnow, check_schema_name, from_db, to_db
+from redpss.errors import DictionaryError
+from redpss.landing.definitions import Loader, LoaderColumn, parse_loader_type
+
+__all__ = ["SqliteLanding", "sqlite_column_type"]
+
+_LOADER_COLUMNS = (
+    "LOADER_NAME, FILE_PATTERN, SCHEMA_NAME, TABLE_NAME, FILE_FORMAT, FILE_ENCODING, "
+    "COLUMN_SEPARATOR, QUOTE_CHAR, HEADER, NULL_STRING, DATE_FORMAT, TIMESTAMP_FORMAT, "
+    "FIXED_WIDTH, MARKER, DUPLICATE_POLICY, ACTIVE, DESCRIPTION"
+)
+_COLUMN_COLUMNS = (
+    "LOADER_NAME, COL_POS, COL_NAME, COL_DATA_TYPE, COL_SOURCE, COL_SOURCE_POS, COL_FORMAT, "
+    "COL_FBV_START, COL_FBV_SIZE"
+)
+_LEDGER_COLUMNS = (
+    "CLAIM_ID, CONTENT_SHA256, FILE_NAME, FILE_SIZE, TARGET, LOADER_NAME, RUN_ID, LOAD_STATUS, "
+    "ROW_COUNT, LOADED_AT"
+)
+
+
+def sqlite_column_type(generic: str) -> str:
+    """The SQLite column type of a loader column type."""
+    base, _size, scale = parse_loader_type(generic)
+    if base == "DECIMAL":
+        return "NUMERIC" if scale else "INTEGER"
+    return {"DOUBLE": "REAL", "BOOLEAN": "INTEGER"}.get(base, "TEXT")
+
+
+def _loader_row(loader: Loader) -> tuple[Any, ...]:
+    return (
+        loader.name,
+        loader.pattern,
+        loader.schema,
+        loader.table,
+        loader.format,
+        loader.encoding,
+        loader.delimiter,
+        loader.quote,
+        int(loader.header),
+        loader.null_string,
+        loader.date_format,
+        loader.timestamp_format,
+        int(loader.fixed_width),
+        loader.marker,
+        loader.duplicates,
+        int(loader.active),
+        loader.description,
+    )
+
+
+def _loader_from(row: Sequence[Any], columns: list[LoaderColumn]) -> Loader:
+    (name, pattern, schema, table, fmt, enc, sep, quote, header, null, dfmt, tfmt, fixed,
+     marker, dup, active, desc) = row  # fmt: skip
+    return Loader(
+        name=name,
+        pattern=pattern,
+        schema=schema,
+        table=table,
+        columns=tuple(columns),
+        format=fmt,
+        encoding=enc,
+        delimiter=sep,
+        quote=quote,
+        header=bool(header),
+        null_string=null,
+        date_format=dfmt,
+        timestamp_format=tfmt,
+        fixed_width=bool(fixed),
+        marker=marker,
+        duplicates=dup,
+        active=bool(active),
+        description=desc,
+    )
+
+
+def _ledger_from(row: Sequence[Any]) -> LedgerEntry:
+    claim, sha, name, size, target, loader, run_id, status, rows, loaded_at = row
+    return LedgerEntry(
+        claim_id=claim,
+        content_sha256=sha,
+        file_name=name,
+        file_size=int(size),
+        target=target,
+        loader=loader,
+        run_id=int(run_id),
+        status=status,
+        row_count=int(rows),
+        loaded_at=from_db(loaded_at),
+    )
+
+
+class SqliteLanding(SqliteCore, LandingStore):
+    """Loader definitions in REDSYS; target tables and their ledger in the schema's file."""
+
+    # -- loader definitions ------------------------------------------------------------------
+
+    def upsert_loader(self, loader: Loader) -> bool:
+        """Create or replace ``loader`` and its column mapping in one transaction."""
+        now = to_db(_utcnow())
+        marks = ", ".join("?" * 17)
+        with self._write(self._redsys) as conn:
+            old = conn.execute(
+                "SELECT CREATED_AT FROM ADM_LOADER WHERE LOADER_NAME = ?", (loader.name,)
+            ).fetchone()
+            conn.execute("DELETE FROM ADM_LOADER_COLUMN WHERE LOADER_NAME = ?", (loader.name,))
+            conn.execute("DELETE FROM ADM_LOADER WHERE LOADER_NAME = ?", (loader.name,))
+            conn.execute(
+                f"INSERT INTO ADM_LOADER ({_LOADER_COLUMNS}, CREATED_AT, CHANGED_AT) "
+                f"VALUES ({marks}, ?, ?)",
+                (*_loader_row(loader), old[0] if old else now, now),
+            )
+            conn.executemany(
+                f"INSERT INTO ADM_LOADER_COLUMN ({_COLUMN_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        loader.name,
+                        pos,
+                        c.name,
+                        c.type,
+                        c.source,
+                        c.source_pos,
+                        c.format,
+                        c.fbv_start,
+                        c.fbv_size,
+                    )
+                    for pos, c in enumerate(loader.columns, start=1)
+                ],
+            )
+        return old is None
+
+    def _read_loaders(self, where: str, args: tuple[Any, ...]) -> list[Loader]:
+        with self._connect(self._redsys) as conn:
+            rows = conn.execute(
+                f"SELECT {_LOADER_COLUMNS} FROM ADM_LOADER {where} ORDER BY LOADER_NAME", args
+            ).fetchall()
+            cols: dict[str, list[LoaderColumn]] = {}
+            for c in conn.execute(
+                f"SELECT {_COLUMN_COLUMNS} FROM ADM_LOADER_COLUMN ORDER BY LOADER_NAME, COL_POS"
+            ):
+                cols.setdefault(c[0], []).append(
+                    LoaderColumn(c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+                )
+        return [_loader_from(r, cols.get(r[0], [])) for r in rows]
+
+    def loader(self, name: str) -> Loader | None:
+        """The loader called ``name``, or None."""
+        found = self._read_loaders("WHERE LOADER_NAME = ?", (name,))
+        return found[0] if found else None
+
+    def loaders(self, *, active_only: bool = False) -> list[Loader]:
+        """Every loader (or the active ones), sorted by name."""
+        return self._read_loaders("WHERE ACTIVE = 1" if active_only else "", ())
+
+    def delete_loader(self, name: str) -> bool:
+        """Delete loader ``name`` and its columns; True when it existed."""
+        with self._write(self._redsys) as conn:
+            conn.execute("DELETE FROM ADM_LOADER_COLUMN WHERE LOADER_NAME = ?", (name,))
+            return bool(
+                conn.execute("DELETE FROM ADM_LOADER WHERE LOADER_NAME = ?", (name,)).rowcount
+            )
+
+    # -- target tables and rows --------------------------------------------------------------
+
+    def ensure_target_table(self, loader: Loader) -> None:
+        """Create the schema and ``loader.target`` when missing; check an existing table."""
+        check_schema_name(loader.schema)
+        if self.schema_version(loader.schema) != self.model.version:
+            self.ensure_schema(loader.schema)
+        path = self._schema_path(loader.schema)
+        with self._write(path) as conn:
+            have = [r[1].upper() for r in conn.execute(f"PRAGMA table_info({loader.table})")]
+            if have:
+                missing = [c.name for c in loader.columns if c.name not in have]
+                if missing:
+                    raise DictionaryError(
+                        f"{loader.target} exists without column(s) {', '.join(missing)} "
+                        f"of loader {loader.name}"
+                    )
+                return
+            body = ", ".join(f"{c.name} {sqlite_column_type(c.type)}" for c in loader.columns)
+            conn.execute(f"CREATE TABLE {loader.table} ({body})")
+
+    def load_rows(
+        self,
+        loader: Loader,
+        rows: Iterable[Sequence[object]],
+        *,
+        entry: LedgerEntry,
+    ) -> LoadOutcome:
+        """Rows and ledger row in one durable transaction on the schema's file."""
+        path = self._schema_path(loader.schema)
+        names = ", ".join(c.name for c in loader.columns)
+        marks = ", ".join("?" * len(loader.columns))
+        with self._durable_write(path) as conn:
+            previous = None
+            if loader.duplicates != "LOAD":
+                found = conn.execute(
+                    f"SELECT {_LEDGER_COLUMNS} FROM ADM_LOAD_LOG WHERE CONTENT_SHA256 = ? "
+                    "AND TARGET = ? AND LOAD_STATUS = ? ORDER BY LOADED_AT LIMIT 1",
+                    (entry.content_sha256, entry.target, LOADED),
+                ).fetchone()
+                previous = _ledger_from(found) if found else None
+            if previous is not None:
+                if loader.duplicates == "SKIP":
+                    self._ledger_insert(conn, entry, DUPLICATE, 0)
+                return LoadOutcome(DUPLICATE, 0, previous)
+            try:
+                count = conn.executemany(
+                    f"INSERT INTO {loader.table} ({names}) VALUES ({marks})", rows
+                ).rowcount
+            except sqlite3.Error as exc:
+                raise DictionaryError(f"inserting into {loader.target}: {exc}") from exc
+            self._ledger_insert(conn, entry, LOADED, max(count, 0))
+        return LoadOutcome(LOADED, max(count, 0))
+
+    @contextmanager
+    def _durable_write(self, path: Path) -> Iterator[sqlite3.Connection]:
+        """Like ``_write``, but the commit is synced to disk (``synchronous = FULL``)."""
+        with self._connect(path) as conn:
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _ledger_insert(
+        conn: sqlite3.Connection, entry: LedgerEntry, status: str, rows: int
+    ) -> None:
+        conn.execute(
+            f"INSERT INTO ADM_LOAD_LOG ({_LEDGER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.claim_id,
+                entry.content_sha256,
+                entry.file_name,
+                entry.file_size,
+                entry.target,
+                entry.loader,
+                entry.run_id,
+                status,
+                rows,
+                to_db(_utcnow()),
+            ),
+        )
+
+    def target_row_count(self, schema: str, table: str) -> int:
+        """Rows in ``schema.table``; 0 when the schema or table does not exist."""
+        path = self._schema_path(schema)
+        if not path.exists():
+            return 0
+        with self._connect(path) as conn:
+            if not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone():
+                return 0
+            return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # -- the ledger --------------------------------------------------------------------------
+
+    def _ledger_query(
+        self, where: str, args: tuple[Any, ...], limit: int | None
+    ) -> list[LedgerEntry]:
+        found: list[LedgerEntry] = []
+        for schema in self.schemas():
+            with self._connect(self._schema_path(schema)) as conn:
+                if self._file_version(conn, schema) < 2:
+                    continue
+                sql = f"SELECT {_LEDGER_COLUMNS} FROM ADM_LOAD_LOG {where} ORDER BY LOADED_AT DESC"
+                if limit is not None:
+                    sql += f" LIMIT {int(limit)}"
+                found.extend(_ledger_from(r) for r in conn.execute(sql, args))
+        found.sort(key=lambda e: (e.loaded_at, e.claim_id), reverse=True)
+        return found if limit is None else found[:limit]
+
+    def find_claim(self, claim_id: str) -> LedgerEntry | None:
+        """The ledger row of ``claim_id`` in any schema, or None."""
+        found = self._ledger_query("WHERE CLAIM_ID = ?", (claim_id,), 1)
+        return found[0] if found else None
+
+    def find_content(self, content_sha256: str, target: str) -> LedgerEntry | None:
+        """The first LOADED row of this content into ``target``, or None."""
+        schema = target.partition(".")[0]
+        if schema not in self.schemas():
+            return None
+        with self._connect(self._schema_path(schema)) as conn:
+            row = conn.execute(
+                f"SELECT {_LEDGER_COLUMNS} FROM ADM_LOAD_LOG WHERE CONTENT_SHA256 = ? "
+                "AND TARGET = ? AND LOAD_STATUS = ? ORDER BY LOADED_AT LIMIT 1",
+                (content_sha256, target, LOADED),
+            ).fetchone()
+        return _ledger_from(row) if row else None
+
+    def load_ledger(self, limit: int | None = 100) -> list[LedgerEntry]:
+        """``REDSYS.ADM_LOAD_LEDGER``: the union of every schema's ``ADM_LOAD_LOG``."""
+        return self._ledger_query("", (), limit)

@@ -1,0 +1,306 @@
+"""The landing zone: files from ``data/input`` into the database, once, never lost.
+
+Entry points for the scheduler (``docs/landing.md`` tells the whole story):
+
+* :func:`run_load` — a ``LOAD`` job's run (``ACTION_TEXT`` = loader name), in the loader pool;
+* :func:`recover` — at sched start: finish or requeue what a dead process left in ``work/``;
+* :func:`complete_files` — for FILE watchers: the files of ``input/`` that are complete;
+* :func:`sweep` — periodic: files no loader matches go to ``error/``, old archive/error files
+  are deleted after their retention.
+
+**When is a run FAILED?** Only when it could not work as a whole: unknown or inactive loader,
+unusable target table, dictionary unreachable (:class:`~redpss.errors.LoadError`). A bad file
+is the file's problem, not the run's: it goes to ``error/`` with its sidecar, is counted in
+:attr:`LoadResult.errors`, named in the message, and logged as an ERROR line into the target
+schema's ``LOG_MESSAGES`` — the run itself ends OK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from redpss.errors import DictionaryError, FileRejected, LoadError
+from redpss.landing.definitions import Loader, LoaderColumn, parse_loader
+from redpss.landing.lifecycle import (
+    Claim,
+    LandingZone,
+    archive,
+    claim,
+    complete_files,
+    inside,
+    is_data_name,
+    purge_expired,
+    reject,
+    requeue,
+    work_claims,
+)
+from redpss.landing.readers import read_rows
+
+if TYPE_CHECKING:
+    from redpss.config import Config
+    from redpss.dictionary import Dictionary
+    from redpss.instance import Instance
+
+__all__ = [
+    "LoadResult",
+    "Loader",
+    "LoaderColumn",
+    "complete_files",
+    "parse_loader",
+    "recover",
+    "run_load",
+    "sweep",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one LOAD run did: files loaded, rows inserted, duplicates skipped, files rejected."""
+
+    files: int
+    rows: int
+    duplicates: int
+    errors: int
+    message: str
+
+
+def zone_of(instance: Instance) -> LandingZone:
+    """The landing zone of ``instance`` (folders created if missing)."""
+    return LandingZone(instance.home / "data").ensure()
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    with path.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256")
+        return digest.hexdigest(), f.tell()
+
+
+@dataclass
+class _Run:
+    """The counters and context of one run_load call."""
+
+    instance: Instance
+    config: Config
+    dictionary: Dictionary
+    loader: Loader
+    others: list[Loader]
+    run_id: int
+    zone: LandingZone
+    files: int = 0
+    rows: int = 0
+    duplicates: int = 0
+    errors: int = 0
+
+    def __post_init__(self) -> None:
+        self.rejected: list[str] = []
+
+    def refuse(self, item: Claim, exc: FileRejected) -> None:
+        reject(self.zone, item, exc.reason, loader=self.loader.name, line=exc.line, byte=exc.byte)
+        self.errors += 1
+        self.rejected.append(f"{item.name} ({exc})")
+        log.error(
+            "landing: loader=%s run=%d file=%r rejected: %s",
+            self.loader.name,
+            self.run_id,
+            item.name,
+            exc,
+        )
+        try:
+            self.dictionary.log_message(
+                self.loader.schema,
+                level="ERROR",
+                message=f"file {item.name!r} rejected: {exc} (moved to data/error)",
+                source=f"loader {self.loader.name}",
+            )
+        except DictionaryError as err:
+            log.warning("landing: rejection of %r not logged to the dictionary: %s", item.name, err)
+
+    def check(self, item: Claim) -> None:
+        """Refuse what must not be loaded at all: ambiguous names, links out of the tree."""
+        also = [o.name for o in self.others if o.matches(item.name)]
+        if also:
+            raise FileRejected(
+                f"the name matches more than one loader: {', '.join([self.loader.name, *also])}"
+            )
+        if item.path.is_symlink() and not inside(item.path, self.instance.home):
+            raise FileRejected("a symbolic link pointing outside the instance tree")
+
+    def one(self, source: Path) -> None:
+        item = claim(self.zone, source)
+        if item is None:
+            return  # another run claimed it first
+        try:
+            self.check(item)
+            try:
+                sha, size = _sha256(item.path)
+            except FileNotFoundError:
+                raise FileRejected("the file vanished after it was claimed") from None
+            from redpss.dictionary.landing import LedgerEntry
+
+            entry = LedgerEntry(
+                claim_id=item.claim_id,
+                content_sha256=sha,
+                file_name=item.name,
+                file_size=size,
+                target=self.loader.target,
+                loader=self.loader.name,
+                run_id=self.run_id,
+            )
+            max_record = self.config.redsys.landing_max_record
+            rows = read_rows(item.path, self.loader, max_record=max_record)
+            outcome = self.dictionary.load_rows(self.loader, rows, entry=entry)
+        except FileRejected as exc:
+            self.refuse(item, exc)
+            return
+        except FileNotFoundError:
+            self.refuse(item, FileRejected("the file vanished while it was loaded"))
+            return
+        except (DictionaryError, OSError) as exc:
+            requeue(self.zone, item)  # the file is fine; the database or the disk is not
+            raise LoadError(f"loader {self.loader.name}: {item.name}: {exc}") from exc
+        if outcome.status == "DUPLICATE":
+            previous = outcome.previous
+            if self.loader.duplicates == "ERROR" and previous is not None:
+                self.refuse(
+                    item,
+                    FileRejected(
+                        f"same content as {previous.file_name!r}, loaded by run "
+                        f"{previous.run_id} (duplicates = error)"
+                    ),
+                )
+                return
+            self.duplicates += 1
+        else:
+            self.files += 1
+            self.rows += outcome.rows
+        archive(self.zone, item)
+
+    def result(self) -> LoadResult:
+        parts = [f"{self.files} file(s), {self.rows} row(s) into {self.loader.target}"]
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicate(s) archived")
+        if self.errors:
+            parts.append(f"{self.errors} rejected to error/: " + "; ".join(self.rejected[:5]))
+        return LoadResult(self.files, self.rows, self.duplicates, self.errors, ", ".join(parts))
+
+
+def run_load(
+    *,
+    instance: Instance,
+    config: Config,
+    dictionary: Dictionary,
+    loader: str,
+    key: str | None,
+    run_id: int,
+    schema: str,
+) -> LoadResult:
+    """Run loader ``loader`` for file ``key`` of ``input/`` (None: every complete file).
+
+    ``schema`` is the job's schema; rows go to the loader's own target. Raises LoadError
+    only when the run as a whole failed (see the module docstring).
+    """
+    del schema  # the loader names its target; the job's schema only says who runs it
+    try:
+        definition = dictionary.loader(loader)
+        others = [o for o in dictionary.loaders(active_only=True) if o.name != loader]
+    except DictionaryError as exc:
+        raise LoadError(f"loader {loader}: dictionary unavailable: {exc}") from exc
+    if definition is None:
+        raise LoadError(f"no loader called {loader!r} in ADM_LOADER")
+    if not definition.active:
+        raise LoadError(f"loader {loader} is not active")
+    zone = zone_of(instance)
+    if key is not None:
+        if "/" in key or key in (".", "..") or not key:
+            raise LoadError(f"loader {loader}: {key!r} is not a file name")
+        if not definition.matches(key):
+            raise LoadError(f"loader {loader}: {key!r} does not match {definition.pattern!r}")
+        sources = [zone.input / key]
+    else:
+        sources = complete_files(
+            zone.input,
+            definition.regex,
+            quiet_period=config.redsys.sched_file_quiet_period,
+            marker=definition.marker != "NONE",
+        )
+    try:
+        dictionary.ensure_target_table(definition)
+    except DictionaryError as exc:
+        raise LoadError(f"loader {loader}: target {definition.target}: {exc}") from exc
+    run = _Run(instance, config, dictionary, definition, others, run_id, zone)
+    for source in sources:
+        run.one(source)
+    result = run.result()
+    log.info("landing: loader=%s run=%d %s", loader, run_id, result.message)
+    return result
+
+
+def recover(instance: Instance, dictionary: Dictionary) -> list[str]:
+    """Finish or requeue what a dead loading process left in ``work/``; say what was done.
+
+    A claim the ledger knows was committed goes to ``archive/``; any other goes back to
+    ``input/`` under its original name (left in ``work/`` if that name is taken again).
+    """
+    zone = zone_of(instance)
+    done: list[str] = []
+    for item in work_claims(zone):
+        if dictionary.find_claim(item.claim_id) is not None:
+            archive(zone, item)
+            done.append(f"archived {item.name} (claim {item.claim_id} was committed)")
+        elif requeue(zone, item) is not None:
+            done.append(f"requeued {item.name} (claim {item.claim_id} was not committed)")
+        else:
+            done.append(f"left {item.path.name} in work/: input/{item.name} exists")
+    for message in done:
+        log.info("landing: recover: %s", message)
+    return done
+
+
+def sweep(
+    instance: Instance,
+    config: Config,
+    dictionary: Dictionary,
+    *,
+    keep: Callable[[str], bool] | None = None,
+) -> list[str]:
+    """Periodic housekeeping: unmatched complete files to ``error/``; expired files deleted.
+
+    A complete file of ``input/`` that no active loader matches — and that json2csv/parq2csv
+    will not convert (their suffixes), and that ``keep`` does not claim (sched keeps the files
+    of its FILE watchers, whatever their executor) — goes to ``error/`` with "no loader
+    matches".
+    """
+    import re
+
+    cfg = config.redsys
+    zone = zone_of(instance)
+    loaders = dictionary.loaders(active_only=True)
+    converted = (cfg.json2csv_json_suffix, cfg.parq2csv_parq_suffix) if cfg.cfi_enabled else ()
+    done: list[str] = []
+    everything = re.compile("")
+    for path in complete_files(
+        zone.input, everything, quiet_period=cfg.sched_file_quiet_period, marker=False
+    ):
+        name = path.name
+        if not is_data_name(name) or any(o.matches(name) for o in loaders):
+            continue
+        if keep is not None and keep(name):
+            continue
+        if converted and name.endswith(converted):
+            continue
+        item = claim(zone, path)
+        if item is not None:
+            reject(zone, item, "no loader matches the file name", loader=None)
+            done.append(f"rejected {name}: no loader matches")
+    archived = purge_expired(zone.archive, cfg.landing_archive_retention)
+    errored = purge_expired(zone.error, cfg.landing_error_retention)
+    if archived or errored:
+        done.append(f"deleted {archived} archived and {errored} rejected file(s) past retention")
+    return done

@@ -1,0 +1,481 @@
+"""Reading a claimed file as rows of a loader's target columns, streaming.
+
+Every reader is a generator of rows (lists in the loader's column order), holding one record
+(CSV line, JSON batch, Parquet batch) at a time: memory stays bounded whatever the file size.
+Anything wrong with the file raises :class:`FileRejected` with the reason and, where known, the
+line and byte; the load's transaction is then rolled back and the file goes to ``error/``.
+
+Values are converted to the column's type here, in Python, so both backends get the same
+values: ``DATE`` → ``YYYY-MM-DD``, ``TIMESTAMP`` → ISO 8601, ``BOOLEAN`` → 1/0, ``DECIMAL(p,0)``
+→ int, ``DECIMAL(p,s)`` → its decimal text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any
+
+from redpss.errors import FileRejected
+from redpss.landing.definitions import Loader, LoaderColumn, parse_loader_type
+from redpss.landing.streams import json_batches, parquet_batches
+
+__all__ = ["Converter", "bulk_converter", "converter", "read_rows"]
+
+Converter = Callable[[Any], Any]
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+
+
+# -- value conversion ------------------------------------------------------------------------
+
+
+def _text(size: int) -> Converter:
+    def conv(value: Any) -> Any:
+        text = value if isinstance(value, str) else str(value)
+        if len(text) > size:
+            raise ValueError(f"{len(text)} characters, the column holds {size}")
+        return text
+
+    return conv
+
+
+def _integer(precision: int) -> Converter:
+    def conv(value: Any) -> Any:
+        if isinstance(value, str):
+            number = int(value.strip())
+        elif isinstance(value, float | Decimal):
+            if value != int(value):
+                raise ValueError(f"{value} is not a whole number")
+            number = int(value)
+        else:
+            number = int(value)
+        if len(str(abs(number))) > precision:
+            raise ValueError(f"{number} has more than {precision} digits")
+        return number
+
+    return conv
+
+
+def _decimal(precision: int, scale: int) -> Converter:
+    def conv(value: Any) -> Any:
+        try:
+            number = Decimal(value.strip() if isinstance(value, str) else str(value))
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        exponent = number.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if -exponent > scale:
+            raise ValueError(f"{value} has more than {scale} decimal places")
+        if number.adjusted() + 1 > precision - scale:
+            raise ValueError(f"{value} does not fit DECIMAL({precision},{scale})")
+        return str(number)
+
+    return conv
+
+
+def _double(value: Any) -> Any:
+    return float(value)
+
+
+def _date(fmt: str) -> Converter:
+    def conv(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.date().isoformat()
+        if isinstance(value, date):
+            return value.isoformat()
+        return datetime.strptime(str(value).strip(), fmt).date().isoformat()
+
+    return conv
+
+
+def _timestamp(fmt: str) -> Converter:
+    def conv(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat(sep=" ")
+        text = str(value).strip()
+        parsed = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
+        return parsed.isoformat(sep=" ")
+
+    return conv
+
+
+def _boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return 1
+    if text in _FALSE:
+        return 0
+    raise ValueError(f"{value!r} is not a boolean (true/false, 1/0, yes/no)")
+
+
+def converter(column: LoaderColumn, loader: Loader) -> Converter:
+    """The function that turns a field of ``column`` into its stored value."""
+    base, size, scale = parse_loader_type(column.type)
+    if base in ("VARCHAR", "CHAR"):
+        assert size is not None
+        return _text(size)
+    if base == "DECIMAL":
+        return _decimal(size or 18, scale) if scale else _integer(size or 18)
+    if base == "DATE":
+        return _date(column.format or loader.date_format)
+    if base == "TIMESTAMP":
+        return _timestamp(column.format or loader.timestamp_format)
+    return _double if base == "DOUBLE" else _boolean
+
+
+def _convert_row(
+    fields: list[Any], convs: list[Converter], loader: Loader, line: int | None
+) -> list[Any]:
+    try:  # the fast path; on a failure, find the column again
+        return [None if v is None else c(v) for v, c in zip(fields, convs, strict=True)]
+    except (ValueError, TypeError, OverflowError):
+        pass
+    for value, conv, column in zip(fields, convs, loader.columns, strict=True):
+        if value is None:
+            continue
+        try:
+            conv(value)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise FileRejected(f"column {column.name}: {exc}", line=line) from None
+    raise AssertionError("unreachable: a conversion failed once but not twice")
+
+
+# -- CSV and fixed width ---------------------------------------------------------------------
+
+
+def _lines(stream: IO[bytes], encoding: str, max_record: int) -> Iterator[tuple[int, str]]:
+    """``(byte offset, decoded line with its newline)``; a line longer than max_record fails."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    offset = 0
+    number = 0
+    while True:
+        raw = stream.readline(max_record + 1)
+        if not raw:
+            break
+        number += 1
+        if len(raw) > max_record:
+            raise FileRejected(
+                f"record longer than {max_record} bytes (landing_max_record)",
+                line=number,
+                byte=offset,
+            )
+        try:
+            text = decoder.decode(raw)
+        except UnicodeDecodeError as exc:
+            raise FileRejected(
+                f"not valid {encoding}: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}",
+                line=number,
+                byte=offset + exc.start,
+            ) from None
+        yield offset, text
+        offset += len(raw)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise FileRejected(f"not valid {encoding}: truncated at the end", byte=offset) from None
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    return "\n".encode(encoding) == b"\n"
+
+
+def _csv_indexes(loader: Loader, header: list[str] | None) -> list[int]:
+    if header is None:
+        return [(c.source_pos or pos) - 1 for pos, c in enumerate(loader.columns, start=1)]
+    names = {h.strip().lower(): i for i, h in enumerate(header)}
+    indexes = []
+    for c in loader.columns:
+        if c.source_pos is not None:
+            indexes.append(c.source_pos - 1)
+            continue
+        key = (c.source or c.name).lower()
+        if key not in names:
+            raise FileRejected(f"the header has no field {c.source or c.name!r}", line=1)
+        indexes.append(names[key])
+    return indexes
+
+
+def _csv_rows_exact(path: Path, loader: Loader, max_record: int) -> Iterator[list[Any]]:
+    """Record by record, with line numbers: what reports a bad file precisely."""
+    convs = [converter(c, loader) for c in loader.columns]
+    null = loader.null_string
+    with path.open("rb") as stream:
+        texts = (text for _offset, text in _lines(stream, loader.encoding, max_record))
+        reader = csv.reader(
+            texts,
+            delimiter=loader.delimiter,
+            quotechar=loader.quote or '"',
+            quoting=csv.QUOTE_MINIMAL if loader.quote else csv.QUOTE_NONE,
+            strict=True,
+        )
+        indexes: list[int] | None = None
+        width: int | None = None
+        try:
+            for record in reader:
+                line = reader.line_num
+                if not record:
+                    continue
+                if indexes is None:
+                    header = record if loader.header else None
+                    indexes = _csv_indexes(loader, header)
+                    width = len(record)
+                    if max(indexes) >= width:
+                        raise FileRejected(
+                            f"{width} fields, the mapping needs field {max(indexes) + 1}",
+                            line=line,
+                        )
+                    if header is not None:
+                        continue
+                if len(record) != width:
+                    raise FileRejected(f"{len(record)} fields, expected {width}", line=line)
+                fields = [None if record[i] == null else record[i] for i in indexes]
+                yield _convert_row(fields, convs, loader, line)
+        except csv.Error as exc:
+            raise FileRejected(f"bad CSV: {exc}", line=reader.line_num) from None
+
+
+class _Trouble(Exception):
+    """The fast path met something wrong; the exact path finds and reports it."""
+
+
+_CHUNK = 1 << 20
+_BATCH_ROWS = 2048
+_BATCH_CHARS = 4 << 20
+
+
+class _FastLines:
+    """The lines of a byte stream, decoded a megabyte at a time (each line ends with ``\n``).
+
+    Raises :class:`_Trouble` on a decoding error or a line longer than ``max_record`` bytes;
+    ``chars`` counts what was decoded so far (to size the batches).
+    """
+
+    def __init__(self, stream: IO[bytes], encoding: str, max_record: int) -> None:
+        self.stream = stream
+        self.encoding = encoding
+        self.max_record = max_record
+        self.chars = 0
+
+    def _too_long(self, lines: list[str]) -> bool:
+        # a character is at most 4 bytes: only lines that could be too long are encoded
+        suspect = self.max_record // 4
+        return any(
+            len(line.encode(self.encoding)) + 1 > self.max_record
+            for line in lines
+            if len(line) > suspect
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder(self.encoding)("strict")
+        pending = ""
+        while True:
+            raw = self.stream.read(_CHUNK)
+            try:
+                text = pending + decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError:
+                raise _Trouble from None
+            self.chars += len(text) - len(pending)
+            cut = text.rfind("\n") + 1
+            body, pending = text[:cut], text[cut:]
+            if len(pending) > self.max_record:
+                raise _Trouble
+            if body:
+                if len(body) > self.max_record // 4 and self._too_long(body.split("\n")):
+                    raise _Trouble
+                # split on "\n" only (like the exact path), endings kept, in C
+                yield from io.StringIO(body, newline="\n")
+            if not raw:
+                break
+        if pending:
+            if self._too_long([pending]):
+                raise _Trouble
+            yield pending
+
+
+def bulk_converter(
+    column: LoaderColumn, loader: Loader
+) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """Convert a whole column of text fields (None: NULL) at once; ValueError/TypeError if bad.
+
+    The same checks as :func:`converter`, done with C-level loops where the type allows.
+    """
+    conv = converter(column, loader)
+    base, size, scale = parse_loader_type(column.type)
+
+    def generic(values: Sequence[Any]) -> Sequence[Any]:
+        if None in values:
+            return [None if v is None else conv(v) for v in values]
+        return list(map(conv, values))
+
+    if base in ("VARCHAR", "CHAR"):
+        assert size is not None
+        width = size
+
+        def text(values: Sequence[Any]) -> Sequence[Any]:
+            present = [v for v in values if v is not None] if None in values else values
+            if present and max(map(len, present)) > width:
+                raise ValueError("too long")
+            return values
+
+        return text
+    if base == "DECIMAL" and not scale:
+        limit = 10 ** (size or 18)
+
+        def integer(values: Sequence[Any]) -> Sequence[Any]:
+            if None in values:
+                return generic(values)
+            numbers = list(map(int, values))
+            if numbers and (max(numbers) >= limit or min(numbers) <= -limit):
+                raise ValueError("too many digits")
+            return numbers
+
+        return integer
+    if base == "DOUBLE":
+
+        def double(values: Sequence[Any]) -> Sequence[Any]:
+            return generic(values) if None in values else list(map(float, values))
+
+        return double
+    return generic
+
+
+def _convert_batch(
+    records: list[list[str]],
+    indexes: list[int],
+    bulks: list[Callable[[Sequence[Any]], Sequence[Any]]],
+    null: str,
+) -> Iterable[Sequence[Any]]:
+    """The loader's columns of ``records``, converted column by column, as rows."""
+    columns = list(zip(*records, strict=True))
+    out = []
+    for index, bulk in zip(indexes, bulks, strict=True):
+        values: Sequence[Any] = columns[index]
+        if null in values:
+            values = [None if v == null else v for v in values]
+        out.append(bulk(values))
+    return zip(*out, strict=True)
+
+
+def _csv_batches(path: Path, loader: Loader, max_record: int) -> Iterator[Iterable[Sequence[Any]]]:
+    """Batches of converted rows, a column at a time; on any trouble the exact path reports."""
+    bulks = [bulk_converter(c, loader) for c in loader.columns]
+    null = loader.null_string
+    with path.open("rb") as stream:
+        lines = _FastLines(stream, loader.encoding, max_record)
+        reader = csv.reader(
+            lines,
+            delimiter=loader.delimiter,
+            quotechar=loader.quote or '"',
+            quoting=csv.QUOTE_MINIMAL if loader.quote else csv.QUOTE_NONE,
+            strict=True,
+        )
+        indexes: list[int] | None = None
+        width = 0
+        batch = 64
+        try:
+            while True:
+                before = lines.chars
+                records = list(itertools.islice(reader, batch))
+                if not records:
+                    return
+                if [] in records:
+                    records = [r for r in records if r]
+                if indexes is None:
+                    if not records:
+                        continue
+                    header = records[0] if loader.header else None
+                    indexes = _csv_indexes(loader, header)
+                    width = len(records[0])
+                    if max(indexes) >= width:
+                        raise _Trouble
+                    if header is not None:
+                        del records[0]
+                if any(n != width for n in set(map(len, records))):
+                    raise _Trouble
+                if records:
+                    yield _convert_batch(records, indexes, bulks, null)
+                # size the next batch by what this one held (memory stays bounded)
+                per_row = max((lines.chars - before) // max(len(records), 1), 1)
+                batch = max(1, min(_BATCH_ROWS, _BATCH_CHARS // per_row))
+        except (_Trouble, csv.Error, ValueError, TypeError, OverflowError, ArithmeticError):
+            pass
+    for _row in _csv_rows_exact(path, loader, max_record):
+        pass  # raises FileRejected where the file is wrong
+    raise FileRejected("the file could not be read as CSV")  # pragma: no cover
+
+
+def _csv_rows(path: Path, loader: Loader, max_record: int) -> Iterator[Sequence[Any]]:
+    if not _ascii_compatible(loader.encoding):
+        raise FileRejected(f"encoding {loader.encoding} is not supported (not ASCII-compatible)")
+    return itertools.chain.from_iterable(_csv_batches(path, loader, max_record))
+
+
+def _fixed_rows(path: Path, loader: Loader, max_record: int) -> Iterator[list[Any]]:
+    convs = [converter(c, loader) for c in loader.columns]
+    spans = [
+        ((c.fbv_start or 1) - 1, (c.fbv_start or 1) - 1 + (c.fbv_size or 0)) for c in loader.columns
+    ]
+    need = max(end for _, end in spans)
+    with path.open("rb") as stream:
+        for number, (offset, text) in enumerate(_lines(stream, loader.encoding, max_record), 1):
+            if number == 1 and loader.header:
+                continue
+            body = text.rstrip("\r\n")
+            if not body:
+                continue
+            if len(body) < need:
+                raise FileRejected(
+                    f"{len(body)} characters, the fields need {need}", line=number, byte=offset
+                )
+            fields: list[Any] = []
+            for start, end in spans:
+                value = body[start:end].strip()
+                fields.append(None if value == loader.null_string else value)
+            yield _convert_row(fields, convs, loader, number)
+
+
+# -- JSON and Parquet ------------------------------------------------------------------------
+
+
+def _batch_rows(batches: Iterator[Any], loader: Loader) -> Iterator[list[Any]]:
+    convs = [converter(c, loader) for c in loader.columns]
+    names: list[str] | None = None
+    for batch in batches:
+        if names is None:
+            have = {n.lower(): n for n in batch.schema.names}
+            names = []
+            for c in loader.columns:
+                key = (c.source or c.name).lower()
+                if key not in have:
+                    raise FileRejected(
+                        f"no field {c.source or c.name!r} in the file "
+                        f"(fields: {', '.join(batch.schema.names)})"
+                    )
+                names.append(have[key])
+        columns = [batch.column(batch.schema.get_field_index(n)).to_pylist() for n in names]
+        for fields in zip(*columns, strict=True):
+            yield _convert_row(list(fields), convs, loader, None)
+
+
+def read_rows(path: Path, loader: Loader, *, max_record: int) -> Iterator[Sequence[Any]]:
+    """The rows of ``path`` as the loader's columns, streaming; FileRejected on bad content."""
+    if path.stat().st_size == 0:
+        raise FileRejected("empty file (0 bytes)")
+    if loader.format == "CSV":
+        if loader.fixed_width:
+            return _fixed_rows(path, loader, max_record)
+        return _csv_rows(path, loader, max_record)
+    if loader.format == "JSON":
+        return _batch_rows(json_batches(path, max_record=max_record), loader)
+    return _batch_rows(parquet_batches(path), loader)

@@ -1,0 +1,209 @@
+"""JSON and Parquet files as a stream of flat Arrow record batches (bounded memory).
+
+Shared by the loaders (JSON/PARQUET formats) and the converters (json2csv, parq2csv).
+
+**JSON**: one object per line (NDJSON), or one whole array of objects. NDJSON goes straight to
+pyarrow's streaming JSON reader; an array is re-framed on the fly into NDJSON (one element at a
+time, with :meth:`json.JSONDecoder.raw_decode`), so neither form is ever held in memory whole.
+
+**Flattening rule** (the same for JSON and Parquet): a nested object (struct) becomes one
+column per leaf, named by its path joined with ``.`` — ``{"a": {"b": 1, "c": {"d": 2}}}``
+gives columns ``a.b`` and ``a.c.d``. Arrays (lists) and maps have no column form: a file with
+one is rejected, naming the field ("field 'tags' is an array (list<item: string>) …").
+Nothing is ever dropped silently; a field that appears only after the first block (pyarrow
+fixes the columns from the first block) rejects the file with pyarrow's reason.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+from redpss.errors import FileRejected
+
+__all__ = ["flatten", "json_batches", "parquet_batches"]
+
+BLOCK_SIZE = 16 << 20
+"""Bytes per JSON block (pyarrow parses blocks in parallel; one record must fit in one)."""
+PARQUET_BATCH_ROWS = 65536
+
+
+def flatten(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Flatten struct columns into ``parent.child`` columns; reject lists and maps."""
+    if not any(pa.types.is_nested(f.type) for f in batch.schema):
+        return batch
+    arrays: list[pa.Array] = []
+    names: list[str] = []
+
+    def add(name: str, array: Any) -> None:
+        kind = array.type
+        if pa.types.is_struct(kind):
+            for i in range(kind.num_fields):
+                add(f"{name}.{kind.field(i).name}", array.field(i))
+            return
+        if pa.types.is_nested(kind):
+            what = "a map" if pa.types.is_map(kind) else "an array"
+            raise FileRejected(
+                f"field {name!r} is {what} ({kind}); arrays and maps have no column form — "
+                "send them as a JSON string or as separate fields"
+            )
+        arrays.append(array)
+        names.append(name)
+
+    for i, field in enumerate(batch.schema):
+        add(field.name, batch.column(i))
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+# -- JSON ------------------------------------------------------------------------------------
+
+
+class _ArrayAsLines(io.RawIOBase):
+    """A JSON array file read as NDJSON: one element per line, streaming."""
+
+    def __init__(self, stream: io.BufferedReader, max_record: int) -> None:
+        self._stream = stream
+        self._max = max_record
+        self._decoder = json.JSONDecoder()
+        self._text = ""
+        self._pos = 0
+        self._eof = False
+        self._started = False
+        self._ended = False
+        self._out = b""
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        chunk = self._stream.read(1 << 20)
+        if not chunk:
+            self._eof = True
+            return False
+        self._text = self._text[self._pos :] + chunk.decode("utf-8")
+        self._pos = 0
+        return True
+
+    def _skip(self, chars: str) -> None:
+        while True:
+            while self._pos < len(self._text) and self._text[self._pos] in chars:
+                self._pos += 1
+            if self._pos < len(self._text) or not self._fill():
+                return
+
+    def _next_element(self) -> bytes | None:
+        self._skip(" \t\r\n\ufeff")
+        if not self._started:
+            if self._text[self._pos : self._pos + 1] != "[":
+                raise FileRejected("not a JSON array")
+            self._pos += 1
+            self._started = True
+            self._skip(" \t\r\n")
+            if self._text[self._pos : self._pos + 1] == "]":
+                self._ended = True
+                return None
+        elif self._ended:
+            return None
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._text, self._pos)
+            except json.JSONDecodeError as exc:
+                if len(self._text) - self._pos > self._max:
+                    raise FileRejected(
+                        f"array element {self._count + 1} longer than {self._max} bytes"
+                    ) from None
+                if self._fill():
+                    continue
+                raise FileRejected(f"array element {self._count + 1}: {exc.msg}") from None
+            break
+        self._pos = end
+        self._count += 1
+        self._skip(" \t\r\n")
+        sep = self._text[self._pos : self._pos + 1]
+        if sep == ",":
+            self._pos += 1
+        elif sep == "]":
+            self._ended = True
+        else:
+            raise FileRejected(f"after array element {self._count}: expected ',' or ']'")
+        return json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n"
+
+    def readinto(self, buffer: Any) -> int:
+        while len(self._out) < len(buffer):
+            line = self._next_element()
+            if line is None:
+                break
+            self._out += line
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+
+def _first_byte(path: Path) -> bytes:
+    with path.open("rb") as f:
+        head = f.read(4096).lstrip(b" \t\r\n")
+    return head.removeprefix(b"\xef\xbb\xbf")[:1]
+
+
+def _bad_json_line(path: Path) -> tuple[int, int, str] | None:
+    """Find the first NDJSON line that is not JSON: ``(line, byte, reason)`` (error path only)."""
+    offset = 0
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if raw.strip():
+                try:
+                    json.loads(raw)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    return number, offset, str(exc)
+            offset += len(raw)
+    return None
+
+
+def json_batches(path: Path, *, max_record: int = BLOCK_SIZE) -> Iterator[pa.RecordBatch]:
+    """Flat record batches of a JSON file (NDJSON or one array), streaming."""
+    is_array = _first_byte(path) == b"["
+    options = pa_json.ReadOptions(block_size=max(1 << 20, min(max_record + 1, BLOCK_SIZE)))
+    with path.open("rb") as raw:
+        source: Any = io.BufferedReader(_ArrayAsLines(raw, max_record)) if is_array else raw
+        try:
+            reader = pa_json.open_json(source, read_options=options)
+            for batch in reader:
+                yield flatten(batch)
+        except pa.ArrowInvalid as exc:
+            if not is_array and (found := _bad_json_line(path)):
+                line, byte, reason = found
+                raise FileRejected(f"invalid JSON: {reason}", line=line, byte=byte) from None
+            text = str(exc)
+            if "straddling" in text or "block" in text.lower():
+                text = f"a record is longer than {options.block_size} bytes"
+            raise FileRejected(f"invalid JSON: {text}") from None
+        except UnicodeDecodeError as exc:
+            raise FileRejected(f"not valid UTF-8: {exc.reason}") from None
+
+
+# -- Parquet ---------------------------------------------------------------------------------
+
+
+def parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """Flat record batches of a Parquet file, one row group slice at a time."""
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise FileRejected(f"not a readable Parquet file: {exc}") from None
+    with parquet:
+        try:
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                yield flatten(batch)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise FileRejected(f"Parquet file is damaged: {exc}") from None

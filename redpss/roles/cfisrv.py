@@ -1,0 +1,314 @@
+"""CFISRV: the FTPS server that shows the data tree to the database (``IMPORT … FROM CSV AT``).
+
+A pyftpdlib server (explicit TLS, required on the control *and* the data channel) on
+``cfi_host:cfi_port`` with passive ports ``cfi_pasv_port_start..cfi_pasv_port_end``. One user,
+``cfi_user`` with the secret ``cfi_password`` (no anonymous login; an empty password stops the
+role at start, naming the key). Its home is ``$REDENV_HOME/data``:
+
+* everywhere **read-only** (change directory, list, retrieve);
+* **below** ``work/`` also store, append, delete, rename, make directories (the database's
+  ``EXPORT`` writes there) — ``work/`` itself cannot be deleted or renamed;
+* nothing **outside** the tree: pyftpdlib normalises every path (``..`` stops at the root) and
+  refuses one whose real path (symbolic links followed) leaves the root; permissions are judged
+  on the real path too, so a link inside ``work/`` pointing elsewhere does not carry the write
+  permission along.
+
+Certificate and key: ``etc/ssl/cfisrv.crt`` and ``etc/ssl/cfisrv.key`` of the instance. When
+both are missing, a self-signed pair (RSA 2048, one year, names ``localhost``, the host name,
+``127.0.0.1`` and ``cfi_host``) is made at start and that is logged; the key is written with
+mode 0600. Replace them with a certificate the database trusts for production.
+
+The server runs pyftpdlib's single-threaded I/O loop in a thread of its own: :meth:`start`
+returns when the port accepts, :meth:`stop` closes every connection and is idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import ipaddress
+import logging
+import os
+import socket
+import threading
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from OpenSSL import SSL
+from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
+from pyftpdlib.filesystems import AbstractedFS
+
+from redpss.errors import RoleError
+from redpss.roles.base import Role, RoleContext
+
+__all__ = ["CfiAuthorizer", "Cfisrv", "ensure_certificate"]
+
+log = logging.getLogger(__name__)
+
+READ_PERMS = "elr"
+"""Everywhere: change directory, list, retrieve."""
+WORK_PERMS = "elradfmw"
+"""Below ``work/``: also append, delete, rename, make directory, store."""
+_WRITE = frozenset("adfmwMT")
+LANDING_FOLDERS = ("input", "work", "error", "archive")
+_LOOP_TIMEOUT = 0.1
+_JOIN_TIMEOUT = 10.0
+CERT_NAME = "cfisrv.crt"
+KEY_NAME = "cfisrv.key"
+
+
+def _pyftpdlib() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """pyftpdlib's handlers, ioloop and servers, imported on first use.
+
+    They import the standard library's ``asyncore``/``asynchat``, which warn of their
+    deprecation on Python 3.11: imported here, not by everything that imports the role list.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import pyftpdlib.handlers
+        import pyftpdlib.ioloop
+        import pyftpdlib.servers
+    return pyftpdlib.handlers, pyftpdlib.ioloop, pyftpdlib.servers
+
+
+class CfiFilesystem(AbstractedFS):  # type: ignore[misc]
+    """The data tree as the FTP user sees it: the four landing folders and nothing else.
+
+    ``data/db`` (the embedded dictionary) and anything else beside the landing folders is
+    treated like a path outside the root (550), and the root's listing does not show it.
+    """
+
+    def _real_root(self) -> str:
+        return os.path.realpath(str(self.root))
+
+    def validpath(self, path: str) -> bool:
+        """True only for the root itself and what really lies below a landing folder."""
+        root = self._real_root()
+        real = os.path.realpath(path)
+        if real == root:
+            return True
+        return any(
+            real == os.path.join(root, folder) or real.startswith(os.path.join(root, folder, ""))
+            for folder in LANDING_FOLDERS
+        )
+
+    def listdir(self, path: str) -> list[str]:
+        """The names in ``path``; in the root only the landing folders."""
+        names = os.listdir(path)
+        if os.path.realpath(path) == self._real_root():
+            return [n for n in names if n in LANDING_FOLDERS]
+        return names
+
+    listdirinfo = listdir
+
+
+class CfiAuthorizer(DummyAuthorizer):  # type: ignore[misc]
+    """One user; passwords compared in constant time; permissions judged on real paths.
+
+    Write permissions (``adfmwMT``) need a real path strictly below ``writable`` — never the
+    folder itself, so ``work/`` cannot be removed or renamed away.
+    """
+
+    def __init__(self, writable: Path) -> None:
+        super().__init__()
+        self.writable = os.path.realpath(writable)
+
+    def validate_authentication(self, username: str, password: str, handler: Any) -> None:
+        """Raise AuthenticationFailed unless user and password match (constant time)."""
+        del handler
+        known = self.user_table.get(username)
+        if known is None or not hmac.compare_digest(
+            known["pwd"].encode("utf-8"), password.encode("utf-8", "surrogateescape")
+        ):
+            raise AuthenticationFailed("Authentication failed.")
+
+    def has_perm(self, username: str, perm: str, path: str | None = None) -> bool:
+        """pyftpdlib's per-directory check, on the real path; writes only below ``writable``."""
+        if path is None:
+            return bool(super().has_perm(username, perm, path))
+        real = os.path.realpath(path)
+        if perm in _WRITE and not real.startswith(self.writable + os.sep):
+            return False
+        return bool(super().has_perm(username, perm, real))
+
+
+def _names(host: str) -> tuple[list[str], list[str]]:
+    dns = ["localhost", socket.gethostname()]
+    ips = ["127.0.0.1", "::1"]
+    try:
+        ipaddress.ip_address(host)
+        ips.append(host)
+    except ValueError:
+        dns.append(host)
+    return list(dict.fromkeys(d for d in dns if d)), list(dict.fromkeys(ips))
+
+
+def ensure_certificate(ssl_dir: Path, host: str) -> tuple[Path, Path, bool]:
+    """``(certificate, key, made)``: the pair in ``ssl_dir``, made self-signed when missing.
+
+    One of the two without the other is an error (nothing is overwritten).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    cert_path, key_path = ssl_dir / CERT_NAME, ssl_dir / KEY_NAME
+    have = cert_path.exists(), key_path.exists()
+    if all(have):
+        return cert_path, key_path, False
+    if any(have):
+        present, absent = (cert_path, key_path) if have[0] else (key_path, cert_path)
+        raise RoleError(f"cfisrv: {present} exists but {absent} does not; provide both")
+    ssl_dir.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    dns, ips = _names(host)
+    common_name = socket.gethostname() or "localhost"
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    alt = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key_bytes)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path, True
+
+
+def _ssl_context(cert: Path, key: Path) -> SSL.Context:
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    ctx.set_options(SSL.OP_NO_COMPRESSION)
+    try:
+        ctx.use_certificate_chain_file(str(cert))
+        ctx.use_privatekey_file(str(key))
+        ctx.check_privatekey()
+    except SSL.Error as exc:
+        raise RoleError(f"cfisrv: certificate {cert} / key {key} unusable: {exc}") from exc
+    return ctx
+
+
+class Cfisrv(Role):
+    """The FTPS server of the data tree."""
+
+    name = "cfisrv"
+
+    def __init__(self, ctx: RoleContext) -> None:
+        super().__init__(ctx)
+        self.root = ctx.instance.home / "data"
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.port: int | None = None
+
+    def _handler(self) -> type[Any]:
+        cfg = self.ctx.config.redsys
+        password = cfg.cfi_password.reveal()
+        if not password:
+            raise RoleError(
+                "cfisrv: [redsys] cfi_password is empty; set it (literal, env:NAME or "
+                "file:PATH) or switch cfisrv off with cfi_enabled = false"
+            )
+        cert, key, made = ensure_certificate(self.ctx.instance.home / "etc" / "ssl", cfg.cfi_host)
+        if made:
+            log.warning(
+                "role=cfisrv made a self-signed certificate %s (key %s); replace it with one "
+                "the database trusts",
+                cert,
+                key,
+            )
+        for sub in LANDING_FOLDERS:
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        authorizer = CfiAuthorizer(self.root / "work")
+        home = os.path.realpath(self.root)
+        authorizer.add_user(cfg.cfi_user, password, home, perm=READ_PERMS)
+        authorizer.override_perm(
+            cfg.cfi_user, os.path.join(home, "work"), perm=WORK_PERMS, recursive=True
+        )
+        attrs: dict[str, Any] = {
+            "authorizer": authorizer,
+            "abstracted_fs": CfiFilesystem,
+            "ssl_context": _ssl_context(cert, key),
+            "tls_control_required": True,
+            "tls_data_required": True,
+            "passive_ports": list(range(cfg.cfi_pasv_port_start, cfg.cfi_pasv_port_end + 1)),
+            "permit_foreign_addresses": False,
+            "permit_privileged_ports": False,
+            "banner": f"redpss cfisrv {self.ctx.instance.name} ready (AUTH TLS required)",
+        }
+        handlers, _, _ = _pyftpdlib()
+        return type("CfiHandler", (handlers.TLS_FTPHandler,), attrs)
+
+    def start(self) -> None:
+        """Check secret and certificate, bind, serve in a thread; return when the port accepts."""
+        cfg = self.ctx.config.redsys
+        handler = self._handler()
+        try:
+            _, ioloop, servers = _pyftpdlib()
+            server = servers.FTPServer(
+                (cfg.cfi_host, cfg.cfi_port), handler, ioloop=ioloop.IOLoop()
+            )
+        except OSError as exc:
+            raise RoleError(
+                f"cfisrv: cannot listen on {cfg.cfi_host}:{cfg.cfi_port}: {exc.strerror or exc}"
+            ) from exc
+        server.max_cons = 256
+        self.port = int(server.address[1])
+        with self._lock:
+            self._server = server
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, args=(server,), name="cfisrv")
+            self._thread.daemon = True
+            self._thread.start()
+        # FTPServer() has called listen(): the kernel accepts connections from here on
+        log.info(
+            "role=cfisrv listening on %s:%d (FTPS, passive %d-%d) user=%s root=%s",
+            cfg.cfi_host,
+            self.port,
+            cfg.cfi_pasv_port_start,
+            cfg.cfi_pasv_port_end,
+            cfg.cfi_user,
+            self.root,
+        )
+
+    def _loop(self, server: Any) -> None:
+        try:
+            while not self._stop.is_set():
+                server.ioloop.loop(_LOOP_TIMEOUT, blocking=False)
+        except Exception:  # the loop must not die silently
+            log.exception("role=cfisrv server loop failed")
+        finally:
+            server.close_all()  # in the loop's own thread: pyftpdlib is not thread-safe
+
+    def stop(self) -> None:
+        """Close the listening socket and every connection; idempotent."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._server = None
+            self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN_TIMEOUT)
+            log.info("role=cfisrv stopped")
+
+    def info(self) -> str:
+        """What the heartbeat row shows."""
+        return f"FTPS port {self.port or self.ctx.config.redsys.cfi_port}, root data/"

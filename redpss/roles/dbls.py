@@ -1,0 +1,268 @@
+"""DBLS, the database log server: log buffers from the database into files and LOG_MESSAGES.
+
+A Lua script in the database sends a *buffer* of log lines for one target schema (wire op
+``log``). DBLS appends them to ``$REDENV_HOME/log/DB/<SCHEMA>/<YYYY-MM-DD>.log`` (UTC date) and
+acknowledges only after they reached the disk: with ``dbls_fsync = true`` (default) the file
+is ``fdatasync``-ed before the reply, otherwise the lines are in the OS page cache (they survive
+a crash of DBLS, not of the host). A buffer is checked as a whole before anything is written:
+either all its lines are written or none.
+
+ERROR and ALERT lines also go to ``<SCHEMA>.LOG_MESSAGES``. That happens in a background
+thread fed by a bounded queue, so a slow or absent dictionary never delays file logging; when
+the queue is full the line is only in the file (counted and logged). On stop the queue is
+drained within ``stop_grace`` seconds. Files older than ``log_retention`` days below ``log/DB``
+are deleted once a day.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from redpss.errors import DictionaryError
+from redpss.logs import purge_old_logs
+from redpss.roles.base import Role, RoleContext
+from redpss.wire import Peer, WireServer
+
+__all__ = ["LEVELS", "Dbls", "LogFiles", "parse_buffer"]
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "ALERT")
+_TO_DICTIONARY = ("ERROR", "ALERT")
+_ALIASES = {"WARNING": "WARN", "CRITICAL": "ALERT", "FATAL": "ALERT"}
+SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_MAX_LINES = 100_000
+_PURGE_EVERY = 86400.0
+MAX_REQUEST = 32 << 20
+"""Longest request line (a whole buffer) DBLS accepts, in bytes."""
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a buffer, checked."""
+
+    level: str
+    text: str  # what goes into the file (no newline)
+    message: str  # what goes into LOG_MESSAGES
+
+
+def _level_of(text: str) -> str:
+    # a preformatted line names its level in one of its first three words
+    for word in text.split(None, 3)[:3]:
+        word = word.strip("[]:").upper()
+        word = _ALIASES.get(word, word)
+        if word in LEVELS:
+            return word
+    return "INFO"
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _object_level(value: object, i: int) -> str:
+    level = _ALIASES.get(value.upper(), value.upper()) if isinstance(value, str) else None
+    if level not in LEVELS:
+        raise ValueError(f"'lines[{i}].level' must be one of {', '.join(LEVELS)}")
+    return level
+
+
+def _object_message(value: object, i: int) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"'lines[{i}].message' must be a string")
+    return value
+
+
+def parse_buffer(
+    args: dict[str, Any], *, max_line: int, now: datetime
+) -> tuple[str, list[LogLine]]:
+    """Check the arguments of ``log`` and return the schema (upper case) and its lines.
+
+    Raises ValueError naming the bad field; nothing is written for a bad buffer.
+    """
+    unknown = set(args) - {"schema", "lines", "source"}
+    if unknown:
+        raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))}")
+    schema = args.get("schema")
+    if not isinstance(schema, str) or not SCHEMA_RE.match(schema):
+        raise ValueError("'schema' must be a schema name (letters, digits, _; max 128)")
+    source = args.get("source")
+    if source is not None and (not isinstance(source, str) or len(source) > 256):
+        raise ValueError("'source' must be a string of at most 256 characters")
+    lines = args.get("lines")
+    if not isinstance(lines, list) or not lines:
+        raise ValueError("'lines' must be a non-empty list")
+    if len(lines) > _MAX_LINES:
+        raise ValueError(f"'lines' has {len(lines)} entries; at most {_MAX_LINES} per buffer")
+    stamp = now.isoformat(timespec="milliseconds")
+    out = []
+    for i, item in enumerate(lines):
+        if isinstance(item, str):
+            level, message = _level_of(item), item
+            text = _one_line(item)
+        elif isinstance(item, dict):
+            level = _object_level(item.get("level", "INFO"), i)
+            message = _object_message(item.get("message"), i)
+            text = f"{stamp} {level:<5} {source or '-'}: {_one_line(message)}"
+        else:
+            raise ValueError(f"'lines[{i}]' must be a string or an object")
+        if len(text.encode("utf-8")) > max_line:
+            raise ValueError(f"'lines[{i}]' is longer than {max_line} bytes")
+        out.append(LogLine(level, text, message))
+    return schema.upper(), out
+
+
+class LogFiles:
+    """The open day files of ``log/DB``; appends are serialised per schema."""
+
+    def __init__(self, root: Path, *, fsync: bool) -> None:
+        """Write below ``root`` (``log/DB``); ``fsync`` each append when asked."""
+        self.root = root
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._files: dict[str, tuple[Path, IO[bytes]]] = {}
+
+    def append(self, schema: str, lines: list[str], day: str) -> Path:
+        """Append ``lines`` to the schema's file of ``day``; return when they are on disk."""
+        with self._lock:
+            lock = self._locks.setdefault(schema, threading.Lock())
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        with lock:
+            path = self.root / schema / f"{day}.log"
+            current = self._files.get(schema)
+            if current is None or current[0] != path or not path.exists():
+                if current is not None:
+                    current[1].close()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                current = (path, path.open("ab"))
+                self._files[schema] = current
+            fh = current[1]
+            fh.write(data)
+            fh.flush()
+            if self.fsync:
+                os.fdatasync(fh.fileno())
+        return path
+
+    def close(self) -> None:
+        """Close every open file."""
+        with self._lock:
+            for _, fh in self._files.values():
+                fh.close()
+            self._files.clear()
+
+
+class Dbls(Role):
+    """The database log server."""
+
+    name = "dbls"
+
+    def __init__(self, ctx: RoleContext) -> None:
+        super().__init__(ctx)
+        cfg = ctx.config.redsys
+        self.files = LogFiles(ctx.instance.log_dir / "DB", fsync=cfg.dbls_fsync)
+        self.max_line = cfg.dbls_max_line
+        self._queue: queue.Queue[tuple[str, str, str, str | None, datetime] | None] = queue.Queue(
+            maxsize=cfg.dbls_queue_size
+        )
+        self._schemas_ready: set[str] = set()
+        self._dropped = 0
+        self._written = 0
+        self._count_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+        self._last_purge = 0.0
+        self.server = WireServer(
+            self,
+            host=cfg.dbls_host,
+            port=cfg.dbls_port,
+            secret=cfg.pss_secret.reveal(),
+            max_line=MAX_REQUEST,
+            name=f"dbls/{ctx.instance.name}",
+        )
+
+    def start(self) -> None:
+        """Start the dictionary writer, then listen; returns when the port accepts."""
+        self._writer = threading.Thread(target=self._write_messages, name="dbls-dict", daemon=True)
+        self._writer.start()
+        self.server.start()
+        self._purge()
+
+    def stop(self) -> None:
+        """Stop listening, drain the dictionary queue within ``stop_grace``; idempotent."""
+        self.server.stop()
+        if self._writer is not None and self._writer.is_alive():
+            try:
+                self._queue.put(None, timeout=self.ctx.config.redsys.stop_grace)
+            except queue.Full:
+                log.warning("role=dbls dictionary queue not drained at stop")
+            self._writer.join(self.ctx.config.redsys.stop_grace)
+        self.files.close()
+
+    def tick(self) -> None:
+        """Once a day: delete DB log files past the retention."""
+        if time.monotonic() - self._last_purge >= _PURGE_EVERY:
+            self._purge()
+        with self._count_lock:
+            dropped, self._dropped = self._dropped, 0
+        if dropped:
+            log.warning("role=dbls %d ERROR/ALERT lines only in files (queue full)", dropped)
+
+    def info(self) -> str:
+        """What the heartbeat row shows."""
+        return f"port {self.server.port}, {self._written} lines"
+
+    def _purge(self) -> None:
+        self._last_purge = time.monotonic()
+        days = self.ctx.config.redsys.log_retention
+        for path in purge_old_logs(self.files.root, days):
+            log.info("role=dbls removed %s (older than %d days)", path, days)
+
+    # -- wire ops -----------------------------------------------------------------------------
+
+    def op_log(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """Wire op ``log``: append a buffer of lines for a schema; reply when on disk."""
+        now = datetime.now(UTC)
+        schema, lines = parse_buffer(args, max_line=self.max_line, now=now)
+        path = self.files.append(schema, [ln.text for ln in lines], now.strftime("%Y-%m-%d"))
+        source = args.get("source") or f"{peer.host}"
+        queued = 0
+        for ln in lines:
+            if ln.level in _TO_DICTIONARY:
+                try:
+                    self._queue.put_nowait((schema, ln.level, ln.message, source, now))
+                    queued += 1
+                except queue.Full:
+                    with self._count_lock:
+                        self._dropped += 1
+        with self._count_lock:
+            self._written += len(lines)
+        rel = path.relative_to(self.ctx.instance.home)
+        return {"written": len(lines), "file": str(rel), "messages": queued}
+
+    # -- the dictionary writer ----------------------------------------------------------------
+
+    def _write_messages(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            schema, level, message, source, ts = item
+            try:
+                if schema not in self._schemas_ready:
+                    self.ctx.dictionary.ensure_schema(schema)
+                    self._schemas_ready.add(schema)
+                self.ctx.dictionary.log_message(
+                    schema, level=level, message=message, source=source, ts=ts
+                )
+            except DictionaryError as exc:
+                # the line is in the file; the dictionary copy is best effort
+                log.warning("role=dbls schema=%s LOG_MESSAGES not written: %s", schema, exc)

@@ -1,0 +1,282 @@
+"""JEXEC, the job executor: runs the command of an application action from ``$REDENV_HOME/cmd``.
+
+Wire op ``run`` names a command *inside* ``cmd/`` (a relative path; ``..``, absolute paths and
+symbolic links that lead out of ``cmd/`` are refused) and its arguments as a list. The command
+is executed directly (no shell, so nothing in an argument is interpreted) in its own process
+group, with ``$REDENV_HOME`` as working directory and the instance's environment (``REDHOME``,
+``REDENV``, ``REDENV_HOME``, ``PATH`` with ``$REDENV_HOME/bin`` first). The reply carries the
+exit code and the first ``jexec_output_limit`` bytes of stdout and of stderr; a command running
+longer than its ``time_limit`` (at most ``jexec_timeout``) gets SIGTERM, two seconds later
+SIGKILL, for its whole process group.
+The ``CMD`` jobs of the scheduler call this op.
+
+At most ``jexec_max_parallel`` commands run at once; a further request waits for a free slot.
+On stop no new command starts (reply code ``stopping``); running ones get ``stop_grace``
+seconds, then are killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from redpss.errors import RemoteError
+from redpss.roles.base import Role, RoleContext
+from redpss.wire import Peer, WireServer
+
+__all__ = ["Jexec", "resolve_command"]
+
+log = logging.getLogger(__name__)
+
+_KILL_AFTER = 2.0
+_ARGS = {"command", "args", "time_limit", "job", "run_id", "stdin", "env"}
+_ENV_KEY = re.compile(r"RED_[A-Z0-9_]{1,64}")
+
+
+def resolve_command(cmd_dir: Path, command: object) -> Path:
+    """Return the executable ``command`` names inside ``cmd_dir``; ValueError if it may not run."""
+    if not isinstance(command, str) or not command or "\0" in command:
+        raise ValueError("'command' must be a non-empty string")
+    rel = Path(command)
+    if rel.is_absolute():
+        raise ValueError(f"'command' must be relative to cmd/, not absolute: {command!r}")
+    if ".." in rel.parts:
+        raise ValueError(f"'command' must not contain '..': {command!r}")
+    root = cmd_dir.resolve()
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f"'command' {command!r} leads outside cmd/")
+    if not path.is_file():
+        raise RemoteError("not_found", f"no command {command!r} in cmd/")
+    if not os.access(path, os.X_OK):
+        raise RemoteError("not_executable", f"command {command!r} is not executable")
+    return path
+
+
+def _check_env(args: dict[str, Any]) -> dict[str, str]:
+    """``env``: extra variables for the command, only ``RED_*`` names (run id, job, key)."""
+    env = args.get("env", {})
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and _ENV_KEY.fullmatch(k) and isinstance(v, str) and "\0" not in v
+        for k, v in env.items()
+    ):
+        raise ValueError("'env' must map RED_* names to strings")
+    return env
+
+
+def _check_args(args: dict[str, Any], max_timeout: int) -> tuple[list[str], float, str | None]:
+    unknown = set(args) - _ARGS
+    if unknown:
+        raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))}")
+    argv = args.get("args", [])
+    if not isinstance(argv, list) or not all(isinstance(a, str) and "\0" not in a for a in argv):
+        raise ValueError("'args' must be a list of strings")
+    timeout = args.get("time_limit", max_timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ValueError("'time_limit' must be a positive number of seconds")
+    stdin = args.get("stdin")
+    if stdin is not None and not isinstance(stdin, str):
+        raise ValueError("'stdin' must be a string")
+    for key in ("job", "run_id"):
+        if key in args and not isinstance(args[key], str | int):
+            raise ValueError(f"'{key}' must be a string or an integer")
+    return argv, min(float(timeout), float(max_timeout)), stdin
+
+
+class _Capture(threading.Thread):
+    """Reads a pipe to its end, keeping the first ``limit`` bytes."""
+
+    def __init__(self, pipe: IO[bytes], limit: int) -> None:
+        super().__init__(daemon=True)
+        self.pipe, self.limit = pipe, limit
+        self.data = bytearray()
+        self.total = 0
+
+    def run(self) -> None:
+        while chunk := self.pipe.read(65536):
+            self.total += len(chunk)
+            room = self.limit - len(self.data)
+            if room > 0:
+                self.data += chunk[:room]
+        self.pipe.close()
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+class Jexec(Role):
+    """The job executor."""
+
+    name = "jexec"
+
+    def __init__(self, ctx: RoleContext) -> None:
+        super().__init__(ctx)
+        cfg = ctx.config.redsys
+        self.cmd_dir = ctx.instance.home / "cmd"
+        self._slots = threading.BoundedSemaphore(cfg.jexec_max_parallel)
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._by_run: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = threading.Event()
+        self._runs = 0
+        self.server = WireServer(
+            self,
+            host=cfg.jexec_host,
+            port=cfg.jexec_port,
+            secret=cfg.pss_secret.reveal(),
+            name=f"jexec/{ctx.instance.name}",
+        )
+
+    def start(self) -> None:
+        """Listen on ``jexec_port``; returns when it accepts."""
+        self.cmd_dir.mkdir(parents=True, exist_ok=True)
+        self.server.start()
+
+    def stop(self) -> None:
+        """Refuse new runs, give running ones ``stop_grace`` seconds, kill the rest; idempotent."""
+        self._stopping.set()
+        deadline = time.monotonic() + self.ctx.config.redsys.stop_grace
+        while self._busy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._lock:
+            left = list(self._running)
+        for proc in left:
+            log.warning("role=jexec killing pid=%d at stop", proc.pid)
+            _kill_group(proc, signal.SIGKILL)
+        self.server.stop()
+
+    def _busy(self) -> bool:
+        with self._lock:
+            return bool(self._running)
+
+    def info(self) -> str:
+        """What the heartbeat row shows."""
+        with self._lock:
+            busy = len(self._running)
+        return f"port {self.server.port}, {busy} running, {self._runs} runs"
+
+    def environment(self) -> dict[str, str]:
+        """The environment of a command: this process's, plus the instance's."""
+        env = dict(os.environ)
+        env.update(self.ctx.instance.environment())
+        env["PATH"] = f"{self.ctx.instance.home / 'bin'}:{env.get('PATH', os.defpath)}"
+        return env
+
+    def op_run(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """Wire op ``run``: run a command of ``cmd/``; reply with its exit code and output."""
+        cfg = self.ctx.config.redsys
+        argv, timeout, stdin = _check_args(args, cfg.jexec_timeout)
+        extra = _check_env(args)
+        path = resolve_command(self.cmd_dir, args.get("command"))
+        ids = f"job={args.get('job', '-')} run={args.get('run_id', '-')}"
+        run = str(args["run_id"]) if "run_id" in args else None
+        with self._slots:
+            if self._stopping.is_set():
+                raise RemoteError("stopping", "jexec is stopping; no new commands start")
+            return self._run(path, argv, timeout, stdin, ids, peer, extra, run)
+
+    def op_kill(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """Wire op ``kill``: kill the command of run ``run_id`` (its process group) now."""
+        run = str(args["run_id"])
+        with self._lock:
+            proc = self._by_run.get(run)
+        if proc is not None:
+            log.warning("role=jexec run=%s killed on request from %s", run, peer.host)
+            _kill_group(proc, signal.SIGKILL)
+        return {"run_id": run, "killed": proc is not None}
+
+    def _run(
+        self,
+        path: Path,
+        argv: list[str],
+        timeout: float,
+        stdin: str | None,
+        ids: str,
+        peer: Peer,
+        extra_env: dict[str, str],
+        run: str | None,
+    ) -> dict[str, Any]:
+        limit = self.ctx.config.redsys.jexec_output_limit
+        began = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                [str(path), *argv],
+                cwd=self.ctx.instance.home,
+                env={**self.environment(), **extra_env},
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise RemoteError("exec_failed", f"cannot execute {path.name}: {exc.strerror}") from exc
+        with self._lock:
+            self._running.add(proc)
+            if run is not None:
+                self._by_run[run] = proc
+            self._runs += 1
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = _Capture(proc.stdout, limit), _Capture(proc.stderr, limit)
+        out.start()
+        err.start()
+        if stdin is not None:
+            assert proc.stdin is not None
+            threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+        timed_out = False
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(_KILL_AFTER)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc, signal.SIGKILL)
+                proc.wait()
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+                if run is not None:
+                    self._by_run.pop(run, None)
+        # a grandchild may hold the pipes open after the group was killed: do not wait forever
+        out.join(_KILL_AFTER)
+        err.join(_KILL_AFTER)
+        took = time.monotonic() - began
+        rel = path.relative_to(self.cmd_dir.resolve())
+        log.info(
+            "role=jexec %s command=%s exit=%s timed_out=%s %.2f s stdout=%dB stderr=%dB from %s",
+            ids, rel, proc.returncode, timed_out, took, out.total, err.total, peer.host,
+        )  # fmt: skip
+        if err.total:
+            log.debug("role=jexec %s command=%s stderr: %s", ids, rel, err.text()[:2000])
+        return {
+            "command": str(rel),
+            "exit_code": proc.returncode,
+            "timed_out": timed_out,
+            "seconds": round(took, 3),
+            "stdout": out.text(),
+            "stderr": err.text(),
+            "stdout_truncated": out.total > limit,
+            "stderr_truncated": err.total > limit,
+        }
+
+
+def _feed(pipe: IO[bytes], text: str) -> None:
+    try:
+        pipe.write(text.encode("utf-8"))
+        pipe.close()
+    except OSError:
+        pass  # the command did not read its input
+
+
+def _kill_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.killpg(proc.pid, sig)

@@ -1,0 +1,1 @@
+"""Scheduling: the timetable of jmon, the pools and watchers of sched, the definitions."""

@@ -1,0 +1,231 @@
+"""Operations on jobs and watchers: the one implementation behind redctl (and the REST API).
+
+Reading and toggling definitions works on the dictionary directly (jmon notices the change);
+starting a job and showing runs ask the running sched over the wire protocol.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import shutil
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from redpss.config import Config
+from redpss.dictionary import Dictionary
+from redpss.dictionary.jobs import ExecError, JobDef, WatcherDef
+from redpss.errors import RedpssError, RemoteError, WireError
+from redpss.instance import Instance
+from redpss.wire import call
+
+__all__ = [
+    "NotFound",
+    "find_job",
+    "find_watcher",
+    "list_jobs",
+    "list_watchers",
+    "preclone",
+    "reload",
+    "restore_preclone",
+    "show",
+    "start_job",
+    "toggle",
+    "we_list_error",
+    "we_reset_error",
+]
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(RedpssError):
+    """A job or watcher name that does not exist; the message lists the nearest names."""
+
+
+def _nearest(name: str, names: list[str], what: str) -> NotFound:
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.4)
+    hint = f"; did you mean: {', '.join(close)}" if close else ""
+    return NotFound(f"no {what} named {name!r}{hint}")
+
+
+def find_job(dictionary: Dictionary, name: str) -> JobDef:
+    """The job ``name``, or :class:`NotFound` naming the nearest existing names."""
+    jobs = {j.name: j for j in dictionary.jobs()}
+    if name not in jobs:
+        raise _nearest(name, list(jobs), "job")
+    return jobs[name]
+
+
+def find_watcher(dictionary: Dictionary, name: str) -> WatcherDef:
+    """The watcher ``name``, or :class:`NotFound` naming the nearest existing names."""
+    watchers = {w.name: w for w in dictionary.watchers()}
+    if name not in watchers:
+        raise _nearest(name, list(watchers), "watcher")
+    return watchers[name]
+
+
+def list_jobs(dictionary: Dictionary) -> list[dict[str, Any]]:
+    """Every job with its schedule and last run (``list_db_jobs``)."""
+    last = dictionary.last_runs()
+    rows = []
+    for j in dictionary.jobs():
+        run = last.get(j.name)
+        schedule = {"INTERVAL": f"every {j.interval_seconds}s", "CRON": f"cron {j.cron_expr}"}
+        rows.append({
+            "job": j.name, "schema": j.schema, "kind": j.kind, "pool": j.pool,
+            "schedule": schedule.get(j.schedule_type, "-"), "active": j.active,
+            "last_state": run.state if run else None,
+            "last_run": run.queued_at.isoformat(timespec="seconds") if run else None,
+        })  # fmt: skip
+    return rows
+
+
+def list_watchers(dictionary: Dictionary) -> list[dict[str, Any]]:
+    """Every watcher (``list_db_watcher``)."""
+    errors: dict[str, int] = {}
+    for e in dictionary.exec_errors():
+        errors[e.watcher] = errors.get(e.watcher, 0) + 1
+    return [
+        {"watcher": w.name, "schema": w.schema, "kind": w.kind, "watch": w.watch_text,
+         "interval": w.check_interval, "executor": w.executor_job, "active": w.active,
+         "errors": errors.get(w.name, 0)}
+        for w in dictionary.watchers()
+    ]  # fmt: skip
+
+
+def toggle(dictionary: Dictionary, kind: str, name: str) -> bool:
+    """Flip ACTIVE of a job or watcher; return the new value."""
+    current = find_job(dictionary, name) if kind == "job" else find_watcher(dictionary, name)
+    dictionary.set_active(kind, name, not current.active)
+    return not current.active
+
+
+def we_list_error(dictionary: Dictionary, watcher: str | None) -> list[ExecError]:
+    """Executor errors (``we_list_error [WATCHER]``)."""
+    if watcher is not None:
+        find_watcher(dictionary, watcher)
+    return dictionary.exec_errors(watcher)
+
+
+def we_reset_error(dictionary: Dictionary, watcher: str | None, key: str | None) -> int:
+    """Clear executor errors so their keys are tried again; return how many."""
+    if watcher is not None:
+        find_watcher(dictionary, watcher)
+    return dictionary.reset_exec_errors(watcher, key)
+
+
+def _sched(config: Config, op: str, **args: Any) -> Any:
+    cfg = config.redsys
+    try:
+        return call(
+            cfg.sched_host,
+            cfg.sched_service_port,
+            op,
+            secret=cfg.pss_secret.reveal(),
+            timeout=15.0,
+            **args,
+        )
+    except RemoteError:
+        raise
+    except WireError as exc:
+        raise RedpssError(
+            f"sched does not answer ({exc}); is the instance running? (redctl status)"
+        ) from exc
+
+
+def start_job(
+    config: Config, dictionary: Dictionary, name: str, *, scheduled_only: bool
+) -> dict[str, Any]:
+    """Start job ``name`` now through sched; return its run id and state."""
+    find_job(dictionary, name)
+    try:
+        result: dict[str, Any] = _sched(
+            config, "start_job", name=name, scheduled_only=scheduled_only
+        )
+    except RemoteError as exc:
+        raise RedpssError(exc.message) from exc
+    return result
+
+
+def show(config: Config) -> dict[str, Any]:
+    """Pools, running and queued runs, next runs (from the running sched)."""
+    result: dict[str, Any] = _sched(config, "show")
+    return result
+
+
+def reload(inst: Instance) -> None:
+    """Ask jmon to re-read the definitions now (it does by itself every few seconds)."""
+    (inst.tmp / "reload").touch()
+
+
+# ---------------------------------------------------------------------- preclone
+
+PRECLONE_FILE = "preclone.json"
+
+
+def preclone(inst: Instance, dictionary: Dictionary) -> dict[str, Any]:
+    """Save what must survive a restore of the database from another instance.
+
+    Saved to ``$REDENV_HOME/tmp/preclone/preclone.json``: the instance registration (name,
+    version, dictionary version, time) and the ACTIVE flag of every job and watcher. The next
+    ``redctl start`` restores the flags into the (cloned) dictionary and clears the cloned
+    logs; see :func:`restore_preclone`.
+    """
+    from redpss import __version__
+
+    state = {
+        "instance": inst.name,
+        "saved_at": datetime.now(UTC).isoformat(),
+        "redpss": __version__,
+        "dictionary_version": dictionary.version(),
+        "jobs": {j.name: j.active for j in dictionary.jobs()},
+        "watchers": {w.name: w.active for w in dictionary.watchers()},
+    }
+    folder = inst.tmp / "preclone"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (PRECLONE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    tmp.replace(folder / PRECLONE_FILE)
+    return state
+
+
+def restore_preclone(inst: Instance, dictionary: Dictionary) -> dict[str, Any] | None:
+    """After a restore: put back the saved flags, clear cloned logs (DB and files).
+
+    Returns what was done, or None when no preclone state waits. The state file is kept as
+    ``preclone.json.restored-<time>`` for the audit.
+    """
+    path = inst.tmp / "preclone" / PRECLONE_FILE
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text(encoding="utf-8"))
+    flags = 0
+    for kind, key in (("job", "jobs"), ("watcher", "watchers")):
+        for name, active in state.get(key, {}).items():
+            flags += bool(dictionary.set_active(kind, name, bool(active)))
+    cleared = dictionary.clear_logs()
+    files = 0
+    db_logs = inst.log_dir / "DB"
+    if db_logs.is_dir():
+        files = sum(1 for p in db_logs.rglob("*") if p.is_file())
+        shutil.rmtree(db_logs)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    path.rename(path.with_name(f"{PRECLONE_FILE}.restored-{stamp}"))
+    done = {"flags_restored": flags, "log_rows_cleared": cleared, "log_files_removed": files}
+    log.warning(
+        "instance=%s restored preclone state of %s: %s", inst.name, state.get("saved_at"), done
+    )
+    return done
+
+
+def exec_error_dicts(errors: list[ExecError]) -> list[dict[str, Any]]:
+    """Executor errors as plain dicts (for --json and tables)."""
+    return [
+        {
+            k: (v.isoformat(timespec="seconds") if isinstance(v, datetime) else v)
+            for k, v in asdict(e).items()
+        }
+        for e in errors
+    ]

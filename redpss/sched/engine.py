@@ -1,0 +1,453 @@
+"""The scheduler master: three worker pools that run what jmon (or an operator) hands over.
+
+* ``submit`` queues a run of a job in the job's pool, or records it SKIPPED when the job
+  already has ``max_parallel`` runs queued or running (never silently dropped).
+* Workers run jobs through :mod:`.executors`; every state change goes to the run log writer.
+* Watcher checks run on their own thread (:mod:`.watchers`) and fire executor runs.
+* ``shutdown`` lets running runs finish within the grace time, then marks the rest ABORTED.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from redpss.config import Config
+from redpss.dictionary import Dictionary
+from redpss.dictionary.jobs import (
+    ABORTED,
+    QUEUED,
+    RUNNING,
+    SKIPPED,
+    JobDef,
+    RunUpdate,
+    WatcherDef,
+)
+from redpss.instance import Instance
+from redpss.sched.executors import RunContext, execute
+from redpss.sched.runlog import RunIds, RunLogWriter
+
+__all__ = ["Definitions", "Engine", "Run"]
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Flag:
+    """A cancel flag: ``set()`` and ``is_set()`` like :class:`threading.Event`, without its
+    lock and condition (a run's flag is only polled; creating 1 000 Events costs ~40 ms)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        """Ask the run to stop."""
+        self._set = True
+
+    def is_set(self) -> bool:
+        """True once asked to stop."""
+        return self._set
+
+
+@dataclass
+class Run:
+    """One run of a job, from queued to ended."""
+
+    run_id: int
+    job: JobDef
+    queued_at: datetime
+    due_at: datetime | None = None
+    key: str | None = None
+    watcher: WatcherDef | None = None
+    watcher_run_id: int | None = None
+    started_at: datetime | None = None
+    cancel: Flag = field(default_factory=lambda: Flag())
+    note: str | None = None
+
+
+class Definitions:
+    """Job and watcher definitions, re-read when the dictionary says they changed."""
+
+    def __init__(self, dictionary: Dictionary, *, min_age: float = 1.0) -> None:
+        self.dictionary = dictionary
+        self.min_age = min_age
+        self.jobs: dict[str, JobDef] = {}
+        self.watchers: dict[str, WatcherDef] = {}
+        self._stamp = ""
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Re-read if changed (at most every ``min_age`` s unless forced); True if changed."""
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._checked < self.min_age:
+                return False
+            self._checked = now
+            stamp = self.dictionary.definitions_stamp()
+            if stamp == self._stamp:
+                return False
+            self.jobs = {j.name: j for j in self.dictionary.jobs()}
+            self.watchers = {w.name: w for w in self.dictionary.watchers()}
+            self._stamp = stamp
+            return True
+
+    def job(self, name: str) -> JobDef | None:
+        """The definition of job ``name``, re-read once if it is not known."""
+        self.refresh()
+        if name not in self.jobs:
+            self.refresh(force=True)
+        return self.jobs.get(name)
+
+
+class Engine:
+    """Pools, queues and running runs of one instance."""
+
+    def __init__(self, instance: Instance, config: Config, dictionary: Dictionary) -> None:
+        self.instance = instance
+        self.config = config
+        self.dictionary = dictionary
+        cfg = config.redsys
+        self.sizes = {
+            "default": cfg.sched_default_pool_size,
+            "loader": cfg.sched_loader_pool_size,
+            "action": cfg.sched_action_pool_size,
+        }
+        # one lock; a condition per pool (a queued run wakes one worker of its pool), one for
+        # the release of runs handed over ahead of time, one for "a run ended" (shutdown)
+        lock = threading.RLock()
+        self.cond = threading.Condition(lock)
+        self.pool_cond = {p: threading.Condition(lock) for p in self.sizes}
+        self.release_cond = threading.Condition(lock)
+        self.queues: dict[str, deque[Run]] = {p: deque() for p in self.sizes}
+        self.busy = dict.fromkeys(self.sizes, 0)
+        self.ended = dict.fromkeys(self.sizes, 0)
+        self.running: dict[int, Run] = {}
+        self.active: dict[str, int] = {}  # runs queued or running, per job
+        self.accepting = False
+        self.ids = RunIds()
+        self.writer = RunLogWriter(dictionary)
+        self.definitions = Definitions(dictionary)
+        self.timetable: list[dict[str, Any]] = []
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self._threads: list[threading.Thread] = []
+        self._pending: list[tuple[datetime, int, JobDef, str | None]] = []
+        self._seq = itertools.count()
+        self.paused: Any = lambda: False  # set by the role: True while suspended
+        self.on_end: list[Any] = []  # callbacks(run, outcome), e.g. the watchers' bookkeeping
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> int:
+        """Mark runs a dead sched left unfinished ABORTED, start writer and workers."""
+        aborted = self.dictionary.abort_unfinished(
+            f"sched restarted (pid {self.pid}): the run was interrupted and did not finish"
+        )
+        if aborted:
+            log.warning("marked %d runs ABORTED that a previous sched left unfinished", aborted)
+        self.writer.start()
+        for pool, size in self.sizes.items():
+            for i in range(size):
+                t = threading.Thread(
+                    target=self._worker, args=(pool,), name=f"{pool}-{i}", daemon=True
+                )
+                t.start()
+                self._threads.append(t)
+        releaser = threading.Thread(target=self._release_due, name="release", daemon=True)
+        releaser.start()
+        self._threads.append(releaser)
+        with self.cond:
+            self.accepting = True
+        return aborted
+
+    def _release_due(self) -> None:
+        """Queue runs handed over ahead of time the moment they are due."""
+        while True:
+            with self.cond:
+                now = _now()
+                if not self._pending or self._pending[0][0] > now:
+                    left = (self._pending[0][0] - now).total_seconds() if self._pending else 1.0
+                    self.release_cond.wait(min(max(left, 0.0), 1.0))
+                    continue
+                due = []
+                while self._pending and self._pending[0][0] <= now:
+                    due.append(heapq.heappop(self._pending))
+            if self.paused():
+                log.info("%d run(s) due while suspended were not started", len(due))
+                continue
+            for when, _, job, note in due:
+                self._enqueue(job, due=when, note=note)
+
+    def shutdown(self, grace: float) -> None:
+        """Stop taking runs; let running ones finish within ``grace``; abort the rest."""
+        with self.cond:
+            self.accepting = False
+            if self._pending:
+                log.info(
+                    "%d run(s) handed over ahead of time were not due yet at stop",
+                    len(self._pending),
+                )
+                self._pending.clear()
+            for queue in self.queues.values():
+                while queue:
+                    run = queue.popleft()
+                    self._release(run)
+                    self._final(run, ABORTED, "sched stopped before the run started")
+            deadline = time.monotonic() + grace
+            while self.running and time.monotonic() < deadline:
+                self.cond.wait(0.1)
+            leftover = list(self.running.values())
+        for run in leftover:
+            run.cancel.set()  # commands are killed; SQL ends with the process
+        with self.cond:
+            end = time.monotonic() + 2.0
+            while self.running and time.monotonic() < end:
+                self.cond.wait(0.1)
+            for run in list(self.running.values()):
+                del self.running[run.run_id]
+                self._release(run)
+                self._final(
+                    run, ABORTED, f"sched stopped: the grace time of {grace:.0f} s was over"
+                )
+            self.cond.notify_all()
+        self.writer.stop()
+
+    # ------------------------------------------------------------------ submitting
+
+    def submit(
+        self,
+        job: JobDef,
+        *,
+        due: datetime | None = None,
+        key: str | None = None,
+        watcher: WatcherDef | None = None,
+        watcher_run_id: int | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue a run of ``job``; returns ``{"run_id", "state", "message"}``.
+
+        A run handed over before it is due (jmon looks ahead) waits in sched until its due
+        time and is queued then (state PENDING until that moment, not yet in the job log).
+        """
+        now = _now()
+        if due is not None and due > now and key is None:
+            with self.cond:
+                if not self.accepting:
+                    return {"run_id": None, "state": "REFUSED", "message": "sched is stopping"}
+                heapq.heappush(self._pending, (due, next(self._seq), job, note))
+                self.release_cond.notify()
+            return {"run_id": None, "state": "PENDING", "message": None}
+        return self._enqueue(
+            job, due=due, key=key, watcher=watcher, watcher_run_id=watcher_run_id, note=note
+        )
+
+    def _enqueue(
+        self,
+        job: JobDef,
+        *,
+        due: datetime | None,
+        key: str | None = None,
+        watcher: WatcherDef | None = None,
+        watcher_run_id: int | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        now = _now()
+        run = Run(
+            self.ids.next(),
+            job,
+            now,
+            due_at=due,
+            key=key,
+            watcher=watcher,
+            watcher_run_id=watcher_run_id,
+            note=note,
+        )
+        with self.cond:
+            if not self.accepting:
+                return {"run_id": None, "state": "REFUSED", "message": "sched is stopping"}
+            active = self.active_runs(job.name)
+            if active >= job.max_parallel:
+                message = (
+                    f"skipped: {active} run(s) of {job.name} already queued or running "
+                    f"(max_parallel {job.max_parallel})"
+                )
+                self._final(run, SKIPPED, message)
+                log.info("run=%d job=%s %s", run.run_id, job.name, message)
+                return {"run_id": run.run_id, "state": SKIPPED, "message": message}
+            self.queues[job.pool].append(run)
+            self.active[job.name] = active + 1
+            self._log(run, QUEUED, message=note)
+            self.pool_cond[job.pool].notify()
+        return {"run_id": run.run_id, "state": QUEUED, "message": note}
+
+    def skip(self, job: JobDef, message: str, *, due: datetime | None = None) -> dict[str, Any]:
+        """Record a run of ``job`` as SKIPPED with ``message`` (a misfire under policy SKIP)."""
+        run = Run(self.ids.next(), job, _now(), due_at=due)
+        self._final(run, SKIPPED, message)
+        return {"name": job.name, "run_id": run.run_id, "state": SKIPPED, "message": message}
+
+    def active_runs(self, job_name: str) -> int:
+        """Runs of ``job_name`` queued or running (call with the lock held or accept a race)."""
+        return self.active.get(job_name, 0)
+
+    def _release(self, run: Run) -> None:
+        """One run of its job less queued or running (with the lock held)."""
+        left = self.active.get(run.job.name, 0) - 1
+        if left > 0:
+            self.active[run.job.name] = left
+        else:
+            self.active.pop(run.job.name, None)
+
+    def has_capacity(self, job: JobDef) -> bool:
+        """True if a run of ``job`` would not be skipped for max_parallel right now."""
+        with self.cond:
+            return self.active_runs(job.name) < job.max_parallel
+
+    # ------------------------------------------------------------------ workers
+
+    def _worker(self, pool: str) -> None:
+        queue = self.queues[pool]
+        wake = self.pool_cond[pool]
+        while True:
+            with self.cond:
+                while not queue:  # workers are daemon threads: they end with the process
+                    wake.wait(1.0)
+                run = queue.popleft()
+                run.started_at = _now()
+                self.running[run.run_id] = run
+                self.busy[pool] += 1
+            self._log(run, RUNNING, started=run.started_at)
+            ctx = RunContext(
+                self.instance, self.config, self.dictionary, run.run_id, run.key, run.cancel
+            )
+            begun = time.monotonic()
+            outcome = execute(run.job, ctx)
+            with self.cond:
+                self.busy[pool] -= 1
+                self.ended[pool] += 1
+                mine = self.running.pop(run.run_id, None) is not None
+                if mine:
+                    self._release(run)
+                    self._final(run, outcome.state, outcome.message, rows=outcome.rows)
+                if not self.accepting:
+                    self.cond.notify_all()  # shutdown waits for the running runs
+            if mine:
+                log.info(
+                    "run=%d job=%s pool=%s %s in %.3f s%s",
+                    run.run_id,
+                    run.job.name,
+                    pool,
+                    outcome.state,
+                    time.monotonic() - begun,
+                    f": {outcome.message[:200]}" if outcome.message else "",
+                )
+                for callback in self.on_end:
+                    callback(run, outcome)
+
+    # ------------------------------------------------------------------ the run log
+
+    def _log(
+        self,
+        run: Run,
+        state: str,
+        *,
+        started: datetime | None = None,
+        ended: datetime | None = None,
+        rows: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.writer.put(
+            RunUpdate(
+                schema=run.job.schema,
+                run_id=run.run_id,
+                name=run.job.name,
+                pool=run.job.pool,
+                state=state,
+                queued_at=run.queued_at,
+                started_at=started,
+                ended_at=ended,
+                rows=rows,
+                message=message,
+                host=self.host,
+                pid=self.pid,
+            )
+        )
+        if run.watcher is not None and run.watcher_run_id is not None:
+            self.writer.put(
+                RunUpdate(
+                    schema=run.watcher.schema,
+                    run_id=run.watcher_run_id,
+                    name=run.watcher.name,
+                    pool=run.job.pool,
+                    state=state,
+                    queued_at=run.queued_at,
+                    watcher=True,
+                    started_at=started,
+                    ended_at=ended,
+                    rows=rows,
+                    message=message,
+                    host=self.host,
+                    pid=self.pid,
+                    watch_key=run.key,
+                    executor_run_id=run.run_id,
+                )
+            )
+
+    def _final(self, run: Run, state: str, message: str | None, *, rows: int | None = None) -> None:
+        self._log(run, state, ended=_now(), rows=rows, message=message)
+
+    # ------------------------------------------------------------------ status
+
+    def show(self) -> dict[str, Any]:
+        """Pools, running and queued runs, and jmon's next runs (for ``redctl show``)."""
+        now = _now()
+        with self.cond:
+            pools = {
+                p: {"size": self.sizes[p], "busy": self.busy[p], "queued": len(self.queues[p])}
+                for p in self.sizes
+            }
+            running = [
+                {
+                    "run_id": r.run_id,
+                    "job": r.job.name,
+                    "pool": r.job.pool,
+                    "schema": r.job.schema,
+                    "key": r.key,
+                    "started": r.started_at.isoformat() if r.started_at else None,
+                    "duration": (now - r.started_at).total_seconds() if r.started_at else 0.0,
+                    "pid": self.pid,
+                }
+                for r in sorted(self.running.values(), key=lambda r: r.run_id)
+            ]
+            queued = [
+                {
+                    "run_id": r.run_id,
+                    "job": r.job.name,
+                    "pool": r.job.pool,
+                    "queued": r.queued_at.isoformat(),
+                }
+                for q in self.queues.values()
+                for r in q
+            ]
+        return {"pools": pools, "running": running, "queued": queued, "next": self.timetable}
+
+    def take_ended(self) -> dict[str, int]:
+        """Runs ended per pool since the last call (for ADM_JMON_LOAD)."""
+        with self.cond:
+            ended, self.ended = self.ended, dict.fromkeys(self.sizes, 0)
+        return ended

@@ -1,0 +1,161 @@
+"""What a run does, by job kind: ``SQL`` through the dictionary, ``CMD`` through jexec, ``LOAD``.
+
+Each executor returns an :class:`Outcome` (state, rows, message) and never raises for a failing
+job: a job's failure is data for the job log, not an error of sched.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from redpss.config import Config
+from redpss.dictionary import Dictionary
+from redpss.dictionary.jobs import ABORTED, FAILED, OK, TIMEOUT, JobDef
+from redpss.errors import RedpssError, RemoteError, WireError
+from redpss.instance import Instance
+from redpss.landing import run_load
+from redpss.wire import WireClient, call
+
+__all__ = ["Outcome", "RunContext", "execute", "local_address"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended."""
+
+    state: str
+    rows: int | None = None
+    message: str | None = None
+
+
+class Cancel(Protocol):
+    """What a running executor polls to learn that it must stop."""
+
+    def is_set(self) -> bool:
+        """True once the run must stop."""
+        ...
+
+
+@dataclass
+class RunContext:
+    """What an executor needs besides the job."""
+
+    instance: Instance
+    config: Config
+    dictionary: Dictionary
+    run_id: int
+    key: str | None
+    cancel: Cancel
+
+
+def execute(job: JobDef, ctx: RunContext) -> Outcome:
+    """Run ``job`` once; translate every failure into an Outcome."""
+    try:
+        if job.kind == "SQL":
+            return _sql(job, ctx)
+        if job.kind == "CMD":
+            return _cmd(job, ctx)
+        if job.kind == "LOAD":
+            return _load(job, ctx)
+        return Outcome(FAILED, message=f"unknown job kind {job.kind!r}")
+    except TimeoutError as exc:
+        return Outcome(TIMEOUT, message=str(exc))
+    except RedpssError as exc:
+        return Outcome(FAILED, message=str(exc))
+    except Exception as exc:  # a job must never take sched down
+        log.exception("run=%d job=%s failed unexpectedly", ctx.run_id, job.name)
+        return Outcome(FAILED, message=f"{type(exc).__name__}: {exc}")
+
+
+def _sql(job: JobDef, ctx: RunContext) -> Outcome:
+    rows = ctx.dictionary.run_sql(job.schema, job.action, timeout=job.timeout_seconds)
+    return Outcome(OK, rows=max(rows, 0))
+
+
+def _cmd(job: JobDef, ctx: RunContext) -> Outcome:
+    """A command of ``cmd/``, run by the jexec role (its rules: only ``cmd/``, no shell)."""
+    try:
+        argv = shlex.split(job.action)
+    except ValueError as exc:
+        return Outcome(FAILED, message=f"action {job.action!r}: {exc}")
+    if not argv:
+        return Outcome(FAILED, message="the action names no command")
+    cfg = ctx.config.redsys
+    env = {"RED_RUN_ID": str(ctx.run_id), "RED_JOB": job.name, "RED_SCHEMA": job.schema}
+    if ctx.key is not None:
+        env["RED_WATCH_KEY"] = ctx.key
+    request: dict[str, object] = {
+        "command": argv[0], "args": argv[1:], "job": job.name, "run_id": ctx.run_id, "env": env,
+    }  # fmt: skip
+    limit = job.timeout_seconds or cfg.jexec_timeout
+    if job.timeout_seconds:
+        request["time_limit"] = job.timeout_seconds
+    host, secret = local_address(cfg.jexec_host), cfg.pss_secret.reveal()
+    done = threading.Event()
+    killer = threading.Thread(
+        target=_kill_on_cancel, args=(ctx, done, host, cfg.jexec_port, secret), daemon=True
+    )
+    killer.start()
+    try:
+        with WireClient(host, cfg.jexec_port, secret=secret, timeout=limit + 30) as client:
+            result: dict[str, object] = client.request("run", request)
+    except RemoteError as exc:
+        return Outcome(FAILED, message=f"jexec refused: {exc.message}")
+    except WireError as exc:
+        return Outcome(FAILED, message=f"jexec does not answer: {exc}")
+    finally:
+        done.set()
+    output = _output(result)
+    if ctx.cancel.is_set():
+        return Outcome(
+            ABORTED, message=f"killed: sched stopped and the grace time was over; output: {output}"
+        )
+    if result.get("timed_out"):
+        return Outcome(TIMEOUT, message=f"killed after its timeout of {limit} s; output: {output}")
+    if result.get("exit_code") != 0:
+        return Outcome(FAILED, message=f"exit code {result.get('exit_code')}; output: {output}")
+    return Outcome(OK, message=output or None)
+
+
+def _output(result: dict[str, object]) -> str:
+    out = str(result.get("stdout") or "").strip()
+    err = str(result.get("stderr") or "").strip()
+    return (out + (f"\nstderr: {err}" if err else ""))[-2000:]
+
+
+def local_address(host: str) -> str:
+    """Where to reach a service listening on ``host`` (all interfaces: loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def _kill_on_cancel(
+    ctx: RunContext, done: threading.Event, host: str, port: int, secret: str
+) -> None:
+    """Ask jexec to kill the run's command if sched cancels the run (stop, grace over)."""
+    while not done.wait(0.2):
+        if ctx.cancel.is_set():
+            try:
+                call(host, port, "kill", secret=secret, timeout=5.0, run_id=ctx.run_id)
+            except WireError as exc:
+                log.warning("run=%d could not ask jexec to kill the command: %s", ctx.run_id, exc)
+            return
+
+
+def _load(job: JobDef, ctx: RunContext) -> Outcome:
+    """A loader run: the job's action names the loader; a watcher's key names the file.
+
+    A file rejected into error/ makes the run FAILED (the message names it); the other files
+    of the run are loaded all the same.
+    """
+    result = run_load(
+        instance=ctx.instance, config=ctx.config, dictionary=ctx.dictionary,
+        loader=job.action.strip(), key=ctx.key, run_id=ctx.run_id, schema=job.schema,
+    )  # fmt: skip
+    state = FAILED if result.errors else OK
+    return Outcome(state, rows=result.rows, message=result.message)

@@ -1,0 +1,133 @@
+"""The container tier: a real Docker engine, images built from a local base, compose projects.
+
+The session fixture ``engine`` uses ``$DOCKER_HOST`` or a private dockerd (``images/engine.sh``:
+installs Debian's docker.io when missing, own socket and data root under
+/var/lib/redpss-ci/docker so that a second run reuses the images) and stops the dockerd it
+started. ``images`` builds both images from a local Debian base (no registry is reachable in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ENGINE = ROOT / "images" / "engine.sh"
+# a cold build compiles OpenSSL and CPython (~10 min on 2 cores); later runs hit the layer cache
+BUILD_TIMEOUT = 45 * 60
+
+
+def run(
+    cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 300, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` with the test environment; output captured, shown when it fails."""
+    proc = subprocess.run(
+        cmd,
+        env=env or os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[str]:
+    """DOCKER_HOST of a running engine for the whole session."""
+    started = False
+    host = os.environ.get("DOCKER_HOST")
+    if not host:
+        private = subprocess.run([str(ENGINE), "env"], capture_output=True, text=True, check=True)
+        sock = private.stdout.strip().split("unix://", 1)[1]
+        answered = (
+            subprocess.run(
+                ["docker", "-H", f"unix://{sock}", "version"], capture_output=True, check=False
+            ).returncode
+            == 0
+            if shutil.which("docker")
+            else False
+        )
+        proc = subprocess.run(
+            [str(ENGINE), "start"], capture_output=True, text=True, timeout=900, check=False
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"no Docker engine: {proc.stderr}")
+        host = proc.stdout.strip()
+        started = not answered
+    os.environ["DOCKER_HOST"] = host
+    try:
+        yield host
+    finally:
+        if started:
+            subprocess.run([str(ENGINE), "stop"], check=False, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def images(engine: str) -> None:
+    """Both images, built from the local base (the layer cache makes this quick when warm)."""
+    env = {
+        **os.environ,
+        "DOCKER_HOST": engine,
+        "REDPSS_BASE_IMAGE": os.environ.get("REDPSS_TEST_BASE_IMAGE", "redpss-base:bookworm"),
+        "SOURCE_ORIGIN": os.environ.get("SOURCE_ORIGIN", "debian"),
+        "DOCKER_BUILD_NETWORK": "host",
+        "PYTHON": sys.executable,
+    }
+    if "REDPSS_TEST_BASE_IMAGE" not in os.environ:
+        run([str(ROOT / "images" / "base.sh")], env=env, timeout=600)
+    run([str(ROOT / "images" / "build.sh"), "all"], env=env, timeout=BUILD_TIMEOUT)
+
+
+@pytest.fixture
+def redhome_c() -> Iterator[Path]:
+    """A private $REDHOME for compose instances (owned by root; the init container chowns)."""
+    path = Path(tempfile.mkdtemp(prefix="rhc", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def make(
+    target: str, instance: str, home: Path, *extra: str, timeout: float = 600, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``make <target> INSTANCE=<instance>`` with the test's REDHOME and engine."""
+    env = {**os.environ, "REDHOME": str(home)}
+    env.pop("REDENV", None)
+    return run(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(ROOT),
+            target,
+            f"INSTANCE={instance}",
+            f"VENV={BIN.parent}",
+            *extra,
+        ],
+        env=env,
+        timeout=timeout,
+        check=check,
+    )
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it is true or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")

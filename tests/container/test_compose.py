@@ -1,0 +1,178 @@
+"""A whole instance in containers: make up, sFTP upload into the landing zone, redctl through
+redsysctl, the chroot holds, passwords are refused, make down leaves nothing; two at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from redpss import compose
+from redpss.instance import Instance
+from tests.container.conftest import BIN, make, run, wait_for
+
+# the first test pays the image build (cold: compiling OpenSSL and CPython)
+pytestmark = [pytest.mark.timeout(3600), pytest.mark.usefixtures("images")]
+
+
+def _tool(
+    name: str, home: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDHOME": str(home)}
+    return run([str(BIN / name), *args], env=env, check=check)
+
+
+def _containers(project: str) -> list[str]:
+    out = run(
+        ["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}"]
+    )
+    return out.stdout.split()
+
+
+def _key(tmp: Path, name: str) -> tuple[paramiko.PKey, Path]:
+    key = paramiko.ECDSAKey.generate(bits=256)
+    pub = tmp / f"{name}.pub"
+    pub.write_text(f"{key.get_name()} {key.get_base64()} {name}@test\n")
+    return key, pub
+
+
+def _sftp(
+    port: int, user: str, key: paramiko.PKey
+) -> tuple[paramiko.Transport, paramiko.SFTPClient]:
+    transport = paramiko.Transport(socket.create_connection(("127.0.0.1", port), timeout=10))
+    transport.start_client(timeout=10)
+    transport.auth_publickey(user, key)
+    client = paramiko.SFTPClient.from_transport(transport)
+    assert client is not None
+    return transport, client
+
+
+def _sftp_port(inst: Instance) -> int:
+    return compose.sftp_port(inst, inst.load_config(), compose.load_settings(inst))
+
+
+def test_instance_in_containers(redhome_c: Path, tmp_path: Path) -> None:
+    inst = Instance("ci1", redhome_c)
+    try:
+        up = make("up", "ci1", redhome_c)
+        assert "sched" in up.stdout
+
+        # every long-running service is up and healthy
+        code, states = compose.status(inst, inst.load_config())
+        assert code == 0, states
+        assert {s.service for s in states} >= {"sched", "jmon", "sftp"}
+        assert all(s.health == "healthy" for s in states), states
+
+        # no secret in what compose shows
+        config = run([*compose.compose_command(inst, "config")]).stdout
+        assert (inst.etc / "secret").read_text().strip() not in config
+
+        # roles log to docker's log as well as to the instance's log folder
+        logs = make("logs", "ci1", redhome_c, "ROLE=sched").stdout
+        assert "role=sched" in logs
+        assert (inst.log_dir / "sched.log").read_text().count("role=sched") >= 1
+        assert "jmon" in make("ps", "ci1", redhome_c).stdout
+
+        # redctl inside the running instance, through host-side redsysctl
+        st = _tool("redsysctl", redhome_c, "redctl", "ci1", "status", check=False)
+        assert st.returncode == 0, st.stdout + st.stderr
+        assert "sched" in st.stdout and "jmon" in st.stdout
+        assert _tool("redsysctl", redhome_c, "status", "ci1").returncode == 0
+
+        # sFTP: a new user uploads; the file lands in the instance's landing zone
+        key, pub = _key(tmp_path, "alice")
+        added = _tool("redftp_useradd", redhome_c, "ci1", "alice", str(pub))
+        assert "uid 1200" in added.stdout
+        assert (
+            _tool("redftp_useradd", redhome_c, "ci1", "alice", str(pub), check=False).returncode
+            == 1
+        )
+        assert (
+            _tool("redftp_useradd", redhome_c, "ci1", "Bad-Name", str(pub), check=False).returncode
+            == 1
+        )
+        port = _sftp_port(inst)
+        transport, sftp = _sftp(port, "redftp_ci1_alice", key)
+        try:
+            assert sftp.normalize(".") == "/input"
+            with sftp.open("upload_20250101.csv", "w") as fh:
+                fh.write("id;name\n1;one\n2;two\n")
+            # the chroot holds: only input/ is visible, nothing above it
+            assert sftp.listdir("/") == ["input"]
+            assert sftp.listdir("/../..") == ["input"]
+            for path in ("/etc/passwd", "/../../etc/passwd", "/app/redsys"):
+                with pytest.raises(OSError):
+                    sftp.stat(path)
+            with pytest.raises(OSError):
+                sftp.mkdir("/escape")
+        finally:
+            sftp.close()
+            transport.close()
+        landed = inst.home / "data" / "input" / "upload_20250101.csv"
+        wait_for(landed.exists, 10, f"{landed}")
+        assert landed.read_text() == "id;name\n1;one\n2;two\n"
+        assert landed.stat().st_gid == 1200  # group redftp, shared with redsys
+
+        # password login is refused (the offer itself is publickey only)
+        transport = paramiko.Transport(socket.create_connection(("127.0.0.1", port), timeout=10))
+        try:
+            transport.start_client(timeout=10)
+            with pytest.raises(paramiko.AuthenticationException):
+                transport.auth_password("redftp_ci1_alice", "guess")
+        finally:
+            transport.close()
+
+        # userdel: the user can no longer log in
+        assert _tool("redftp_userdel", redhome_c, "ci1", "alice").returncode == 0
+        with pytest.raises(paramiko.AuthenticationException):
+            _sftp(port, "redftp_ci1_alice", key)
+
+        make("down", "ci1", redhome_c)
+        assert _containers("red_ci1") == []
+        assert _tool("redsysctl", redhome_c, "status", "ci1", check=False).returncode == 3
+    finally:
+        make("down", "ci1", redhome_c, check=False)
+
+
+def test_two_instances_side_by_side(redhome_c: Path) -> None:
+    insts = [Instance(name, redhome_c) for name in ("ci2", "ci3")]
+    try:
+        for inst in insts:
+            make("up", inst.name, redhome_c)
+        for inst in insts:
+            code, states = compose.status(inst, inst.load_config())
+            assert code == 0, (inst.name, states)
+        ports = [_sftp_port(i) for i in insts]
+        assert ports[0] != ports[1]
+        sched = [i.load_config().redsys.sched_service_port for i in insts]
+        assert sched[0] != sched[1]
+        all_st = _tool("redsysctl", redhome_c, "status-all")
+        assert all_st.stdout.count("healthy") >= 2 * 3
+    finally:
+        for inst in insts:
+            make("down", inst.name, redhome_c, check=False)
+    for inst in insts:
+        assert _containers(compose.project_name(inst)) == []
+
+
+def test_compose_file_follows_enabled_roles(redhome_c: Path) -> None:
+    _tool("redsysctl", redhome_c, "create", "ci4", "--compose")
+    inst = Instance("ci4", redhome_c)
+    project = json.loads(compose.write(inst).read_text())
+    from redpss.roles import enabled_roles
+
+    roles = enabled_roles(inst.load_config())
+    assert set(project["services"]) == {"init", "net", "sftp", *roles}
+    for role in roles:
+        svc = project["services"][role]
+        assert svc["network_mode"] == "service:net"
+        assert svc["stop_grace_period"] == f"{inst.load_config().redsys.stop_grace}s"
+    assert all(p.startswith("127.0.0.1:") for p in project["services"]["net"]["ports"])
+    assert sys.executable  # the compose file names no secret either
+    assert (inst.etc / "secret").read_text().strip() not in json.dumps(project)

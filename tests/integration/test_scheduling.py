@@ -1,0 +1,353 @@
+"""Scheduling end to end: jmon and sched under the real supervisord, definitions from TOML."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import sqlite3
+import textwrap
+from datetime import timedelta
+
+from redpss.instance import Instance
+from tests.conftest import run_cli, wait_for
+from tests.integration.sched_support import (
+    FAST,
+    MakeInstance,
+    apply,
+    inst,
+    redctl,
+    runs,
+    script,
+    start,
+    states,
+)
+
+__all__ = ["inst"]  # the fixture, imported for pytest
+
+
+def test_interval_jobs_run_on_time_and_changes_need_no_restart(inst: Instance) -> None:
+    apply(
+        inst,
+        """
+        [job.tick]
+        schema = "DWH"
+        kind = "SQL"
+        action = "CREATE TABLE IF NOT EXISTS T (X); INSERT INTO T VALUES (1)"
+        interval = 1
+        [job.slow]
+        schema = "DWH"
+        kind = "SQL"
+        action = "SELECT 1"
+        interval = 3600
+    """,
+    )
+    start(inst)
+    wait_for(lambda: states(inst, "tick").count("OK") >= 4, timeout=30, what="4 runs of tick")
+    started = [r.started_at for r in reversed(runs(inst, "tick")) if r.started_at]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(started)]
+    assert all(0.5 < g < 1.8 for g in gaps), gaps
+    assert runs(inst, "slow") == []
+
+    # a changed interval, a new job and a deactivated job: all without restart
+    apply(
+        inst,
+        """
+        [job.slow]
+        schema = "DWH"
+        kind = "SQL"
+        action = "SELECT 1"
+        interval = 1
+        [job.fresh]
+        schema = "OPS"
+        kind = "CMD"
+        action = "ok.sh"
+        interval = 1
+    """,
+    )
+    redctl(inst, "toggle_db_job", "tick")
+    wait_for(
+        lambda: len(runs(inst, "slow")) >= 2 and len(runs(inst, "fresh")) >= 2,
+        timeout=30,
+        what="changed and new jobs running",
+    )
+    assert runs(inst, "fresh")[-1].message == "ok fresh"
+    count = len(runs(inst, "tick"))
+    wait_for(lambda: len(runs(inst, "slow")) >= 5, timeout=30, what="more runs of slow")
+    assert len(runs(inst, "tick")) <= count + 1  # at most one already handed over
+    listing = json.loads(redctl(inst, "--json", "list_db_jobs"))
+    assert {r["job"]: r["active"] for r in listing}["tick"] is False
+
+
+def test_cron_job_is_scheduled_at_the_next_minute(inst: Instance) -> None:
+    apply(
+        inst,
+        """
+        [job.nightly]
+        schema = "DWH"
+        kind = "SQL"
+        action = "SELECT 1"
+        cron = "*/5 * * * *"
+    """,
+    )
+    start(inst)
+
+    def next_run() -> str | None:
+        shown = json.loads(redctl(inst, "--json", "show"))
+        return next((n["next"] for n in shown["next"] if n["name"] == "nightly"), None)
+
+    nxt = wait_for(next_run, timeout=15, what="nightly in show")
+    assert isinstance(nxt, str)
+    minute = int(nxt[14:16])
+    assert minute % 5 == 0 and nxt[17:19] == "00"
+
+
+def test_pools_cap_concurrency_and_timeout_kills(inst: Instance) -> None:
+    jobs = "".join(
+        f"""
+        [job.s{i}]
+        schema = "DWH"
+        kind = "CMD"
+        action = "sleep.sh 2"
+        pool = "action"
+    """
+        for i in range(4)
+    )
+    apply(
+        inst,
+        jobs
+        + """
+        [job.hang]
+        schema = "DWH"
+        kind = "CMD"
+        action = "sleep.sh 60"
+        timeout = 1
+    """,
+    )
+    start(inst)
+    for i in range(4):
+        redctl(inst, "start_db_job", f"s{i}")
+    shown = json.loads(redctl(inst, "--json", "show"))
+    assert shown["pools"]["action"]["busy"] <= 2
+    assert shown["pools"]["action"]["busy"] + shown["pools"]["action"]["queued"] >= 3
+    redctl(inst, "start_db_job", "hang")
+    wait_for(
+        lambda: all(states(inst, f"s{i}") == ["OK"] for i in range(4)),
+        timeout=30,
+        what="all four sleeps OK",
+    )
+    spans = [runs(inst, f"s{i}")[0] for i in range(4)]
+    for r in spans:  # never more than 2 at once
+        overlapping = [
+            o
+            for o in spans
+            if o.started_at
+            and r.started_at
+            and o.ended_at
+            and o.started_at <= r.started_at < o.ended_at
+        ]
+        assert len(overlapping) <= 2
+    wait_for(lambda: states(inst, "hang") == ["TIMEOUT"], timeout=15, what="hang TIMEOUT")
+    hang = runs(inst, "hang")[0]
+    assert hang.ended_at and hang.started_at
+    assert (hang.ended_at - hang.started_at) < timedelta(seconds=5)
+    assert "timeout of 1 s" in (hang.message or "")
+
+
+def test_max_parallel_skips_and_says_so(inst: Instance) -> None:
+    apply(
+        inst,
+        """
+        [job.long]
+        schema = "DWH"
+        kind = "CMD"
+        action = "sleep.sh 3"
+    """,
+    )
+    start(inst)
+    redctl(inst, "start_db_job", "long")
+    out = run_cli("redctl", "start_db_job", "long", inst=inst)
+    assert out.returncode == 1 and "max_parallel 1" in out.stderr
+    assert sorted(states(inst, "long")) in (["QUEUED", "SKIPPED"], ["RUNNING", "SKIPPED"])
+    out = run_cli("redctl", "start_db_job", "lon", inst=inst)
+    assert out.returncode == 2 and "did you mean: long" in out.stderr
+
+
+def test_suspend_and_resume(inst: Instance) -> None:
+    apply(
+        inst,
+        """
+        [job.tick]
+        schema = "DWH"
+        kind = "SQL"
+        action = "SELECT 1"
+        interval = 1
+    """,
+    )
+    start(inst, "-S")
+    status = json.loads(redctl(inst, "--json", "status"))
+    assert status["state"] == "SUSPENDED"
+    assert json.loads(redctl(inst, "--json", "show"))["suspended"] is True
+    wait_for(lambda: "suspended" in (inst.log_dir / "jmon.log").read_text(), timeout=10)
+    wait_for(
+        lambda: "timetable loaded: 1 entries" in (inst.log_dir / "jmon.log").read_text(), timeout=10
+    )
+    assert runs(inst, "tick") == []
+    redctl(inst, "resume")
+    wait_for(lambda: len(runs(inst, "tick")) >= 2, timeout=20, what="runs after resume")
+    redctl(inst, "suspend")
+    wait_for(
+        lambda: (
+            "role=jmon suspended" in (inst.log_dir / "jmon.log").read_text().split("resumed")[-1]
+        ),
+        timeout=10,
+    )
+    count = len(runs(inst, "tick"))
+    assert count >= 2
+
+
+def test_kill_sched_mid_run_marks_it_aborted(inst: Instance) -> None:
+    apply(
+        inst,
+        """
+        [job.long]
+        schema = "DWH"
+        kind = "CMD"
+        action = "sleep.sh 30"
+    """,
+    )
+    start(inst)
+    redctl(inst, "start_db_job", "long")
+    wait_for(lambda: states(inst, "long") == ["RUNNING"], timeout=15, what="long RUNNING")
+    pid = json.loads(redctl(inst, "--json", "status"))
+    sched = next(r for r in pid["roles"] if r["role"] == "sched")
+    os.kill(int(sched["pid"]), signal.SIGKILL)
+    wait_for(lambda: states(inst, "long") == ["ABORTED"], timeout=30, what="ABORTED at restart")
+    assert "interrupted" in (runs(inst, "long")[0].message or "")
+
+
+def test_sigterm_lets_runs_finish_then_aborts_the_rest(make_instance: MakeInstance) -> None:
+    inst = make_instance("tst1", stop_grace="7", **FAST)
+    script(inst.home / "cmd" / "sleep.sh", 'sleep "$1"')
+    redctl(inst, "db", "init")
+    apply(
+        inst,
+        """
+        [job.short]
+        schema = "DWH"
+        kind = "CMD"
+        action = "sleep.sh 1"
+        [job.long]
+        schema = "DWH"
+        kind = "CMD"
+        action = "sleep.sh 60"
+    """,
+    )
+    start(inst)
+    redctl(inst, "start_db_job", "short")
+    redctl(inst, "start_db_job", "long")
+    wait_for(lambda: states(inst, "long") == ["RUNNING"], timeout=15)
+    redctl(inst, "stop")
+    assert states(inst, "short") == ["OK"]
+    assert states(inst, "long") == ["ABORTED"]
+    assert "grace time" in (runs(inst, "long")[0].message or "")
+
+
+def test_bad_definitions_are_refused_or_isolated(inst: Instance) -> None:
+    bad = inst.tmp / "bad.toml"
+    bad.write_text(
+        textwrap.dedent("""
+        [job.a]
+        schema = "DWH"
+        kind = "SQL"
+        action = "SELECT 1"
+        cron = "61 * * * *"
+        [job.b]
+        schema = "DWH"
+        kind = "SQL"
+        action = "SELECT 1"
+        pool = "fast"
+        interval = -5
+        [watcher.w]
+        schema = "DWH"
+        kind = "FILE"
+        pattern = "x"
+        executor = "missing"
+    """)
+    )
+    out = run_cli("redctl", "db", "apply", str(bad), inst=inst)
+    assert out.returncode == 1
+    assert f"{bad}: [job.a] job a: cron expression '61 * * * *'" in out.stderr
+    assert f"{bad}: [job.b] job b: pool 'fast' is not one of default, loader, action" in out.stderr
+    assert f"{bad}: [watcher.w] watcher w: executor job 'missing' does not exist" in out.stderr
+    assert json.loads(redctl(inst, "--json", "list_db_jobs")) == []
+    # a bad row written by SQL directly: jmon reports it and schedules the others
+    apply(
+        inst,
+        """
+        [job.good]
+        schema = "DWH"
+        kind = "SQL"
+        action = "SELECT 1"
+        interval = 1
+    """,
+    )
+
+    conn = sqlite3.connect(inst.db_dir / "REDSYS.db")
+    with conn:
+        conn.execute(
+            "INSERT INTO ADM_JOBS (JOB_NAME, SCHEMA_NAME, JOB_KIND, ACTION_TEXT, SCHEDULE_TYPE, "
+            "CRON_EXPR, CREATED_AT, CHANGED_AT) VALUES ('broken', 'DWH', 'SQL', 'SELECT 1', "
+            "'CRON', 'not a cron', '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+        )
+    conn.close()
+    start(inst)
+    wait_for(lambda: len(runs(inst, "good")) >= 2, timeout=20, what="good keeps running")
+    log = (inst.log_dir / "jmon.log").read_text()
+    assert "definition refused: job broken: cron expression 'not a cron'" in log
+    status = json.loads(redctl(inst, "--json", "status"))
+    jmon = next(r for r in status["roles"] if r["role"] == "jmon")
+    assert jmon["state"] == "RUNNING"
+
+
+def test_misfire_while_down_runs_once_or_skips(inst: Instance) -> None:
+    apply(
+        inst,
+        """
+        [job.once]
+        schema = "DWH"
+        kind = "SQL"
+        action = "SELECT 1"
+        interval = 2
+        [job.skip]
+        schema = "DWH"
+        kind = "SQL"
+        action = "SELECT 1"
+        interval = 2
+        misfire = "SKIP"
+    """,
+    )
+    start(inst)
+    wait_for(lambda: runs(inst, "once") and runs(inst, "skip"), timeout=20)
+    redctl(inst, "stop")
+    # the stack is down for a while: pretend by moving the last runs 30 s into the past
+
+    conn = sqlite3.connect(inst.db_dir / "DWH.db")
+    with conn:
+        conn.execute(
+            "UPDATE ADM_JOB_LOG SET QUEUED_AT = datetime(QUEUED_AT, '-30 seconds') || '+00:00'"
+        )
+    conn.close()
+    before = {j: len(runs(inst, j)) for j in ("once", "skip")}
+    start(inst)
+    wait_for(
+        lambda: (
+            len(runs(inst, "skip")) > before["skip"] and len(runs(inst, "once")) > before["once"]
+        ),
+        timeout=20,
+    )
+    first_once = runs(inst, "once")[-before["once"] - 1]
+    first_skip = runs(inst, "skip")[-before["skip"] - 1]
+    assert "misfire" in (first_once.message or "") and "running once" in first_once.message
+    assert first_skip.state == "SKIPPED" and "skipped (policy SKIP)" in (first_skip.message or "")

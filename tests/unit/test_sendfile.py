@@ -1,0 +1,128 @@
+"""SENDFILE's pure parts: request checks, the dictionary's export area, the file writers."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from redpss.dictionary import open_dictionary
+from redpss.dictionary.export import ExportColumn
+from redpss.dictionary.sqlite.export import sqlite_kind
+from redpss.errors import RemoteError
+from redpss.roles.sendfile import check_request, write_export
+
+
+@pytest.fixture
+def dictionary(tmp_path: Path) -> Any:
+    d = open_dictionary("sqlite", db_dir=tmp_path / "db")
+    d.init()
+    d.ensure_schema("STAGE")
+    with sqlite3.connect(tmp_path / "db" / "STAGE.db") as conn:
+        conn.execute('CREATE TABLE "Odd ""Name""" (A INTEGER, "b c" TEXT, D BLOB, E BOOLEAN)')
+        conn.executemany(
+            'INSERT INTO "Odd ""Name""" VALUES (?, ?, ?, ?)',
+            [(i, f"t{i}", bytes([i]), i % 2) for i in range(25)],
+        )
+        conn.execute("CREATE TABLE EMPTY (X REAL)")
+    conn.close()
+    return d
+
+
+def test_rows_come_in_batches_with_real_names(dictionary: Any) -> None:
+    batches = list(dictionary.export_rows("STAGE", 'odd "name"', batch_size=10))
+    assert [len(rows) for _, rows in batches] == [10, 10, 5]
+    assert batches[0][0] == ["A", "b c", "D", "E"]
+    assert list(dictionary.export_rows("STAGE", "EMPTY")) == [(["X"], [])]
+    picked = list(
+        dictionary.export_rows("STAGE", 'Odd "Name"', columns=["B C", "a"], where={"A": 3})
+    )
+    assert picked == [(["b c", "A"], [("t3", 3)])]
+    nulls = list(dictionary.export_rows("STAGE", 'Odd "Name"', where={"A": None}))
+    assert nulls == [(["A", "b c", "D", "E"], [])]
+    assert dictionary.export_objects("STAGE")[0] == "ADM_JOB_LOG" or dictionary.export_objects(
+        "STAGE"
+    )
+    assert dictionary.export_columns("STAGE", "EMPTY") == [ExportColumn("X", "DOUBLE")]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"object_name": "x; DROP TABLE EMPTY"}, "does not exist"),
+        ({"object_name": "EMPTY", "columns": ["X", "Y"]}, "column 'Y' does not exist"),
+        ({"object_name": "EMPTY", "where": {"1=1 OR X": 1}}, "filter column"),
+        ({"object_name": "EMPTY", "batch_size": 0}, "batch_size"),
+    ],
+)
+def test_names_are_looked_up_never_interpolated(
+    dictionary: Any, kwargs: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        list(dictionary.export_rows("STAGE", **kwargs))
+
+
+def test_sqlite_declared_types_map_to_kinds() -> None:
+    assert [sqlite_kind(t) for t in ("BIGINT", "VARCHAR(20)", "DOUBLE", "BLOB", "BOOLEAN", "")] == [
+        "INTEGER",
+        "VARCHAR",
+        "DOUBLE",
+        "BINARY",
+        "BOOLEAN",
+        "VARCHAR",
+    ]
+
+
+def test_requests_are_checked() -> None:
+    req = check_request({"schema": "S", "object": "T", "mail": {"to": "a@b.c"}})
+    assert (req.format, req.delimiter, req.header) == ("csv", ",", True)
+    assert req.mail == {"to": "a@b.c", "subject": "Export S.T"}
+    for bad, field in [
+        ({"object": "T", "sftp": {}}, "'schema'"),
+        ({"schema": "S", "object": "T"}, "exactly one target"),
+        ({"schema": "S", "object": "T", "sftp": {}, "mail": {}}, "exactly one target"),
+        ({"schema": "S", "object": "T", "sftp": {}, "format": "xls"}, "'format'"),
+        ({"schema": "S", "object": "T", "sftp": {}, "file_name": ".x"}, "'file_name'"),
+        ({"schema": "S", "object": "T", "sftp": {"dir": "/abs"}}, "sftp.dir"),
+        ({"schema": "S", "object": "T", "sftp": {"dir": "a/../b"}}, "sftp.dir"),
+        ({"schema": "S", "object": "T", "sftp": {"host": "evil"}}, "'sftp'"),
+        ({"schema": "S", "object": "T", "sftp": {}, "where": {"A": [1]}}, "'where.A'"),
+        ({"schema": "S", "object": "T", "sftp": {}, "delimiter": '"'}, "'delimiter'"),
+        ({"schema": "S", "object": "T", "sftp": {}, "sql": "x"}, "unknown"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            check_request(bad)
+
+
+def test_writers_stream_batches(dictionary: Any, tmp_path: Path) -> None:
+    columns = dictionary.export_columns("STAGE", 'Odd "Name"')
+    req = check_request({"schema": "STAGE", "object": "x", "sftp": {}, "format": "parquet"})
+    out = write_export(
+        dictionary.export_rows("STAGE", 'Odd "Name"', batch_size=7), columns, tmp_path / "o.pq", req
+    )
+    table = pq.read_table(out.path)
+    assert out.rows == 25 == table.num_rows
+    assert table.column("D").to_pylist()[3] == b"\x03"
+    assert table.column("E").to_pylist()[:2] == [False, True]
+    req = check_request({"schema": "STAGE", "object": "x", "sftp": {}, "header": False})
+    out = write_export(
+        dictionary.export_rows("STAGE", 'Odd "Name"', batch_size=7),
+        columns,
+        tmp_path / "o.csv",
+        req,
+    )
+    with out.path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[3] == ["3", "t3", "03", "1"] and len(rows) == 25
+
+
+def test_a_value_parquet_cannot_take_is_an_export_error(tmp_path: Path) -> None:
+    req = check_request({"schema": "S", "object": "x", "sftp": {}, "format": "parquet"})
+    batches = iter([(["N"], [(1,), ("not a number",)])])
+    with pytest.raises(RemoteError) as exc:
+        write_export(batches, [ExportColumn("N", "INTEGER")], tmp_path / "x.pq", req)
+    assert exc.value.code == "export_failed" and "column N" in exc.value.message
