@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -371,38 +372,30 @@ class Engine:
         rows: int | None = None,
         message: str | None = None,
     ) -> None:
-        self.writer.put(
-            RunUpdate(
-                schema=run.job.schema,
-                run_id=run.run_id,
-                name=run.job.name,
-                pool=run.job.pool,
-                state=state,
-                queued_at=run.queued_at,
-                started_at=started,
-                ended_at=ended,
-                rows=rows,
-                message=message,
-                host=self.host,
-                pid=self.pid,
-            )
+        update = RunUpdate(
+            schema=run.job.schema,
+            run_id=run.run_id,
+            name=run.job.name,
+            pool=run.job.pool,
+            state=state,
+            queued_at=run.queued_at,
+            started_at=started,
+            ended_at=ended,
+            rows=rows,
+            message=message,
+            host=self.host,
+            pid=self.pid,
         )
+        self.writer.put(update)
         if run.watcher is not None and run.watcher_run_id is not None:
+            # the watcher's fire mirrors its executor run, in the watcher's schema
             self.writer.put(
-                RunUpdate(
+                dataclasses.replace(
+                    update,
                     schema=run.watcher.schema,
                     run_id=run.watcher_run_id,
                     name=run.watcher.name,
-                    pool=run.job.pool,
-                    state=state,
-                    queued_at=run.queued_at,
                     watcher=True,
-                    started_at=started,
-                    ended_at=ended,
-                    rows=rows,
-                    message=message,
-                    host=self.host,
-                    pid=self.pid,
                     watch_key=run.key,
                     executor_run_id=run.run_id,
                 )
