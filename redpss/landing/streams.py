@@ -31,7 +31,10 @@ from redpss.errors import FileRejected
 __all__ = ["flatten", "json_batches", "parquet_batches"]
 
 BLOCK_SIZE = 16 << 20
-"""Bytes per JSON block (pyarrow parses blocks in parallel; one record must fit in one)."""
+"""Largest bytes per JSON block (pyarrow parses blocks in parallel; a record must fit in one)."""
+MIN_BLOCK = 1 << 20
+"""Smallest JSON block; files with longer records get the power of two that holds them."""
+SCAN_CHUNK = 8 << 20
 PARQUET_BATCH_ROWS = 65536
 
 
@@ -170,10 +173,67 @@ def _bad_json_line(path: Path) -> tuple[int, int, str] | None:
     return None
 
 
+def _block_for(path: Path, limit: int) -> int:
+    """The smallest block (a power of two from MIN_BLOCK) that holds the longest line twice.
+
+    pyarrow's JSON reader keeps memory in proportion to its block size times the blocks it
+    has read (measured: 16 MiB blocks, 576 MB of NDJSON -> 746 MB RSS; 1 MiB blocks -> 208 MB,
+    flat up to 1.1 GB), so the block is only as large as the longest record needs. A cheap
+    check (a newline near every stride point) settles the usual case of short lines; only a
+    file that may have a long one is measured exactly.
+    """
+    if _lines_at_most(path, MIN_BLOCK // 2):
+        return min(MIN_BLOCK, limit)
+    longest = _longest_line(path, limit)
+    block = MIN_BLOCK
+    while block <= longest * 2 and block < limit:
+        block *= 2
+    return min(block, limit)
+
+
+def _lines_at_most(path: Path, most: int) -> bool:
+    """True if no line is longer than ``most`` bytes (False: maybe one is; measure it).
+
+    Every ``most // 2`` bytes, a newline must follow within ``most // 2`` bytes; a line longer
+    than ``most`` always contains such a point without one. memchr does the work.
+    """
+    half = most // 2
+    tail = b""
+    with path.open("rb") as stream:
+        while chunk := stream.read(SCAN_CHUNK):
+            data = tail + chunk
+            pos = 0
+            while pos + half <= len(data):
+                if data.find(b"\n", pos, pos + half) < 0:
+                    return False
+                pos += half
+            tail = data[pos:]
+    return True
+
+
+def _longest_line(path: Path, limit: int) -> int:
+    """The length of the longest line (stops counting at ``limit``)."""
+    longest = carry = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(SCAN_CHUNK):
+            parts = chunk.split(b"\n")
+            if len(parts) == 1:
+                carry += len(chunk)
+            else:
+                inner = max(map(len, parts[1:-1]), default=0)
+                longest = max(longest, carry + len(parts[0]), inner)
+                carry = len(parts[-1])
+            if max(longest, carry) >= limit:
+                return limit
+    return max(longest, carry)
+
+
 def json_batches(path: Path, *, max_record: int = BLOCK_SIZE) -> Iterator[pa.RecordBatch]:
     """Flat record batches of a JSON file (NDJSON or one array), streaming."""
     is_array = _first_byte(path) == b"["
-    options = pa_json.ReadOptions(block_size=max(1 << 20, min(max_record + 1, BLOCK_SIZE)))
+    limit = max(MIN_BLOCK, min(max_record + 1, BLOCK_SIZE))
+    block = limit if is_array else _block_for(path, limit)
+    options = pa_json.ReadOptions(block_size=block)
     with path.open("rb") as raw:
         source: Any = io.BufferedReader(_ArrayAsLines(raw, max_record)) if is_array else raw
         try:

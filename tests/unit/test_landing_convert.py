@@ -86,3 +86,15 @@ def test_convert_pending_publishes_archives_rejects_and_recovers(tmp_path: Path)
     (zone.work / f"{item.claim_id}.late.csv.part").write_text("id\n")
     assert recover_conversions(zone, "JSON") == ["requeued late.json"]
     assert list(zone.work.iterdir()) == [] and (zone.input / "late.json").exists()
+
+
+def test_json_block_is_as_small_as_the_longest_record_allows(tmp_path: Path) -> None:
+    from redpss.landing.streams import MIN_BLOCK, _block_for
+
+    small = tmp_path / "small.json"
+    small.write_bytes(b'{"a": 1}\n' * 1000)
+    assert _block_for(small, 16 << 20) == MIN_BLOCK
+    wide = tmp_path / "wide.json"
+    wide.write_bytes(b'{"a": 1}\n{"b": "' + b"x" * (3 << 20) + b'"}\n{"c": 2}')
+    assert _block_for(wide, 16 << 20) == 8 << 20
+    assert _block_for(wide, 2 << 20) == 2 << 20  # longer than the limit: the limit (rejected)
