@@ -129,5 +129,5 @@ def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-u
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.5)
+        time.sleep(0.2)
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
