@@ -36,6 +36,7 @@ MIN_BLOCK = 1 << 20
 """Smallest JSON block; files with longer records get the power of two that holds them."""
 SCAN_CHUNK = 8 << 20
 PARQUET_BATCH_ROWS = 65536
+PARQUET_BUFFER = 1 << 20
 
 
 def flatten(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -258,7 +259,9 @@ def json_batches(path: Path, *, max_record: int = BLOCK_SIZE) -> Iterator[pa.Rec
 def parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
     """Flat record batches of a Parquet file, one row group slice at a time."""
     try:
-        parquet = pq.ParquetFile(path)
+        # read column pages as they are decoded, not whole row groups (pre-buffered row groups
+        # of a big file held ~1 GB: bounded memory whatever the row group size)
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER)
     except (pa.ArrowInvalid, OSError) as exc:
         raise FileRejected(f"not a readable Parquet file: {exc}") from None
     with parquet:
