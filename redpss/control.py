@@ -114,16 +114,25 @@ def db_upgrade(inst: Instance, config: Config) -> list[str]:
         return dictionary.upgrade()
 
 
+def _host_of(config: Config, key: str) -> str:
+    """The interface a port of :meth:`Config.ports` is bound on (``dbls_port``: dbls_host)."""
+    prefix = key.split("_", 1)[0]  # sched, sendmail, sendfile, dbls, jexec, cfi, mail2csv, gu
+    host: str = config.rest.gu_host if prefix == "gu" else getattr(config.redsys, f"{prefix}_host")
+    return host
+
+
 def _check_ports_free(config: Config) -> None:
-    s = config.redsys
-    for key, host, port in (("sched_service_port", s.sched_host, s.sched_service_port),):
+    """Refuse to start when a port the instance will listen on is taken, naming key and port."""
+    for key, port in config.ports().items():
+        host = _host_of(config, key)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))
             except OSError as exc:
+                where = f"[{'rest' if key == 'gu_port' else 'redsys'}] {key.split(' ')[0]}"
                 raise RedpssError(
-                    f"{config.path}: [redsys] {key} = {port}: {host}:{port} cannot be used "
+                    f"{config.path}: {where} = {port}: {host}:{port} cannot be used "
                     f"({exc.strerror}); another process listens there"
                 ) from exc
 

@@ -266,11 +266,13 @@ class Mail2cmd(Role):
 
     def _jexec(self, op: str, timeout: float, **args: Any) -> Any:
         cfg = self.ctx.config.redsys
-        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(
-            cfg.jexec_host, cfg.jexec_host
-        )
         return wire.call(
-            host, cfg.jexec_port, op, secret=cfg.pss_secret.reveal(), timeout=timeout, **args
+            wire.local_address(cfg.jexec_host),
+            cfg.jexec_port,
+            op,
+            secret=cfg.pss_secret.reveal(),
+            timeout=timeout,
+            **args,
         )
 
     def accept(self, rule: Rule, msg: EmailMessage, sender: str) -> str:

@@ -39,7 +39,7 @@ from redpss import wire
 from redpss.dictionary.export import ExportColumn
 from redpss.errors import DictionaryError, RemoteError, WireError
 from redpss.roles.base import Role, RoleContext
-from redpss.wire import Peer, WireServer
+from redpss.wire import Peer, WireServer, local_address
 
 __all__ = ["Export", "SendRequest", "Sendfile", "check_request", "write_export"]
 
@@ -251,10 +251,6 @@ def write_export(
 # -- delivery ---------------------------------------------------------------------------------
 
 
-def _local(host: str) -> str:
-    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-
-
 class SftpTarget:
     """The sFTP target of the configuration: host key checked, key authentication only."""
 
@@ -455,7 +451,7 @@ class Sendfile(Role):
         rel = export.path.relative_to(self.ctx.instance.home)
         try:
             reply = wire.call(
-                _local(cfg.sendmail_host),
+                local_address(cfg.sendmail_host),
                 cfg.sendmail_port,
                 "send",
                 secret=cfg.pss_secret.reveal(),

@@ -18,9 +18,9 @@ from redpss.dictionary.jobs import ABORTED, FAILED, OK, TIMEOUT, JobDef
 from redpss.errors import RedpssError, RemoteError, WireError
 from redpss.instance import Instance
 from redpss.landing import run_load
-from redpss.wire import WireClient, call
+from redpss.wire import WireClient, call, local_address
 
-__all__ = ["Outcome", "RunContext", "execute", "local_address"]
+__all__ = ["Outcome", "RunContext", "execute"]
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +127,6 @@ def _output(result: dict[str, object]) -> str:
     out = str(result.get("stdout") or "").strip()
     err = str(result.get("stderr") or "").strip()
     return (out + (f"\nstderr: {err}" if err else ""))[-2000:]
-
-
-def local_address(host: str) -> str:
-    """Where to reach a service listening on ``host`` (all interfaces: loopback)."""
-    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
 def _kill_on_cancel(

@@ -31,6 +31,7 @@ from redpss.wire.frames import (
     authorize,
     encode,
     is_loopback,
+    local_address,
 )
 from redpss.wire.server import Op, WireServer
 
@@ -46,4 +47,5 @@ __all__ = [
     "call",
     "encode",
     "is_loopback",
+    "local_address",
 ]

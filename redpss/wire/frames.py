@@ -47,6 +47,11 @@ class Peer:
         return _hostport(self.host, self.port)
 
 
+def local_address(host: str) -> str:
+    """Where to reach a service that listens on ``host``: all interfaces means loopback."""
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
 def is_loopback(host: str) -> bool:
     """Tell whether ``host`` is a loopback address (127.0.0.0/8, ::1, ::ffff:127.x.y.z)."""
     try:

@@ -32,6 +32,7 @@ from redpss.wire.frames import (
     _request_id,
     authorize,
     encode,
+    local_address,
 )
 
 # The package's name, not __name__: log lines keep saying "redpss.wire" as before the split.
@@ -185,7 +186,7 @@ class WireServer(socketserver.ThreadingTCPServer):
             raise ServiceUnavailable(_bind_problem(host, port, exc)) from exc
 
     def _wait_until_accepting(self) -> None:
-        probe = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        probe = local_address(self.host)
         deadline = time.monotonic() + _START_DEADLINE
         while True:
             try:

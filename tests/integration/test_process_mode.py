@@ -212,3 +212,15 @@ def test_start_trace_logs_at_trace_level(make_instance: MakeInstance) -> None:
     # a plain start drops trace again
     start(inst)
     assert "--trace" not in inst.supervisor_conf.read_text()
+
+
+def test_any_taken_port_of_the_instance_refuses_start(make_instance: MakeInstance) -> None:
+    inst = make_instance("tst1")
+    port = inst.load_config().redsys.dbls_port
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", port))
+        blocker.listen()
+        out = run_cli("redctl", "start", inst=inst)
+    assert out.returncode == 1
+    assert f"[redsys] dbls_port = {port}: 127.0.0.1:{port} cannot be used" in out.stderr
+    assert not inst.supervisor_socket.exists()
