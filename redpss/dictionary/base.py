@@ -18,6 +18,7 @@ from typing import Self
 from redpss.dictionary.export import ExportStore
 from redpss.dictionary.jobs import JobStore
 from redpss.dictionary.landing import LandingStore
+from redpss.errors import DictionaryError
 
 STARTING = "STARTING"
 RUNNING = "RUNNING"
@@ -190,6 +191,19 @@ class Dictionary(JobStore, LandingStore, ExportStore, abc.ABC):
 
         This is ``REDSYS.ALL_LOG_MESSAGES`` (a view on Exasol).
         """
+
+    # -- database-side scripts ---------------------------------------------------------------
+
+    def install_scripts(self, statements: list[str]) -> int:
+        """Run the ``CREATE SCRIPT`` statements of ``redctl db init --with-scripts``.
+
+        Only a database can hold scripts: the embedded dictionary raises DictionaryError.
+        Returns how many statements ran.
+        """
+        raise DictionaryError(
+            f"{type(self).__name__} cannot hold database scripts: they need dictionary = exasol "
+            "(redctl db scripts prints them for a DBA)"
+        )
 
     # -- resources -------------------------------------------------------------------------
 
