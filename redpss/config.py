@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -37,6 +38,8 @@ from typing import Any, ClassVar
 
 from redpss.errors import ConfigError
 from redpss.ini import RawFile, read_ini
+
+_FINGERPRINT_RE = re.compile(r"[0-9A-Fa-f]{64}")
 
 __all__ = [
     "Config",
@@ -119,6 +122,9 @@ class DefaultSection:
     exa_username: str = "REDSYS"
     exa_password: Secret = NO_SECRET
     exa_dbname: str = ""
+    exa_certificate: str = ""
+    exa_connect_timeout: float = 10.0
+    exa_reconnect_timeout: float = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +210,8 @@ class ServerSection:
     mail2cmd_commands: str = ""
     mail2cmd_max_size: int = 10485760
     mail2cmd_time_limit: int = 600
+    # database-side scripts (issue 8): see docs/services.md
+    db_scripts_host: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -396,6 +404,24 @@ def _check_unknown(raw: RawFile, where: str, errors: list[str]) -> None:
                 errors.append(f"{where}, line {entry.line}: [{section}] unknown key {key!r}")
 
 
+def _check_exasol(
+    d: DefaultSection, where: str, line_of: typing.Callable[[str, str], str], errors: list[str]
+) -> None:
+    cert = d.exa_certificate
+    if cert and cert != "nocertcheck" and not _FINGERPRINT_RE.fullmatch(cert):
+        if not Path(cert).is_absolute():
+            cert = str(Path(where).parent / cert)
+        if not Path(cert).is_file():
+            errors.append(
+                f"{where}, {line_of('DEFAULT', 'exa_certificate')}: [DEFAULT] exa_certificate "
+                "must be a certificate fingerprint (64 hex digits), nocertcheck, or a CA "
+                f"file; no file {cert}"
+            )
+    for key in ("exa_connect_timeout", "exa_reconnect_timeout"):
+        if getattr(d, key) <= 0:
+            errors.append(f"{where}, {line_of('DEFAULT', key)}: [DEFAULT] {key} must be positive")
+
+
 def _check_consistency(cfg: Config, raw: RawFile, where: str, errors: list[str]) -> None:
     def line_of(section: str, key: str) -> str:
         entry = raw.sections.get(section, {}).get(key)
@@ -409,6 +435,7 @@ def _check_consistency(cfg: Config, raw: RawFile, where: str, errors: list[str])
                     f"{where}, {line_of('DEFAULT', key)}: [DEFAULT] {key} is required "
                     "when dictionary = exasol"
                 )
+        _check_exasol(d, where, line_of, errors)
         if r.rest_enabled and not r.exa_password:
             errors.append(
                 f"{where}, {line_of('rest', 'exa_password')}: [rest] exa_password is required "

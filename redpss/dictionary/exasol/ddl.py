@@ -1,0 +1,165 @@
+"""Exasol DDL generated from the dictionary model (:mod:`redpss.dictionary.model`).
+
+The model's generic types map one to one (``TIMESTAMP`` becomes ``TIMESTAMP(6)``: microseconds,
+as the SQLite backend keeps them; Exasol 7.1 or newer). What Exasol does not have is left out
+and checked elsewhere, as docs/dictionary.md says:
+
+- no CHECK constraints: the allowed values of a column (``Column.values``) are checked by the
+  writers in Python before a row is written, and by jmon when it reads definitions;
+- no UNIQUE constraints and no indexes (Exasol builds its own): the uniqueness of a loader's
+  column names is checked by the loader definition;
+- ``''`` is NULL: a column whose default is ``''`` is nullable here, and is read back as ``''``.
+
+Primary keys are declared (Exasol enforces them). Identity columns are ``IDENTITY``.
+"""
+
+from __future__ import annotations
+
+from redpss.dictionary.base import DOWN_STATES, SUSPENDED
+from redpss.dictionary.exasol.sqltext import literals
+from redpss.dictionary.model import REDSYS
+from redpss.dictionary.objects import Column, Model, Scope, Table, View, parse_type
+
+__all__ = [
+    "add_column_ddl",
+    "column_type",
+    "grants",
+    "migration_statements",
+    "status_select",
+    "table_ddl",
+    "view_ddl",
+]
+
+MAX_VARCHAR = 2_000_000
+
+
+def column_type(generic_type: str) -> str:
+    """The Exasol type of a generic model type."""
+    generic = parse_type(generic_type)
+    if generic.base == "VARCHAR":
+        return f"VARCHAR({min(generic.size or MAX_VARCHAR, MAX_VARCHAR)})"
+    if generic.base == "DECIMAL":
+        return f"DECIMAL({generic.size or 18},{generic.scale or 0})"
+    if generic.base == "TIMESTAMP":
+        return "TIMESTAMP(6)"
+    return generic.base  # DOUBLE, BOOLEAN
+
+
+def empty_is_null(column: Column) -> bool:
+    """True when the model's default is ``''``, which Exasol stores as NULL."""
+    return column.default == "''"
+
+
+def _column_ddl(column: Column) -> str:
+    parts = [column.name, column_type(column.type)]
+    if column.identity:
+        parts.append("IDENTITY")
+    elif column.default is not None and not empty_is_null(column):
+        parts.append(f"DEFAULT {column.default}")
+    if not column.nullable and not empty_is_null(column):
+        parts.append("NOT NULL")
+    return " ".join(parts)
+
+
+def table_ddl(table: Table, schema: str, version: int) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` of ``table`` in ``schema`` as of ``version``."""
+    lines = [_column_ddl(c) for c in table.columns_at(version)]
+    if table.primary_key:
+        lines.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+    body = ",\n    ".join(lines)
+    return f"CREATE TABLE IF NOT EXISTS {schema}.{table.name} (\n    {body}\n)"
+
+
+def add_column_ddl(table: Table, schema: str, column: Column) -> str:
+    """``ALTER TABLE … ADD COLUMN`` for a column a later migration adds."""
+    return f"ALTER TABLE {schema}.{table.name} ADD COLUMN {_column_ddl(column)}"
+
+
+# STA_PSS_STATUS: the ALERT rule of base.compute_alert in Exasol SQL. HEARTBEAT_AT is UTC;
+# the age is measured against the database clock converted to UTC, so the view answers the
+# same in every session time zone. In Exasol '' is NULL and 'a' || NULL is 'a': the reasons
+# are built with CASE, not with COALESCE over a concatenation.
+_STATUS_SELECT = """SELECT {columns},
+    HEARTBEAT_AGE,
+    CASE
+        WHEN STATE IN ({down}) THEN 2
+        WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL THEN 2
+        WHEN HEARTBEAT_AGE > 2 * HEARTBEAT_INTERVAL THEN 1
+        WHEN RESTARTS > 0 THEN 1
+        WHEN STATE = '{suspended}' THEN 1
+        ELSE 0
+    END AS ALERT,
+    CASE
+        WHEN STATE IN ({down}) THEN 'state ' || STATE
+            || CASE WHEN LAST_EXIT IS NULL THEN '' ELSE ': ' || LAST_EXIT END
+        WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL
+            THEN 'no heartbeat for ' || TO_CHAR(FLOOR(HEARTBEAT_AGE)) || ' s'
+        WHEN HEARTBEAT_AGE > 2 * HEARTBEAT_INTERVAL
+            THEN 'heartbeat late (' || TO_CHAR(FLOOR(HEARTBEAT_AGE)) || ' s)'
+        WHEN RESTARTS > 0
+            THEN 'restarted ' || TO_CHAR(RESTARTS) || ' times; last: '
+                || CASE WHEN LAST_EXIT IS NULL THEN 'unknown' ELSE LAST_EXIT END
+        WHEN STATE = '{suspended}'
+            THEN 'suspended' || CASE WHEN INFO IS NULL THEN '' ELSE ': ' || INFO END
+    END AS ALERT_REASON
+FROM (
+    SELECT S.*,
+        ROUND(CAST(SECONDS_BETWEEN({now}, HEARTBEAT_AT) AS DOUBLE), 3) AS HEARTBEAT_AGE
+    FROM {schema}.{base} S
+)"""
+
+NOW_UTC = "CONVERT_TZ(SYSTIMESTAMP, DBTIMEZONE, 'UTC')"
+
+
+def status_select(model: Model, version: int, now: str = NOW_UTC) -> str:
+    """The SELECT of ``STA_PSS_STATUS``; ``now`` is an SQL expression (a literal in tests)."""
+    base = model.table("ADM_PSS_STATUS")
+    return _STATUS_SELECT.format(
+        columns=", ".join(c.name for c in base.columns_at(version)),
+        down=literals(DOWN_STATES),
+        suspended=SUSPENDED,
+        now=now,
+        schema=REDSYS,
+        base=base.name,
+    )
+
+
+def view_ddl(view: View, model: Model, version: int, schema: str = REDSYS) -> str:
+    """``CREATE OR REPLACE VIEW`` of ``view`` as of ``version``."""
+    if view.name == "STA_PSS_STATUS":
+        select = status_select(model, version)
+    elif view.extra:
+        raise ValueError(f"the Exasol backend does not know how to compute {view.name}")
+    else:
+        select = f"SELECT * FROM {schema}.{view.base}"
+    return f"CREATE OR REPLACE VIEW {schema}.{view.name} AS\n{select}"
+
+
+def grants(view: View, schema: str = REDSYS) -> list[str]:
+    """The status views (``STA_*``) are readable by everyone, as in RED."""
+    if view.name.startswith("STA_"):
+        return [f"GRANT SELECT ON {schema}.{view.name} TO PUBLIC"]
+    return []
+
+
+def migration_statements(model: Model, version: int, schema: str, scope: Scope) -> list[str]:
+    """The DDL of migration ``version`` for ``schema`` (REDSYS or a target schema)."""
+    statements: list[str] = []
+    created: dict[str, int] = {}
+    for earlier in model.migrations[:version]:
+        for name in earlier.redsys if scope == REDSYS else earlier.target:
+            created.setdefault(name, earlier.version)
+    for name, since in created.items():
+        obj = model.by_name[name]
+        if not isinstance(obj, Table):
+            continue
+        if since == version:
+            statements.append(table_ddl(obj, schema, version))
+            continue
+        statements.extend(add_column_ddl(obj, schema, c) for c in obj.columns if c.since == version)
+    for name in created:
+        obj = model.by_name[name]
+        if isinstance(obj, View):
+            statements.append(view_ddl(obj, model, version, schema))
+            statements.extend(grants(obj, schema))
+    return statements

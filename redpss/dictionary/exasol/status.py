@@ -1,0 +1,213 @@
+"""Role status (``ADM_PSS_STATUS`` / ``STA_PSS_STATUS``) and ``LOG_MESSAGES`` on Exasol."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from redpss.dictionary.base import RUNNING, STOPPED, LogMessage, RoleStart, RoleStatus
+from redpss.dictionary.exasol.core import ExasolCore, as_int, check_schema_name, opt_int, utcnow
+from redpss.dictionary.exasol.ddl import status_select
+from redpss.dictionary.exasol.session import Tx
+from redpss.dictionary.exasol.sqltext import from_db, literal
+from redpss.dictionary.model import LOG_LEVELS, ROLE_STATES
+from redpss.errors import DictionaryError
+
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+
+_STATUS_COLUMNS = (
+    "ROLE, STATE, PID, HOST, STARTED_AT, HEARTBEAT_AT, HEARTBEAT_INTERVAL, RESTARTS, "
+    "LAST_EXIT, VERSION, INFO, HEARTBEAT_AGE, ALERT, ALERT_REASON"
+)
+
+ROLE_ROW_SQL = (
+    "SELECT PID, STATE, HEARTBEAT_AT, RESTARTS, LAST_EXIT, STARTED_AT "
+    "FROM REDSYS.ADM_PSS_STATUS WHERE ROLE = {role}"
+)
+ROLE_INSERT_SQL = (
+    "INSERT INTO REDSYS.ADM_PSS_STATUS (ROLE, STATE, PID, HOST, STARTED_AT, HEARTBEAT_AT, "
+    "HEARTBEAT_INTERVAL, RESTARTS, VERSION) "
+    "VALUES ({role}, {state}, {pid}, {host}, {now}, {now}, {interval}, 0, {version})"
+)
+ROLE_REGISTER_SQL = (
+    "UPDATE REDSYS.ADM_PSS_STATUS SET STATE = {state}, PID = {pid}, HOST = {host}, "
+    "STARTED_AT = {started}, HEARTBEAT_AT = {now}, HEARTBEAT_INTERVAL = {interval}, "
+    "RESTARTS = {restarts}, LAST_EXIT = {last_exit}, VERSION = {version}, INFO = NULL "
+    "WHERE ROLE = {role}"
+)
+HEARTBEAT_SQL = (
+    "UPDATE REDSYS.ADM_PSS_STATUS SET HEARTBEAT_AT = {now}, STATE = {state}, INFO = {info} "
+    "WHERE ROLE = {role} AND PID = {pid}"
+)
+HEARTBEAT_NEW_ROW_SQL = (
+    "MERGE INTO REDSYS.ADM_PSS_STATUS T USING (SELECT {role} AS ROLE FROM DUAL) S "
+    "ON T.ROLE = S.ROLE WHEN NOT MATCHED THEN INSERT (ROLE, STATE, PID, STARTED_AT, "
+    "HEARTBEAT_AT, HEARTBEAT_INTERVAL, RESTARTS, INFO) "
+    "VALUES ({role}, {state}, {pid}, {now}, {now}, {interval}, 0, {info})"
+)
+ROLE_STOPPED_SQL = (
+    "UPDATE REDSYS.ADM_PSS_STATUS SET STATE = {state}, LAST_EXIT = {exit_info} "
+    "WHERE ROLE = {role} AND PID = {pid}"
+)
+RESET_STATUS_SQL = "DELETE FROM REDSYS.ADM_PSS_STATUS"
+PSS_STATUS_SQL = "SELECT {columns!r} FROM REDSYS.STA_PSS_STATUS ORDER BY ROLE"
+PSS_STATUS_AT_SQL = "SELECT {columns!r} FROM ({select!r}) ORDER BY ROLE"
+LOG_INSERT_SQL = (
+    "INSERT INTO {schema!q}.LOG_MESSAGES (LOG_TS, SCHEMA_NAME, MSG_LEVEL, SOURCE, MESSAGE) "
+    "VALUES ({ts}, {schema}, {level}, {source}, {message})"
+)
+LOG_LAST_ID_SQL = "SELECT MAX(MESSAGE_ID) FROM {schema!q}.LOG_MESSAGES"
+LOG_NEWEST_SQL = (
+    "SELECT MESSAGE_ID, LOG_TS, SCHEMA_NAME, MSG_LEVEL, SOURCE, MESSAGE "
+    "FROM {schema!q}.LOG_MESSAGES ORDER BY LOG_TS DESC, MESSAGE_ID DESC LIMIT {limit}"
+)
+
+EMPTY_MESSAGE = "(empty message)"
+"""What an empty log line is stored as: Exasol's '' is NULL, and MESSAGE is NOT NULL."""
+
+
+class ExasolStatus(ExasolCore):
+    """Heartbeats of the roles and the ERROR/ALERT lines of the database."""
+
+    def register_role(
+        self, role: str, *, pid: int, host: str, version: str, heartbeat_interval: float
+    ) -> RoleStart:
+        """Record that ``pid`` now runs ``role``; count an unclean exit of its predecessor."""
+        now = utcnow()
+
+        def unit(tx: Tx) -> RoleStart:
+            rows = tx.rows(ROLE_ROW_SQL, role=role)
+            common = {"role": role, "pid": pid, "host": host, "now": now}
+            common |= {"interval": float(heartbeat_interval), "version": version}
+            if not rows:
+                tx.execute(ROLE_INSERT_SQL, state=RUNNING, **common)
+                return RoleStart(previous_pid=None, unclean=False, restarts=0)
+            old_pid, old_state, old_beat, restarts, last_exit, started = rows[0]
+            old_pid, restarts = opt_int(old_pid), as_int(restarts)
+            unclean = old_state != STOPPED and old_pid != pid
+            if unclean:
+                restarts += 1
+                beat = from_db(old_beat)
+                when = beat.isoformat(timespec="seconds") if beat else "never"
+                last_exit = f"pid {old_pid} exited without stopping (last heartbeat {when})"
+            tx.execute(
+                ROLE_REGISTER_SQL,
+                state=RUNNING,
+                started=from_db(started) if old_pid == pid else now,
+                restarts=restarts,
+                last_exit=last_exit,
+                **common,
+            )
+            return RoleStart(previous_pid=old_pid, unclean=unclean, restarts=restarts)
+
+        return self.tx(unit, what=f"registering role {role}")
+
+    def heartbeat(
+        self, role: str, *, pid: int, state: str = RUNNING, info: str | None = None
+    ) -> bool:
+        """Refresh ``role``'s heartbeat if ``pid`` owns the row; create the row if none."""
+        if state not in ROLE_STATES:
+            raise DictionaryError(f"unknown role state {state!r}; expected one of {ROLE_STATES}")
+        params: dict[str, Any] = {"role": role, "pid": pid, "state": state, "info": info}
+        params["now"] = utcnow()
+
+        def unit(tx: Tx) -> bool:
+            if tx.execute(HEARTBEAT_SQL, **params):
+                return True
+            return bool(
+                tx.execute(HEARTBEAT_NEW_ROW_SQL, interval=DEFAULT_HEARTBEAT_INTERVAL, **params)
+            )
+
+        return self.tx(unit, what=f"heartbeat of {role}")
+
+    def role_stopped(self, role: str, *, pid: int, exit_info: str = "stopped") -> None:
+        """Mark ``role`` STOPPED with LAST_EXIT ``exit_info`` if process ``pid`` owns it."""
+        self.tx(
+            lambda tx: tx.execute(
+                ROLE_STOPPED_SQL, state=STOPPED, exit_info=exit_info, role=role, pid=pid
+            ),
+            what=f"stopping role {role}",
+        )
+
+    def reset_status(self) -> None:
+        """Delete every role's status row."""
+        self.tx(lambda tx: tx.execute(RESET_STATUS_SQL), what="resetting the role status")
+
+    def pss_status(self, now: datetime | None = None) -> list[RoleStatus]:
+        """Return ``STA_PSS_STATUS`` sorted by role; with ``now``, ages are measured then."""
+
+        def unit(tx: Tx) -> list[tuple[Any, ...]]:
+            if now is None:
+                return tx.rows(PSS_STATUS_SQL, columns=_STATUS_COLUMNS)
+            select = status_select(self.model, self._version_in(tx, "REDSYS"), literal(now))
+            return tx.rows(PSS_STATUS_AT_SQL, columns=_STATUS_COLUMNS, select=select)
+
+        return [_role_status(r) for r in self.tx(unit, what="reading STA_PSS_STATUS")]
+
+    # -- log messages ------------------------------------------------------------------------
+
+    def log_message(
+        self,
+        schema: str,
+        *,
+        level: str,
+        message: str,
+        source: str | None = None,
+        ts: datetime | None = None,
+    ) -> int:
+        """Append a line to ``schema.LOG_MESSAGES``; return its MESSAGE_ID."""
+        if level not in LOG_LEVELS:
+            raise DictionaryError(f"unknown log level {level!r}; expected one of {LOG_LEVELS}")
+        check_schema_name(schema)
+        values: dict[str, object] = {"schema": schema, "level": level, "source": source or None}
+        values |= {"message": message or EMPTY_MESSAGE, "ts": ts or utcnow()}
+
+        def unit(tx: Tx) -> int:
+            tx.execute(LOG_INSERT_SQL, **values)
+            # serializable isolation: the newest id this transaction sees is its own
+            return as_int(tx.value(LOG_LAST_ID_SQL, schema=schema))
+
+        return self.tx(unit, what=f"logging to {schema}.LOG_MESSAGES")
+
+    def all_log_messages(self, limit: int = 100) -> list[LogMessage]:
+        """Return the newest ``limit`` lines over all target schemas, newest first."""
+        schemas = self.schemas()
+
+        def unit(tx: Tx) -> list[LogMessage]:
+            found: list[LogMessage] = []
+            for schema in schemas:
+                rows = tx.rows(LOG_NEWEST_SQL, schema=schema, limit=int(limit))
+                found.extend(_log_message(r) for r in rows)
+            return found
+
+        found = self.tx(unit, what="reading LOG_MESSAGES")
+        found.sort(key=lambda m: (m.log_ts, m.schema, m.message_id), reverse=True)
+        return found[:limit]
+
+
+def _role_status(row: tuple[Any, ...]) -> RoleStatus:
+    (role, state, pid, host, started, beat, interval, restarts, last_exit, version, info, age,
+     alert, reason) = row  # fmt: skip
+    return RoleStatus(
+        role=role,
+        state=state,
+        pid=opt_int(pid),
+        host=host,
+        started_at=from_db(started),
+        heartbeat_at=from_db(beat),
+        heartbeat_interval=float(interval),
+        restarts=as_int(restarts),
+        last_exit=last_exit,
+        version=version,
+        info=info,
+        heartbeat_age=None if age is None else float(age),
+        alert=as_int(alert),
+        alert_reason=reason,
+    )
+
+
+def _log_message(row: tuple[Any, ...]) -> LogMessage:
+    message_id, log_ts, schema, level, source, message = row
+    ts = from_db(log_ts)
+    assert ts is not None  # LOG_TS is NOT NULL
+    return LogMessage(as_int(message_id), ts, schema, level, source, message)

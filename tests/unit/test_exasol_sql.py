@@ -1,0 +1,189 @@
+"""Every SQL statement the Exasol backend can send parses with sqlglot's Exasol dialect.
+
+Statements are the ``*_SQL`` templates of the ``redpss.dictionary.exasol`` modules (rendered
+with the sample values below) and the DDL generated from the model. A statement sqlglot only
+takes as an opaque "Command" must be of a kind listed in ``COMMANDS`` (syntax sqlglot lacks)
+and match its pattern there. A module of the package with SQL text outside a ``*_SQL``
+constant fails too, so nothing escapes these checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import redpss.dictionary.exasol as exasol_pkg
+from redpss.dictionary.exasol.ddl import migration_statements, status_select
+from redpss.dictionary.exasol.session import ExaSettings, Session
+from redpss.dictionary.exasol.sqltext import literal, placeholders, render
+from redpss.dictionary.model import DICTIONARY
+
+sqlglot = pytest.importorskip("sqlglot")
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC)
+
+# one sample per placeholder name: a value, or for !r fragments a piece of generated SQL
+SAMPLES: dict[str, object] = {
+    "schema": "STAGE",
+    "table": "SALES",
+    "role": "sched",
+    "pid": 4711,
+    "host": "host1",
+    "now": NOW,
+    "interval": 5.0,
+    "version": "0.1.0",
+    "state": "RUNNING",
+    "started": NOW,
+    "restarts": 2,
+    "last_exit": "pid 1 exited",
+    "info": None,
+    "exit_info": "stopped",
+    "columns": "ROLE, STATE",
+    "select": "SELECT 'a' AS ROLE, 'b' AS STATE FROM DUAL",
+    "ts": NOW,
+    "level": "ERROR",
+    "source": "LOAD_SALES",
+    "message": "it's broken",
+    "limit": 100,
+    "description": "initial dictionary",
+    "applied_at": NOW,
+    "applied_by": "0.1.0",
+    "fmt": "YYYY-MM-DD HH24:MI:SS.FF6",
+    "seconds": 30,
+}
+
+# statements sqlglot's Exasol dialect does not model; each checked by its documented shape
+COMMANDS: dict[str, re.Pattern[str]] = {
+    "ALTER SESSION": re.compile(r"ALTER SESSION SET [A-Z_]+ = ('[^']*'|\d+)"),
+    "CREATE OR REPLACE LUA": re.compile(
+        r"CREATE OR REPLACE LUA (SCALAR |SET )?SCRIPT [A-Z_]+\.[A-Z_]+ ?\(.*", re.S
+    ),
+    "IMPORT INTO": re.compile(
+        r"IMPORT INTO (\"[^\"]+\"|[A-Z_]+)\.(\"[^\"]+\"|[A-Z_]+)( \(.*\))? FROM CSV AT .* FILE .*",
+        re.S,
+    ),
+}
+
+SQL_START = re.compile(
+    r"^\s*(SELECT|INSERT|UPDATE|DELETE|MERGE|CREATE|ALTER|DROP|GRANT|IMPORT|EXPORT|COMMIT|"
+    r"ROLLBACK|OPEN|TRUNCATE|EXECUTE)\b"
+)
+GENERATORS = {"ddl.py"}  # build SQL from the model; checked through their output below
+
+
+def _modules() -> list[object]:
+    return [
+        importlib.import_module(f"{exasol_pkg.__name__}.{m.name}")
+        for m in pkgutil.iter_modules(exasol_pkg.__path__)
+    ]
+
+
+def _templates() -> list[tuple[str, str]]:
+    found = []
+    for module in _modules():
+        for name, value in vars(module).items():
+            if name.endswith("_SQL") and isinstance(value, str):
+                found.append((f"{module.__name__.rsplit('.', 1)[-1]}.{name}", value))  # type: ignore[attr-defined]
+    return found
+
+
+def _ddl() -> list[tuple[str, str]]:
+    found = []
+    for migration in DICTIONARY.migrations:
+        for scope, schema in (("REDSYS", "REDSYS"), ("TARGET", "STAGE")):
+            for i, sql in enumerate(
+                migration_statements(DICTIONARY, migration.version, schema, scope)
+            ):
+                found.append((f"migration {migration.version} {schema} #{i}", sql))
+    found.append(("status at a time", status_select(DICTIONARY, DICTIONARY.version, literal(NOW))))
+    found.extend((f"session setup #{i}", s) for i, s in enumerate(Session.setup_statements()))
+    return found
+
+
+def check_parses(sql: str) -> None:
+    """Parse ``sql`` with sqlglot's Exasol dialect; an opaque Command only if allowed."""
+    tree = sqlglot.parse_one(sql, read="exasol")
+    if isinstance(tree, sqlglot.exp.Command):
+        kind = next((k for k in COMMANDS if sql.lstrip().upper().startswith(k)), None)
+        assert kind is not None, f"sqlglot cannot parse this, and it is no known command:\n{sql}"
+        assert COMMANDS[kind].fullmatch(sql.strip()), f"malformed {kind} statement:\n{sql}"
+
+
+def test_templates_are_found() -> None:
+    names = [n for n, _ in _templates()]
+    assert "status.HEARTBEAT_SQL" in names and "core.INSERT_VERSION_SQL" in names
+    assert len(_ddl()) > 20
+
+
+@pytest.mark.parametrize(("name", "template"), _templates(), ids=lambda v: str(v)[:40])
+def test_template_parses(name: str, template: str) -> None:
+    missing = [p for p, _ in placeholders(template) if p not in SAMPLES]
+    assert not missing, f"{name}: add a sample for {missing} to SAMPLES"
+    check_parses(render(template, SAMPLES))
+
+
+@pytest.mark.parametrize(("name", "sql"), _ddl(), ids=lambda v: str(v)[:40])
+def test_generated_ddl_parses(name: str, sql: str) -> None:
+    check_parses(sql)
+
+
+def test_a_typo_fails() -> None:
+    """The check catches what it is for (or this file tests nothing)."""
+    with pytest.raises((sqlglot.errors.ParseError, AssertionError)):
+        check_parses("SELECT ROLE FROM REDSYS.ADM_PSS_STATUS WHERE ROLE = = 'x'")
+    with pytest.raises((sqlglot.errors.ParseError, AssertionError)):
+        check_parses("CRATE TABLE REDSYS.X (A DECIMAL(9,0))")
+    with pytest.raises((sqlglot.errors.ParseError, AssertionError)):
+        check_parses("INSERT INTO REDSYS.X (A, B) VALUES (1, 2")
+    with pytest.raises((sqlglot.errors.ParseError, AssertionError)):
+        check_parses("UPDATE REDSYS.X SET A = WHERE B = 1")
+    with pytest.raises(AssertionError):
+        check_parses("ALTER SESSION SET TIME_ZONE = UTC")  # a Command, but malformed
+
+
+def test_no_sql_outside_templates() -> None:
+    """Every SQL text of the package is a ``*_SQL`` constant or generated by ddl.py."""
+    offenders = []
+    for path in Path(exasol_pkg.__path__[0]).glob("*.py"):
+        if path.name in GENERATORS:
+            continue
+        tree = ast.parse(path.read_text())
+        allowed: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id.endswith("_SQL") for t in node.targets
+            ):
+                allowed.update(id(n) for n in ast.walk(node.value))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in allowed
+                and SQL_START.match(node.value)
+                and not _is_docstring(tree, node)
+            ):
+                offenders.append(f"{path.name}:{node.lineno}: {node.value[:60]!r}")
+    assert not offenders, "SQL outside a *_SQL constant:\n" + "\n".join(offenders)
+
+
+def _is_docstring(tree: ast.Module, node: ast.Constant) -> bool:
+    docstrings = {
+        id(body[0].value)
+        for parent in ast.walk(tree)
+        if isinstance(body := getattr(parent, "body", None), list)
+        and body
+        and isinstance(body[0], ast.Expr)
+    }
+    return id(node) in docstrings
+
+
+def test_settings_never_show_the_password() -> None:
+    settings = ExaSettings(dsn="exa1:8563", user="REDSYS", password="s3cret")
+    assert "s3cret" not in repr(settings) and "s3cret" not in repr(Session(settings))
