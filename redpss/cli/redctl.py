@@ -12,12 +12,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
-from redpss import __version__, control
+from redpss import __version__, control, db_scripts
 from redpss.cli import redctl_jobs
 from redpss.cli.common import add_instance_option, fail, guarded, setup_cli_logging
 from redpss.config import Config
 from redpss.dictionary import SCHEMA_VERSION
+from redpss.dictionary.scripts import grantee_name
 from redpss.errors import ConfigError
 from redpss.instance import Instance, resolve_instance
 from redpss.sched.control import NotFound
@@ -53,9 +55,12 @@ COMMANDS: dict[str, str] = {
 EPILOG = """\
 further commands:
   db init            create the dictionary objects (REDSYS and target schemas)
+                     --with-scripts: install the database-side scripts too (Exasol only)
   db upgrade         apply pending dictionary migrations
   db apply FILE      check and upsert job/watcher/loader definitions from a TOML file
   db export [FILE]   write the current definitions in the same format
+  db scripts         print the database-side scripts (REDSYS.SEND_MAIL …) for a DBA
+                     (--output FILE, --show-secret, --grant-to USER_OR_ROLE)
   (every command takes --json for scripts, before the command: redctl --json show)
 
 exit codes:
@@ -98,9 +103,41 @@ def build_parser() -> argparse.ArgumentParser:
             )
         redctl_jobs.add_arguments(name, p)
     db = sub.add_parser("db", help=argparse.SUPPRESS, description="dictionary objects")
-    db.add_argument("action", choices=("init", "upgrade", "apply", "export"))
+    db.add_argument("action", choices=("init", "upgrade", "apply", "export", "scripts"))
     db.add_argument("file", nargs="?", help="apply: the definitions file; export: output file")
+    db.add_argument(
+        "--with-scripts", action="store_true", help="init: install the database-side scripts"
+    )
+    db.add_argument("--output", metavar="FILE", help="scripts: write to FILE (mode 600)")
+    db.add_argument(
+        "--show-secret", action="store_true", help="scripts: the real secret, not ********"
+    )
+    db.add_argument(
+        "--grant-to",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="scripts, init --with-scripts: user or role that may call the scripts (repeatable)",
+    )
     return parser
+
+
+def _check_db_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Options of ``db`` that do not fit its action are usage errors (exit 2)."""
+    action = args.action
+    if args.with_scripts and action != "init":
+        parser.error("--with-scripts goes with db init")
+    if (args.output or args.show_secret) and action != "scripts":
+        parser.error("--output and --show-secret go with db scripts")
+    if args.grant_to and not (action == "scripts" or args.with_scripts):
+        parser.error("--grant-to goes with db scripts or db init --with-scripts")
+    if action == "scripts" and args.file:
+        parser.error("db scripts writes to --output FILE")
+    for name in args.grant_to:
+        try:
+            grantee_name(name)
+        except ValueError as exc:
+            parser.error(f"--grant-to: {exc}")
 
 
 def _print_status(st: control.InstanceStatus, as_json: bool) -> None:
@@ -240,9 +277,22 @@ def _db(inst: Instance, args: argparse.Namespace) -> int:
     if args.action == "export":
         return redctl_jobs.db_export(inst, args.file)
     config = inst.load_config()
+    if args.action == "scripts":
+        text = db_scripts.render_db_scripts(
+            inst, config, grant_to=args.grant_to, show_secret=args.show_secret
+        )
+        if args.output is None:
+            print(text, end="")
+        else:
+            db_scripts.write_db_scripts(Path(args.output), text)
+            print(f"database-side scripts of {inst.name} written to {args.output}")
+        return 0
     if args.action == "init":
         version = control.db_init(inst, config)
         print(f"dictionary of {inst.name}: schema version {version}")
+        if args.with_scripts:
+            count = db_scripts.install_db_scripts(inst, config, grant_to=args.grant_to)
+            print(f"database-side scripts of {inst.name}: {count} statements run")
     else:
         applied = control.db_upgrade(inst, config)
         print("\n".join(applied) if applied else f"dictionary of {inst.name}: up to date")
@@ -270,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "db":
+        _check_db_usage(parser, args)
     return guarded(lambda: _run(args))
 
 
