@@ -28,7 +28,7 @@ from pathlib import Path
 
 from redpss import __version__
 from redpss.config import Config
-from redpss.errors import ConfigError
+from redpss.errors import ConfigError, RedpssError
 from redpss.wire import local_address
 
 __all__ = [
@@ -163,7 +163,14 @@ def connection_address(config: Config) -> str:
 
 def _lua_file(name: str) -> str:
     """A Lua file of ``lua/`` without its leading ``--[[ … --]]`` block (the reader's docs)."""
-    text = (LUA_DIR / name).read_text(encoding="utf-8")
+    path = LUA_DIR / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        # the wheel must ship lua/ (package-data); an install without it cannot write scripts
+        raise RedpssError(
+            f"{path}: {exc.strerror}: this redpss was installed without its Lua files"
+        ) from exc
     if text.startswith("--[["):
         text = text[text.index("--]]\n") + 5 :]
     return text.strip()

@@ -18,7 +18,7 @@ from redpss.cli import redctl
 from redpss.config import Config, load_config
 from redpss.dictionary import open_dictionary
 from redpss.dictionary import scripts as dbs
-from redpss.errors import ConfigError
+from redpss.errors import ConfigError, RedpssError
 from redpss.instance import Instance
 
 MakeInstance = Callable[..., Instance]
@@ -231,3 +231,11 @@ def test_db_init_with_scripts_on_the_embedded_dictionary(
     assert "redctl db scripts prints them" in captured.err
     with open_dictionary("sqlite", db_dir=inst.db_dir) as dictionary:
         assert dictionary.version() > 0
+
+
+def test_an_install_without_the_lua_files_says_so(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dbs, "LUA_DIR", tmp_path / "lua")
+    with pytest.raises(RedpssError, match="installed without its Lua files"):
+        dbs.db_script_statements(config, "tst1")
