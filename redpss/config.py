@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 from redpss.errors import ConfigError
 from redpss.ini import RawFile, read_ini
+from redpss.secret import Secret, read_secret
 
 _FINGERPRINT_RE = re.compile(r"[0-9A-Fa-f]{64}")
 
@@ -52,33 +53,6 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
-
-
-class Secret:
-    """A secret value: compared and used like a string, never shown in ``repr`` or logs."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """Return the secret in clear text (for the one place that needs it)."""
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('********')" if self._value else "Secret('')"
-
-    __str__ = __repr__
 
 
 class LogLevel(enum.Enum):
@@ -308,22 +282,6 @@ def _to_enum(kind: type[enum.Enum], text: str) -> enum.Enum:
     raise ValueError(f"expected one of {allowed}, got {text!r}")
 
 
-def _to_secret(text: str, base: Path, env: Mapping[str, str]) -> Secret:
-    if text.startswith("env:"):
-        name = text[4:]
-        if name not in env:
-            raise ValueError(f"environment variable {name} is not set")
-        return Secret(env[name])
-    if text.startswith("file:"):
-        path = Path(text[5:]).expanduser()
-        path = path if path.is_absolute() else base / path
-        try:
-            return Secret(path.read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
-    return Secret(text)
-
-
 def _convert(kind: Any, text: str, base: Path, env: Mapping[str, str]) -> Any:
     if kind is bool:
         return _to_bool(text)
@@ -332,7 +290,7 @@ def _convert(kind: Any, text: str, base: Path, env: Mapping[str, str]) -> Any:
     if kind is float:
         return _to_float(text)
     if kind is Secret:
-        return _to_secret(text, base, env)
+        return read_secret(text, base, env)
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return _to_enum(kind, text)
     if kind is str:

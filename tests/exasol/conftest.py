@@ -1,0 +1,182 @@
+"""The exasol tier: a real Exasol database from ``exasol/docker-db`` through testcontainers.
+
+Run it with ``make test-exasol`` on a machine whose Docker engine can pull the image and run a
+privileged container with about 4 GiB of memory to spare. Where the image cannot be had (no
+registry, as on this project's CI machines) or no engine answers, every test skips with that
+exact reason.
+
+The database is started once per session. Its SQL port is published on the host; the database
+reaches the roles of the test instance (dbls, sendmail, jexec, cfisrv) at the gateway address of
+Docker's bridge network, so those roles bind to all interfaces in this tier.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redpss.dictionary import Dictionary, open_dictionary
+from redpss.dictionary.exasol.session import ExaSettings
+from redpss.instance import Instance
+
+IMAGE = os.environ.get("REDPSS_EXASOL_IMAGE", "exasol/docker-db:latest")
+SQL_PORT = 8563
+PASSWORD = "exasol"  # the image's default password of SYS
+STARTUP_TIMEOUT = 900.0  # a cold docker-db needs a few minutes
+TEST_SCHEMAS = ("REDSYS", "DWH", "STAGE")
+
+pytestmark = pytest.mark.timeout(1800)
+
+
+@dataclass(frozen=True)
+class ExasolDb:
+    """A running database: where the host reaches it, and where it reaches the host."""
+
+    host: str
+    port: int
+    gateway: str
+
+    @property
+    def dsn(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def settings(self) -> ExaSettings:
+        return ExaSettings(dsn=self.dsn, user="SYS", password=PASSWORD, certificate="nocertcheck")
+
+    def dictionary(self, settings: ExaSettings | None = None) -> Dictionary:
+        """The Exasol dictionary backend on this database (as SYS)."""
+        return open_dictionary(
+            "exasol", db_dir=Path("/nonexistent"), exasol=settings or self.settings()
+        )
+
+    def connect(self) -> Any:
+        """A plain pyexasol connection as SYS (autocommit), for the tests' own checks."""
+        import pyexasol
+
+        kwargs = self.settings().connect_kwargs() | {"autocommit": True}
+        return pyexasol.connect(**kwargs)
+
+
+def _unavailable() -> str | None:
+    """None when the image is present or can be pulled, else why not."""
+    try:
+        import docker
+    except ImportError as exc:
+        return f"docker client library missing: {exc}"
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        return (
+            f"no Docker engine reachable: its socket {host.removeprefix('unix://')} does not exist"
+        )
+    try:
+        client = docker.from_env(version="1.41")  # no API call before ping()
+    except Exception as exc:  # no engine: the reason is the message
+        return f"no Docker engine reachable at {_where()}: {exc}"
+    try:
+        client.ping()
+        try:
+            client.images.get(IMAGE)
+            return None
+        except docker.errors.ImageNotFound:
+            client.images.pull(IMAGE)
+            return None
+    except docker.errors.APIError as exc:
+        return f"image {IMAGE} cannot be pulled: {exc.explanation or exc}"
+    except Exception as exc:  # no engine: the reason is the message
+        return f"no Docker engine reachable at {_where()}: {exc}"
+    finally:
+        client.close()
+
+
+def _where() -> str:
+    return os.environ.get("DOCKER_HOST", "the default socket")
+
+
+def _wait_until_sql_answers(db: ExasolDb) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            conn = db.connect()
+        except Exception as exc:  # not up yet: keep the reason for the failure message
+            last = exc
+            time.sleep(0.4)  # polling while the database boots
+            continue
+        try:
+            if conn.execute("SELECT 1 FROM DUAL").fetchval() == 1:
+                return
+        finally:
+            conn.close()
+    pytest.fail(f"Exasol did not accept SQL within {STARTUP_TIMEOUT} s: {last}")
+
+
+@pytest.fixture(scope="session")
+def exasol() -> Iterator[ExasolDb]:
+    """A running exasol/docker-db for the whole session."""
+    reason = _unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    from testcontainers.core.container import DockerContainer
+
+    container = (
+        DockerContainer(IMAGE)
+        .with_kwargs(privileged=True, shm_size="1g")
+        .with_exposed_ports(SQL_PORT)
+    )
+    with container:
+        client = container.get_docker_client().client
+        gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+        db = ExasolDb(
+            container.get_container_host_ip(),
+            int(container.get_exposed_port(SQL_PORT)),
+            gateway,
+        )
+        _wait_until_sql_answers(db)
+        yield db
+
+
+@pytest.fixture
+def clean_db(exasol: ExasolDb) -> Iterator[ExasolDb]:
+    """The database without the schemas the tests create (one instance serves one database)."""
+
+    def drop() -> None:
+        conn = exasol.connect()
+        try:
+            for schema in TEST_SCHEMAS:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.execute("DROP USER IF EXISTS REDPSS_READER CASCADE")
+        finally:
+            conn.close()
+
+    drop()
+    yield exasol
+    drop()
+
+
+@pytest.fixture
+def exa_instance(clean_db: ExasolDb, make_instance: Callable[..., Instance]) -> Instance:
+    """An instance whose dictionary is the test database; its services reachable from it."""
+    everywhere = "0.0.0.0"
+    return make_instance(
+        "exa1",
+        dictionary="exasol",
+        exa_connection=clean_db.dsn,
+        exa_username="SYS",
+        exa_password=PASSWORD,
+        exa_certificate="nocertcheck",
+        exa_reconnect_timeout="60",
+        dbls_host=everywhere,
+        sendmail_host=everywhere,
+        jexec_host=everywhere,
+        sendfile_host=everywhere,
+        cfi_host=everywhere,
+        db_scripts_host=clean_db.gateway,
+        sched_file_quiet_period="0.2",
+        landing_poll_interval="0.1",
+    )
