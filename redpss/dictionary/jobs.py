@@ -18,6 +18,7 @@ __all__ = [
     "PoolSample",
     "RunRecord",
     "RunUpdate",
+    "SqlResult",
     "WatcherDef",
 ]
 
@@ -137,6 +138,14 @@ class PoolSample:
     runs: int
 
 
+@dataclass(frozen=True)
+class SqlResult:
+    """What a SQL job's statement did: rows affected, and what it returned, for the job log."""
+
+    rows: int
+    message: str | None = None
+
+
 class JobStore(abc.ABC):
     """Definitions and logs of jobs and watchers."""
 
@@ -216,6 +225,13 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def run_sql(self, schema: str, statement: str, *, timeout: float | None = None) -> int:
         """Run a job's statement in ``schema``; return the rows affected (or -1)."""
+
+    def run_sql_job(
+        self, schema: str, statement: str, *, timeout: float | None = None
+    ) -> SqlResult:
+        """Like :meth:`run_sql`, plus what the statement returned (the result of an Exasol
+        ``EXECUTE SCRIPT``) as the message of the job log; this default knows the rows only."""
+        return SqlResult(self.run_sql(schema, statement, timeout=timeout))
 
     @abc.abstractmethod
     def query_value(self, schema: str, query: str, *, timeout: float | None = None) -> str:

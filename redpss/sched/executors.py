@@ -74,8 +74,8 @@ def execute(job: JobDef, ctx: RunContext) -> Outcome:
 
 
 def _sql(job: JobDef, ctx: RunContext) -> Outcome:
-    rows = ctx.dictionary.run_sql(job.schema, job.action, timeout=job.timeout_seconds)
-    return Outcome(OK, rows=max(rows, 0))
+    result = ctx.dictionary.run_sql_job(job.schema, job.action, timeout=job.timeout_seconds)
+    return Outcome(OK, rows=max(result.rows, 0), message=result.message)
 
 
 def _cmd(job: JobDef, ctx: RunContext) -> Outcome:

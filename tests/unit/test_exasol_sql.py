@@ -57,6 +57,36 @@ SAMPLES: dict[str, object] = {
     "applied_by": "0.1.0",
     "fmt": "YYYY-MM-DD HH24:MI:SS.FF6",
     "seconds": 30,
+    # jobs
+    "row_text": "COALESCE(HASH_MD5(CAST(JOB_NAME AS VARCHAR(2000000))), '-') || "
+    "COALESCE(HASH_MD5(CAST(ACTIVE AS VARCHAR(2000000))), '-')",
+    "key": "JOB_NAME",
+    "name": "LOAD_SALES",
+    "kind": "SQL",
+    "action": "DELETE FROM T WHERE X = 'it''s'",
+    "pool": "default",
+    "schedule_type": "INTERVAL",
+    "interval_seconds": 60,
+    "cron_expr": None,
+    "active": True,
+    "timeout_seconds": None,
+    "max_parallel": 1,
+    "misfire_policy": "RUN_ONCE",
+    "watch_text": "SELECT MAX(ID) FROM T",
+    "executor_job": "LOAD_SALES",
+    "check_interval": 60,
+    "run_id": 17,
+    "queued": NOW,
+    "ended": None,
+    "row_count": 42,
+    "extra_set": ", WATCH_KEY = COALESCE('a.csv', T.WATCH_KEY)",
+    "extra_values": ", 'a.csv', NULL",
+    "where": "1 = 1 AND JOB_NAME = 'x' AND STATE IN ('OK', 'FAILED')",
+    "watcher": "W_SALES",
+    "at": NOW,
+    "names": "'default', 'loader'",
+    "rows": "(TIMESTAMP '2026-11-23 12:00:00.123456', 'default', 4, 1, 0, 9), "
+    "(TIMESTAMP '2026-11-23 12:00:00.123456', 'loader', 2, 0, 0, 3)",
 }
 
 # statements sqlglot's Exasol dialect does not model; each checked by its documented shape
