@@ -10,6 +10,7 @@ The ALERT rule of ``STA_PSS_STATUS`` is written once more here, in Python
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -18,6 +19,7 @@ from typing import Self
 from redpss.dictionary.export import ExportStore
 from redpss.dictionary.jobs import JobStore
 from redpss.dictionary.landing import LandingStore
+from redpss.dictionary.model import REDSYS
 from redpss.errors import DictionaryError
 
 STARTING = "STARTING"
@@ -32,6 +34,19 @@ DOWN_STATES = (STOPPED, FAILED, EXITED)
 """Role states that raise ALERT 2 on their own."""
 
 ALERT_OK, ALERT_WARNING, ALERT_ERROR = 0, 1, 2
+
+SCHEMA_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]{0,127}")
+"""A target schema name: an upper-case identifier (it is a file name on SQLite)."""
+
+
+def check_schema_name(schema: str) -> str:
+    """Return ``schema`` if it is a valid target schema name, else raise DictionaryError."""
+    if not SCHEMA_NAME_RE.fullmatch(schema) or schema == REDSYS:
+        raise DictionaryError(
+            f"invalid target schema name {schema!r}: expected an upper-case identifier "
+            "[A-Z][A-Z0-9_]{0,127} other than REDSYS"
+        )
+    return schema
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,13 @@ SQLite ones do; roles never see which backend they talk to.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from redpss import __version__
-from redpss.dictionary.base import Dictionary
+from redpss.dictionary.base import Dictionary, check_schema_name
 from redpss.dictionary.exasol.ddl import migration_statements, table_ddl
 from redpss.dictionary.exasol.session import ExaSettings, Session, Tx
 from redpss.dictionary.model import DICTIONARY, REDSYS
@@ -29,7 +28,6 @@ from redpss.errors import DictionaryError, MigrationError
 
 T = TypeVar("T")
 
-SCHEMA_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]{0,127}")
 
 CREATE_SCHEMA_SQL = "CREATE SCHEMA IF NOT EXISTS {schema!q}"
 TABLE_EXISTS_SQL = (
@@ -54,16 +52,6 @@ _VERSION_TABLE = "ADM_VERSION_HISTORY"
 def utcnow() -> datetime:
     """Now, aware, in UTC."""
     return datetime.now(UTC)
-
-
-def check_schema_name(schema: str) -> str:
-    """Return ``schema`` if it is a valid target schema name, else raise DictionaryError."""
-    if not SCHEMA_NAME_RE.fullmatch(schema) or schema == REDSYS:
-        raise DictionaryError(
-            f"invalid target schema name {schema!r}: expected an upper-case identifier "
-            "[A-Z][A-Z0-9_]{0,127} other than REDSYS"
-        )
-    return schema
 
 
 def as_int(value: object) -> int:

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from redpss.dictionary.exasol.core import ExasolCore, as_int, check_schema_name, opt_int, utcnow
+from redpss.dictionary.base import check_schema_name
+from redpss.dictionary.exasol.core import ExasolCore, as_int, opt_int, utcnow
 from redpss.dictionary.exasol.session import (
     SESSION_QUERY_TIMEOUT_SQL,
     Connection,

@@ -5,8 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from redpss.dictionary.base import RUNNING, STOPPED, LogMessage, RoleStart, RoleStatus
-from redpss.dictionary.exasol.core import ExasolCore, as_int, check_schema_name, opt_int, utcnow
+from redpss.dictionary.base import (
+    RUNNING,
+    STOPPED,
+    LogMessage,
+    RoleStart,
+    RoleStatus,
+    check_schema_name,
+)
+from redpss.dictionary.exasol.core import ExasolCore, as_int, opt_int, utcnow
 from redpss.dictionary.exasol.ddl import status_select
 from redpss.dictionary.exasol.session import Tx
 from redpss.dictionary.exasol.sqltext import from_db, literal

@@ -7,7 +7,8 @@ queries of one area (role status and log messages, jobs …) as a mixin on top o
 
 from __future__ import annotations
 
-from redpss.dictionary.sqlite.core import SqliteCore, check_schema_name, from_db, to_db
+from redpss.dictionary.base import check_schema_name
+from redpss.dictionary.sqlite.core import SqliteCore, from_db, to_db
 from redpss.dictionary.sqlite.export import SqliteExport
 from redpss.dictionary.sqlite.jobs import SqliteJobs
 from redpss.dictionary.sqlite.landing import SqliteLanding

@@ -16,7 +16,6 @@ there is one, in REDSYS, keyed by schema. This is the only module with SQLite SQ
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -27,8 +26,10 @@ from pathlib import Path
 from redpss import __version__
 from redpss.dictionary.base import (
     DOWN_STATES,
+    SCHEMA_NAME_RE,
     SUSPENDED,
     Dictionary,
+    check_schema_name,
 )
 from redpss.dictionary.model import DICTIONARY, REDSYS
 from redpss.dictionary.objects import (
@@ -42,7 +43,6 @@ from redpss.dictionary.objects import (
 )
 from redpss.errors import DictionaryError, MigrationError
 
-SCHEMA_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]{0,127}")
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 """HEARTBEAT_INTERVAL of a row created by a heartbeat without a registration."""
 
@@ -161,16 +161,6 @@ def from_db(value: str | None) -> datetime | None:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def check_schema_name(schema: str) -> str:
-    """Return ``schema`` if it is a valid target schema name, else raise DictionaryError."""
-    if not SCHEMA_NAME_RE.fullmatch(schema) or schema == REDSYS:
-        raise DictionaryError(
-            f"invalid target schema name {schema!r}: expected an upper-case identifier "
-            "[A-Z][A-Z0-9_]{0,127} other than REDSYS"
-        )
-    return schema
 
 
 # -- the backend -----------------------------------------------------------------------------

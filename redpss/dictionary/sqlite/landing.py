@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from redpss.dictionary.base import check_schema_name
 from redpss.dictionary.landing import DUPLICATE, LOADED, LandingStore, LedgerEntry, LoadOutcome
-from redpss.dictionary.sqlite.core import SqliteCore, _utcnow, check_schema_name, from_db, to_db
+from redpss.dictionary.sqlite.core import SqliteCore, _utcnow, from_db, to_db
 from redpss.errors import DictionaryError
 from redpss.landing.definitions import Loader, LoaderColumn, parse_loader_type
 
