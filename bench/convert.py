@@ -6,10 +6,16 @@ memory) and by bare pyarrow (``pyarrow.json.read_json`` / ``pyarrow.parquet.read
 whole file, ``flatten()``, ``pyarrow.csv.write_csv``), best of ``--repeat`` each, in MB of input
 per second. The ratio reported is the lower of the two formats; target >= 0.9.
 
-Memory: a large JSON file (and a Parquet file of as many rows) is converted in a child process;
-its peak RSS comes from ``os.wait4`` (``ru_maxrss`` of that child only). A child that only
-imports pyarrow gives the interpreter's own share. The issue asks for a 2 GB input < 300 MB;
-this 2-core machine writes what fits in a few minutes (``--big-mb``, default 600 MB).
+The Parquet twin of a JSON file is written the way producers write Parquet: pyarrow's default
+row groups of 1 Mi rows (``ROW_GROUP_ROWS``). For memory, the same rows are also written as ONE
+row group (the worst case a reader can meet; pyarrow caps a row group at 64 Mi rows) and
+reported on its own line.
+
+Memory: a large JSON file and its Parquet twins are converted in a child process each; the
+peak RSS comes from ``os.wait4`` (``ru_maxrss`` of that child only). A child that only imports
+pyarrow gives the interpreter's own share. The issue asks for a 2 GB input < 300 MB; the check
+is on the largest of the three peaks. ``--big-mb`` defaults to 600 MB to fit a few minutes on
+a 2-core machine; ``--big-mb 2000`` measures the issue's case.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
@@ -29,6 +36,8 @@ import pyarrow.parquet as pq
 from redpss.landing.convert import convert_file
 
 MAX_RECORD = 16 << 20
+ROW_GROUP_ROWS = 1 << 20
+"""pyarrow's default row group (``pq.write_table`` and ``ParquetWriter``): 1 Mi rows."""
 CHILD = """
 import sys
 from pathlib import Path
@@ -66,18 +75,41 @@ def write_json(path: Path, target_mb: float) -> int:
 
 
 def write_parquet(json_path: Path, path: Path) -> int:
-    """The rows of ``json_path`` as Parquet (row groups of 64k rows), streaming."""
-    rows = 0
+    """The rows of ``json_path`` as Parquet in row groups of ``ROW_GROUP_ROWS``, streaming."""
+    rows = held = 0
+    pending: list[pa.RecordBatch] = []
     writer: pq.ParquetWriter | None = None
     with pa_json.open_json(json_path) as reader:
         for batch in reader:
             if writer is None:
                 writer = pq.ParquetWriter(path, batch.schema)
-            writer.write_batch(batch, row_group_size=65536)
+            pending.append(batch)
             rows += batch.num_rows
+            held += batch.num_rows
+            if held >= ROW_GROUP_ROWS:
+                table = pa.Table.from_batches(pending)
+                writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                pending = table.slice(ROW_GROUP_ROWS).to_batches()
+                held -= ROW_GROUP_ROWS
     assert writer is not None
+    if pending:
+        writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
     writer.close()
     return rows
+
+
+def write_one_row_group(parquet: Path, path: Path) -> int:
+    """The rows of ``parquet`` again, as one single row group (needs them all in memory)."""
+    table = pq.read_table(parquet)
+    pq.write_table(table, path, row_group_size=max(1, table.num_rows))
+    groups = pq.ParquetFile(path).metadata.num_row_groups
+    assert groups == 1, f"{table.num_rows} rows did not fit one row group ({groups})"
+    return int(table.num_rows)
+
+
+def row_groups(path: Path) -> str:
+    meta = pq.ParquetFile(path).metadata
+    return f"{meta.num_row_groups} row group{'s' if meta.num_row_groups > 1 else ''}"
 
 
 def bare(source: Path, target: Path, kind: str) -> float:
@@ -134,40 +166,46 @@ def main() -> int:
         ratios = {}
         for kind, path in src.items():
             mb = path.stat().st_size / 1e6
+            shape = f" ({row_groups(path)})" if kind == "PARQUET" else ""
             b = min(bare(path, root / "bare.csv", kind) for _ in range(args.repeat))
             o = min(ours(path, root / "ours.csv", kind) for _ in range(args.repeat))
             same = (root / "bare.csv").stat().st_size == (root / "ours.csv").stat().st_size
             ratios[kind] = b / o
             print(
-                f"{kind:7} {mb:7.1f} MB {rows} rows: bare pyarrow {mb / b:7.1f} MB/s, "
+                f"{kind:7} {mb:7.1f} MB {rows} rows{shape}: bare pyarrow {mb / b:7.1f} MB/s, "
                 f"convert_file {mb / o:7.1f} MB/s, ratio {b / o:.2f} (same CSV size: {same})"
             )
         for path in root.glob("*.csv"):
             path.unlink()
 
-        big = {"JSON": root / "big.json", "PARQUET": root / "big.parquet"}
+        big = {
+            "JSON": (root / "big.json", "JSON"),
+            "PARQUET": (root / "big.parquet", "PARQUET"),
+            "PARQUET/1": (root / "big1.parquet", "PARQUET"),
+        }
         begun = time.perf_counter()
-        big_rows = write_json(big["JSON"], args.big_mb)
-        write_parquet(big["JSON"], big["PARQUET"])
+        big_rows = write_json(big["JSON"][0], args.big_mb)
+        write_parquet(big["JSON"][0], big["PARQUET"][0])
+        write_one_row_group(big["PARQUET"][0], big["PARQUET/1"][0])
         made = time.perf_counter() - begun
         base = child_peak_rss_mb("-")
         peaks = {}
-        for kind, path in big.items():
-            peaks[kind] = child_peak_rss_mb(str(path), str(root / "big.csv"), kind)
+        for case, (path, kind) in big.items():
+            peaks[case] = child_peak_rss_mb(str(path), str(root / "big.csv"), kind)
             csv_mb = (root / "big.csv").stat().st_size / 1e6
             (root / "big.csv").unlink()
+            shape = f", {row_groups(path)}" if kind == "PARQUET" else ""
             print(
-                f"peak RSS {kind:7} {path.stat().st_size / 1e6:7.1f} MB input "
-                f"({big_rows} rows, {csv_mb:.0f} MB CSV): {peaks[kind]:.0f} MB"
+                f"peak RSS {case:9} {path.stat().st_size / 1e6:7.1f} MB input "
+                f"({big_rows} rows{shape}, {csv_mb:.0f} MB CSV): {peaks[case]:.0f} MB"
             )
         print(f"(inputs written in {made:.0f} s; a child importing pyarrow only: {base:.0f} MB)")
     ratio = min(ratios.values())
     worst = max(peaks.values())
-    size = big["JSON"].name
     rss_ok = "yes" if worst < 300 else "no"
     print(
         f"peak RSS of the largest conversion: {worst:.0f} MB for a {args.big_mb:.0f} MB JSON "
-        f"input ({size} and its Parquet twin; issue: 2 GB input < 300 MB) ok={rss_ok}"
+        f"input and its Parquet twins (issue: 2 GB input < 300 MB) ok={rss_ok}"
     )
     ok = "yes" if ratio >= 0.9 else "no"
     print(f"RESULT convert value={ratio:.2f} unit=x_bare target=>=0.9 ok={ok}")

@@ -40,29 +40,38 @@ PARQUET_BUFFER = 1 << 20
 
 
 def flatten(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Flatten struct columns into ``parent.child`` columns; reject lists and maps."""
+    """Flatten struct columns into ``parent.child`` columns; reject lists and maps.
+
+    A leaf under a null object is null. Iterative on purpose: a recursive inner function refers
+    to itself, and that reference cycle kept every batch's columns alive until Python's cyclic
+    garbage collector happened to run (measured: 718 MB peak RSS reading a 277 MB Parquet file
+    of 10.7 M rows, 154 MB without the cycle).
+    """
     if not any(pa.types.is_nested(f.type) for f in batch.schema):
         return batch
     arrays: list[pa.Array] = []
     names: list[str] = []
-
-    def add(name: str, array: Any) -> None:
+    pending: list[tuple[str, Any]] = list(zip(batch.schema.names, batch.columns, strict=True))
+    pending.reverse()
+    while pending:
+        name, array = pending.pop()
         kind = array.type
         if pa.types.is_struct(kind):
-            for i in range(kind.num_fields):
-                add(f"{name}.{kind.field(i).name}", array.field(i))
-            return
-        if pa.types.is_nested(kind):
+            children = zip(
+                [f"{name}.{kind.field(i).name}" for i in range(kind.num_fields)],
+                array.flatten(),  # not .field(i): that ignores the object's own nulls
+                strict=True,
+            )
+            pending.extend(reversed(list(children)))
+        elif pa.types.is_nested(kind):
             what = "a map" if pa.types.is_map(kind) else "an array"
             raise FileRejected(
                 f"field {name!r} is {what} ({kind}); arrays and maps have no column form — "
                 "send them as a JSON string or as separate fields"
             )
-        arrays.append(array)
-        names.append(name)
-
-    for i, field in enumerate(batch.schema):
-        add(field.name, batch.column(i))
+        else:
+            arrays.append(array)
+            names.append(name)
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
@@ -259,8 +268,9 @@ def json_batches(path: Path, *, max_record: int = BLOCK_SIZE) -> Iterator[pa.Rec
 def parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
     """Flat record batches of a Parquet file, one row group slice at a time."""
     try:
-        # read column pages as they are decoded, not whole row groups (pre-buffered row groups
-        # of a big file held ~1 GB: bounded memory whatever the row group size)
+        # read column pages through a 1 MiB buffer, not whole column chunks (measured, reading
+        # one row group of 10.7 M rows: 336 MB RSS unbuffered, 332 MB pre-buffered, 216 MB like
+        # this; use_threads=False would save another ~40 MB, not needed for the 300 MB bound)
         parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER)
     except (pa.ArrowInvalid, OSError) as exc:
         raise FileRejected(f"not a readable Parquet file: {exc}") from None

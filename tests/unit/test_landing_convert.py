@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from redpss.errors import FileRejected
 from redpss.landing.convert import convert_file, convert_pending, recover_conversions
 from redpss.landing.lifecycle import LandingZone, claim
+from redpss.landing.streams import flatten
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -29,6 +31,29 @@ def test_nested_objects_are_flattened_with_dots(tmp_path: Path) -> None:
         {"id": "1", "a.b": "x", "a.c.d": "2.5"},
         {"id": "2", "a.b": "", "a.c.d": ""},
     ]
+
+
+def test_leaves_under_a_null_object_are_null() -> None:
+    objects = pa.StructArray.from_arrays(
+        [pa.array([1, 2])], names=["b"], mask=pa.array([False, True])
+    )
+    flat = flatten(pa.record_batch([objects], names=["a"]))
+    assert flat.to_pydict() == {"a.b": [1, None]}
+
+
+def test_flatten_frees_each_batch_without_the_garbage_collector() -> None:
+    # a reference cycle would hold every flattened batch until a gc run: 718 MB for 277 MB
+    gc.disable()
+    try:
+        before = pa.total_allocated_bytes()
+        batch = pa.record_batch(
+            {"id": pa.array(range(50_000)), "a": pa.array([{"b": i} for i in range(50_000)])}
+        )
+        assert flatten(batch).schema.names == ["id", "a.b"]
+        del batch
+        assert pa.total_allocated_bytes() == before
+    finally:
+        gc.enable()
 
 
 def test_whole_array_is_streamed_like_lines(tmp_path: Path) -> None:
