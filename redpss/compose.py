@@ -365,7 +365,21 @@ def status(inst: Instance, config: Config) -> tuple[int, list[ServiceState]]:
 
 
 def exec_redctl(inst: Instance, config: Config, args: Sequence[str]) -> int:
-    """Run ``redctl <args>`` inside the instance's first role container."""
+    """Run ``redctl <args>`` inside the instance's first role container.
+
+    ``db apply FILE`` names a file of the host, which the container cannot see: its text is
+    handed over on stdin (``db apply /dev/stdin`` inside), so definitions are applied from
+    wherever the operator keeps them.
+    """
+    args, stdin = list(args), None
+    for i in range(len(args) - 2):
+        if args[i : i + 2] == ["db", "apply"] and args[i + 2] != "/dev/stdin":
+            try:
+                stdin = Path(args[i + 2]).read_bytes()
+            except OSError as exc:
+                raise InstanceError(f"{args[i + 2]}: cannot read: {exc.strerror}") from exc
+            args[i + 2] = "/dev/stdin"
+            break
     role = enabled_roles(config)[0]
     cmd = ["exec", "-T", role, "redctl", "--instance", inst.name, *args]
-    return run(inst, *cmd).returncode
+    return run(inst, *cmd, stdin=stdin).returncode

@@ -178,19 +178,38 @@ def claim(zone: LandingZone, source: Path, *, kind: str = "L") -> Claim | None:
     return Claim(claim_id, source.name, target)
 
 
+def _move_new(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` without overwriting it (:class:`FileExistsError` if it exists).
+
+    A hard link and an unlink never overwrite. The kernel refuses the link (EPERM, Linux's
+    ``fs.protected_hardlinks``) when the file belongs to another user and is not writable for
+    us: a file an sFTP user uploaded with mode 0644 in container mode (its owner is the sFTP
+    user, the group redftp). Moving needs only the folders' permissions, so then it is a rename
+    after checking that ``dst`` is free; only a second file of the same name finishing in the
+    same instant could slip into that gap.
+    """
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except PermissionError:
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst)) from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
+
+
 def _place(src: Path, folder: Path, name: str, claim_id: str) -> Path:
     """Move ``src`` to ``folder/name`` without overwriting; on a clash append the claim id."""
     for candidate in (name, f"{name}.{claim_id}"):
         dst = folder / candidate
         try:
-            os.link(src, dst, follow_symlinks=False)
+            _move_new(src, dst)
         except FileExistsError:
             continue
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:
                 raise
             continue
-        os.unlink(src)
         return dst
     # both names taken (or too long): the claim's own name is unique
     dst = folder / src.name
@@ -282,13 +301,12 @@ def work_claims(zone: LandingZone, *, kind: str = "L") -> Iterator[Claim]:
 def requeue(zone: LandingZone, item: Claim) -> Path | None:
     """Put a claim back into ``input/<name>``; None (left in work/) when that name is taken."""
     try:
-        os.link(item.path, zone.input / item.name, follow_symlinks=False)
+        _move_new(item.path, zone.input / item.name)
     except FileExistsError:
         if _already_placed(item):  # crashed between link and unlink
             return zone.input / item.name
         log.warning("landing: input/%s exists: claim %s left in work/", item.name, item.path)
         return None
-    os.unlink(item.path)
     return zone.input / item.name
 
 

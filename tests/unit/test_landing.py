@@ -222,6 +222,28 @@ def test_csv_file_is_loaded_once_and_archived(env: Env) -> None:
     assert (env.zone.archive / "sales_2.csv").exists()
 
 
+def test_foreign_upload_is_archived_when_the_kernel_refuses_the_hard_link(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fs.protected_hardlinks: an sFTP user's 0644 upload cannot be hard-linked by redsys
+    link = os.link
+
+    def refuse(src: str | Path, dst: str | Path, **kwargs: bool) -> None:
+        if Path(src).parent == env.zone.work:
+            raise PermissionError(1, "Operation not permitted")
+        link(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "link", refuse)
+    env.add("sales", pattern=r"^sales_\d+\.csv$", target="DWH.SALES")
+    (env.zone.archive / "sales_1.csv").write_text("an earlier file of that name")
+    env.drop("sales_1.csv", GOOD)
+    assert env.load("sales").rows == 2
+    assert (env.zone.archive / "sales_1.csv").read_text() == "an earlier file of that name"
+    (kept,) = [p for p in env.zone.archive.iterdir() if p.name != "sales_1.csv"]
+    assert kept.name.startswith("sales_1.csv.L") and kept.read_text() == GOOD
+    assert list(env.zone.work.iterdir()) == [] and list(env.zone.input.iterdir()) == []
+
+
 def test_duplicate_policies_load_and_error(env: Env) -> None:
     env.add("again", pattern=r"^a_", target="DWH.SALES", duplicates="load")
     env.add("strict", pattern=r"^s_", target="DWH.OTHER", duplicates="error")
