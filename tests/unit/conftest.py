@@ -8,11 +8,29 @@ from pathlib import Path
 import pytest
 
 from redpss.dictionary import Dictionary, open_dictionary
+from tests.unit.exasol_emulator import EmulatedDatabase
+from tests.unit.exasol_support import emulated_dictionary
 
 
 @pytest.fixture
 def dic(tmp_path: Path) -> Iterator[Dictionary]:
     """An initialised SQLite dictionary in a temporary directory."""
     with open_dictionary("sqlite", db_dir=tmp_path / "db") as d:
+        d.init()
+        yield d
+
+
+@pytest.fixture
+def exa_db() -> Iterator[EmulatedDatabase]:
+    """An empty emulated Exasol database (tests/unit/exasol_emulator.py: not Exasol)."""
+    db = EmulatedDatabase()
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def exa_dic(exa_db: EmulatedDatabase) -> Iterator[Dictionary]:
+    """An initialised Exasol dictionary backend on the emulated database."""
+    with emulated_dictionary(exa_db) as d:
         d.init()
         yield d

@@ -1,0 +1,446 @@
+"""An emulated Exasol for the unit tests: the Exasol backend's statements run on DuckDB.
+
+**This is not Exasol.** There is no Exasol database on the development and CI machines, so
+without this module the backend's Python code would only ever be parsed. Here each statement
+the backend sends is parsed with sqlglot's Exasol dialect, rewritten on the syntax tree where
+Exasol and DuckDB differ, and executed on one shared in-memory DuckDB database. It catches
+Python-level mistakes (tuple unpacking, placeholder names, the types of fetched values) and
+logic mistakes of the backend. Whether the SQL does the same on a real Exasol is the exasol
+tier's question (``tests/exasol``, ``make test-exasol``).
+
+:class:`EmulatedDatabase` is the database; its :meth:`~EmulatedDatabase.connect` is the
+``connect`` factory of :class:`~redpss.dictionary.exasol.session.Session` and returns an
+:class:`EmulatedConnection` (the Connection protocol of that module, plus
+``import_from_iterable``): one DuckDB cursor per connection, autocommit off, every statement
+inside a transaction that ``COMMIT``/``ROLLBACK`` (statements or methods) ends.
+
+Emulated, with the Exasol rule each time:
+
+- ``''`` is NULL: every empty string literal becomes NULL before the statement runs, an empty
+  field of an import is NULL, and ``||``/``CONCAT`` skip NULLs (``'a' || NULL`` is ``'a'``)
+  and give NULL where the result is empty.
+- Fetched values come as pyexasol returns them without a fetch mapper: TIMESTAMP as text in
+  the session's ``NLS_TIMESTAMP_FORMAT`` (Exasol's default ``…HH24:MI:SS.FF3`` until the
+  session sets another), DATE as ``YYYY-MM-DD`` text, DECIMAL with scale 0 as int, DECIMAL with
+  a scale as text (the strictest reading), DOUBLE as float, BOOLEAN as bool.
+- Column types: ``TIMESTAMP`` without precision keeps milliseconds (``TIMESTAMP(3)``),
+  ``TIMESTAMP(6)`` microseconds; ``VARCHAR(n)`` refuses longer strings; ``IDENTITY`` is a
+  sequence default; ``SYS.EXA_ALL_COLUMNS`` reports the declared Exasol types.
+- ``DUAL``; ``SYS.EXA_ALL_SCHEMAS|TABLES|VIEWS|COLUMNS|OBJECTS|SCRIPTS`` (a subset of their
+  columns, over DuckDB's catalog).
+- ``SYSTIMESTAMP`` is the time in ``DBTIMEZONE`` (``EUROPE/BERLIN`` unless told otherwise, so
+  a missing ``CONVERT_TZ`` shows), ``CURRENT_TIMESTAMP`` the time in the session time zone,
+  ``CONVERT_TZ`` converts, ``SECONDS_BETWEEN``/``MINUTES_BETWEEN``/``HOURS_BETWEEN`` are
+  fractional; ``TO_CHAR`` of a whole DOUBLE has no ``.0``.
+- ``ALTER SESSION SET`` is accepted and recorded (``session`` of the connection, ``settings``
+  of the database: e.g. every ``QUERY_TIMEOUT`` set); ``GRANT`` is accepted and ignored;
+  ``CREATE SCRIPT`` stores the text (``SYS.EXA_ALL_SCRIPTS``); ``EXECUTE SCRIPT`` fails.
+- Errors are ``pyexasol.ExaQueryError`` with an SQLSTATE: a transaction conflict is ``40001``
+  (the session retries it), a constraint violation ``27001``, anything else ``42000``.
+  ``pyexasol.ExaRuntimeError`` after ``close``. :meth:`EmulatedDatabase.hook` runs a test's
+  action before or after a matching statement; :meth:`EmulatedDatabase.fail` drops the
+  connection there (after: the database did the work, the client never learns it).
+- ``MERGE`` runs as it is (DuckDB has ``MERGE INTO`` since 1.4).
+
+Locking: a transaction takes the database's one write lock at its first writing statement and
+keeps it to its end, so a second writer waits, as on Exasol (which locks per table); DuckDB's
+own check still fails a writer whose snapshot is older than a commit it collides with
+(``40001``, as Exasol's transaction conflict). Readers never wait.
+
+Not emulated: a statement failing inside a transaction (DuckDB aborts the whole transaction,
+Exasol only the statement — such a unit fails loudly here); quoted lower-case identifiers
+(DuckDB folds case: ``"a"`` and ``A`` are one object); ``IMPORT``/``EXPORT`` statements (only
+``import_from_iterable``); scripts (Lua, UDFs); ``QUERY_TIMEOUT`` is recorded, not enforced;
+``''`` produced by a function (``SUBSTR``, ``TRIM``, …) stays ``''``; timestamps keep at most
+microseconds; ``SYSTIMESTAMP`` is the transaction's start, not the statement's; ``TO_CHAR``
+of a whole DOUBLE without ``.0`` is an assumption about Exasol's formatting.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import pyexasol
+from sqlglot.errors import SqlglotError
+
+from tests.unit import exasol_emulator_sql as sql
+
+__all__ = ["EmulatedConnection", "EmulatedDatabase", "EmulatedStatement"]
+
+CONFLICT, CONSTRAINT, OTHER = "40001", "27001", "42000"
+DEFAULT_TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF3"
+LOCK_WAIT = 10.0
+_SESSION_RE = re.compile(r"\s*ALTER\s+SESSION\s+SET\s+(\w+)\s*=\s*(.+?)\s*;?\s*$", re.I | re.S)
+_SCRIPT_RE = re.compile(
+    r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:(\w+)\s+)?(?:SCALAR\s+|SET\s+)?SCRIPT\s+"
+    r"(?:(\w+)\.)?(\w+)",
+    re.I,
+)
+_IGNORED_RE = re.compile(r"\s*GRANT\s", re.I)
+_REFUSED_RE = re.compile(r"\s*(EXECUTE\s+SCRIPT|IMPORT|EXPORT)\s", re.I)
+_TX_RE = re.compile(r"\s*(COMMIT|ROLLBACK)(\s+WORK)?\s*;?\s*$", re.I)
+_TIMESTAMP_TEXT_RE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,9})?")
+
+
+@dataclass
+class Hook:
+    """What :meth:`EmulatedDatabase.hook` runs at a matching statement."""
+
+    pattern: re.Pattern[str]
+    action: Callable[[EmulatedConnection], None]
+    after: bool
+    times: int
+
+
+class EmulatedStatement:
+    """What ``pyexasol.ExaStatement`` offers that the backend uses."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], count: int) -> None:
+        self._rows, self._count = rows, count
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """Every row (values converted as pyexasol returns them)."""
+        return list(self._rows)
+
+    def fetchval(self) -> Any:
+        """The first column of the first row, or None."""
+        return self._rows[0][0] if self._rows else None
+
+    def rowcount(self) -> int:
+        """Rows affected (DML) or selected (queries)."""
+        return self._count
+
+
+class EmulatedDatabase:
+    """One in-memory DuckDB database with the Exasol objects the backend expects."""
+
+    def __init__(self, *, db_timezone: str = "EUROPE/BERLIN") -> None:
+        self.db_timezone = db_timezone
+        self.duck = duckdb.connect(":memory:")
+        for statement in sql.setup_statements():
+            self.duck.execute(statement)
+        self.statements: list[tuple[int, str]] = []
+        """Every statement received, with the number of the connection that sent it."""
+        self.settings: list[tuple[int, str, str]] = []
+        """Every ``ALTER SESSION SET``: (connection number, NAME, value text)."""
+        self.connects = 0
+        self._hooks: list[Hook] = []
+        self.write_lock = threading.Lock()
+        """Held by the one transaction that writes (Exasol makes other writers wait)."""
+        self._lock = threading.Lock()
+        self._open: list[EmulatedConnection] = []
+
+    def connect(self, settings: object = None) -> EmulatedConnection:
+        """A new connection: the ``connect`` argument of ``Session``."""
+        with self._lock:
+            self.connects += 1
+            conn = EmulatedConnection(self, self.connects)
+            self._open.append(conn)
+        return conn
+
+    def hook(
+        self,
+        pattern: str,
+        action: Callable[[EmulatedConnection], None],
+        *,
+        after: bool = False,
+        times: int = 1,
+    ) -> None:
+        """Call ``action(conn)`` at the next ``times`` statements matching ``pattern`` (a
+        regex searched in the statement text), before they run or, with ``after``, once they
+        ran; an exception of ``action`` is what the statement raises."""
+        with self._lock:
+            self._hooks.append(Hook(re.compile(pattern, re.I), action, after, times))
+
+    def fail(self, pattern: str, *, after: bool = False) -> None:
+        """The connection drops (``ExaCommunicationError``) at the next matching statement;
+        ``after``: once it ran, so that the client never learns that it did."""
+
+        def drop(conn: EmulatedConnection) -> None:
+            conn.close()
+            raise pyexasol.ExaCommunicationError(conn, "emulated: connection lost")
+
+        self.hook(pattern, drop, after=after)
+
+    def _run_hooks(self, conn: EmulatedConnection, query: str, after: bool) -> None:
+        with self._lock:
+            found = [h for h in self._hooks if h.after == after and h.pattern.search(query)]
+            for hook in found:
+                hook.times -= 1
+                if not hook.times:
+                    self._hooks.remove(hook)
+        for hook in found:
+            hook.action(conn)
+
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        """Run Exasol SQL on a connection of its own and commit (for test set-up and checks)."""
+        conn = self.connect()
+        try:
+            rows = conn.execute(statement).fetchall()
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Close every connection and the database."""
+        with self._lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            conn.close()
+        self.duck.close()
+
+
+class EmulatedConnection:
+    """The Connection protocol of the Exasol session, on a DuckDB cursor."""
+
+    def __init__(self, db: EmulatedDatabase, number: int) -> None:
+        self.db, self.number = db, number
+        self.cursor = db.duck.cursor()
+        self.options = {"dsn": "emulated", "user": "EMULATED", "verbose_error": False}
+        self.session: dict[str, str] = {"TIME_ZONE": db.db_timezone}
+        self.session["NLS_TIMESTAMP_FORMAT"] = DEFAULT_TIMESTAMP_FORMAT
+        self.is_closed = False
+        self._in_tx = False
+        self._writing = False
+
+    def __repr__(self) -> str:
+        return f"EmulatedConnection(#{self.number})"
+
+    # what pyexasol's ExaError needs to print itself
+    def session_id(self) -> str:
+        return str(self.number)
+
+    def current_schema(self) -> str:
+        return ""
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def execute(self, query: str) -> EmulatedStatement:
+        """Run one Exasol statement in the connection's transaction."""
+        self._check_open()
+        self.db._run_hooks(self, query, after=False)
+        with self.db._lock:
+            self.db.statements.append((self.number, query))
+        result = self._execute(query)
+        self.db._run_hooks(self, query, after=True)
+        return result
+
+    def commit(self) -> None:
+        """End the transaction, keeping its work."""
+        self._check_open()
+        self._end("COMMIT")
+
+    def rollback(self) -> None:
+        """End the transaction, discarding its work."""
+        self._check_open()
+        self._end("ROLLBACK")
+
+    def close(self, disconnect: bool = True) -> None:
+        """Roll back what is open and close; idempotent."""
+        if self.is_closed:
+            return
+        self.is_closed = True
+        try:
+            if self._in_tx:
+                self.cursor.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # the database may be closed already
+        finally:
+            self._in_tx = False
+            self._release()
+            self.cursor.close()
+
+    def import_from_iterable(
+        self,
+        src: Iterable[Sequence[object]],
+        table: str | tuple[str, str],
+        import_params: dict[str, Any] | None = None,
+    ) -> None:
+        """``IMPORT INTO table FROM CSV``, the rows written as pyexasol's CSV writer does
+        (``str()`` of each value; None and ``''`` are NULL); returns None like pyexasol."""
+        self._check_open()
+        schema, name = table if isinstance(table, tuple) else ("", table)
+        target = f"{_q(schema)}.{_q(name)}" if schema else _q(name)
+        with self.db._lock:
+            self.db.statements.append((self.number, f"IMPORT INTO {target} (emulated)"))
+        types = self._column_types(schema, name)
+        columns = list((import_params or {}).get("columns") or types)
+        unknown = [c for c in columns if c not in types]
+        if unknown:
+            raise self._error(f"IMPORT INTO {target}", OTHER, f"unknown columns {unknown}")
+        marks = ", ".join("?" for _ in columns)
+        insert = f"INSERT INTO {target} ({', '.join(map(_q, columns))}) VALUES ({marks})"
+        for number, row in enumerate(src, start=1):
+            values = [_csv_field(v) for v in row]
+            if len(values) != len(columns):
+                raise self._error(
+                    insert, OTHER, f"row {number}: {len(values)} fields, expected {len(columns)}"
+                )
+            for column, value in zip(columns, values, strict=True):
+                if types[column].startswith("TIMESTAMP") and value is not None:
+                    self._check_timestamp(insert, number, column, value)
+            self._run(insert, values)
+
+    def _check_timestamp(self, insert: str, number: int, column: str, value: str) -> None:
+        if not _TIMESTAMP_TEXT_RE.fullmatch(value):
+            raise self._error(
+                insert,
+                "22007",
+                f"row {number}, column {column}: data exception - invalid value {value!r} "
+                f"for format {self.session['NLS_TIMESTAMP_FORMAT']}",
+            )
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.is_closed:
+            raise pyexasol.ExaRuntimeError(self, "Exasol connection was closed")
+
+    def _begin(self, write: bool) -> None:
+        if write and not self._writing:
+            # Exasol makes a second writer wait for the first; DuckDB would fail it at once
+            if not self.db.write_lock.acquire(timeout=LOCK_WAIT):
+                raise self._error("", CONFLICT, f"no write lock within {LOCK_WAIT} s")
+            self._writing = True
+        if not self._in_tx:
+            self.cursor.execute("BEGIN TRANSACTION")
+            self._in_tx = True
+
+    def _end(self, what: str) -> None:
+        try:
+            if self._in_tx:
+                self._in_tx = False
+                self.cursor.execute(what)
+        except duckdb.Error as exc:
+            raise self._translate_error(what, exc) from exc
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._writing:
+            self._writing = False
+            self.db.write_lock.release()
+
+    def _error(self, query: str, code: str, message: str) -> pyexasol.ExaQueryError:
+        return pyexasol.ExaQueryError(self, query, code, f"emulated: {message}")
+
+    def _translate_error(self, query: str, exc: duckdb.Error) -> pyexasol.ExaQueryError:
+        text = str(exc)
+        if isinstance(exc, duckdb.TransactionException) and "aborted" in text:
+            text += (
+                " (Exasol would go on after a failed statement; the emulator cannot: "
+                "see its module doc)"
+            )
+            return self._error(query, OTHER, text)
+        if isinstance(exc, duckdb.TransactionException):
+            return self._error(query, CONFLICT, f"transaction collision: {text}")
+        if isinstance(exc, duckdb.ConstraintException):
+            code = CONSTRAINT
+            if "CHECK constraint" in text and sql.LENGTH_CHECK in text:
+                text = f"data exception - string data, right truncation: {text}"
+            return self._error(query, code, text)
+        return self._error(query, OTHER, text)
+
+    def _run(
+        self, statement: str, params: Sequence[object] | None = None, *, write: bool = True
+    ) -> duckdb.DuckDBPyConnection:
+        self._begin(write)
+        try:
+            return self.cursor.execute(statement, params)
+        except duckdb.Error as exc:
+            raise self._translate_error(statement, exc) from exc
+
+    def _special(self, query: str) -> EmulatedStatement | None:
+        """Statements that are no SQL for sqlglot (or not for DuckDB): None for the others."""
+        if m := _TX_RE.match(query):
+            self._end(m.group(1).upper())
+        elif m := _SESSION_RE.match(query):
+            self._alter_session(m.group(1).upper(), m.group(2))
+        elif _REFUSED_RE.match(query):
+            raise self._error(query, OTHER, "not emulated (see tests/unit/exasol_emulator.py)")
+        elif m := _SCRIPT_RE.match(query):
+            script = (m.group(2) or "", m.group(3), (m.group(1) or "LUA").upper(), query)
+            self._run(sql.STORE_SCRIPT, script)
+        elif not _IGNORED_RE.match(query):
+            return None
+        return EmulatedStatement([], 0)
+
+    def _execute(self, query: str) -> EmulatedStatement:
+        special = self._special(query)
+        if special is not None:
+            return special
+        try:
+            done = sql.translate(query, self.db.db_timezone, self.session["TIME_ZONE"])
+        except (SqlglotError, ValueError) as exc:
+            raise self._error(query, OTHER, f"cannot emulate: {exc}") from exc
+        after = done.after
+        if done.creates and self._run(sql.TABLE_EXISTS, done.creates, write=False).fetchone():
+            after = ()
+        write = done.kind != "query"
+        for extra in done.before:
+            self._run(extra)
+        cursor = self._run(done.statement, write=write)
+        if done.kind == "dml":
+            count = cursor.fetchall()
+            result = EmulatedStatement([], int(count[0][0]) if count else 0)
+        elif done.kind == "query":
+            rows = [tuple(self._value(v) for v in r) for r in cursor.fetchall()]
+            result = EmulatedStatement(rows, len(rows))
+        else:
+            result = EmulatedStatement([], 0)
+        for extra in after:
+            self._run(extra)
+        return result
+
+    def _alter_session(self, name: str, value: str) -> None:
+        text = value.strip()
+        if text.startswith("'") and text.endswith("'"):
+            text = text[1:-1].replace("''", "'")
+        self.session[name] = text
+        with self.db._lock:
+            self.db.settings.append((self.number, name, text))
+
+    def _column_types(self, schema: str, table: str) -> dict[str, str]:
+        rows = self._run(sql.COLUMN_TYPES, [schema.upper(), table.upper()], write=False)
+        rows = rows.fetchall()
+        if not rows:
+            raise self._error(f"IMPORT INTO {schema}.{table}", OTHER, "object not found")
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def _value(self, value: object) -> object:
+        if isinstance(value, datetime):
+            return format_timestamp(value, self.session["NLS_TIMESTAMP_FORMAT"])
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, Decimal):
+            return int(value) if value.as_tuple().exponent == 0 else str(value)  # type: ignore[operator]
+        return value
+
+
+def format_timestamp(value: datetime, fmt: str) -> str:
+    """``value`` as Exasol renders it with NLS_TIMESTAMP_FORMAT ``fmt`` (the ISO ones)."""
+    m = re.fullmatch(r"YYYY-MM-DD HH24:MI:SS(?:\.FF(\d))?", fmt.upper())
+    if not m:
+        raise ValueError(f"the emulator renders ISO timestamp formats only, not {fmt!r}")
+    text = value.strftime("%Y-%m-%d %H:%M:%S")
+    digits = int(m.group(1) or 0)
+    if digits:
+        text += "." + f"{value.microsecond:06d}000"[:digits]
+    return text
+
+
+def _csv_field(value: object) -> str | None:
+    text = "" if value is None else str(value)
+    return text or None
+
+
+def _q(name: str) -> str:
+    return '"' + name.upper().replace('"', '""') + '"'

@@ -1,0 +1,274 @@
+"""The SQL half of the Exasol emulator: set-up objects and the rewrite of Exasol syntax trees.
+
+:mod:`tests.unit.exasol_emulator` documents what is emulated and what is not; this module
+does it on sqlglot trees (read with the Exasol dialect, written with DuckDB's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel
+
+LENGTH_CHECK = "exa_emu_varchar_length"
+"""Marks the CHECK constraint that stands for the length of a VARCHAR(n)."""
+
+_USER_SCHEMAS = "NOT internal AND schema_name NOT IN ('main', 'SYS', 'pg_catalog')"
+_EXA_TYPE = """CASE
+    WHEN t.EXA_TYPE IS NOT NULL THEN t.EXA_TYPE
+    WHEN c.data_type LIKE 'DECIMAL%' THEN replace(c.data_type, ' ', '')
+    WHEN c.data_type IN ('BIGINT', 'INTEGER', 'HUGEINT', 'SMALLINT') THEN 'DECIMAL(18,0)'
+    WHEN c.data_type IN ('DOUBLE', 'FLOAT') THEN 'DOUBLE'
+    WHEN c.data_type = 'VARCHAR' THEN 'VARCHAR(2000000) UTF8'
+    WHEN c.data_type = 'TIMESTAMP_MS' THEN 'TIMESTAMP'
+    WHEN c.data_type LIKE 'TIMESTAMP%' THEN 'TIMESTAMP(6)'
+    ELSE c.data_type END"""
+
+SETUP = (
+    "CREATE TABLE main.DUAL (DUMMY VARCHAR(1))",
+    "INSERT INTO main.DUAL VALUES (NULL)",
+    "CREATE SCHEMA SYS",
+    "CREATE TABLE SYS.EMU_COLUMN_TYPES (SCHEMA_NAME VARCHAR, TABLE_NAME VARCHAR, "
+    "COLUMN_NAME VARCHAR, EXA_TYPE VARCHAR, PRIMARY KEY (SCHEMA_NAME, TABLE_NAME, COLUMN_NAME))",
+    "CREATE TABLE SYS.EMU_SCRIPTS (SCRIPT_SCHEMA VARCHAR, SCRIPT_NAME VARCHAR, "
+    "SCRIPT_LANGUAGE VARCHAR, SCRIPT_TEXT VARCHAR, PRIMARY KEY (SCRIPT_SCHEMA, SCRIPT_NAME))",
+    f"CREATE MACRO {LENGTH_CHECK}(x) AS length(x)",
+    "CREATE MACRO exa_emu_to_char(x) AS regexp_replace(CAST(x AS VARCHAR), '\\.0$', '')",
+    f"CREATE VIEW SYS.EXA_ALL_SCHEMAS AS SELECT schema_name AS SCHEMA_NAME, "
+    f"'EMULATED' AS SCHEMA_OWNER, comment AS SCHEMA_COMMENT FROM duckdb_schemas() "
+    f"WHERE {_USER_SCHEMAS}",
+    f"CREATE VIEW SYS.EXA_ALL_TABLES AS SELECT schema_name AS TABLE_SCHEMA, "
+    f"table_name AS TABLE_NAME, 'EMULATED' AS TABLE_OWNER, estimated_size AS TABLE_ROW_COUNT, "
+    f"comment AS TABLE_COMMENT FROM duckdb_tables() WHERE {_USER_SCHEMAS}",
+    f"CREATE VIEW SYS.EXA_ALL_VIEWS AS SELECT schema_name AS VIEW_SCHEMA, "
+    f"view_name AS VIEW_NAME, 'EMULATED' AS VIEW_OWNER, sql AS VIEW_TEXT, "
+    f"comment AS VIEW_COMMENT FROM duckdb_views() WHERE {_USER_SCHEMAS}",
+    "CREATE VIEW SYS.EXA_ALL_OBJECTS AS "
+    "SELECT TABLE_NAME AS OBJECT_NAME, 'TABLE' AS OBJECT_TYPE, TABLE_SCHEMA AS ROOT_NAME, "
+    "'SCHEMA' AS ROOT_TYPE FROM SYS.EXA_ALL_TABLES UNION ALL "
+    "SELECT VIEW_NAME, 'VIEW', VIEW_SCHEMA, 'SCHEMA' FROM SYS.EXA_ALL_VIEWS UNION ALL "
+    "SELECT SCHEMA_NAME, 'SCHEMA', NULL, NULL FROM SYS.EXA_ALL_SCHEMAS UNION ALL "
+    "SELECT SCRIPT_NAME, 'SCRIPT', SCRIPT_SCHEMA, 'SCHEMA' FROM SYS.EMU_SCRIPTS",
+    f"CREATE VIEW SYS.EXA_ALL_COLUMNS AS SELECT c.schema_name AS COLUMN_SCHEMA, "
+    f"c.table_name AS COLUMN_TABLE, "
+    f"CASE WHEN v.view_name IS NULL THEN 'TABLE' ELSE 'VIEW' END AS COLUMN_OBJECT_TYPE, "
+    f"c.column_name AS COLUMN_NAME, {_EXA_TYPE} AS COLUMN_TYPE, "
+    f"c.column_index AS COLUMN_ORDINAL_POSITION, c.is_nullable AS COLUMN_IS_NULLABLE, "
+    f"c.column_default AS COLUMN_DEFAULT, "
+    f"coalesce(c.column_default LIKE 'nextval(%', FALSE) AS COLUMN_IDENTITY, "
+    f"c.comment AS COLUMN_COMMENT "
+    f"FROM duckdb_columns() c "
+    f"LEFT JOIN duckdb_views() v ON v.schema_name = c.schema_name "
+    f"AND v.view_name = c.table_name "
+    f"LEFT JOIN SYS.EMU_COLUMN_TYPES t ON t.SCHEMA_NAME = upper(c.schema_name) "
+    f"AND t.TABLE_NAME = upper(c.table_name) AND t.COLUMN_NAME = upper(c.column_name) "
+    f"WHERE NOT c.internal AND c.schema_name NOT IN ('main', 'SYS', 'pg_catalog')",
+    "CREATE VIEW SYS.EXA_ALL_SCRIPTS AS SELECT SCRIPT_SCHEMA, SCRIPT_NAME, "
+    "'EMULATED' AS SCRIPT_OWNER, SCRIPT_LANGUAGE, SCRIPT_TEXT FROM SYS.EMU_SCRIPTS",
+)
+
+STORE_SCRIPT = "INSERT OR REPLACE INTO SYS.EMU_SCRIPTS VALUES (upper(?), upper(?), ?, ?)"
+COLUMN_TYPES = (
+    "SELECT COLUMN_NAME, COLUMN_TYPE FROM SYS.EXA_ALL_COLUMNS "
+    "WHERE upper(COLUMN_SCHEMA) = ? AND upper(COLUMN_TABLE) = ? ORDER BY COLUMN_ORDINAL_POSITION"
+)
+TABLE_EXISTS = (
+    "SELECT 1 FROM duckdb_tables() WHERE upper(schema_name) = ? AND upper(table_name) = ?"
+)
+_FORGET_TYPES = "DELETE FROM SYS.EMU_COLUMN_TYPES WHERE SCHEMA_NAME = '{s}' AND TABLE_NAME = '{t}'"
+_FORGET_SCHEMA = "DELETE FROM SYS.EMU_COLUMN_TYPES WHERE SCHEMA_NAME = '{s}'"
+_RECORD_TYPES = "INSERT OR REPLACE INTO SYS.EMU_COLUMN_TYPES VALUES "
+_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600}
+
+
+def setup_statements() -> tuple[str, ...]:
+    """What a new emulated database runs first."""
+    return SETUP
+
+
+@dataclass(frozen=True)
+class Translation:
+    """The DuckDB statements for one Exasol statement."""
+
+    before: tuple[str, ...]
+    statement: str
+    after: tuple[str, ...]
+    kind: str
+    """``query`` (rows), ``dml`` (a row count) or ``other``."""
+    creates: tuple[str, str] | None = None
+    """``CREATE TABLE IF NOT EXISTS`` of (schema, table): ``after`` only when it is new."""
+
+
+_CACHE: dict[tuple[str, str, str], Translation] = {}
+
+
+def translate(query: str, db_timezone: str, session_timezone: str) -> Translation:
+    """The translation of ``query``; SqlglotError or ValueError when there is none."""
+    key = (query, db_timezone, session_timezone)
+    found = _CACHE.get(key)
+    if found is None:
+        found = _CACHE[key] = _translate(query, db_timezone, session_timezone)
+    return found
+
+
+def _translate(query: str, db_timezone: str, session_timezone: str) -> Translation:
+    trees = [t for t in sqlglot.parse(query, read="exasol") if t is not None]
+    if len(trees) != 1:
+        raise ValueError(f"expected one statement, got {len(trees)}")
+    tree = trees[0]
+    _rewrite_expressions(tree, db_timezone, session_timezone)
+    before: list[str] = []
+    after: list[str] = []
+    creates = None
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() == "TABLE":
+        creates = _create_table(tree, before, after)
+    elif isinstance(tree, exp.Alter):
+        _alter_table(tree, after)
+    elif isinstance(tree, exp.Drop):
+        _drop(tree, after)
+    if isinstance(tree, exp.Insert | exp.Update | exp.Delete | exp.Merge):
+        kind = "dml"
+    else:
+        kind = "query" if isinstance(tree, exp.Query) else "other"
+    statement = tree.sql("duckdb", unsupported_level=ErrorLevel.RAISE)
+    return Translation(tuple(before), statement, tuple(after), kind, creates)
+
+
+def _rewrite_expressions(tree: exp.Expression, db_timezone: str, session_timezone: str) -> None:
+    for literal in list(tree.find_all(exp.Literal)):
+        if literal.is_string and literal.this == "":
+            literal.replace(exp.Null())
+    for node in list(tree.find_all(exp.DPipe, exp.Concat)):
+        parts = [node.this, node.expression] if isinstance(node, exp.DPipe) else node.expressions
+        concat = exp.Anonymous(this="concat", expressions=parts)
+        node.replace(exp.Nullif(this=concat, expression=exp.Literal.string("")))
+    _rewrite_time(tree, db_timezone, session_timezone)
+    for node in list(tree.find_all(exp.ToChar)):
+        if node.args.get("format") is None:
+            node.replace(exp.Anonymous(this="exa_emu_to_char", expressions=[node.this]))
+
+
+def _rewrite_time(tree: exp.Expression, db_timezone: str, session_timezone: str) -> None:
+    for node in list(tree.find_all(exp.Systimestamp)):
+        node.replace(_now_in(db_timezone))
+    for node in list(tree.find_all(exp.CurrentTimestamp)):
+        node.replace(_now_in(session_timezone))
+    for column in list(tree.find_all(exp.Column)):
+        name = column.this
+        if column.table or not isinstance(name, exp.Identifier) or name.quoted:
+            continue
+        if name.this.upper() == "DBTIMEZONE":
+            column.replace(exp.Literal.string(db_timezone))
+        elif name.this.upper() == "SESSIONTIMEZONE":
+            column.replace(exp.Literal.string(session_timezone))
+    for node in list(tree.find_all(exp.ConvertTimezone)):
+        source = node.args["source_tz"]
+        inner = exp.Anonymous(this="timezone", expressions=[source, node.args["timestamp"]])
+        outer = exp.Anonymous(this="timezone", expressions=[node.args["target_tz"], inner])
+        node.replace(exp.Cast(this=outer, to=exp.DataType.build("TIMESTAMP")))
+    for node in list(tree.find_all(exp.DateDiff)):
+        unit = node.args.get("unit")
+        factor = _SECONDS.get(str(unit.name).upper()) if unit is not None else None
+        if factor is None:
+            continue
+        diff = exp.Sub(this=_epoch(node.this), expression=_epoch(node.expression))
+        node.replace(exp.Paren(this=exp.Div(this=diff, expression=exp.Literal.number(factor))))
+
+
+def _now_in(zone: str) -> exp.Expression:
+    now = exp.Anonymous(this="get_current_timestamp", expressions=[])
+    local = exp.Anonymous(this="timezone", expressions=[exp.Literal.string(zone), now])
+    return exp.Cast(this=local, to=exp.DataType.build("TIMESTAMP"))
+
+
+def _epoch(value: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this="epoch", expressions=[value])
+
+
+def _names(table: exp.Table) -> tuple[str, str]:
+    return table.db.upper(), table.name.upper()
+
+
+def _create_table(tree: exp.Create, before: list[str], after: list[str]) -> tuple[str, str] | None:
+    schema_node = tree.this
+    if not isinstance(schema_node, exp.Schema) or not isinstance(schema_node.this, exp.Table):
+        return None  # CREATE TABLE … AS SELECT: DuckDB's types are reported
+    schema, table = _names(schema_node.this)
+    after.append(_FORGET_TYPES.format(s=schema, t=table))
+    types: list[str] = []
+    for column in schema_node.find_all(exp.ColumnDef):
+        _column(column, schema, table, before, types, check_length=True)
+    if types:
+        after.append(_RECORD_TYPES + ", ".join(types))
+    return (schema, table) if tree.args.get("exists") else None
+
+
+def _alter_table(tree: exp.Alter, after: list[str]) -> None:
+    if not isinstance(tree.this, exp.Table):
+        return
+    schema, table = _names(tree.this)
+    types: list[str] = []
+    for column in tree.find_all(exp.ColumnDef):
+        _column(column, schema, table, [], types, check_length=False)
+    if types:
+        after.append(_RECORD_TYPES + ", ".join(types))
+
+
+def _drop(tree: exp.Drop, after: list[str]) -> None:
+    kind = str(tree.args.get("kind")).upper()
+    if kind == "TABLE" and isinstance(tree.this, exp.Table):
+        schema, table = _names(tree.this)
+        after.append(_FORGET_TYPES.format(s=schema, t=table))
+    elif kind == "SCHEMA" and isinstance(tree.this, exp.Table | exp.Identifier):
+        after.append(_FORGET_SCHEMA.format(s=tree.this.name.upper()))
+
+
+def _column(
+    column: exp.ColumnDef,
+    schema: str,
+    table: str,
+    before: list[str],
+    types: list[str],
+    *,
+    check_length: bool,
+) -> None:
+    kind = column.args.get("kind")
+    name = column.name.upper()
+    if not isinstance(kind, exp.DataType):
+        return
+    exa_type = _exa_type(kind)
+    types.append(f"('{schema}', '{table}', '{name}', '{exa_type}')")
+    if kind.is_type(exp.DataType.Type.TIMESTAMP):
+        precision = int(kind.expressions[0].name) if kind.expressions else 3
+        ms, us = exp.DataType.Type.TIMESTAMP_MS, exp.DataType.Type.TIMESTAMP
+        column.set("kind", exp.DataType(this=ms if precision <= 3 else us))
+    constraints = column.args.get("constraints") or []
+    if check_length and kind.is_type(exp.DataType.Type.VARCHAR) and kind.expressions:
+        size = int(kind.expressions[0].name)
+        check = exp.CheckColumnConstraint(
+            this=exp.LTE(
+                this=exp.Anonymous(
+                    this=LENGTH_CHECK, expressions=[exp.column(column.name, quoted=True)]
+                ),
+                expression=exp.Literal.number(size),
+            )
+        )
+        constraints.append(exp.ColumnConstraint(kind=check))
+    for constraint in list(constraints):
+        if isinstance(constraint.args.get("kind"), exp.AutoIncrementColumnConstraint):
+            sequence = f'"{schema}"."EXA_EMU_{table}_{name}_SEQ"'
+            before.append(f"CREATE SEQUENCE IF NOT EXISTS {sequence}")
+            nextval = exp.Anonymous(this="nextval", expressions=[exp.Literal.string(sequence)])
+            default = exp.DefaultColumnConstraint(this=nextval)
+            constraints.remove(constraint)
+            constraints.append(exp.ColumnConstraint(kind=default))
+    column.set("constraints", constraints)
+
+
+def _exa_type(kind: exp.DataType) -> str:
+    text = kind.sql("exasol").replace(" ", "").upper()
+    if kind.is_type(exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR):
+        return f"{text} UTF8"
+    return text

@@ -1,0 +1,145 @@
+"""The emulated Exasol keeps the Exasol rules its module doc promises (it is not Exasol)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pyexasol
+import pytest
+
+from tests.unit.exasol_emulator import EmulatedConnection, EmulatedDatabase
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def conn(exa_db: EmulatedDatabase) -> EmulatedConnection:
+    c = exa_db.connect()
+    c.execute("CREATE SCHEMA S")
+    c.execute(
+        "CREATE TABLE S.T (ID DECIMAL(18,0) IDENTITY, NAME VARCHAR(5), AMOUNT DECIMAL(9,2), "
+        "TS TIMESTAMP, TS6 TIMESTAMP(6), FLAG BOOLEAN, PRIMARY KEY (ID))"
+    )
+    c.commit()
+    return c
+
+
+def _one(c: EmulatedConnection, sql: str) -> object:
+    ((value,),) = c.execute(sql).fetchall()
+    return value
+
+
+def test_empty_string_is_null_and_concatenation_skips_null(conn: EmulatedConnection) -> None:
+    assert _one(conn, "SELECT '' IS NULL FROM DUAL") is True
+    assert _one(conn, "SELECT 'a' || NULL || 'b' FROM DUAL") == "ab"
+    assert _one(conn, "SELECT NULL || '' FROM DUAL") is None
+    assert conn.execute("INSERT INTO S.T (NAME) VALUES ('')").rowcount() == 1
+    assert _one(conn, "SELECT COUNT(*) FROM S.T WHERE NAME IS NULL") == 1
+
+
+def test_fetched_values_are_what_pyexasol_returns(conn: EmulatedConnection) -> None:
+    conn.execute(
+        "INSERT INTO S.T (NAME, AMOUNT, TS, TS6, FLAG) VALUES ('x', 1.5, "
+        "TIMESTAMP '2030-01-02 03:04:05.123456', TIMESTAMP '2030-01-02 03:04:05.123456', TRUE)"
+    )
+    select = "SELECT ID, AMOUNT, TS, TS6, FLAG, CAST(2 AS DOUBLE) FROM S.T"
+    # Exasol's default format until the session sets one; TIMESTAMP keeps milliseconds
+    assert conn.execute(select).fetchall() == [
+        (1, "1.50", "2030-01-02 03:04:05.123", "2030-01-02 03:04:05.123", True, 2.0)
+    ]
+    conn.execute("ALTER SESSION SET NLS_TIMESTAMP_FORMAT = 'YYYY-MM-DD HH24:MI:SS.FF6'")
+    row = conn.execute(select).fetchall()[0]
+    assert row[2:4] == ("2030-01-02 03:04:05.123000", "2030-01-02 03:04:05.123456")
+    assert ("NLS_TIMESTAMP_FORMAT", "YYYY-MM-DD HH24:MI:SS.FF6") in [
+        s[1:] for s in conn.db.settings
+    ]
+
+
+def test_time_functions(conn: EmulatedConnection) -> None:
+    berlin = datetime.now(ZoneInfo("Europe/Berlin")).replace(tzinfo=None)
+    systime = datetime.fromisoformat(str(_one(conn, "SELECT SYSTIMESTAMP FROM DUAL")))
+    assert abs((systime - berlin).total_seconds()) < 60
+    assert _one(conn, "SELECT DBTIMEZONE FROM DUAL") == "EUROPE/BERLIN"
+    converted = _one(
+        conn, "SELECT CONVERT_TZ(TIMESTAMP '2030-07-01 12:00:00', 'EUROPE/BERLIN', 'UTC') FROM DUAL"
+    )
+    assert converted == "2030-07-01 10:00:00.000"
+    between = "SELECT SECONDS_BETWEEN(TIMESTAMP '2030-01-01 00:00:01.5', "
+    assert _one(conn, between + "TIMESTAMP '2030-01-01 00:00:00') FROM DUAL") == 1.5
+    assert _one(conn, "SELECT TO_CHAR(FLOOR(CAST(4.7 AS DOUBLE))) FROM DUAL") == "4"
+
+
+def test_varchar_length_and_constraints_are_enforced(conn: EmulatedConnection) -> None:
+    with pytest.raises(pyexasol.ExaQueryError, match="right truncation") as info:
+        conn.execute("INSERT INTO S.T (NAME) VALUES ('toolong')")
+    assert info.value.code == "27001"
+    conn.rollback()
+    conn.execute("INSERT INTO S.T (ID) VALUES (7)")
+    with pytest.raises(pyexasol.ExaQueryError) as dup:
+        conn.execute("INSERT INTO S.T (ID) VALUES (7)")
+    assert dup.value.code == "27001"
+
+
+def test_transactions_roll_back_and_isolate(
+    exa_db: EmulatedDatabase, conn: EmulatedConnection
+) -> None:
+    conn.execute("INSERT INTO S.T (NAME) VALUES ('a')")
+    assert exa_db.query("SELECT COUNT(*) FROM S.T") == [(0,)]
+    conn.execute("ROLLBACK")
+    conn.execute("INSERT INTO S.T (NAME) VALUES ('b')")
+    conn.execute("COMMIT")
+    assert exa_db.query("SELECT NAME FROM S.T") == [("b",)]
+
+
+def test_catalog_views_report_exasol_types(
+    exa_db: EmulatedDatabase, conn: EmulatedConnection
+) -> None:
+    rows = exa_db.query(
+        "SELECT COLUMN_NAME, COLUMN_TYPE, COLUMN_IDENTITY FROM SYS.EXA_ALL_COLUMNS "
+        "WHERE COLUMN_SCHEMA = 'S' AND COLUMN_TABLE = 'T' ORDER BY COLUMN_ORDINAL_POSITION"
+    )
+    assert rows == [
+        ("ID", "DECIMAL(18,0)", True),
+        ("NAME", "VARCHAR(5) UTF8", False),
+        ("AMOUNT", "DECIMAL(9,2)", False),
+        ("TS", "TIMESTAMP", False),
+        ("TS6", "TIMESTAMP(6)", False),
+        ("FLAG", "BOOLEAN", False),
+    ]
+    assert exa_db.query("SELECT TABLE_SCHEMA, TABLE_NAME FROM SYS.EXA_ALL_TABLES") == [("S", "T")]
+
+
+def test_import_from_iterable_is_a_csv_import(
+    exa_db: EmulatedDatabase, conn: EmulatedConnection
+) -> None:
+    rows = [("a", 1.25, datetime(2030, 1, 2, 3, 4, 5, 6000), True), ("", None, None, False)]
+    params = {"columns": ["NAME", "AMOUNT", "TS6", "FLAG"]}
+    assert conn.import_from_iterable(rows, ("S", "T"), params) is None
+    conn.commit()
+    got = exa_db.query("SELECT NAME, AMOUNT, TS6, FLAG FROM S.T ORDER BY ID")
+    assert got == [("a", "1.25", "2030-01-02 03:04:05.006", True), (None, None, None, False)]
+    aware = [("b", 1, datetime.now(ZoneInfo("UTC")), True)]
+    with pytest.raises(pyexasol.ExaQueryError, match="invalid value"):
+        conn.import_from_iterable(aware, ("S", "T"), params)
+
+
+def test_errors_scripts_and_faults(exa_db: EmulatedDatabase, conn: EmulatedConnection) -> None:
+    with pytest.raises(pyexasol.ExaQueryError, match=r"not found|does not exist") as info:
+        conn.execute("SELECT * FROM S.NOPE")
+    assert info.value.code == "42000"
+    conn.rollback()
+    conn.execute("CREATE OR REPLACE LUA SCRIPT S.HELLO() AS return 1")
+    conn.execute("GRANT EXECUTE ON S.HELLO TO PUBLIC")
+    conn.commit()
+    assert exa_db.query("SELECT SCRIPT_NAME, SCRIPT_LANGUAGE FROM SYS.EXA_ALL_SCRIPTS") == [
+        ("HELLO", "LUA")
+    ]
+    with pytest.raises(pyexasol.ExaQueryError, match="not emulated"):
+        conn.execute("EXECUTE SCRIPT S.HELLO()")
+    exa_db.fail(r"^INSERT INTO S\.T", after=True)
+    with pytest.raises(pyexasol.ExaCommunicationError):
+        conn.execute("INSERT INTO S.T (NAME) VALUES ('lost')")
+    with pytest.raises(pyexasol.ExaRuntimeError, match="closed"):
+        conn.execute("SELECT 1 FROM DUAL")
+    assert exa_db.query("SELECT COUNT(*) FROM S.T") == [(0,)]
