@@ -34,3 +34,11 @@ def exa_dic(exa_db: EmulatedDatabase) -> Iterator[Dictionary]:
     with emulated_dictionary(exa_db) as d:
         d.init()
         yield d
+
+
+@pytest.fixture(params=["sqlite", "exasol-emulated"])
+def any_dic(request: pytest.FixtureRequest) -> Dictionary:
+    """Each backend in turn: SQLite, then Exasol on the emulated database."""
+    name = "dic" if request.param == "sqlite" else "exa_dic"
+    found: Dictionary = request.getfixturevalue(name)
+    return found

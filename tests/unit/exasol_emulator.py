@@ -68,6 +68,7 @@ from typing import Any
 
 import duckdb
 import pyexasol
+from pyexasol._sql_splitter import split_sql_script
 from sqlglot.errors import SqlglotError
 
 from tests.unit import exasol_emulator_sql as sql
@@ -83,6 +84,7 @@ _SCRIPT_RE = re.compile(
     r"(?:(\w+)\.)?(\w+)",
     re.I,
 )
+_OPEN_SCHEMA_RE = re.compile(r'\s*OPEN\s+SCHEMA\s+("?\w+"?)\s*;?\s*$', re.I)
 _IGNORED_RE = re.compile(r"\s*GRANT\s", re.I)
 _REFUSED_RE = re.compile(r"\s*(EXECUTE\s+SCRIPT|IMPORT|EXPORT)\s", re.I)
 _TX_RE = re.compile(r"\s*(COMMIT|ROLLBACK)(\s+WORK)?\s*;?\s*$", re.I)
@@ -102,12 +104,20 @@ class Hook:
 class EmulatedStatement:
     """What ``pyexasol.ExaStatement`` offers that the backend uses."""
 
-    def __init__(self, rows: list[tuple[Any, ...]], count: int) -> None:
+    def __init__(self, rows: list[tuple[Any, ...]], count: int, *, rows_back: bool = False) -> None:
         self._rows, self._count = rows, count
+        self._next = 0
+        self.result_type = "resultSet" if rows_back else "rowCount"
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         """Every row (values converted as pyexasol returns them)."""
         return list(self._rows)
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        """The next ``size`` rows."""
+        rows = self._rows[self._next : self._next + size]
+        self._next += len(rows)
+        return rows
 
     def fetchval(self) -> Any:
         """The first column of the first row, or None."""
@@ -219,7 +229,7 @@ class EmulatedConnection:
         return str(self.number)
 
     def current_schema(self) -> str:
-        return ""
+        return self.session.get("CURRENT_SCHEMA", "")
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -232,6 +242,10 @@ class EmulatedConnection:
         result = self._execute(query)
         self.db._run_hooks(self, query, after=True)
         return result
+
+    def execute_sql_script(self, script: str) -> list[EmulatedStatement]:
+        """Split ``script`` as pyexasol does and run its statements one by one."""
+        return [self.execute(statement) for statement in split_sql_script(script)]
 
     def commit(self) -> None:
         """End the transaction, keeping its work."""
@@ -364,6 +378,11 @@ class EmulatedConnection:
             self._end(m.group(1).upper())
         elif m := _SESSION_RE.match(query):
             self._alter_session(m.group(1).upper(), m.group(2))
+        elif m := _OPEN_SCHEMA_RE.match(query):
+            name = m.group(1).strip('"').upper()
+            self._run(f"SET schema = '{name}'", write=False)
+            self._run(f"SET search_path = '{name},main'", write=False)
+            self.session["CURRENT_SCHEMA"] = name
         elif _REFUSED_RE.match(query):
             raise self._error(query, OTHER, "not emulated (see tests/unit/exasol_emulator.py)")
         elif m := _SCRIPT_RE.match(query):
@@ -393,7 +412,7 @@ class EmulatedConnection:
             result = EmulatedStatement([], int(count[0][0]) if count else 0)
         elif done.kind == "query":
             rows = [tuple(self._value(v) for v in r) for r in cursor.fetchall()]
-            result = EmulatedStatement(rows, len(rows))
+            result = EmulatedStatement(rows, len(rows), rows_back=True)
         else:
             result = EmulatedStatement([], 0)
         for extra in after:

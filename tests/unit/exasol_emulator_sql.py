@@ -140,14 +140,24 @@ def _rewrite_expressions(tree: exp.Expression, db_timezone: str, session_timezon
     for literal in list(tree.find_all(exp.Literal)):
         if literal.is_string and literal.this == "":
             literal.replace(exp.Null())
-    for node in list(tree.find_all(exp.DPipe, exp.Concat)):
-        parts = [node.this, node.expression] if isinstance(node, exp.DPipe) else node.expressions
-        concat = exp.Anonymous(this="concat", expressions=parts)
+    # outermost first: a chain a || b || c becomes one concat (nesting them is slow to bind)
+    for node in list(tree.find_all(exp.DPipe, exp.Concat, bfs=True)):
+        if isinstance(node.parent, exp.DPipe | exp.Concat):
+            continue  # inside a chain: its leaves go into the chain's concat
+        concat = exp.Anonymous(this="concat", expressions=_operands(node))
         node.replace(exp.Nullif(this=concat, expression=exp.Literal.string("")))
     _rewrite_time(tree, db_timezone, session_timezone)
     for node in list(tree.find_all(exp.ToChar)):
         if node.args.get("format") is None:
             node.replace(exp.Anonymous(this="exa_emu_to_char", expressions=[node.this]))
+
+
+def _operands(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.DPipe):
+        return _operands(node.this) + _operands(node.expression)
+    if isinstance(node, exp.Concat):
+        return [part for e in node.expressions for part in _operands(e)]
+    return [node]
 
 
 def _rewrite_time(tree: exp.Expression, db_timezone: str, session_timezone: str) -> None:
