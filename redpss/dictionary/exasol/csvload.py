@@ -1,0 +1,190 @@
+"""Rows and files into Exasol as CSV: target column types, values, the IMPORT from cfisrv.
+
+Values reach pyexasol's HTTP transport (``IMPORT … FROM CSV`` fed by this process) in one shape
+per column type (:func:`csv_value`): decimals without exponent, timestamps in UTC with
+microseconds, booleans TRUE/FALSE, NULL as an empty field (Exasol reads an empty field as
+NULL). DATE and TIMESTAMP columns carry their format in the IMPORT (:func:`csv_cols`), so the
+session's NLS settings do not matter. A value the transport cannot take is FileRejected.
+
+:func:`cfi_import_sql` builds the other way in, for large files the database reads itself from
+cfisrv (``IMPORT … FROM CSV AT 'ftp://…/work/' … FILE …``; cfisrv speaks explicit TLS). It is
+not wired into the loads: Exasol's CSV reader differs from ours (``#`` lines are comments, no
+strptime formats per column, header names are not matched, other boolean spellings and
+encoding names, no trimming of numbers), so it fits only loaders that need none of that;
+docs/dictionary.md says more.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from redpss.dictionary.exasol.sqltext import ident, literal, render
+from redpss.errors import FileRejected
+from redpss.landing.definitions import Loader, LoaderColumn, parse_loader_type
+
+__all__ = ["Feed", "cfi_import_sql", "csv_cols", "csv_value", "exasol_column_type"]
+
+DATE_FORMAT = "YYYY-MM-DD"
+TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF6"
+
+# The database reads the claimed file from cfisrv's work/ folder (see the module doc).
+CFI_IMPORT_SQL = (
+    "IMPORT INTO {schema!q}.{table!q} ({columns!r}) FROM CSV AT {url} "
+    "USER {user} IDENTIFIED BY {password} FILE {file} ({csv_cols!r}){options!r}"
+)
+
+
+def exasol_column_type(generic: str) -> str:
+    """The Exasol column type of a loader column type (timestamps keep microseconds)."""
+    base, size, scale = parse_loader_type(generic)
+    if base in ("VARCHAR", "CHAR"):
+        return f"{base}({size})"
+    if base == "DECIMAL":
+        return f"DECIMAL({size or 18},{scale or 0})"
+    return "TIMESTAMP(6)" if base == "TIMESTAMP" else base  # DOUBLE, DATE, BOOLEAN
+
+
+# -- values for the CSV transport ------------------------------------------------------------
+
+
+def _decimal(value: Any) -> Any:
+    if isinstance(value, int):
+        return value
+    try:
+        return format(Decimal(str(value).strip()), "f")  # never an exponent
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+
+
+def _double(value: Any) -> Any:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r}: Exasol's DOUBLE holds finite numbers only")
+    return number
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return date.fromisoformat(str(value).strip()).isoformat()
+
+
+def _timestamp(value: Any) -> Any:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is not None:  # a TIMESTAMP has no zone: the dictionary keeps UTC
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _boolean(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
+    return "TRUE" if value else "FALSE"
+
+
+def csv_value(generic: str) -> Callable[[Any], Any]:
+    """The function that turns a reader's value of a ``generic`` column into CSV-ready form."""
+    base = parse_loader_type(generic)[0]
+    if base in ("VARCHAR", "CHAR"):
+        return str
+    convert: dict[str, Callable[[Any], Any]] = {
+        "DECIMAL": _decimal, "DOUBLE": _double, "DATE": _date, "TIMESTAMP": _timestamp,
+        "BOOLEAN": _boolean,
+    }  # fmt: skip
+    return convert[base]
+
+
+def csv_cols(columns: Sequence[LoaderColumn], positions: Sequence[int] | None = None) -> list[str]:
+    """``n`` or ``n FORMAT='…'`` per column: the IMPORT's own DATE/TIMESTAMP formats."""
+    cols = []
+    for i, column in enumerate(columns):
+        base = parse_loader_type(column.type)[0]
+        fmt = {"DATE": DATE_FORMAT, "TIMESTAMP": TIMESTAMP_FORMAT}.get(base)
+        number = positions[i] if positions else i + 1
+        cols.append(f"{number} FORMAT='{fmt}'" if fmt else str(number))
+    return cols
+
+
+class Feed:
+    """The rows of one load as the transport takes them; counts them and keeps the error the
+    reader raised (so it is not mistaken for the database's)."""
+
+    def __init__(self, rows: Iterable[Sequence[object]], loader: Loader) -> None:
+        self.rows = rows
+        self.names = [c.name for c in loader.columns]
+        self.convs = [csv_value(c.type) for c in loader.columns]
+        self.count = 0
+        self.failure: BaseException | None = None
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        source = iter(self.rows)
+        while True:
+            try:
+                row = next(source)
+            except StopIteration:
+                return
+            except BaseException as exc:
+                self.failure = exc
+                raise
+            try:
+                out = [None if v is None else c(v) for v, c in zip(row, self.convs, strict=True)]
+            except (ValueError, TypeError, OverflowError) as exc:
+                rejected = FileRejected(f"row {self.count + 1}: {exc}")
+                self.failure = rejected
+                raise rejected from exc
+            self.count += 1
+            yield out
+
+
+def cfi_import_sql(
+    loader: Loader,
+    *,
+    url: str,
+    user: str,
+    password: str,
+    file_name: str,
+    positions: Sequence[int] | None = None,
+) -> str:
+    """``IMPORT INTO`` the loader's target from ``file_name`` at ``url`` (cfisrv's work/).
+
+    ``url`` is e.g. ``ftps://cfihost:2121/work/``; ``positions`` are the 1-based CSV fields of
+    the columns (default 1..n). ValueError for a loader this statement cannot read as our
+    reader would (see the module doc).
+    """
+    if loader.format != "CSV" or loader.fixed_width or loader.quote is None:
+        raise ValueError(f"loader {loader.name}: only delimited, quoted CSV can be imported")
+    if any(parse_loader_type(c.type)[0] == "BOOLEAN" for c in loader.columns):
+        raise ValueError(f"loader {loader.name}: BOOLEAN fields need our reader")
+    if (
+        loader.date_format != "%Y-%m-%d"
+        or loader.timestamp_format
+        or any(c.format for c in loader.columns)
+    ):
+        raise ValueError(f"loader {loader.name}: per-column formats need our reader")
+    options = [
+        f"ENCODING = {literal(loader.encoding.upper())}",
+        f"COLUMN SEPARATOR = {literal(loader.delimiter)}",
+        f"COLUMN DELIMITER = {literal(loader.quote)}",
+    ]
+    if loader.header:
+        options.append("SKIP = 1")
+    if loader.null_string:  # '' is Exasol's own NULL: an empty field already is NULL
+        options.append(f"NULL = {literal(loader.null_string)}")
+    return render(
+        CFI_IMPORT_SQL,
+        schema=loader.schema,
+        table=loader.table,
+        columns=", ".join(ident(c.name) for c in loader.columns),
+        url=url,
+        user=user,
+        password=password,
+        file=file_name,
+        csv_cols=", ".join(csv_cols(loader.columns, positions)),
+        options="".join(f" {o}" for o in options),
+    )
