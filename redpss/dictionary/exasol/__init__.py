@@ -7,3 +7,14 @@ migrations; every other module adds the queries of one area as a mixin, and
 """
 
 from __future__ import annotations
+
+from redpss.dictionary.exasol.export import ExasolExport
+from redpss.dictionary.exasol.jobs import ExasolJobs
+from redpss.dictionary.exasol.landing import ExasolLanding
+from redpss.dictionary.exasol.status import ExasolStatus
+
+__all__ = ["ExasolDictionary"]
+
+
+class ExasolDictionary(ExasolStatus, ExasolJobs, ExasolLanding, ExasolExport):
+    """The dictionary on an Exasol database (see the module doc)."""
