@@ -20,9 +20,32 @@ def dic(tmp_path: Path) -> Iterator[Dictionary]:
         yield d
 
 
+@pytest.fixture(scope="session")
+def exa_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An emulated database with REDSYS initialised, saved once for ``exa_db`` to copy."""
+    path = tmp_path_factory.mktemp("exasol") / "initialised.duckdb"
+    db = EmulatedDatabase()
+    try:
+        with emulated_dictionary(db) as d:
+            d.init()
+        db.save(path)
+    finally:
+        db.close()
+    return path
+
+
 @pytest.fixture
-def exa_db() -> Iterator[EmulatedDatabase]:
-    """An empty emulated Exasol database (tests/unit/exasol_emulator.py: not Exasol)."""
+def exa_db(exa_template: Path) -> Iterator[EmulatedDatabase]:
+    """An emulated Exasol database (tests/unit/exasol_emulator.py: not Exasol) with REDSYS
+    initialised (a copy: initialising costs more than copying)."""
+    db = EmulatedDatabase(copy_of=exa_template)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def empty_exa_db() -> Iterator[EmulatedDatabase]:
+    """An empty emulated Exasol database."""
     db = EmulatedDatabase()
     yield db
     db.close()
@@ -30,7 +53,7 @@ def exa_db() -> Iterator[EmulatedDatabase]:
 
 @pytest.fixture
 def exa_dic(exa_db: EmulatedDatabase) -> Iterator[Dictionary]:
-    """An initialised Exasol dictionary backend on the emulated database."""
+    """The Exasol dictionary backend on ``exa_db`` (initialised)."""
     with emulated_dictionary(exa_db) as d:
         d.init()
         yield d

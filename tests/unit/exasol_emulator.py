@@ -64,6 +64,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -131,11 +132,17 @@ class EmulatedStatement:
 class EmulatedDatabase:
     """One in-memory DuckDB database with the Exasol objects the backend expects."""
 
-    def __init__(self, *, db_timezone: str = "EUROPE/BERLIN") -> None:
+    def __init__(self, *, db_timezone: str = "EUROPE/BERLIN", copy_of: Path | None = None) -> None:
+        """An empty database, or with ``copy_of`` a copy of what :meth:`save` wrote there."""
         self.db_timezone = db_timezone
         self.duck = duckdb.connect(":memory:")
-        for statement in sql.setup_statements():
-            self.duck.execute(statement)
+        if copy_of is None:
+            for statement in sql.setup_statements():
+                self.duck.execute(statement)
+        else:
+            self.duck.execute(f"ATTACH '{copy_of}' AS saved (READ_ONLY)")
+            self.duck.execute("COPY FROM DATABASE saved TO memory")
+            self.duck.execute("DETACH saved")
         self.statements: list[tuple[int, str]] = []
         """Every statement received, with the number of the connection that sent it."""
         self.settings: list[tuple[int, str, str]] = []
@@ -198,6 +205,12 @@ class EmulatedDatabase:
             return rows
         finally:
             conn.close()
+
+    def save(self, path: Path) -> None:
+        """Write the committed state to a DuckDB file (a template for ``copy_of``)."""
+        self.duck.execute(f"ATTACH '{path}' AS saved")
+        self.duck.execute("COPY FROM DATABASE memory TO saved")
+        self.duck.execute("DETACH saved")
 
     def close(self) -> None:
         """Close every connection and the database."""

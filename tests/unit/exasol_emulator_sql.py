@@ -12,8 +12,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-LENGTH_CHECK = "exa_emu_varchar_length"
-"""Marks the CHECK constraint that stands for the length of a VARCHAR(n)."""
+LENGTH_CHECK = "length("
+"""In the text of the CHECK constraint that stands for the length of a VARCHAR(n)."""
 
 _USER_SCHEMAS = "NOT internal AND schema_name NOT IN ('main', 'SYS', 'pg_catalog')"
 _EXA_TYPE = """CASE
@@ -34,7 +34,6 @@ SETUP = (
     "COLUMN_NAME VARCHAR, EXA_TYPE VARCHAR, PRIMARY KEY (SCHEMA_NAME, TABLE_NAME, COLUMN_NAME))",
     "CREATE TABLE SYS.EMU_SCRIPTS (SCRIPT_SCHEMA VARCHAR, SCRIPT_NAME VARCHAR, "
     "SCRIPT_LANGUAGE VARCHAR, SCRIPT_TEXT VARCHAR, PRIMARY KEY (SCRIPT_SCHEMA, SCRIPT_NAME))",
-    f"CREATE MACRO {LENGTH_CHECK}(x) AS length(x)",
     "CREATE MACRO exa_emu_to_char(x) AS regexp_replace(CAST(x AS VARCHAR), '\\.0$', '')",
     f"CREATE VIEW SYS.EXA_ALL_SCHEMAS AS SELECT schema_name AS SCHEMA_NAME, "
     f"'EMULATED' AS SCHEMA_OWNER, comment AS SCHEMA_COMMENT FROM duckdb_schemas() "
@@ -260,7 +259,7 @@ def _column(
         check = exp.CheckColumnConstraint(
             this=exp.LTE(
                 this=exp.Anonymous(
-                    this=LENGTH_CHECK, expressions=[exp.column(column.name, quoted=True)]
+                    this="length", expressions=[exp.column(column.name, quoted=True)]
                 ),
                 expression=exp.Literal.number(size),
             )

@@ -89,13 +89,13 @@ def _objects(db: EmulatedDatabase, schema: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def test_init_creates_the_redsys_objects_once(exa_db: EmulatedDatabase) -> None:
-    with emulated_dictionary(exa_db) as d:
+def test_init_creates_the_redsys_objects_once(empty_exa_db: EmulatedDatabase) -> None:
+    with emulated_dictionary(empty_exa_db) as d:
         assert d.version() == 0 and d.schemas() == []
         assert d.init() == SCHEMA_VERSION
         assert d.init() == SCHEMA_VERSION and d.upgrade() == []
-    assert _objects(exa_db, "REDSYS") == {n for m in MIGRATIONS for n in m.redsys}
-    history = exa_db.query("SELECT SCHEMA_NAME, VERSION FROM REDSYS.ADM_VERSION_HISTORY")
+    assert _objects(empty_exa_db, "REDSYS") == {n for m in MIGRATIONS for n in m.redsys}
+    history = empty_exa_db.query("SELECT SCHEMA_NAME, VERSION FROM REDSYS.ADM_VERSION_HISTORY")
     assert sorted(history) == [("REDSYS", v) for v in range(1, SCHEMA_VERSION + 1)]
 
 
@@ -108,8 +108,8 @@ def test_ensure_schema_creates_the_target_objects(
     assert exa_dic.schemas() == ["DWH"]
 
 
-def test_status_before_init_raises_a_dictionary_error(exa_db: EmulatedDatabase) -> None:
-    with emulated_dictionary(exa_db) as d, pytest.raises(DictionaryError):
+def test_status_before_init_raises_a_dictionary_error(empty_exa_db: EmulatedDatabase) -> None:
+    with emulated_dictionary(empty_exa_db) as d, pytest.raises(DictionaryError):
         d.pss_status()
 
 
@@ -197,15 +197,15 @@ def _broken_model() -> Model:
     return Model(tables, shared.DICTIONARY.views, MIGRATIONS)
 
 
-def test_failed_migration_leaves_nothing(exa_db: EmulatedDatabase) -> None:
+def test_failed_migration_leaves_nothing(empty_exa_db: EmulatedDatabase) -> None:
     with (
-        emulated_dictionary(exa_db, model=_broken_model()) as d,
+        emulated_dictionary(empty_exa_db, model=_broken_model()) as d,
         pytest.raises(MigrationError, match="nothing applied"),
     ):
         d.init()
-    assert _objects(exa_db, "REDSYS") == set()
-    assert exa_db.query("SELECT SCHEMA_NAME FROM SYS.EXA_ALL_SCHEMAS") == []
-    with emulated_dictionary(exa_db) as d:
+    assert _objects(empty_exa_db, "REDSYS") == set()
+    assert empty_exa_db.query("SELECT SCHEMA_NAME FROM SYS.EXA_ALL_SCHEMAS") == []
+    with emulated_dictionary(empty_exa_db) as d:
         assert d.version() == 0
         assert d.init() == SCHEMA_VERSION
 
@@ -258,13 +258,13 @@ def _in_threads(*calls: Callable[[], object]) -> list[object]:
 
 
 def test_two_sessions_migrating_at_once_end_at_the_same_version(
-    exa_db: EmulatedDatabase,
+    empty_exa_db: EmulatedDatabase,
 ) -> None:
-    _meet_at(r"^CREATE SCHEMA IF NOT EXISTS", exa_db, 2)
-    with emulated_dictionary(exa_db) as a, emulated_dictionary(exa_db) as b:
+    _meet_at(r"^CREATE SCHEMA IF NOT EXISTS", empty_exa_db, 2)
+    with emulated_dictionary(empty_exa_db) as a, emulated_dictionary(empty_exa_db) as b:
         assert _in_threads(a.init, b.init) == [SCHEMA_VERSION, SCHEMA_VERSION]
         assert a.version() == b.version() == SCHEMA_VERSION
-    history = exa_db.query("SELECT SCHEMA_NAME, VERSION FROM REDSYS.ADM_VERSION_HISTORY")
+    history = empty_exa_db.query("SELECT SCHEMA_NAME, VERSION FROM REDSYS.ADM_VERSION_HISTORY")
     assert sorted(history) == [("REDSYS", v) for v in range(1, SCHEMA_VERSION + 1)]
 
 

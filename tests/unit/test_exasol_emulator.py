@@ -14,8 +14,8 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def conn(exa_db: EmulatedDatabase) -> EmulatedConnection:
-    c = exa_db.connect()
+def conn(empty_exa_db: EmulatedDatabase) -> EmulatedConnection:
+    c = empty_exa_db.connect()
     c.execute("CREATE SCHEMA S")
     c.execute(
         "CREATE TABLE S.T (ID DECIMAL(18,0) IDENTITY, NAME VARCHAR(5), AMOUNT DECIMAL(9,2), "
@@ -82,20 +82,20 @@ def test_varchar_length_and_constraints_are_enforced(conn: EmulatedConnection) -
 
 
 def test_transactions_roll_back_and_isolate(
-    exa_db: EmulatedDatabase, conn: EmulatedConnection
+    empty_exa_db: EmulatedDatabase, conn: EmulatedConnection
 ) -> None:
     conn.execute("INSERT INTO S.T (NAME) VALUES ('a')")
-    assert exa_db.query("SELECT COUNT(*) FROM S.T") == [(0,)]
+    assert empty_exa_db.query("SELECT COUNT(*) FROM S.T") == [(0,)]
     conn.execute("ROLLBACK")
     conn.execute("INSERT INTO S.T (NAME) VALUES ('b')")
     conn.execute("COMMIT")
-    assert exa_db.query("SELECT NAME FROM S.T") == [("b",)]
+    assert empty_exa_db.query("SELECT NAME FROM S.T") == [("b",)]
 
 
 def test_catalog_views_report_exasol_types(
-    exa_db: EmulatedDatabase, conn: EmulatedConnection
+    empty_exa_db: EmulatedDatabase, conn: EmulatedConnection
 ) -> None:
-    rows = exa_db.query(
+    rows = empty_exa_db.query(
         "SELECT COLUMN_NAME, COLUMN_TYPE, COLUMN_IDENTITY FROM SYS.EXA_ALL_COLUMNS "
         "WHERE COLUMN_SCHEMA = 'S' AND COLUMN_TABLE = 'T' ORDER BY COLUMN_ORDINAL_POSITION"
     )
@@ -107,24 +107,28 @@ def test_catalog_views_report_exasol_types(
         ("TS6", "TIMESTAMP(6)", False),
         ("FLAG", "BOOLEAN", False),
     ]
-    assert exa_db.query("SELECT TABLE_SCHEMA, TABLE_NAME FROM SYS.EXA_ALL_TABLES") == [("S", "T")]
+    assert empty_exa_db.query("SELECT TABLE_SCHEMA, TABLE_NAME FROM SYS.EXA_ALL_TABLES") == [
+        ("S", "T")
+    ]
 
 
 def test_import_from_iterable_is_a_csv_import(
-    exa_db: EmulatedDatabase, conn: EmulatedConnection
+    empty_exa_db: EmulatedDatabase, conn: EmulatedConnection
 ) -> None:
     rows = [("a", 1.25, datetime(2030, 1, 2, 3, 4, 5, 6000), True), ("", None, None, False)]
     params = {"columns": ["NAME", "AMOUNT", "TS6", "FLAG"]}
     assert conn.import_from_iterable(rows, ("S", "T"), params) is None
     conn.commit()
-    got = exa_db.query("SELECT NAME, AMOUNT, TS6, FLAG FROM S.T ORDER BY ID")
+    got = empty_exa_db.query("SELECT NAME, AMOUNT, TS6, FLAG FROM S.T ORDER BY ID")
     assert got == [("a", "1.25", "2030-01-02 03:04:05.006", True), (None, None, None, False)]
     aware = [("b", 1, datetime.now(ZoneInfo("UTC")), True)]
     with pytest.raises(pyexasol.ExaQueryError, match="invalid value"):
         conn.import_from_iterable(aware, ("S", "T"), params)
 
 
-def test_errors_scripts_and_faults(exa_db: EmulatedDatabase, conn: EmulatedConnection) -> None:
+def test_errors_scripts_and_faults(
+    empty_exa_db: EmulatedDatabase, conn: EmulatedConnection
+) -> None:
     with pytest.raises(pyexasol.ExaQueryError, match=r"not found|does not exist") as info:
         conn.execute("SELECT * FROM S.NOPE")
     assert info.value.code == "42000"
@@ -132,14 +136,14 @@ def test_errors_scripts_and_faults(exa_db: EmulatedDatabase, conn: EmulatedConne
     conn.execute("CREATE OR REPLACE LUA SCRIPT S.HELLO() AS return 1")
     conn.execute("GRANT EXECUTE ON S.HELLO TO PUBLIC")
     conn.commit()
-    assert exa_db.query("SELECT SCRIPT_NAME, SCRIPT_LANGUAGE FROM SYS.EXA_ALL_SCRIPTS") == [
+    assert empty_exa_db.query("SELECT SCRIPT_NAME, SCRIPT_LANGUAGE FROM SYS.EXA_ALL_SCRIPTS") == [
         ("HELLO", "LUA")
     ]
     with pytest.raises(pyexasol.ExaQueryError, match="not emulated"):
         conn.execute("EXECUTE SCRIPT S.HELLO()")
-    exa_db.fail(r"^INSERT INTO S\.T", after=True)
+    empty_exa_db.fail(r"^INSERT INTO S\.T", after=True)
     with pytest.raises(pyexasol.ExaCommunicationError):
         conn.execute("INSERT INTO S.T (NAME) VALUES ('lost')")
     with pytest.raises(pyexasol.ExaRuntimeError, match="closed"):
         conn.execute("SELECT 1 FROM DUAL")
-    assert exa_db.query("SELECT COUNT(*) FROM S.T") == [(0,)]
+    assert empty_exa_db.query("SELECT COUNT(*) FROM S.T") == [(0,)]
