@@ -40,7 +40,13 @@ Emulated, with the Exasol rule each time:
   ``pyexasol.ExaRuntimeError`` after ``close``. :meth:`EmulatedDatabase.hook` runs a test's
   action before or after a matching statement; :meth:`EmulatedDatabase.fail` drops the
   connection there (after: the database did the work, the client never learns it).
-- ``MERGE`` runs as it is (DuckDB has ``MERGE INTO`` since 1.4).
+- ``MERGE`` runs as it is (DuckDB has ``MERGE INTO`` since 1.4); ``OPEN SCHEMA`` sets the
+  default schema; ``execute_sql_script`` splits a script as pyexasol does.
+- ``import_from_iterable`` is an ``IMPORT … FROM CSV`` (:mod:`tests.unit.exasol_emulator_import`:
+  ``columns``/``csv_cols`` with ``FORMAT``, Exasol's ``ETL-3050`` for a value a column cannot
+  take), failing as pyexasol does, with ``ExaImportError`` around the cause.
+- :meth:`EmulatedDatabase.save` and ``copy_of``: a database starts as a copy of a saved one
+  (the ``exa_db`` fixture copies an initialised REDSYS; initialising costs more).
 
 Locking: a transaction takes the database's one write lock at its first writing statement and
 keeps it to its end, so a second writer waits, as on Exasol (which locks per table); DuckDB's
@@ -70,9 +76,11 @@ from typing import Any
 import duckdb
 import pyexasol
 from pyexasol._sql_splitter import split_sql_script
+from pyexasol.exceptions import ExaImportError
 from sqlglot.errors import SqlglotError
 
 from tests.unit import exasol_emulator_sql as sql
+from tests.unit.exasol_emulator_import import import_rows
 
 __all__ = ["EmulatedConnection", "EmulatedDatabase", "EmulatedStatement"]
 
@@ -89,7 +97,6 @@ _OPEN_SCHEMA_RE = re.compile(r'\s*OPEN\s+SCHEMA\s+("?\w+"?)\s*;?\s*$', re.I)
 _IGNORED_RE = re.compile(r"\s*GRANT\s", re.I)
 _REFUSED_RE = re.compile(r"\s*(EXECUTE\s+SCRIPT|IMPORT|EXPORT)\s", re.I)
 _TX_RE = re.compile(r"\s*(COMMIT|ROLLBACK)(\s+WORK)?\s*;?\s*$", re.I)
-_TIMESTAMP_TEXT_RE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,9})?")
 
 
 @dataclass
@@ -291,39 +298,15 @@ class EmulatedConnection:
         table: str | tuple[str, str],
         import_params: dict[str, Any] | None = None,
     ) -> None:
-        """``IMPORT INTO table FROM CSV``, the rows written as pyexasol's CSV writer does
-        (``str()`` of each value; None and ``''`` are NULL); returns None like pyexasol."""
+        """``IMPORT INTO table FROM CSV`` of ``src`` (tests/unit/exasol_emulator_import.py);
+        any failure, the database's or the iterator's, is pyexasol's ExaImportError around it."""
         self._check_open()
-        schema, name = table if isinstance(table, tuple) else ("", table)
-        target = f"{_q(schema)}.{_q(name)}" if schema else _q(name)
         with self.db._lock:
-            self.db.statements.append((self.number, f"IMPORT INTO {target} (emulated)"))
-        types = self._column_types(schema, name)
-        columns = list((import_params or {}).get("columns") or types)
-        unknown = [c for c in columns if c not in types]
-        if unknown:
-            raise self._error(f"IMPORT INTO {target}", OTHER, f"unknown columns {unknown}")
-        marks = ", ".join("?" for _ in columns)
-        insert = f"INSERT INTO {target} ({', '.join(map(_q, columns))}) VALUES ({marks})"
-        for number, row in enumerate(src, start=1):
-            values = [_csv_field(v) for v in row]
-            if len(values) != len(columns):
-                raise self._error(
-                    insert, OTHER, f"row {number}: {len(values)} fields, expected {len(columns)}"
-                )
-            for column, value in zip(columns, values, strict=True):
-                if types[column].startswith("TIMESTAMP") and value is not None:
-                    self._check_timestamp(insert, number, column, value)
-            self._run(insert, values)
-
-    def _check_timestamp(self, insert: str, number: int, column: str, value: str) -> None:
-        if not _TIMESTAMP_TEXT_RE.fullmatch(value):
-            raise self._error(
-                insert,
-                "22007",
-                f"row {number}, column {column}: data exception - invalid value {value!r} "
-                f"for format {self.session['NLS_TIMESTAMP_FORMAT']}",
-            )
+            self.db.statements.append((self.number, f"IMPORT INTO {table} (emulated)"))
+        try:
+            import_rows(self, src, table, import_params)
+        except (Exception, KeyboardInterrupt) as exc:
+            raise ExaImportError(self, (exc,)) from exc
 
     # -- inside ------------------------------------------------------------------------------
 
@@ -440,12 +423,13 @@ class EmulatedConnection:
         with self.db._lock:
             self.db.settings.append((self.number, name, text))
 
-    def _column_types(self, schema: str, table: str) -> dict[str, str]:
+    def _column_types(self, schema: str, table: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The Exasol and the DuckDB types of the columns of a table, by upper-case name."""
         rows = self._run(sql.COLUMN_TYPES, [schema.upper(), table.upper()], write=False)
-        rows = rows.fetchall()
-        if not rows:
+        found = rows.fetchall()
+        if not found:
             raise self._error(f"IMPORT INTO {schema}.{table}", OTHER, "object not found")
-        return {str(r[0]): str(r[1]) for r in rows}
+        return {r[0]: r[1] for r in found}, {r[0]: r[2] for r in found}
 
     def _value(self, value: object) -> object:
         if isinstance(value, datetime):
@@ -467,11 +451,6 @@ def format_timestamp(value: datetime, fmt: str) -> str:
     if digits:
         text += "." + f"{value.microsecond:06d}000"[:digits]
     return text
-
-
-def _csv_field(value: object) -> str | None:
-    text = "" if value is None else str(value)
-    return text or None
 
 
 def _q(name: str) -> str:

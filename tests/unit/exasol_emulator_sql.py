@@ -70,8 +70,10 @@ SETUP = (
 
 STORE_SCRIPT = "INSERT OR REPLACE INTO SYS.EMU_SCRIPTS VALUES (upper(?), upper(?), ?, ?)"
 COLUMN_TYPES = (
-    "SELECT COLUMN_NAME, COLUMN_TYPE FROM SYS.EXA_ALL_COLUMNS "
-    "WHERE upper(COLUMN_SCHEMA) = ? AND upper(COLUMN_TABLE) = ? ORDER BY COLUMN_ORDINAL_POSITION"
+    f"SELECT upper(c.column_name), {_EXA_TYPE}, c.data_type FROM duckdb_columns() c "
+    f"LEFT JOIN SYS.EMU_COLUMN_TYPES t ON t.SCHEMA_NAME = upper(c.schema_name) "
+    f"AND t.TABLE_NAME = upper(c.table_name) AND t.COLUMN_NAME = upper(c.column_name) "
+    f"WHERE upper(c.schema_name) = ? AND upper(c.table_name) = ? ORDER BY c.column_index"
 )
 TABLE_EXISTS = (
     "SELECT 1 FROM duckdb_tables() WHERE upper(schema_name) = ? AND upper(table_name) = ?"

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pyexasol
 import pytest
+from pyexasol.exceptions import ExaImportError
 
 from tests.unit.exasol_emulator import EmulatedConnection, EmulatedDatabase
 
@@ -117,13 +118,26 @@ def test_import_from_iterable_is_a_csv_import(
 ) -> None:
     rows = [("a", 1.25, datetime(2030, 1, 2, 3, 4, 5, 6000), True), ("", None, None, False)]
     params = {"columns": ["NAME", "AMOUNT", "TS6", "FLAG"]}
+    conn.execute("ALTER SESSION SET NLS_TIMESTAMP_FORMAT = 'YYYY-MM-DD HH24:MI:SS.FF6'")
     assert conn.import_from_iterable(rows, ("S", "T"), params) is None
     conn.commit()
     got = empty_exa_db.query("SELECT NAME, AMOUNT, TS6, FLAG FROM S.T ORDER BY ID")
     assert got == [("a", "1.25", "2030-01-02 03:04:05.006", True), (None, None, None, False)]
+    # str() of an aware datetime has an offset: not the session's format
     aware = [("b", 1, datetime.now(ZoneInfo("UTC")), True)]
-    with pytest.raises(pyexasol.ExaQueryError, match="invalid value"):
+    with pytest.raises(ExaImportError) as info:
         conn.import_from_iterable(aware, ("S", "T"), params)
+    (error,) = info.value.exceptions
+    assert "ETL-3050: [Column=3 Row=1] [Transformation of value=" in str(error)
+    conn.rollback()
+    columns = {"columns": ["AMOUNT", "NAME"], "csv_cols": ["2", "1"]}
+    for bad, column in (([("1", "x")], 2), ([("toolong", "1")], 1)):
+        with pytest.raises(ExaImportError, match="sub-exception") as info:
+            conn.import_from_iterable(bad, ("S", "T"), columns)
+        assert f"[Column={column} Row=1]" in str(info.value.exceptions[0])
+        conn.rollback()
+    conn.import_from_iterable([("b", "2")], ("S", "T"), columns)
+    assert conn.execute("SELECT AMOUNT FROM S.T WHERE NAME = 'b'").fetchall() == [("2.00",)]
 
 
 def test_errors_scripts_and_faults(
