@@ -67,16 +67,22 @@ class Env:
         return self.dic.target_row_count("DWH", table)
 
 
-@pytest.fixture
-def env(make_instance: MakeInstance) -> Iterator[Env]:
+@pytest.fixture(params=["sqlite", "exasol-emulated"])
+def env(make_instance: MakeInstance, request: pytest.FixtureRequest) -> Iterator[Env]:
+    """An instance with a landing zone; its dictionary is each backend in turn (Exasol: on
+    the emulated database of tests/unit/exasol_emulator.py)."""
     inst = make_instance("tst1")
     config = inst.load_config()
     config = dataclasses.replace(
         config, redsys=dataclasses.replace(config.redsys, sched_file_quiet_period=0.0)
     )
+    zone = LandingZone(inst.home / "data").ensure()
+    if request.param != "sqlite":
+        yield Env(inst, config, request.getfixturevalue("exa_dic"), zone)
+        return
     with open_dictionary("sqlite", db_dir=inst.db_dir) as dic:
         dic.init()
-        yield Env(inst, config, dic, LandingZone(inst.home / "data").ensure())
+        yield Env(inst, config, dic, zone)
 
 
 GOOD = "ID,NAME,AMOUNT,DAY\n1,anna,12.50,2030-01-02\n2,bob,,2030-01-03\n"
