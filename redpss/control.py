@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from redpss.config import Config, ServerSection
-from redpss.dictionary import Dictionary, RoleStatus, compute_alert, open_dictionary
+from redpss.dictionary import Dictionary, RoleStatus, compute_alert, open_config_dictionary
 from redpss.errors import DictionaryError, RedpssError, SupervisorError
 from redpss.instance import Instance
 from redpss.roles import enabled_roles
@@ -94,7 +94,7 @@ class InstanceStatus:
 @contextlib.contextmanager
 def open_instance_dictionary(inst: Instance, config: Config) -> Iterator[Dictionary]:
     """Open the instance's dictionary backend; close it afterwards."""
-    dictionary = open_dictionary(config.default.dictionary.value, db_dir=inst.db_dir)
+    dictionary = open_config_dictionary(config, db_dir=inst.db_dir, etc_dir=inst.etc)
     try:
         yield dictionary
     finally:

@@ -16,7 +16,7 @@ from redpss import __version__
 from redpss.cli.common import add_instance_option, fail, guarded
 from redpss.config import LogLevel
 from redpss.control import open_instance_dictionary
-from redpss.dictionary import open_dictionary
+from redpss.dictionary import open_config_dictionary
 from redpss.instance import resolve_instance
 from redpss.logs import configure
 from redpss.roles import ROLES, role_class
@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         stream=args.trace or os.environ.get("REDPSS_CONTAINER") == "1",
     )
     cls = role_class(args.name)
-    dictionary = open_dictionary(config.default.dictionary.value, db_dir=inst.db_dir)
+    dictionary = open_config_dictionary(config, db_dir=inst.db_dir, etc_dir=inst.etc)
     try:
         return run_role(cls, RoleContext(inst, config, dictionary))
     finally:

@@ -8,6 +8,7 @@ migrations are data in :mod:`redpss.dictionary.model`; ``docs/dictionary.md`` de
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redpss.dictionary.base import (
     ALERT_ERROR,
@@ -30,26 +31,49 @@ from redpss.dictionary.base import (
 from redpss.dictionary.model import SCHEMA_VERSION
 from redpss.errors import DictionaryError
 
+if TYPE_CHECKING:
+    from redpss.config import Config
+    from redpss.dictionary.exasol.session import ExaSettings
+
 BACKENDS = ("sqlite", "exasol")
 
 
-def open_dictionary(kind: str, *, db_dir: Path, busy_timeout: float = 10.0) -> Dictionary:
+def open_dictionary(
+    kind: str,
+    *,
+    db_dir: Path,
+    busy_timeout: float = 10.0,
+    exasol: ExaSettings | None = None,
+) -> Dictionary:
     """Return the dictionary backend ``kind`` ("sqlite" or "exasol").
 
     ``db_dir`` is where the SQLite files live; ``busy_timeout`` (seconds) is how long a write
-    waits for another process's write lock. Raises DictionaryError for an unknown or
-    unavailable backend.
+    waits for another process's write lock; ``exasol`` says how to reach the database (from
+    :meth:`ExaSettings.from_config`). Raises DictionaryError for an unknown backend or one
+    that lacks its settings.
     """
     if kind == "sqlite":
         from redpss.dictionary.sqlite import SqliteDictionary
 
         return SqliteDictionary(db_dir, busy_timeout=busy_timeout)
     if kind == "exasol":
-        raise DictionaryError(
-            "the Exasol dictionary backend is not available yet (it comes with the Exasol "
-            "backend issue); set dictionary = sqlite"
-        )
+        if exasol is None or not exasol.dsn:
+            raise DictionaryError(
+                "dictionary = exasol needs exa_connection (and exa_password) in red_params.conf"
+            )
+        from redpss.dictionary.exasol import ExasolDictionary
+
+        return ExasolDictionary(exasol)
     raise DictionaryError(f"unknown dictionary backend {kind!r}; expected one of {BACKENDS}")
+
+
+def open_config_dictionary(config: Config, *, db_dir: Path, etc_dir: Path) -> Dictionary:
+    """The backend ``red_params.conf`` names, with its settings (CA files relative to etc/)."""
+    from redpss.dictionary.exasol.session import ExaSettings
+
+    kind = config.default.dictionary.value
+    settings = ExaSettings.from_config(config, etc_dir) if kind == "exasol" else None
+    return open_dictionary(kind, db_dir=db_dir, exasol=settings)
 
 
 __all__ = [
@@ -71,5 +95,6 @@ __all__ = [
     "RoleStart",
     "RoleStatus",
     "compute_alert",
+    "open_config_dictionary",
     "open_dictionary",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,8 @@ from redpss.dictionary.model import (
     parse_type,
 )
 from redpss.dictionary.sqlite import SqliteDictionary, to_db
-from redpss.errors import DictionaryError, MigrationError
+from redpss.errors import ConfigError, DictionaryError, MigrationError
+from redpss.instance import Instance
 
 pytestmark = pytest.mark.unit
 
@@ -63,8 +65,8 @@ def test_open_sqlite_returns_the_sqlite_backend(tmp_path: Path) -> None:
         assert d.busy_timeout == 3.0
 
 
-def test_open_exasol_says_it_is_not_available(tmp_path: Path) -> None:
-    with pytest.raises(DictionaryError, match="set dictionary = sqlite"):
+def test_open_exasol_without_settings_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(DictionaryError, match="exa_connection"):
         open_dictionary("exasol", db_dir=tmp_path)
 
 
@@ -398,3 +400,43 @@ def test_sqlite_errors_are_translated(dic: Dictionary) -> None:
     with pytest.raises(DictionaryError, match="no such table") as info:
         dic.pss_status()
     assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+def test_config_opens_the_exasol_backend_without_connecting(
+    make_instance: Callable[..., Instance],
+) -> None:
+    from redpss.dictionary import open_config_dictionary
+    from redpss.dictionary.exasol import ExasolDictionary
+
+    inst = make_instance(
+        "exa1",
+        dictionary="exasol",
+        exa_connection="exa1..3:8563",
+        exa_password="pw",
+        exa_certificate="ca.pem",
+        exa_reconnect_timeout="12",
+    )
+    (inst.etc / "ca.pem").write_text("not checked before a connection\n")
+    config = inst.load_config()
+    with open_config_dictionary(config, db_dir=inst.db_dir, etc_dir=inst.etc) as d:
+        assert isinstance(d, ExasolDictionary)
+        assert d.settings.dsn == "exa1..3:8563" and d.settings.password == "pw"
+        assert d.settings.certificate == str(inst.etc / "ca.pem")  # relative to etc/
+        assert d.settings.reconnect_timeout == 12
+        assert d.session.reconnects == 0  # nothing opened yet: the database may be away
+    with open_config_dictionary(
+        make_instance("sql1").load_config(), db_dir=inst.db_dir, etc_dir=inst.etc
+    ) as d:
+        assert isinstance(d, SqliteDictionary)
+
+
+def test_a_missing_ca_file_refuses_the_config(make_instance: Callable[..., Instance]) -> None:
+    inst = make_instance(
+        "exa2",
+        dictionary="exasol",
+        exa_connection="e:1",
+        exa_password="p",
+        exa_certificate="no.pem",
+    )
+    with pytest.raises(ConfigError, match=r"line \d+: \[DEFAULT\] exa_certificate .*no\.pem"):
+        inst.load_config()
