@@ -34,7 +34,8 @@ Emulated, with the Exasol rule each time:
   fractional; ``TO_CHAR`` of a whole DOUBLE has no ``.0``.
 - ``ALTER SESSION SET`` is accepted and recorded (``session`` of the connection, ``settings``
   of the database: e.g. every ``QUERY_TIMEOUT`` set); ``GRANT`` is accepted and ignored;
-  ``CREATE SCRIPT`` stores the text (``SYS.EXA_ALL_SCRIPTS``); ``EXECUTE SCRIPT`` fails.
+  ``CREATE SCRIPT`` stores the text (``SYS.EXA_ALL_SCRIPTS``), ``CREATE CONNECTION`` the address
+  (``SYS.EXA_DBA_CONNECTIONS``, no secret); ``EXECUTE SCRIPT`` fails.
 - Errors are ``pyexasol.ExaQueryError`` with an SQLSTATE: a transaction conflict is ``40001``
   (the session retries it), a constraint violation ``27001``, anything else ``42000``.
   ``pyexasol.ExaRuntimeError`` after ``close``. :meth:`EmulatedDatabase.hook` runs a test's
@@ -94,6 +95,9 @@ _SCRIPT_RE = re.compile(
     re.I,
 )
 _OPEN_SCHEMA_RE = re.compile(r'\s*OPEN\s+SCHEMA\s+("?\w+"?)\s*;?\s*$', re.I)
+_CONNECTION_RE = re.compile(
+    r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?CONNECTION\s+(\w+)\s+TO\s+'((?:[^']|'')*)'", re.I
+)
 _IGNORED_RE = re.compile(r"\s*GRANT\s", re.I)
 _REFUSED_RE = re.compile(r"\s*(EXECUTE\s+SCRIPT|IMPORT|EXPORT)\s", re.I)
 _TX_RE = re.compile(r"\s*(COMMIT|ROLLBACK)(\s+WORK)?\s*;?\s*$", re.I)
@@ -381,6 +385,8 @@ class EmulatedConnection:
             self.session["CURRENT_SCHEMA"] = name
         elif _REFUSED_RE.match(query):
             raise self._error(query, OTHER, "not emulated (see tests/unit/exasol_emulator.py)")
+        elif m := _CONNECTION_RE.match(query):
+            self._run(sql.STORE_CONNECTION, [m.group(1), m.group(2).replace("''", "'")])
         elif m := _SCRIPT_RE.match(query):
             script = (m.group(2) or "", m.group(3), (m.group(1) or "LUA").upper(), query)
             self._run(sql.STORE_SCRIPT, script)

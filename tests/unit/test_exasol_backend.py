@@ -16,10 +16,13 @@ from typing import Any
 
 import pytest
 
+from redpss.config import load_config
 from redpss.dictionary import SCHEMA_VERSION, Dictionary, compute_alert
 from redpss.dictionary.exasol.sqltext import literal
 from redpss.dictionary.model import MIGRATIONS, Column, Model
+from redpss.dictionary.scripts import SCRIPTS, db_script_statements
 from redpss.errors import DictionaryError, MigrationError
+from redpss.instance import Instance
 from tests.unit import test_dictionary as shared
 from tests.unit.exasol_emulator import EmulatedConnection, EmulatedDatabase
 from tests.unit.exasol_support import emulated_dictionary
@@ -276,3 +279,47 @@ def test_two_new_roles_heartbeat_at_once(exa_dic: Dictionary, exa_db: EmulatedDa
     assert sorted(beats) == [False, True]  # type: ignore[type-var]
     (status,) = exa_dic.pss_status()
     assert (status.role, status.pid) == ("dbls", 1 + beats.index(True))
+
+
+def test_install_scripts_creates_the_scripts_and_the_connection(
+    exa_dic: Dictionary, exa_db: EmulatedDatabase, make_instance: Callable[..., Instance]
+) -> None:
+    inst = make_instance("tst1", db_scripts_host="10.0.0.5")
+    statements = db_script_statements(load_config(inst.conf_path), "tst1", grant_to=["APP"])
+    assert exa_dic.install_scripts(statements) == len(statements)
+    assert exa_dic.install_scripts(statements) == len(statements)  # CREATE OR REPLACE
+    scripts = exa_db.query("SELECT SCRIPT_SCHEMA, SCRIPT_NAME FROM SYS.EXA_ALL_SCRIPTS")
+    assert sorted(scripts) == sorted(("REDSYS", s.name) for s in SCRIPTS)
+    ((name, address),) = exa_db.query(
+        "SELECT CONNECTION_NAME, CONNECTION_STRING FROM SYS.EXA_DBA_CONNECTIONS"
+    )
+    assert name == "REDPSS_TST1" and "10.0.0.5" in address
+
+
+# -- a connection lost in the middle of a unit ----------------------------------------------
+
+
+def test_a_unit_cut_off_before_commit_runs_again_on_a_new_connection(
+    exa_dic: Dictionary, exa_db: EmulatedDatabase
+) -> None:
+    exa_dic.heartbeat("dbls", pid=7)
+    exa_db.fail(r"^UPDATE REDSYS\.ADM_PSS_STATUS SET HEARTBEAT_AT")
+    assert exa_dic.heartbeat("dbls", pid=7, info="again") is True
+    (status,) = exa_dic.pss_status()
+    assert (status.pid, status.info) == (7, "again")
+    reconnected = max(n for n, _ in exa_db.statements)
+    assert (reconnected, "TIME_ZONE", "UTC") in exa_db.settings
+
+
+def test_a_unit_whose_commit_answer_is_lost_runs_twice(
+    exa_dic: Dictionary, exa_db: EmulatedDatabase
+) -> None:
+    exa_dic.ensure_schema("DWH")
+    exa_db.fail(r"^COMMIT", after=True)
+    exa_dic.log_message("DWH", level="ERROR", message="once")
+    # the documented worst case: the database committed, the retry logs the line again
+    assert [m.message for m in exa_dic.all_log_messages()] == ["once", "once"]
+    exa_db.fail(r"^COMMIT", after=True)
+    start = exa_dic.register_role("sched", pid=100, host="h", version="1", heartbeat_interval=5)
+    assert start.unclean is False and start.restarts == 0
+    assert exa_dic.pss_status()[0].restarts == 0
