@@ -38,12 +38,7 @@ SQLITE_ONLY = {
 }
 """Tests of ``test_dictionary`` taking ``dic`` that do not run here, and why."""
 
-DIFFERENCES = {
-    "test_log_message_checks_level_and_schema": (
-        "ExasolStatus.log_message does not check that the target schema exists: the "
-        "database's 'object not found' is what the caller gets"
-    ),
-}
+DIFFERENCES: dict[str, str] = {}
 """Shared tests the Exasol backend fails today (strict xfail: a fix makes them fail here)."""
 
 

@@ -170,6 +170,11 @@ class ExasolStatus(ExasolCore):
         values |= {"message": message or EMPTY_MESSAGE, "ts": ts or utcnow()}
 
         def unit(tx: Tx) -> int:
+            if schema not in self._ready and not self._version_in(tx, schema):
+                raise DictionaryError(
+                    f"target schema {schema} does not exist in the database at "
+                    f"{self.settings.dsn}; a role creates it before it first writes there"
+                )
             tx.execute(LOG_INSERT_SQL, **values)
             # serializable isolation: the newest id this transaction sees is its own
             return as_int(tx.value(LOG_LAST_ID_SQL, schema=schema))
