@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyexasol
 import pytest
 
 from redpss.config import load_config
@@ -318,3 +319,42 @@ def test_a_unit_whose_commit_answer_is_lost_runs_twice(
     start = exa_dic.register_role("sched", pid=100, host="h", version="1", heartbeat_interval=5)
     assert start.unclean is False and start.restarts == 0
     assert exa_dic.pss_status()[0].restarts == 0
+
+
+# -- SQL jobs: QUERY_TIMEOUT around the job's statement ------------------------------------
+
+
+def _timeouts(db: EmulatedDatabase) -> list[str]:
+    return [value for _, name, value in db.settings if name == "QUERY_TIMEOUT"]
+
+
+def test_a_sql_job_runs_under_its_query_timeout(
+    exa_dic: Dictionary, exa_db: EmulatedDatabase
+) -> None:
+    exa_dic.run_sql("DWH", "CREATE TABLE T (A DECIMAL(9,0))")
+    before = len(_timeouts(exa_db))
+    assert exa_dic.run_sql("DWH", "INSERT INTO T VALUES (1)", timeout=2.5) == 1
+    assert _timeouts(exa_db)[before:] == ["3", "0"]
+    with pytest.raises(DictionaryError):
+        exa_dic.run_sql("DWH", "INSERT INTO NOPE VALUES (1)", timeout=1)
+    assert _timeouts(exa_db)[-1] == "0"
+    assert exa_dic.query_value("DWH", "SELECT COUNT(*) FROM T", timeout=4) == "1"
+    assert _timeouts(exa_db)[-2:] == ["4", "0"]
+
+
+def test_a_statement_past_its_timeout_is_a_timeout_error(
+    exa_dic: Dictionary, exa_db: EmulatedDatabase
+) -> None:
+    exa_dic.run_sql("DWH", "CREATE TABLE T (A DECIMAL(9,0))")
+
+    def too_slow(conn: EmulatedConnection) -> None:
+        raise pyexasol.ExaQueryTimeoutError(conn, "", "R0001", "Query terminated (timeout)")
+
+    exa_db.hook(r"^INSERT INTO T", too_slow)
+    with pytest.raises(TimeoutError, match="timeout of 1"):
+        exa_dic.run_sql("DWH", "INSERT INTO T VALUES (1)", timeout=1)
+    exa_db.hook(r"^SELECT COUNT", too_slow)
+    with pytest.raises(TimeoutError):
+        exa_dic.query_value("DWH", "SELECT COUNT(*) FROM T", timeout=1)
+    assert exa_dic.query_value("DWH", "SELECT COUNT(*) FROM T") == "0"
+    assert _timeouts(exa_db)[-1] == "0"
