@@ -122,8 +122,10 @@ class EmulatedStatement:
         self.result_type = "resultSet" if rows_back else "rowCount"
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        """Every row (values converted as pyexasol returns them)."""
-        return list(self._rows)
+        """The rows not fetched yet (values converted as pyexasol returns them)."""
+        rows = self._rows[self._next :]
+        self._next = len(self._rows)
+        return rows
 
     def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
         """The next ``size`` rows."""
@@ -132,12 +134,17 @@ class EmulatedStatement:
         return rows
 
     def fetchval(self) -> Any:
-        """The first column of the first row, or None."""
-        return self._rows[0][0] if self._rows else None
+        """The first column of the next row, or None."""
+        rows = self.fetchmany(1)
+        return rows[0][0] if rows else None
 
     def rowcount(self) -> int:
         """Rows affected (DML) or selected (queries)."""
         return self._count
+
+    def close(self) -> None:
+        """Drop the rows not fetched (pyexasol closes the result set)."""
+        self._next = len(self._rows)
 
 
 class EmulatedDatabase:
