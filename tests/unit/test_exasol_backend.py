@@ -358,3 +358,13 @@ def test_a_statement_past_its_timeout_is_a_timeout_error(
         exa_dic.query_value("DWH", "SELECT COUNT(*) FROM T", timeout=1)
     assert exa_dic.query_value("DWH", "SELECT COUNT(*) FROM T") == "0"
     assert _timeouts(exa_db)[-1] == "0"
+
+
+def test_a_sql_job_that_returns_rows_has_them_in_its_message(exa_dic: Dictionary) -> None:
+    result = exa_dic.run_sql_job("DWH", "SELECT 1 AS A, NULL AS B FROM DUAL")
+    assert (result.rows, result.message) == (0, "result: 1, NULL")
+    exa_dic.run_sql("DWH", "CREATE TABLE T (A DECIMAL(9,0))")
+    values = ", ".join(f"({i})" for i in range(25))
+    many = exa_dic.run_sql_job("DWH", f"INSERT INTO T VALUES {values}; SELECT A FROM T ORDER BY A")
+    assert many.rows == 25
+    assert many.message == "result: " + "; ".join(str(i) for i in range(20)) + " …"
