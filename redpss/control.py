@@ -2,19 +2,38 @@
 
 The one implementation behind ``redctl``, ``redsysctl`` (and later the REST API): the command
 line tools only parse, call one function here and print.
+
+:func:`status` has three sources, one shape (:class:`InstanceStatus`, same exit codes):
+
+- process mode: supervisord's process view joined with the heartbeats;
+- inside a container (``REDPSS_CONTAINER=1``, no supervisord): the heartbeat records alone;
+- on the host, for an instance in container mode (:func:`redpss.compose.is_compose`): docker's
+  view of the role containers joined with the heartbeats, which ``redctl --json status`` reads
+  inside a running role container (so the host's user never opens the dictionary files that
+  belong to ``redsys``), plus the ``sftp`` service.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from redpss import compose
 from redpss.config import Config, ServerSection
-from redpss.dictionary import Dictionary, RoleStatus, compute_alert, open_config_dictionary
+from redpss.dictionary import (
+    DOWN_STATES,
+    Dictionary,
+    RoleStatus,
+    compute_alert,
+    open_config_dictionary,
+)
 from redpss.errors import DictionaryError, RedpssError, SupervisorError
 from redpss.instance import Instance
 from redpss.roles import enabled_roles
@@ -30,6 +49,7 @@ __all__ = [
     "abort",
     "db_init",
     "db_upgrade",
+    "in_container",
     "open_instance_dictionary",
     "resume",
     "start",
@@ -262,11 +282,20 @@ def _row(
     )
 
 
+def in_container(env: Mapping[str, str] | None = None) -> bool:
+    """Whether this process runs in a container of the instance (the image's REDPSS_CONTAINER)."""
+    return (os.environ if env is None else env).get("REDPSS_CONTAINER") == "1"
+
+
 def status(inst: Instance, config: Config | None) -> InstanceStatus:
-    """The status of every role: supervisord's process view joined with the heartbeats.
+    """The status of every role (see the module docstring for where it comes from).
 
     Without a usable configuration (``config`` None) only supervisord's view is shown.
     """
+    if config is not None and in_container():
+        return heartbeat_status(inst, config)
+    if config is not None and compose.is_compose(inst):
+        return compose_status(inst, config)
     sup = Supervisor(inst)
     procs = {p.name: p for p in sup.processes()}
     running = bool(procs)
@@ -281,3 +310,97 @@ def status(inst: Instance, config: Config | None) -> InstanceStatus:
     suspended = inst.suspend_flag.exists()
     rows = tuple(_row(name, procs.get(name), beats.get(name), running, suspended) for name in names)
     return InstanceStatus(inst.name, running, suspended, rows)
+
+
+def _read_beats(inst: Instance, config: Config) -> dict[str, RoleStatus]:
+    try:
+        with open_instance_dictionary(inst, config) as dictionary:
+            return {b.role: b for b in dictionary.pss_status()}
+    except DictionaryError as exc:
+        log.warning("instance=%s heartbeats not readable: %s", inst.name, exc)
+        return {}
+
+
+def heartbeat_status(inst: Instance, config: Config) -> InstanceStatus:
+    """The status from the heartbeat records alone (no supervisord: container mode, inside).
+
+    A role is up while its record is not in a down state and not silent for more than three
+    intervals (ALERT < 2); the instance runs while one role is up.
+    """
+    beats = _read_beats(inst, config)
+    suspended = inst.suspend_flag.exists()
+    now = datetime.now(UTC)
+    rows = []
+    for name in enabled_roles(config):
+        beat = beats.get(name)
+        if beat is None:
+            rows.append(RoleRow(name, "STOPPED", 0, None, None, 0, 2, "no heartbeat record"))
+            continue
+        up = beat.state not in DOWN_STATES and beat.alert < 2
+        state = "SUSPENDED" if suspended and up else beat.state
+        started = beat.started_at
+        uptime = (now - started).total_seconds() if up and started is not None else None
+        rows.append(
+            RoleRow(
+                role=name,
+                state=state,
+                pid=beat.pid or 0,
+                uptime=uptime,
+                heartbeat_age=beat.heartbeat_age,
+                restarts=beat.restarts,
+                alert=beat.alert,
+                reason=beat.alert_reason or "",
+            )
+        )
+    running = any(r.state not in DOWN_STATES and r.alert < 2 for r in rows)
+    return InstanceStatus(inst.name, running, suspended, tuple(rows))
+
+
+def _rows_inside(inst: Instance, role: str) -> tuple[dict[str, RoleRow], str]:
+    """The heartbeat rows as ``redctl --json status`` prints them inside ``role``'s container."""
+    proc = compose.run(
+        inst, "exec", "-T", role, "redctl", "--instance", inst.name, "--json", "status",
+        capture=True,
+    )  # fmt: skip
+    try:
+        doc = json.loads(proc.stdout.decode())
+        return {r["role"]: RoleRow(**r) for r in doc["roles"]}, ""
+    except (ValueError, KeyError, TypeError):
+        lines = proc.stderr.decode().strip().splitlines() or ["no output"]
+        return {}, f"heartbeats not readable in {role}: {lines[-1]}"
+
+
+def _sftp_row(svc: compose.ServiceState | None) -> RoleRow:
+    if svc is None or svc.state != "running":
+        why = "no container" if svc is None else f"container {svc.state}"
+        return RoleRow("sftp", "STOPPED", 0, None, None, 0, 2, why)
+    alert = {"healthy": 0, "": 0, "starting": 1}.get(svc.health, 2)
+    return RoleRow("sftp", "RUNNING", 0, None, None, 0, alert, svc.health or "")
+
+
+def compose_status(inst: Instance, config: Config) -> InstanceStatus:
+    """The status of an instance in container mode, seen from the host.
+
+    A role whose container is not running is STOPPED (ALERT 2) whatever its last heartbeat
+    says; the others show their heartbeat row, read inside the first running role container.
+    No container running: everything STOPPED (exit 3) without asking the dictionary.
+    """
+    services = compose.service_states(inst)
+    names = enabled_roles(config)
+    up = [n for n in names if n in services and services[n].state == "running"]
+    inner, problem = _rows_inside(inst, up[0]) if up else ({}, "")
+    rows = []
+    for name in names:
+        svc = services.get(name)
+        if svc is None or svc.state != "running":
+            why = "no container" if svc is None else f"container {svc.state}"
+            restarts = inner[name].restarts if name in inner else 0
+            rows.append(RoleRow(name, "STOPPED", 0, None, None, restarts, 2, why))
+        elif name in inner:
+            rows.append(inner[name])
+        else:
+            rows.append(RoleRow(name, "RUNNING", 0, None, None, 0, 1, problem or "no heartbeat"))
+    sftp = services.get("sftp")
+    rows.append(_sftp_row(sftp))
+    running = bool(up) or (sftp is not None and sftp.state == "running")
+    return InstanceStatus(inst.name, running, inst.suspend_flag.exists(), tuple(rows))

@@ -5,9 +5,12 @@ instance's own ``$REDENV_HOME/bin/redctl`` (so instances of different versions c
 ``*-all`` forms do that for every instance (``start-all``: only those with a ``.autostart`` file).
 
 Container mode (an instance with ``etc/compose.env``, see :mod:`redpss.compose` and
-docs/containers.md): the same commands drive the instance's compose project ``red_<instance>``
-with the same exit codes; ``redsysctl compose instance`` puts an instance into container mode and
-``redsysctl redctl instance ARGS`` runs ``redctl ARGS`` inside the running instance.
+docs/containers.md): ``start|stop|restart`` drive the instance's compose project
+``red_<instance>``; ``status`` is the instance's redctl status as in process mode (every role with
+its ALERT, from docker's view and the heartbeats, see :func:`redpss.control.status`), same exit
+codes. ``redsysctl compose instance`` puts an instance into container mode and
+``redsysctl redctl instance ARGS`` runs ``redctl ARGS`` inside the running instance (``status``:
+on the host, as above).
 """
 
 from __future__ import annotations
@@ -133,9 +136,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "redctl":
         inst = resolve_instance(args.instance, home=home).require()
         if compose.is_compose(inst):
-            if args.args == ["status"]:
-                # no supervisord in containers: the compose view, HEALTH = the heartbeat check
-                return _compose(inst, "status")
+            if "status" in args.args:
+                # on the host: docker's view of every container joined with the heartbeats
+                return _redctl(inst, *args.args)
             return compose.exec_redctl(inst, inst.load_config(), args.args)
         return _redctl(inst, *args.args)
     if args.command in SINGLE:
@@ -146,9 +149,10 @@ def _run(args: argparse.Namespace) -> int:
 def _redctl(inst: Instance, *command: str) -> int:
     """Run the instance's own redctl (``$REDENV_HOME/bin/redctl``) and pass its exit code on.
 
-    An instance in container mode is driven through its compose project instead.
+    An instance in container mode is started and stopped through its compose project instead;
+    its status is still redctl's (which knows container mode).
     """
-    if compose.is_compose(inst) and len(command) == 1 and command[0] in SINGLE:
+    if compose.is_compose(inst) and list(command) in (["start"], ["stop"], ["restart"]):
         return _compose(inst, command[0])
     tool = inst.home / "bin" / "redctl"
     cmd = (
@@ -161,20 +165,13 @@ def _redctl(inst: Instance, *command: str) -> int:
 
 
 def _compose(inst: Instance, command: str) -> int:
-    """start|stop|status|restart of an instance in container mode (exit codes as redctl)."""
+    """start|stop|restart of an instance in container mode (exit codes as redctl)."""
     if command == "stop":
         return compose.down(inst)
     if command == "start":
         return compose.up(inst)
-    if command == "restart":
-        compose.down(inst)
-        return compose.up(inst)
-    code, states = compose.status(inst, inst.load_config())
-    print(f"instance {inst.name}: project {compose.project_name(inst)}")
-    print(f"{'SERVICE':<12} {'STATE':<10} HEALTH")
-    for s in states:
-        print(f"{s.service:<12} {s.state:<10} {s.health or '-'}")
-    return code
+    compose.down(inst)
+    return compose.up(inst)
 
 
 def _all(home: Path, command: str) -> int:

@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
 
 from redpss import compose
 from redpss.instance import Instance
+from redpss.roles import enabled_roles
 from tests.container.conftest import BIN, make, run, wait_for
 
 # the first test pays the image build (cold: compiling OpenSSL and CPython)
@@ -100,6 +102,51 @@ def _rows(inst: Instance) -> str:
     return proc.stdout.strip()
 
 
+def _status_json(home: Path, *, expect: int) -> dict[str, Any]:
+    """Host-side ``redctl --json status`` of ci1, which must exit with ``expect``."""
+    st = _tool("redctl", home, "--instance", "ci1", "--json", "status", check=False)
+    assert st.returncode == expect, st.stdout + st.stderr
+    doc: dict[str, Any] = json.loads(st.stdout)
+    return doc
+
+
+def _alerts(doc: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    return {r["role"]: (r["state"], r["alert"]) for r in doc["roles"]}
+
+
+def _check_status(inst: Instance, home: Path) -> None:
+    """redctl status of a container instance: every role with its ALERT, process-mode codes."""
+    roles = enabled_roles(inst.load_config())
+    running = {name: ("RUNNING", 0) for name in [*roles, "sftp"]}
+    # on the host: docker's view joined with the heartbeats (read inside a role container)
+    assert _alerts(_status_json(home, expect=0)) == running
+    for args in (("status", "ci1"), ("redctl", "ci1", "status")):
+        st = _tool("redsysctl", home, *args, check=False)
+        assert st.returncode == 0, st.stdout + st.stderr
+        assert "instance ci1: RUNNING" in st.stdout and "ALERT" in st.stdout
+        assert all(f"\n{name} " in st.stdout for name in running), st.stdout
+    # inside a container there is no supervisord: the heartbeat records alone
+    inside = run(
+        compose.compose_command(inst, "exec", "-T", "jexec", "redctl", "--json", "status"),
+        check=False,
+    )
+    assert inside.returncode == 0, inside.stdout + inside.stderr
+    assert _alerts(json.loads(inside.stdout)) == {name: ("RUNNING", 0) for name in roles}
+
+    # one role's container stopped: degraded (1), that role STOPPED with ALERT 2
+    run(compose.compose_command(inst, "stop", "jmon"))
+    doc = _status_json(home, expect=1)
+    assert _alerts(doc)["jmon"] == ("STOPPED", 2)
+    assert _alerts(doc)["sched"] == ("RUNNING", 0)
+    assert _tool("redsysctl", home, "status", "ci1", check=False).returncode == 1
+    assert _tool("redsysctl", home, "start", "ci1").returncode == 0
+    wait_for(
+        lambda: _tool("redsysctl", home, "status", "ci1", check=False).returncode == 0,
+        30,
+        "jmon back in the status",
+    )
+
+
 def test_instance_in_containers(redhome_c: Path, tmp_path: Path) -> None:
     inst = Instance("ci1", redhome_c)
     try:
@@ -122,11 +169,7 @@ def test_instance_in_containers(redhome_c: Path, tmp_path: Path) -> None:
         assert (inst.log_dir / "sched.log").read_text().count("role=sched") >= 1
         assert "jmon" in make("ps", "ci1", redhome_c).stdout
 
-        # redctl inside the running instance, through host-side redsysctl
-        st = _tool("redsysctl", redhome_c, "redctl", "ci1", "status", check=False)
-        assert st.returncode == 0, st.stdout + st.stderr
-        assert "sched" in st.stdout and "jmon" in st.stdout
-        assert _tool("redsysctl", redhome_c, "status", "ci1").returncode == 0
+        _check_status(inst, redhome_c)
 
         # definitions from a file of the host: a CSV loader, its LOAD job, a FILE watcher
         defs = tmp_path / "defs.toml"
@@ -193,6 +236,9 @@ def test_instance_in_containers(redhome_c: Path, tmp_path: Path) -> None:
         make("down", "ci1", redhome_c)
         assert _containers("red_ci1") == []
         assert _tool("redsysctl", redhome_c, "status", "ci1", check=False).returncode == 3
+        down = _status_json(redhome_c, expect=3)
+        assert {r["state"] for r in down["roles"]} == {"STOPPED"}
+        assert {r["alert"] for r in down["roles"]} == {2}
     finally:
         make("down", "ci1", redhome_c, check=False)
 
@@ -210,7 +256,8 @@ def test_two_instances_side_by_side(redhome_c: Path) -> None:
         sched = [i.load_config().redsys.sched_service_port for i in insts]
         assert sched[0] != sched[1]
         all_st = _tool("redsysctl", redhome_c, "status-all")
-        assert all_st.stdout.count("healthy") >= 2 * 3
+        assert "instance ci2: RUNNING" in all_st.stdout
+        assert "instance ci3: RUNNING" in all_st.stdout
     finally:
         for inst in insts:
             make("down", inst.name, redhome_c, check=False)
@@ -222,8 +269,6 @@ def test_compose_file_follows_enabled_roles(redhome_c: Path) -> None:
     _tool("redsysctl", redhome_c, "create", "ci4", "--compose")
     inst = Instance("ci4", redhome_c)
     project = json.loads(compose.write(inst).read_text())
-    from redpss.roles import enabled_roles
-
     roles = enabled_roles(inst.load_config())
     assert set(project["services"]) == {"init", "net", "sftp", *roles}
     for role in roles:
