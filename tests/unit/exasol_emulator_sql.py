@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
+from sqlglot.generators.exasol import ExasolGenerator
 
 LENGTH_CHECK = "length("
 """In the text of the CHECK constraint that stands for the length of a VARCHAR(n)."""
@@ -88,6 +89,26 @@ _FORGET_SCHEMA = "DELETE FROM SYS.EMU_COLUMN_TYPES WHERE SCHEMA_NAME = '{s}'"
 _RECORD_TYPES = "INSERT OR REPLACE INTO SYS.EMU_COLUMN_TYPES VALUES "
 _SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600}
 
+# Exasol's reserved words (EXA_SQL_KEYWORDS WHERE RESERVED) as sqlglot's Exasol generator
+# lists them from Exasol's documentation
+RESERVED = frozenset(k.upper() for k in ExasolGenerator.RESERVED_KEYWORDS)
+PSEUDO_COLUMNS = frozenset(
+    [
+        "CURRENT_DATE",
+        "CURRENT_SCHEMA",
+        "CURRENT_SESSION",
+        "CURRENT_STATEMENT",
+        "CURRENT_TIMESTAMP",
+        "CURRENT_USER",
+        "DBTIMEZONE",
+        "LOCALTIMESTAMP",
+        "SESSIONTIMEZONE",
+        "SYSDATE",
+        "SYSTIMESTAMP",
+        "USER",
+    ]
+)
+
 
 def setup_statements() -> tuple[str, ...]:
     """What a new emulated database runs first."""
@@ -107,23 +128,33 @@ class Translation:
     """``CREATE TABLE IF NOT EXISTS`` of (schema, table): ``after`` only when it is new."""
 
 
-_CACHE: dict[tuple[str, str, str], Translation] = {}
+_CACHE: dict[tuple[str, str, str, frozenset[str]], Translation] = {}
 
 
-def translate(query: str, db_timezone: str, session_timezone: str) -> Translation:
-    """The translation of ``query``; SqlglotError or ValueError when there is none."""
-    key = (query, db_timezone, session_timezone)
+def translate(
+    query: str, db_timezone: str, session_timezone: str, tolerated: frozenset[str] = frozenset()
+) -> Translation:
+    """The translation of ``query``; SqlglotError or ValueError when there is none (a reserved
+    word as an identifier is one, unless ``tolerated``)."""
+    key = (query, db_timezone, session_timezone, tolerated)
     found = _CACHE.get(key)
     if found is None:
-        found = _CACHE[key] = _translate(query, db_timezone, session_timezone)
+        found = _CACHE[key] = _translate(query, db_timezone, session_timezone, tolerated)
     return found
 
 
-def _translate(query: str, db_timezone: str, session_timezone: str) -> Translation:
+def _translate(
+    query: str, db_timezone: str, session_timezone: str, tolerated: frozenset[str]
+) -> Translation:
     trees = [t for t in sqlglot.parse(query, read="exasol") if t is not None]
     if len(trees) != 1:
         raise ValueError(f"expected one statement, got {len(trees)}")
     tree = trees[0]
+    if word := reserved_word(tree, tolerated):
+        raise ValueError(
+            f"syntax error, unexpected {word}: a reserved word of Exasol is no identifier "
+            f'unless quoted ("{word}")'
+        )
     _rewrite_expressions(tree, db_timezone, session_timezone)
     before: list[str] = []
     after: list[str] = []
@@ -140,6 +171,22 @@ def _translate(query: str, db_timezone: str, session_timezone: str) -> Translati
         kind = "query" if isinstance(tree, exp.Query) else "other"
     statement = tree.sql("duckdb", unsupported_level=ErrorLevel.RAISE)
     return Translation(tuple(before), statement, tuple(after), kind, creates)
+
+
+def reserved_word(tree: exp.Expression, tolerated: frozenset[str] = frozenset()) -> str | None:
+    """The first unquoted identifier of ``tree`` that is a reserved word of Exasol, if any.
+
+    Exasol refuses them (``syntax error``); sqlglot and DuckDB take them. Functions without
+    parentheses (``SYSTIMESTAMP``, ``DBTIMEZONE``, …) are no identifiers.
+    """
+    for ident in tree.find_all(exp.Identifier):
+        name = ident.name.upper()
+        if ident.quoted or name not in RESERVED or name in tolerated:
+            continue
+        if isinstance(ident.parent, exp.Column) and name in PSEUDO_COLUMNS:
+            continue
+        return name
+    return None
 
 
 def _rewrite_expressions(tree: exp.Expression, db_timezone: str, session_timezone: str) -> None:

@@ -20,6 +20,7 @@ import pytest
 from redpss.config import load_config
 from redpss.dictionary import SCHEMA_VERSION, Dictionary, compute_alert
 from redpss.dictionary.exasol.sqltext import literal
+from redpss.dictionary.jobs import RunUpdate
 from redpss.dictionary.model import MIGRATIONS, Column, Model
 from redpss.dictionary.scripts import SCRIPTS, db_script_statements
 from redpss.errors import DictionaryError, MigrationError
@@ -368,3 +369,25 @@ def test_a_sql_job_that_returns_rows_has_them_in_its_message(exa_dic: Dictionary
     many = exa_dic.run_sql_job("DWH", f"INSERT INTO T VALUES {values}; SELECT A FROM T ORDER BY A")
     assert many.rows == 25
     assert many.message == "result: " + "; ".join(str(i) for i in range(20)) + " …"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=DictionaryError,
+    reason="STATE and SOURCE (columns of the model) are reserved words of Exasol and are "
+    "written unquoted: a syntax error on Exasol (exasol_emulator.TOLERATED_RESERVED)",
+)
+def test_no_statement_uses_a_reserved_word_unquoted() -> None:
+    db = EmulatedDatabase(tolerated=frozenset())
+    try:
+        with emulated_dictionary(db) as d:
+            d.init()
+            d.ensure_schema("DWH")
+            d.heartbeat("sched", pid=1)
+            assert d.pss_status()[0].state == "RUNNING"
+            d.log_message("DWH", level="ERROR", message="x", source="job")
+            assert d.all_log_messages()[0].source == "job"
+            d.record_runs([RunUpdate("DWH", 1, "j", "default", "QUEUED", shared.NOW)])
+            assert d.abort_unfinished("stop") == 1 and d.runs()[0].state == "ABORTED"
+    finally:
+        db.close()

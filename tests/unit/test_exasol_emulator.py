@@ -140,6 +140,16 @@ def test_import_from_iterable_is_a_csv_import(
     assert conn.execute("SELECT AMOUNT FROM S.T WHERE NAME = 'b'").fetchall() == [("2.00",)]
 
 
+def test_reserved_words_are_identifiers_only_when_quoted(conn: EmulatedConnection) -> None:
+    with pytest.raises(pyexasol.ExaQueryError, match=r'unexpected DAY.*"DAY"'):
+        conn.execute("CREATE TABLE S.R (DAY DATE, N DECIMAL(9,0))")
+    conn.rollback()
+    conn.execute('CREATE TABLE S.R ("DAY" DATE, N DECIMAL(9,0))')
+    conn.execute("INSERT INTO S.R VALUES (DATE '2030-01-02', 1)")
+    assert _one(conn, 'SELECT "DAY" FROM S.R WHERE N = 1') == "2030-01-02"
+    assert _one(conn, "SELECT CURRENT_DATE IS NOT NULL FROM DUAL") is True
+
+
 def test_errors_scripts_and_faults(
     empty_exa_db: EmulatedDatabase, conn: EmulatedConnection
 ) -> None:
