@@ -129,6 +129,7 @@ class Translation:
 
 
 _CACHE: dict[tuple[str, str, str, frozenset[str]], Translation] = {}
+_CACHE_SIZE = 5000
 
 
 def translate(
@@ -139,6 +140,8 @@ def translate(
     key = (query, db_timezone, session_timezone, tolerated)
     found = _CACHE.get(key)
     if found is None:
+        if len(_CACHE) > _CACHE_SIZE:  # texts with literals rarely repeat: keep it bounded
+            _CACHE.clear()
         found = _CACHE[key] = _translate(query, db_timezone, session_timezone, tolerated)
     return found
 
