@@ -54,7 +54,8 @@ Emulated, with the Exasol rule each time:
 Locking: a transaction takes the database's one write lock at its first writing statement and
 keeps it to its end, so a second writer waits, as on Exasol (which locks per table); DuckDB's
 own check still fails a writer whose snapshot is older than a commit it collides with
-(``40001``, as Exasol's transaction conflict). Readers never wait.
+(``40001``, as Exasol's transaction conflict), and so does a duplicate key of a row committed
+after the transaction began. Readers never wait.
 
 Not emulated: a statement failing inside a transaction (DuckDB aborts the whole transaction,
 Exasol only the statement — such a unit fails loudly here); quoted lower-case identifiers
@@ -181,6 +182,9 @@ class EmulatedDatabase:
         """Every ``ALTER SESSION SET``: (connection number, NAME, value text)."""
         self.connects = 0
         self._hooks: list[Hook] = []
+        self.commits = 0
+        self.last_write: dict[str, int] = {}
+        """The commit that last wrote each ``SCHEMA.TABLE`` (for transaction collisions)."""
         self.write_lock = threading.Lock()
         """Held by the one transaction that writes (Exasol makes other writers wait)."""
         self._lock = threading.Lock()
@@ -265,6 +269,8 @@ class EmulatedConnection:
         self.is_closed = False
         self._in_tx = False
         self._writing = False
+        self._began_after = 0  # the database's commits before this transaction began
+        self._written: set[str] = set()
 
     def __repr__(self) -> str:
         return f"EmulatedConnection(#{self.number})"
@@ -348,12 +354,18 @@ class EmulatedConnection:
         if not self._in_tx:
             self.cursor.execute("BEGIN TRANSACTION")
             self._in_tx = True
+            self._began_after = self.db.commits
 
     def _end(self, what: str) -> None:
+        written, self._written = self._written, set()
         try:
             if self._in_tx:
                 self._in_tx = False
                 self.cursor.execute(what)
+                if what == "COMMIT" and written:
+                    with self.db._lock:
+                        self.db.commits += 1
+                        self.db.last_write.update(dict.fromkeys(written, self.db.commits))
         except duckdb.Error as exc:
             raise self._translate_error(what, exc) from exc
         finally:
@@ -430,7 +442,12 @@ class EmulatedConnection:
         write = done.kind != "query"
         for extra in done.before:
             self._run(extra)
-        cursor = self._run(done.statement, write=write)
+        try:
+            cursor = self._run(done.statement, write=write)
+        except pyexasol.ExaQueryError as exc:
+            raise self._collision(exc, done.target) from exc.__cause__
+        if done.target:
+            self._written.add(done.target)
         if done.kind == "dml":
             count = cursor.fetchall()
             result = EmulatedStatement([], int(count[0][0]) if count else 0)
@@ -442,6 +459,14 @@ class EmulatedConnection:
         for extra in after:
             self._run(extra)
         return result
+
+    def _collision(self, exc: pyexasol.ExaQueryError, target: str | None) -> Exception:
+        """A duplicate key of a row committed after this transaction began is Exasol's
+        transaction collision (serializable isolation), not a constraint violation."""
+        duplicate = exc.code == CONSTRAINT and "Duplicate key" in str(exc.message)
+        if not duplicate or self.db.last_write.get(target or "", 0) <= self._began_after:
+            return exc
+        return self._error(exc.query, CONFLICT, f"transaction collision on {target}")
 
     def _alter_session(self, name: str, value: str) -> None:
         text = value.strip()

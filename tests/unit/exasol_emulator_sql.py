@@ -125,6 +125,8 @@ class Translation:
     kind: str
     """``query`` (rows), ``dml`` (a row count) or ``other``."""
     creates: tuple[str, str] | None = None
+    target: str | None = None
+    """The table a DML statement writes, ``SCHEMA.TABLE``."""
     """``CREATE TABLE IF NOT EXISTS`` of (schema, table): ``after`` only when it is new."""
 
 
@@ -168,12 +170,15 @@ def _translate(
         _alter_table(tree, after)
     elif isinstance(tree, exp.Drop):
         _drop(tree, after)
+    target = None
     if isinstance(tree, exp.Insert | exp.Update | exp.Delete | exp.Merge):
         kind = "dml"
+        table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        target = ".".join(_names(table)) if isinstance(table, exp.Table) else None
     else:
         kind = "query" if isinstance(tree, exp.Query) else "other"
     statement = tree.sql("duckdb", unsupported_level=ErrorLevel.RAISE)
-    return Translation(tuple(before), statement, tuple(after), kind, creates)
+    return Translation(tuple(before), statement, tuple(after), kind, creates, target)
 
 
 def reserved_word(tree: exp.Expression, tolerated: frozenset[str] = frozenset()) -> str | None:

@@ -421,3 +421,18 @@ def test_no_statement_text_uses_another_reserved_word_unquoted(name: str, sql: s
     except sqlglot.errors.ParseError:
         return  # IMPORT: sqlglot cannot parse it (test_exasol_sql checks its shape)
     assert reserved_word(tree, TOLERATED_RESERVED) is None, name
+
+
+def test_a_transaction_collision_is_retried(exa_dic: Dictionary, exa_db: EmulatedDatabase) -> None:
+    # both read "no row", both insert: the second collides with the first's commit, is rolled
+    # back and retried, and then finds the first as a predecessor that did not stop
+    _meet_at(r"^INSERT INTO REDSYS.ADM_PSS_STATUS", exa_db, 2)
+    starts = _in_threads(
+        lambda: exa_dic.register_role("jmon", pid=1, host="h", version="1", heartbeat_interval=5),
+        lambda: exa_dic.register_role("jmon", pid=2, host="h", version="1", heartbeat_interval=5),
+    )
+    first, second = sorted(starts, key=lambda s: s.restarts)  # type: ignore[attr-defined]
+    assert (first.previous_pid, first.unclean) == (None, False)
+    assert second.unclean and second.restarts == 1 and second.previous_pid in (1, 2)
+    (status,) = exa_dic.pss_status()
+    assert status.restarts == 1 and status.pid != second.previous_pid
