@@ -95,19 +95,6 @@ TOLERATED_RESERVED = frozenset({"STATE", "SOURCE"})
 """Reserved words the Exasol backend still writes unquoted (columns of the model): refused by
 Exasol, let through here until the backend quotes them, so that everything else is tested;
 ``tolerated=frozenset()`` is what Exasol does (test_exasol_backend shows it failing)."""
-_SESSION_RE = re.compile(r"\s*ALTER\s+SESSION\s+SET\s+(\w+)\s*=\s*(.+?)\s*;?\s*$", re.I | re.S)
-_SCRIPT_RE = re.compile(
-    r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:(\w+)\s+)?(?:SCALAR\s+|SET\s+)?SCRIPT\s+"
-    r"(?:(\w+)\.)?(\w+)",
-    re.I,
-)
-_OPEN_SCHEMA_RE = re.compile(r'\s*OPEN\s+SCHEMA\s+("?\w+"?)\s*;?\s*$', re.I)
-_CONNECTION_RE = re.compile(
-    r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?CONNECTION\s+(\w+)\s+TO\s+'((?:[^']|'')*)'", re.I
-)
-_IGNORED_RE = re.compile(r"\s*GRANT\s", re.I)
-_REFUSED_RE = re.compile(r"\s*(EXECUTE\s+SCRIPT|IMPORT|EXPORT)\s", re.I)
-_TX_RE = re.compile(r"\s*(COMMIT|ROLLBACK)(\s+WORK)?\s*;?\s*$", re.I)
 
 
 @dataclass
@@ -407,23 +394,23 @@ class EmulatedConnection:
 
     def _special(self, query: str) -> EmulatedStatement | None:
         """Statements that are no SQL for sqlglot (or not for DuckDB): None for the others."""
-        if m := _TX_RE.match(query):
+        if m := sql.TX_RE.match(query):
             self._end(m.group(1).upper())
-        elif m := _SESSION_RE.match(query):
+        elif m := sql.SESSION_RE.match(query):
             self._alter_session(m.group(1).upper(), m.group(2))
-        elif m := _OPEN_SCHEMA_RE.match(query):
+        elif m := sql.OPEN_SCHEMA_RE.match(query):
             name = m.group(1).strip('"').upper()
             self._run(f"SET schema = '{name}'", write=False)
             self._run(f"SET search_path = '{name},main'", write=False)
             self.session["CURRENT_SCHEMA"] = name
-        elif _REFUSED_RE.match(query):
+        elif sql.REFUSED_RE.match(query):
             raise self._error(query, OTHER, "not emulated (see tests/unit/exasol_emulator.py)")
-        elif m := _CONNECTION_RE.match(query):
+        elif m := sql.CONNECTION_RE.match(query):
             self._run(sql.STORE_CONNECTION, [m.group(1), m.group(2).replace("''", "'")])
-        elif m := _SCRIPT_RE.match(query):
+        elif m := sql.SCRIPT_RE.match(query):
             script = (m.group(2) or "", m.group(3), (m.group(1) or "LUA").upper(), query)
             self._run(sql.STORE_SCRIPT, script)
-        elif not _IGNORED_RE.match(query):
+        elif not sql.IGNORED_RE.match(query):
             return None
         return EmulatedStatement([], 0)
 
@@ -486,25 +473,9 @@ class EmulatedConnection:
 
     def _value(self, value: object) -> object:
         if isinstance(value, datetime):
-            return format_timestamp(value, self.session["NLS_TIMESTAMP_FORMAT"])
+            return sql.format_timestamp(value, self.session["NLS_TIMESTAMP_FORMAT"])
         if isinstance(value, date):
             return value.isoformat()
         if isinstance(value, Decimal):
             return int(value) if value.as_tuple().exponent == 0 else str(value)  # type: ignore[operator]
         return value
-
-
-def format_timestamp(value: datetime, fmt: str) -> str:
-    """``value`` as Exasol renders it with NLS_TIMESTAMP_FORMAT ``fmt`` (the ISO ones)."""
-    m = re.fullmatch(r"YYYY-MM-DD HH24:MI:SS(?:\.FF(\d))?", fmt.upper())
-    if not m:
-        raise ValueError(f"the emulator renders ISO timestamp formats only, not {fmt!r}")
-    text = value.strftime("%Y-%m-%d %H:%M:%S")
-    digits = int(m.group(1) or 0)
-    if digits:
-        text += "." + f"{value.microsecond:06d}000"[:digits]
-    return text
-
-
-def _q(name: str) -> str:
-    return '"' + name.upper().replace('"', '""') + '"'

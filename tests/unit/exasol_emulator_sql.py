@@ -1,4 +1,5 @@
-"""The SQL half of the Exasol emulator: set-up objects and the rewrite of Exasol syntax trees.
+"""The SQL half of the Exasol emulator: set-up objects, the rewrite of Exasol syntax trees,
+the statements handled without DuckDB, and timestamps as Exasol renders them.
 
 :mod:`tests.unit.exasol_emulator` documents what is emulated and what is not; this module
 does it on sqlglot trees (read with the Exasol dialect, written with DuckDB's).
@@ -6,7 +7,9 @@ does it on sqlglot trees (read with the Exasol dialect, written with DuckDB's).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlglot
 from sqlglot import exp
@@ -88,6 +91,22 @@ _FORGET_TYPES = "DELETE FROM SYS.EMU_COLUMN_TYPES WHERE SCHEMA_NAME = '{s}' AND 
 _FORGET_SCHEMA = "DELETE FROM SYS.EMU_COLUMN_TYPES WHERE SCHEMA_NAME = '{s}'"
 _RECORD_TYPES = "INSERT OR REPLACE INTO SYS.EMU_COLUMN_TYPES VALUES "
 _SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600}
+
+# statements the emulator handles itself (no SQL for sqlglot, or not for DuckDB)
+SESSION_RE = re.compile(r"\s*ALTER\s+SESSION\s+SET\s+(\w+)\s*=\s*(.+?)\s*;?\s*$", re.I | re.S)
+SCRIPT_RE = re.compile(
+    r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:(\w+)\s+)?(?:SCALAR\s+|SET\s+)?SCRIPT\s+"
+    r"(?:(\w+)\.)?(\w+)",
+    re.I,
+)
+OPEN_SCHEMA_RE = re.compile(r'\s*OPEN\s+SCHEMA\s+("?\w+"?)\s*;?\s*$', re.I)
+CONNECTION_RE = re.compile(
+    r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?CONNECTION\s+(\w+)\s+TO\s+'((?:[^']|'')*)'", re.I
+)
+IGNORED_RE = re.compile(r"\s*GRANT\s", re.I)
+REFUSED_RE = re.compile(r"\s*(EXECUTE\s+SCRIPT|IMPORT|EXPORT)\s", re.I)
+TX_RE = re.compile(r"\s*(COMMIT|ROLLBACK)(\s+WORK)?\s*;?\s*$", re.I)
+
 
 # Exasol's reserved words (EXA_SQL_KEYWORDS WHERE RESERVED) as sqlglot's Exasol generator
 # lists them from Exasol's documentation
@@ -342,4 +361,16 @@ def _exa_type(kind: exp.DataType) -> str:
     text = kind.sql("exasol").replace(" ", "").upper()
     if kind.is_type(exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR):
         return f"{text} UTF8"
+    return text
+
+
+def format_timestamp(value: datetime, fmt: str) -> str:
+    """``value`` as Exasol renders it with NLS_TIMESTAMP_FORMAT ``fmt`` (the ISO ones)."""
+    m = re.fullmatch(r"YYYY-MM-DD HH24:MI:SS(?:\.FF(\d))?", fmt.upper())
+    if not m:
+        raise ValueError(f"the emulator renders ISO timestamp formats only, not {fmt!r}")
+    text = value.strftime("%Y-%m-%d %H:%M:%S")
+    digits = int(m.group(1) or 0)
+    if digits:
+        text += "." + f"{value.microsecond:06d}000"[:digits]
     return text
