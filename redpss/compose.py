@@ -16,7 +16,8 @@ needs no environment to read it):
   so roles reach each other on loopback exactly as in process mode, and the instance's ports are
   published here, on ``PUBLISH_ADDRESS`` only, for the roles that are enabled;
 - one service per enabled role (:func:`redpss.roles.enabled_roles`), healthy when
-  ``redpss role X --check`` passes, started in role order, stopped within ``stop_grace``;
+  ``redpss role X --check`` passes, started in role order (each after the previous one started;
+  the roles after sched once sched is healthy), stopped in reverse within ``stop_grace``;
 - ``sftp``: the sFTP server; each user of ``etc/redftp/users`` gets ``data/input`` mounted as the
   ``input`` folder of its chroot, so uploads land in the landing zone itself (same filesystem:
   the watchers' renames into ``work/`` stay renames).
@@ -220,8 +221,13 @@ def render(inst: Instance, config: Config, settings: ComposeSettings) -> dict[st
             "init": {"condition": "service_completed_successfully"},
             "net": {"condition": "service_started"},
         }
+        # start order as supervisord's priorities (started, not waited for: every role copes
+        # with a peer that does not listen yet); only the roles after sched wait until it is
+        # healthy, as jmon must not hand work to a scheduler that does not listen
         if previous is not None:
-            depends[previous] = {"condition": "service_healthy"}
+            depends[previous] = {"condition": "service_started"}
+        if "sched" in roles and roles.index(role) > roles.index("sched"):
+            depends["sched"] = {"condition": "service_healthy"}
         services[role] = {
             "image": settings.REDPSS_IMAGE,
             "environment": {**env, "ROLE": role},

@@ -6,40 +6,34 @@ stop them in reverse. A role that a later issue brings is added here and nowhere
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from redpss.config import Config
 from redpss.errors import RoleError
-from redpss.roles.base import Role
-from redpss.roles.cfisrv import Cfisrv
-from redpss.roles.dbls import Dbls
-from redpss.roles.jexec import Jexec
-from redpss.roles.jmon import Jmon
-from redpss.roles.json2csv import Json2csv
-from redpss.roles.mail2cmd import Mail2cmd
-from redpss.roles.parq2csv import Parq2csv
-from redpss.roles.rest import Rest
-from redpss.roles.sched import Sched
-from redpss.roles.sendfile import Sendfile
-from redpss.roles.sendmail import Sendmail
+
+if TYPE_CHECKING:
+    from redpss.roles.base import Role
 
 __all__ = ["ROLES", "enabled_roles", "role_class"]
 
 # start order: the services for the database first (sched's CMD jobs go through jexec), then the
-# scheduler master, which must listen before the job monitor hands it work
-ROLES: dict[str, type[Role]] = {
-    cls.name: cls
-    for cls in (
-        Dbls,
-        Jexec,
-        Sendmail,
-        Sendfile,
-        Mail2cmd,
-        Sched,
-        Jmon,
-        Cfisrv,
-        Json2csv,
-        Parq2csv,
-        Rest,
-    )
+# scheduler master, which must listen before the job monitor hands it work.
+# Role name -> "module:class", imported only by role_class: a process runs one role and loads
+# only that role's libraries (paramiko for sendfile, pyOpenSSL for cfisrv, …); in container mode,
+# one role per container, that is most of an instance's idle memory.
+ROLES: dict[str, str] = {
+    "dbls": "redpss.roles.dbls:Dbls",
+    "jexec": "redpss.roles.jexec:Jexec",
+    "sendmail": "redpss.roles.sendmail:Sendmail",
+    "sendfile": "redpss.roles.sendfile:Sendfile",
+    "mail2cmd": "redpss.roles.mail2cmd:Mail2cmd",
+    "sched": "redpss.roles.sched:Sched",
+    "jmon": "redpss.roles.jmon:Jmon",
+    "cfisrv": "redpss.roles.cfisrv:Cfisrv",
+    "json2csv": "redpss.roles.json2csv:Json2csv",
+    "parq2csv": "redpss.roles.parq2csv:Parq2csv",
+    "rest": "redpss.roles.rest:Rest",
 }
 # roles that run only when cfisrv is enabled (the guide: the converters serve the CFI loaders)
 CFI_ROLES = ("cfisrv", "json2csv", "parq2csv")
@@ -58,6 +52,8 @@ def enabled_roles(config: Config) -> list[str]:
 def role_class(name: str) -> type[Role]:
     """The class of role ``name``; an unknown name is a :class:`RoleError` listing the known."""
     try:
-        return ROLES[name]
+        module, _, attr = ROLES[name].partition(":")
     except KeyError:
         raise RoleError(f"unknown role {name!r} (known: {', '.join(ROLES)})") from None
+    cls: type[Role] = getattr(importlib.import_module(module), attr)
+    return cls
