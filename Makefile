@@ -86,7 +86,8 @@ clean:
 # --- container mode (docs/containers.md) ----------------------------------------------------
 # LOCAL_BASE=1: build on a local Debian base (debootstrap + docker import) with the sources from
 # Debian's source packages, for hosts that reach no registry; else the UBI 8 default of
-# images/versions.env (REDPSS_BASE_IMAGE overrides it).
+# images/versions.env (REDPSS_BASE_IMAGE overrides it). The UBI path needs a registry and has not
+# been built by CI: docs/containers.md, "Building on UBI 8".
 LOCAL_BASE ?= 0
 ROLE ?=
 COMPOSE = $(BIN)/docker-compose -p red_$(INSTANCE) -f $(REDHOME)/env/$(INSTANCE)/etc/compose.json
