@@ -91,10 +91,9 @@ __all__ = ["EmulatedConnection", "EmulatedDatabase", "EmulatedStatement"]
 CONFLICT, CONSTRAINT, OTHER = "40001", "27001", "42000"
 DEFAULT_TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF3"
 LOCK_WAIT = 10.0
-TOLERATED_RESERVED = frozenset({"STATE", "SOURCE"})
-"""Reserved words the Exasol backend still writes unquoted (columns of the model): refused by
-Exasol, let through here until the backend quotes them, so that everything else is tested;
-``tolerated=frozenset()`` is what Exasol does (test_exasol_backend shows it failing)."""
+TOLERATED_RESERVED: frozenset[str] = frozenset()
+"""Reserved words taken as unquoted identifiers all the same: none, as on Exasol (the backend
+quotes the model's reserved column names, STATE and SOURCE)."""
 
 
 @dataclass

@@ -116,11 +116,6 @@ def test_status_before_init_raises_a_dictionary_error(empty_exa_db: EmulatedData
         d.pss_status()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pss_status/jobs/watchers of an uninitialised Exasol dictionary report the "
-    "database's 'object not found', SQLite says 'run redctl db init'",
-)
 def test_reading_before_init_says_run_redctl_db_init(empty_exa_db: EmulatedDatabase) -> None:
     with emulated_dictionary(empty_exa_db) as d:
         for read in (d.pss_status, d.jobs, d.watchers):
@@ -133,7 +128,7 @@ def _set_role(db: EmulatedDatabase, role: str, case: tuple[Any, ...], now: datet
     beat = None if age is None else now - timedelta(seconds=age)
     values = (role, state, 1, "h", now, beat, interval, restarts, last_exit, "0.1.0", info)
     db.query(
-        "INSERT INTO REDSYS.ADM_PSS_STATUS (ROLE, STATE, PID, HOST, STARTED_AT, HEARTBEAT_AT, "
+        'INSERT INTO REDSYS.ADM_PSS_STATUS (ROLE, "STATE", PID, HOST, STARTED_AT, HEARTBEAT_AT, '
         "HEARTBEAT_INTERVAL, RESTARTS, LAST_EXIT, VERSION, INFO) "
         f"VALUES ({', '.join(literal(v) for v in values)})"
     )
@@ -204,7 +199,7 @@ def test_upgrade_applies_new_columns_and_tables_everywhere(exa_db: EmulatedDatab
 
 def _broken_model() -> Model:
     """Migration 1 with a DDL statement in the middle that the database refuses."""
-    bad = Column("BAD (", "VARCHAR(1)")
+    bad = Column("POOL_NAME", "VARCHAR(1)")  # twice in one table
     tables = tuple(
         dataclasses.replace(t, columns=(*t.columns, bad)) if t.name == "ADM_JMON_LOAD" else t
         for t in shared.TABLES
@@ -229,7 +224,7 @@ def test_failed_upgrade_keeps_the_old_version(exa_db: EmulatedDatabase) -> None:
     with emulated_dictionary(exa_db) as old:
         old.init()
     v2 = shared._model_v2()
-    bad = Column("BAD (", "VARCHAR(1)", since=shared.NEXT)
+    bad = Column("WATCHER_NAME", "VARCHAR(1)", since=shared.NEXT)  # the table has it
     tables = tuple(
         dataclasses.replace(t, columns=(*t.columns, bad)) if t.name == "ADM_WATCHER" else t
         for t in v2.tables
@@ -386,12 +381,6 @@ def test_a_sql_job_that_returns_rows_has_them_in_its_message(exa_dic: Dictionary
     assert many.message == "result: " + "; ".join(str(i) for i in range(20)) + " …"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DictionaryError,
-    reason="STATE and SOURCE (columns of the model) are reserved words of Exasol and are "
-    "written unquoted: a syntax error on Exasol (exasol_emulator.TOLERATED_RESERVED)",
-)
 def test_no_statement_uses_a_reserved_word_unquoted() -> None:
     db = EmulatedDatabase(tolerated=frozenset())
     try:

@@ -86,8 +86,31 @@ class ExasolCore(Dictionary):
         return f"ExasolDictionary(dsn={self.settings.dsn!r}, user={self.settings.user!r})"
 
     def tx(self, unit: Callable[[Tx], T], *, what: str) -> T:
-        """Run ``unit`` in one transaction, with reconnect and retry (see session)."""
-        return self.session.transaction(unit, what=what)
+        """Run ``unit`` in one transaction, with reconnect and retry (see session).
+
+        A failure in a dictionary that was never initialised (its objects are not found) says
+        "run redctl db init", as on SQLite, instead of the database's text.
+        """
+        try:
+            return self.session.transaction(unit, what=what)
+        except MigrationError:
+            raise
+        except DictionaryError as exc:
+            if type(exc.__cause__).__name__ != "ExaQueryError" or self._initialised():
+                raise  # not an SQL error (the database is away …), or a real one
+            raise DictionaryError(
+                f"{what}: the dictionary at {self.settings.dsn} is not initialised; "
+                "run redctl db init"
+            ) from exc
+
+    def _initialised(self) -> bool:
+        try:
+            version = self.session.transaction(
+                lambda tx: self._version_in(tx, REDSYS), what="reading the dictionary version"
+            )
+            return bool(version)
+        except DictionaryError:
+            return True  # cannot tell: keep the original error
 
     # -- migrations --------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ Primary keys are declared (Exasol enforces them). Identity columns are ``IDENTIT
 from __future__ import annotations
 
 from redpss.dictionary.base import DOWN_STATES, SUSPENDED
-from redpss.dictionary.exasol.sqltext import literals
+from redpss.dictionary.exasol.sqltext import ident, literals
 from redpss.dictionary.model import REDSYS
 from redpss.dictionary.objects import Column, Model, Scope, Table, View, parse_type
 
@@ -51,7 +51,7 @@ def empty_is_null(column: Column) -> bool:
 
 
 def _column_ddl(column: Column) -> str:
-    parts = [column.name, column_type(column.type)]
+    parts = [ident(column.name), column_type(column.type)]
     if column.identity:
         parts.append("IDENTITY")
     elif column.default is not None and not empty_is_null(column):
@@ -65,7 +65,7 @@ def table_ddl(table: Table, schema: str, version: int) -> str:
     """``CREATE TABLE IF NOT EXISTS`` of ``table`` in ``schema`` as of ``version``."""
     lines = [_column_ddl(c) for c in table.columns_at(version)]
     if table.primary_key:
-        lines.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+        lines.append(f"PRIMARY KEY ({', '.join(map(ident, table.primary_key))})")
     body = ",\n    ".join(lines)
     return f"CREATE TABLE IF NOT EXISTS {schema}.{table.name} (\n    {body}\n)"
 
@@ -82,15 +82,15 @@ def add_column_ddl(table: Table, schema: str, column: Column) -> str:
 _STATUS_SELECT = """SELECT {columns},
     HEARTBEAT_AGE,
     CASE
-        WHEN STATE IN ({down}) THEN 2
+        WHEN "STATE" IN ({down}) THEN 2
         WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL THEN 2
         WHEN HEARTBEAT_AGE > 2 * HEARTBEAT_INTERVAL THEN 1
         WHEN RESTARTS > 0 THEN 1
-        WHEN STATE = '{suspended}' THEN 1
+        WHEN "STATE" = '{suspended}' THEN 1
         ELSE 0
     END AS ALERT,
     CASE
-        WHEN STATE IN ({down}) THEN 'state ' || STATE
+        WHEN "STATE" IN ({down}) THEN 'state ' || "STATE"
             || CASE WHEN LAST_EXIT IS NULL THEN '' ELSE ': ' || LAST_EXIT END
         WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL
             THEN 'no heartbeat for ' || TO_CHAR(FLOOR(HEARTBEAT_AGE)) || ' s'
@@ -99,7 +99,7 @@ _STATUS_SELECT = """SELECT {columns},
         WHEN RESTARTS > 0
             THEN 'restarted ' || TO_CHAR(RESTARTS) || ' times; last: '
                 || CASE WHEN LAST_EXIT IS NULL THEN 'unknown' ELSE LAST_EXIT END
-        WHEN STATE = '{suspended}'
+        WHEN "STATE" = '{suspended}'
             THEN 'suspended' || CASE WHEN INFO IS NULL THEN '' ELSE ': ' || INFO END
     END AS ALERT_REASON
 FROM (
@@ -115,7 +115,7 @@ def status_select(model: Model, version: int, now: str = NOW_UTC) -> str:
     """The SELECT of ``STA_PSS_STATUS``; ``now`` is an SQL expression (a literal in tests)."""
     base = model.table("ADM_PSS_STATUS")
     return _STATUS_SELECT.format(
-        columns=", ".join(c.name for c in base.columns_at(version)),
+        columns=", ".join(ident(c.name) for c in base.columns_at(version)),
         down=literals(DOWN_STATES),
         suspended=SUSPENDED,
         now=now,

@@ -42,7 +42,7 @@ _WATCHER_COLS = (
     "CHECK_INTERVAL_SECONDS, ACTIVE, DESCRIPTION, CHANGED_AT"
 )
 _LOG_COLS = (
-    "RUN_ID, {name}, POOL_NAME, STATE, QUEUED_AT, STARTED_AT, ENDED_AT, ROW_COUNT, MESSAGE, "
+    'RUN_ID, {name}, POOL_NAME, "STATE", QUEUED_AT, STARTED_AT, ENDED_AT, ROW_COUNT, MESSAGE, '
     "HOST, PID"
 )
 _CLONED_LOGS = ("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_WATCHER_EXEC_ERROR", "LOG_MESSAGES")
@@ -85,7 +85,7 @@ DELETE_DEFINITION_SQL = "DELETE FROM REDSYS.{table!q} WHERE {key!q} = {name}"
 MERGE_RUN_SQL = (
     "MERGE INTO {schema!q}.{table!q} T USING (SELECT {run_id} AS RUN_ID FROM DUAL) S "
     "ON T.RUN_ID = S.RUN_ID "
-    "WHEN MATCHED THEN UPDATE SET STATE = {state}, "
+    'WHEN MATCHED THEN UPDATE SET "STATE" = {state}, '
     "STARTED_AT = COALESCE({started}, T.STARTED_AT), ENDED_AT = COALESCE({ended}, T.ENDED_AT), "
     "ROW_COUNT = COALESCE({row_count}, T.ROW_COUNT), MESSAGE = COALESCE({message}, T.MESSAGE), "
     "HOST = COALESCE({host}, T.HOST), PID = COALESCE({pid}, T.PID){extra_set!r} "
@@ -106,9 +106,9 @@ LAST_RUNS_SQL = (
 )
 # Exasol: 'a' || NULL is 'a', so the separator is added only to an existing message.
 ABORT_SQL = (
-    "UPDATE {schema!q}.{table!q} SET STATE = 'ABORTED', ENDED_AT = {now}, "
+    "UPDATE {schema!q}.{table!q} SET \"STATE\" = 'ABORTED', ENDED_AT = {now}, "
     "MESSAGE = CASE WHEN MESSAGE IS NULL THEN {message} ELSE MESSAGE || '; ' || {message} END "
-    "WHERE STATE IN ('QUEUED', 'RUNNING')"
+    "WHERE \"STATE\" IN ('QUEUED', 'RUNNING')"
 )
 DELETE_ALL_SQL = "DELETE FROM {schema!q}.{table!q}"
 MERGE_EXEC_ERROR_SQL = (
@@ -331,7 +331,7 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
         if name is not None:
             where.append(f"{col} = {literal(name)}")
         if states:
-            where.append(f"STATE IN ({literals(states)})")
+            where.append(f'"STATE" IN ({literals(states)})')
         schemas = self.schemas()
         if schema is not None:
             schemas = [schema] if check_schema_name(schema) in schemas else []

@@ -130,6 +130,9 @@ class ExaSettings:
             "socket_timeout": max(self.connect_timeout, 30.0),
             "compression": True,
             "client_name": "redpss",
+            # identifiers pyexasol writes itself (IMPORT's table and columns) are quoted as
+            # given: a loader's column may be a reserved word of Exasol (DAY, VALUE, LEVEL …)
+            "quote_ident": True,
         }
 
 
