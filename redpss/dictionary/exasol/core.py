@@ -54,18 +54,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_int(value: object) -> int:
-    """A DECIMAL as fetched (int, float or text) as int."""
-    if isinstance(value, int):
-        return value
-    return int(float(str(value))) if "." in str(value) else int(str(value))
-
-
-def opt_int(value: object) -> int | None:
-    """Like :func:`as_int`, None stays None."""
-    return None if value is None else as_int(value)
-
-
 class ExasolCore(Dictionary):
     """Session, migrations and schemas; the area mixins of this package build on it."""
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from redpss.dictionary.base import check_schema_name
-from redpss.dictionary.exasol.core import as_int, opt_int, utcnow
+from redpss.dictionary.exasol.core import utcnow
 from redpss.dictionary.exasol.runsql import ExasolSqlJobs
 from redpss.dictionary.exasol.session import (
     Tx,
@@ -29,22 +28,20 @@ from redpss.dictionary.jobs import (
     WatcherDef,
 )
 from redpss.dictionary.objects import Model
+from redpss.dictionary.rows import (
+    JOB_COLUMNS,
+    WATCHER_COLUMNS,
+    as_int,
+    job_from,
+    log_columns,
+    log_table,
+    run_from,
+    watcher_from,
+)
 from redpss.errors import DictionaryError
 
 __all__ = ["ExasolJobs", "check_allowed"]
 
-_JOB_COLS = (
-    "JOB_NAME, SCHEMA_NAME, JOB_KIND, ACTION_TEXT, POOL_NAME, SCHEDULE_TYPE, INTERVAL_SECONDS, "
-    "CRON_EXPR, ACTIVE, TIMEOUT_SECONDS, MAX_PARALLEL, MISFIRE_POLICY, DESCRIPTION, CHANGED_AT"
-)
-_WATCHER_COLS = (
-    "WATCHER_NAME, SCHEMA_NAME, WATCHER_KIND, WATCH_TEXT, EXECUTOR_JOB, "
-    "CHECK_INTERVAL_SECONDS, ACTIVE, DESCRIPTION, CHANGED_AT"
-)
-_LOG_COLS = (
-    'RUN_ID, {name}, POOL_NAME, "STATE", QUEUED_AT, STARTED_AT, ENDED_AT, ROW_COUNT, MESSAGE, '
-    "HOST, PID"
-)
 _CLONED_LOGS = ("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_WATCHER_EXEC_ERROR", "LOG_MESSAGES")
 
 JOBS_SQL = "SELECT {columns!r} FROM REDSYS.ADM_JOBS ORDER BY JOB_NAME"
@@ -172,43 +169,6 @@ def _row_text(model: Model, table: str) -> str:
     return " || ".join(parts)
 
 
-def _job(r: tuple[Any, ...]) -> JobDef:
-    return JobDef(
-        name=r[0], schema=r[1], kind=r[2], action=r[3], pool=r[4], schedule_type=r[5],
-        interval_seconds=opt_int(r[6]), cron_expr=r[7], active=bool(r[8]),
-        timeout_seconds=opt_int(r[9]), max_parallel=as_int(r[10]), misfire_policy=r[11],
-        description=r[12], changed_at=from_db(r[13]),
-    )  # fmt: skip
-
-
-def _watcher(r: tuple[Any, ...]) -> WatcherDef:
-    return WatcherDef(
-        name=r[0], schema=r[1], kind=r[2], watch_text=r[3], executor_job=r[4],
-        check_interval=as_int(r[5]), active=bool(r[6]), description=r[7],
-        changed_at=from_db(r[8]),
-    )  # fmt: skip
-
-
-def _run(schema: str, r: tuple[Any, ...], watcher: bool) -> RunRecord:
-    queued = from_db(r[4])
-    assert queued is not None  # QUEUED_AT is NOT NULL
-    return RunRecord(
-        schema=schema, run_id=as_int(r[0]), name=r[1], pool=r[2], state=r[3], queued_at=queued,
-        started_at=from_db(r[5]), ended_at=from_db(r[6]), rows=opt_int(r[7]), message=r[8],
-        host=r[9], pid=opt_int(r[10]), watch_key=r[11] if watcher else None,
-        executor_run_id=opt_int(r[12]) if watcher else None,
-    )  # fmt: skip
-
-
-def _log_table(watcher: bool) -> tuple[str, str]:
-    return ("ADM_WATCHER_LOG", "WATCHER_NAME") if watcher else ("ADM_JOB_LOG", "JOB_NAME")
-
-
-def _log_columns(watcher: bool) -> str:
-    cols = _LOG_COLS.format(name=_log_table(watcher)[1])
-    return cols + (", WATCH_KEY, EXECUTOR_RUN_ID" if watcher else "")
-
-
 class ExasolJobs(ExasolSqlJobs, JobStore):
     """The jobs area of the Exasol dictionary."""
 
@@ -216,15 +176,15 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
 
     def jobs(self) -> list[JobDef]:
         """Every job definition, sorted by name."""
-        rows = self.tx(lambda tx: tx.rows(JOBS_SQL, columns=_JOB_COLS), what="reading jobs")
-        return [_job(r) for r in rows]
+        rows = self.tx(lambda tx: tx.rows(JOBS_SQL, columns=JOB_COLUMNS), what="reading jobs")
+        return [job_from(r, from_db) for r in rows]
 
     def watchers(self) -> list[WatcherDef]:
         """Every watcher definition, sorted by name."""
         rows = self.tx(
-            lambda tx: tx.rows(WATCHERS_SQL, columns=_WATCHER_COLS), what="reading watchers"
+            lambda tx: tx.rows(WATCHERS_SQL, columns=WATCHER_COLUMNS), what="reading watchers"
         )
-        return [_watcher(r) for r in rows]
+        return [watcher_from(r, from_db) for r in rows]
 
     def definitions_stamp(self) -> str:
         """Row count and a hash of every row of both tables, computed by the database."""
@@ -253,7 +213,7 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
         def unit(tx: Tx) -> None:
             for j in jobs:
                 tx.execute(
-                    MERGE_JOB_SQL, columns=_JOB_COLS, name=j.name, schema=j.schema, kind=j.kind,
+                    MERGE_JOB_SQL, columns=JOB_COLUMNS, name=j.name, schema=j.schema, kind=j.kind,
                     action=j.action, pool=j.pool, schedule_type=j.schedule_type,
                     interval_seconds=j.interval_seconds, cron_expr=j.cron_expr,
                     active=bool(j.active), timeout_seconds=j.timeout_seconds,
@@ -262,7 +222,7 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
                 )  # fmt: skip
             for w in watchers:
                 tx.execute(
-                    MERGE_WATCHER_SQL, columns=_WATCHER_COLS, name=w.name, schema=w.schema,
+                    MERGE_WATCHER_SQL, columns=WATCHER_COLUMNS, name=w.name, schema=w.schema,
                     kind=w.kind, watch_text=w.watch_text, executor_job=w.executor_job,
                     check_interval=w.check_interval, active=bool(w.active),
                     description=w.description, now=now,
@@ -293,7 +253,7 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
         """Insert or update runs by RUN_ID (MERGE), all in one transaction."""
         for u in updates:
             check_allowed(
-                self.model, _log_table(u.watcher)[0], {"STATE": u.state, "POOL_NAME": u.pool}
+                self.model, log_table(u.watcher)[0], {"STATE": u.state, "POOL_NAME": u.pool}
             )
         for schema in {u.schema for u in updates}:
             self.ensure_ready(schema)
@@ -307,8 +267,8 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
                     )
                     extra_values = ", " + literals([u.watch_key, u.executor_run_id])
                 tx.execute(
-                    MERGE_RUN_SQL, schema=u.schema, table=_log_table(u.watcher)[0],
-                    columns=_log_columns(u.watcher), run_id=u.run_id, name=u.name, pool=u.pool,
+                    MERGE_RUN_SQL, schema=u.schema, table=log_table(u.watcher)[0],
+                    columns=log_columns(u.watcher), run_id=u.run_id, name=u.name, pool=u.pool,
                     state=u.state, queued=u.queued_at, started=u.started_at, ended=u.ended_at,
                     row_count=u.rows, message=u.message, host=u.host, pid=u.pid,
                     extra_set=extra_set, extra_values=extra_values,
@@ -326,7 +286,7 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
         limit: int = 100,
     ) -> list[RunRecord]:
         """Newest runs first, over one or all target schemas."""
-        table, col = _log_table(watcher)
+        table, col = log_table(watcher)
         where = ["1 = 1"]
         if name is not None:
             where.append(f"{col} = {literal(name)}")
@@ -340,10 +300,10 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
             found: list[RunRecord] = []
             for s in schemas:
                 rows = tx.rows(
-                    RUNS_SQL, columns=_log_columns(watcher), schema=s, table=table,
+                    RUNS_SQL, columns=log_columns(watcher), schema=s, table=table,
                     where=" AND ".join(where), limit=int(limit),
                 )  # fmt: skip
-                found.extend(_run(s, r, watcher) for r in rows)
+                found.extend(run_from(s, r, watcher, from_db) for r in rows)
             return found
 
         found = self.tx(unit, what="reading runs")
@@ -355,9 +315,9 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
         schemas = self.schemas()
 
         def unit(tx: Tx) -> list[RunRecord]:
-            cols = _log_columns(False)
+            cols = log_columns(False)
             return [
-                _run(s, r, False)
+                run_from(s, r, False, from_db)
                 for s in schemas
                 for r in tx.rows(LAST_RUNS_SQL, columns=cols, schema=s)
             ]

@@ -22,44 +22,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from redpss.dictionary.base import check_schema_name
-from redpss.dictionary.exasol.core import ExasolCore, as_int, opt_int, utcnow
+from redpss.dictionary.exasol.core import ExasolCore, utcnow
 from redpss.dictionary.exasol.csvload import Feed, csv_cols, exasol_column_type
 from redpss.dictionary.exasol.jobs import check_allowed
 from redpss.dictionary.exasol.session import Tx, _classify, error_text
 from redpss.dictionary.exasol.sqltext import from_db, ident, literal, literals
 from redpss.dictionary.landing import DUPLICATE, LOADED, LandingStore, LedgerEntry, LoadOutcome
+from redpss.dictionary.rows import (
+    COLUMN_COLUMNS,
+    LEDGER_COLUMNS,
+    LOADER_COLUMNS,
+    as_int,
+    column_from,
+    ledger_from,
+    loader_from,
+    loader_values,
+)
 from redpss.errors import DictionaryError, FileRejected
 from redpss.landing.definitions import Loader, LoaderColumn
 
 __all__ = ["ExasolLanding"]
 
-_LOADER_COLUMNS = (
-    "LOADER_NAME, FILE_PATTERN, SCHEMA_NAME, TABLE_NAME, FILE_FORMAT, FILE_ENCODING, "
-    "COLUMN_SEPARATOR, QUOTE_CHAR, HEADER, NULL_STRING, DATE_FORMAT, TIMESTAMP_FORMAT, "
-    "FIXED_WIDTH, MARKER, DUPLICATE_POLICY, ACTIVE, DESCRIPTION"
-)
-_COLUMN_COLUMNS = (
-    "LOADER_NAME, COL_POS, COL_NAME, COL_DATA_TYPE, COL_SOURCE, COL_SOURCE_POS, COL_FORMAT, "
-    "COL_FBV_START, COL_FBV_SIZE"
-)
-_LEDGER_COLUMNS = (
-    "CLAIM_ID, CONTENT_SHA256, FILE_NAME, FILE_SIZE, TARGET, LOADER_NAME, RUN_ID, LOAD_STATUS, "
-    "ROW_COUNT, LOADED_AT"
-)
 # conversion errors of IMPORT (a value the column cannot take): the file's fault, not ours
 _DATA_ERROR_RE = re.compile(r"\bETL-3\d{3}\b|Transformation of value")
 
 LOADER_CREATED_SQL = "SELECT CREATED_AT FROM REDSYS.ADM_LOADER WHERE LOADER_NAME = {name}"
-DELETE_LOADER_COLUMNS_SQL = "DELETE FROM REDSYS.ADM_LOADER_COLUMN WHERE LOADER_NAME = {name}"
+DELETELOADER_COLUMNS_SQL = "DELETE FROM REDSYS.ADM_LOADER_COLUMN WHERE LOADER_NAME = {name}"
 DELETE_LOADER_SQL = "DELETE FROM REDSYS.ADM_LOADER WHERE LOADER_NAME = {name}"
 INSERT_LOADER_SQL = (
     "INSERT INTO REDSYS.ADM_LOADER ({columns!r}, CREATED_AT, CHANGED_AT) "
     "VALUES ({values!r}, {created}, {now})"
 )
-INSERT_LOADER_COLUMNS_SQL = "INSERT INTO REDSYS.ADM_LOADER_COLUMN ({columns!r}) VALUES {rows!r}"
+INSERTLOADER_COLUMNS_SQL = "INSERT INTO REDSYS.ADM_LOADER_COLUMN ({columns!r}) VALUES {rows!r}"
 LOADERS_SQL = "SELECT {columns!r} FROM REDSYS.ADM_LOADER WHERE {where!r} ORDER BY LOADER_NAME"
 LOADER_COLUMNS_SQL = (
     "SELECT {columns!r} FROM REDSYS.ADM_LOADER_COLUMN WHERE LOADER_NAME IN "
@@ -89,43 +85,6 @@ TARGET_EXISTS_SQL = (
     "SELECT COUNT(*) FROM SYS.EXA_ALL_TABLES WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {table}"
 )
 TARGET_COUNT_SQL = "SELECT COUNT(*) FROM {schema!q}.{table!q}"
-# -- rows of the dictionary ------------------------------------------------------------------
-
-
-def _loader_values(loader: Loader) -> list[object]:
-    return [
-        loader.name, loader.pattern, loader.schema, loader.table, loader.format,
-        loader.encoding, loader.delimiter, loader.quote, bool(loader.header), loader.null_string,
-        loader.date_format, loader.timestamp_format, bool(loader.fixed_width), loader.marker,
-        loader.duplicates, bool(loader.active), loader.description,
-    ]  # fmt: skip
-
-
-def _loader_from(row: Sequence[Any], columns: list[LoaderColumn]) -> Loader:
-    (name, pattern, schema, table, fmt, enc, sep, quote, header, null, dfmt, tfmt, fixed,
-     marker, dup, active, desc) = row  # fmt: skip
-    return Loader(
-        name=name, pattern=pattern, schema=schema, table=table, columns=tuple(columns),
-        format=fmt, encoding=enc, delimiter=sep, quote=quote or None, header=bool(header),
-        null_string=null or "", date_format=dfmt, timestamp_format=tfmt or "",
-        fixed_width=bool(fixed), marker=marker, duplicates=dup, active=bool(active),
-        description=desc,
-    )  # fmt: skip
-
-
-def _column_from(r: Sequence[Any]) -> LoaderColumn:
-    return LoaderColumn(
-        r[2], r[3], r[4], opt_int(r[5]), r[6], opt_int(r[7]), opt_int(r[8])
-    )  # fmt: skip
-
-
-def _ledger_from(row: Sequence[Any]) -> LedgerEntry:
-    claim, sha, name, size, target, loader, run_id, status, rows, loaded_at = row
-    return LedgerEntry(
-        claim_id=claim, content_sha256=sha, file_name=name, file_size=as_int(size),
-        target=target, loader=loader, run_id=as_int(run_id), status=status,
-        row_count=as_int(rows), loaded_at=from_db(loaded_at),
-    )  # fmt: skip
 
 
 class ExasolLanding(ExasolCore, LandingStore):
@@ -151,25 +110,25 @@ class ExasolLanding(ExasolCore, LandingStore):
 
         def unit(tx: Tx) -> bool:
             old = tx.rows(LOADER_CREATED_SQL, name=loader.name)
-            tx.execute(DELETE_LOADER_COLUMNS_SQL, name=loader.name)
+            tx.execute(DELETELOADER_COLUMNS_SQL, name=loader.name)
             tx.execute(DELETE_LOADER_SQL, name=loader.name)
             tx.execute(
-                INSERT_LOADER_SQL, columns=_LOADER_COLUMNS, values=literals(_loader_values(loader)),
+                INSERT_LOADER_SQL, columns=LOADER_COLUMNS, values=literals(loader_values(loader)),
                 created=from_db(old[0][0]) if old else now, now=now,
             )  # fmt: skip
             if rows:
-                tx.execute(INSERT_LOADER_COLUMNS_SQL, columns=_COLUMN_COLUMNS, rows=rows)
+                tx.execute(INSERTLOADER_COLUMNS_SQL, columns=COLUMN_COLUMNS, rows=rows)
             return not old
 
         return self.tx(unit, what=f"saving loader {loader.name}")
 
     def _read_loaders(self, where: str) -> list[Loader]:
         def unit(tx: Tx) -> list[Loader]:
-            found = tx.rows(LOADERS_SQL, columns=_LOADER_COLUMNS, where=where)
+            found = tx.rows(LOADERS_SQL, columns=LOADER_COLUMNS, where=where)
             cols: dict[str, list[LoaderColumn]] = {}
-            for c in tx.rows(LOADER_COLUMNS_SQL, columns=_COLUMN_COLUMNS, where=where):
-                cols.setdefault(c[0], []).append(_column_from(c))
-            return [_loader_from(r, cols.get(r[0], [])) for r in found]
+            for c in tx.rows(LOADER_COLUMNS_SQL, columns=COLUMN_COLUMNS, where=where):
+                cols.setdefault(c[0], []).append(column_from(c))
+            return [loader_from(r, cols.get(r[0], [])) for r in found]
 
         return self.tx(unit, what="reading loaders")
 
@@ -186,7 +145,7 @@ class ExasolLanding(ExasolCore, LandingStore):
         """Delete loader ``name`` and its columns; True when it existed."""
 
         def unit(tx: Tx) -> bool:
-            tx.execute(DELETE_LOADER_COLUMNS_SQL, name=name)
+            tx.execute(DELETELOADER_COLUMNS_SQL, name=name)
             return bool(tx.execute(DELETE_LOADER_SQL, name=name))
 
         return self.tx(unit, what=f"deleting loader {name}")
@@ -229,10 +188,10 @@ class ExasolLanding(ExasolCore, LandingStore):
 
         def unit(tx: Tx) -> LoadOutcome:
             nonlocal handed_over
-            done = tx.rows(LEDGER_CLAIM_SQL, columns=_LEDGER_COLUMNS, schema=schema,
+            done = tx.rows(LEDGER_CLAIM_SQL, columns=LEDGER_COLUMNS, schema=schema,
                            claim=entry.claim_id)  # fmt: skip
             if done:  # a retry after the database committed: the load is complete
-                mine = _ledger_from(done[0])
+                mine = ledger_from(done[0], from_db)
                 if mine.status == LOADED:
                     return LoadOutcome(LOADED, mine.row_count)
                 return LoadOutcome(DUPLICATE, 0, self._first_loaded(tx, schema, entry))
@@ -279,10 +238,10 @@ class ExasolLanding(ExasolCore, LandingStore):
     @staticmethod
     def _first_loaded(tx: Tx, schema: str, entry: LedgerEntry) -> LedgerEntry | None:
         found = tx.rows(
-            LEDGER_CONTENT_SQL, columns=_LEDGER_COLUMNS, schema=schema,
+            LEDGER_CONTENT_SQL, columns=LEDGER_COLUMNS, schema=schema,
             sha=entry.content_sha256, target=entry.target,
         )  # fmt: skip
-        return _ledger_from(found[0]) if found else None
+        return ledger_from(found[0], from_db) if found else None
 
     @staticmethod
     def _ledger_insert(tx: Tx, schema: str, entry: LedgerEntry, status: str, rows: int) -> None:
@@ -291,7 +250,7 @@ class ExasolLanding(ExasolCore, LandingStore):
             entry.loader, entry.run_id, status, rows, utcnow(),
         ]  # fmt: skip
         tx.execute(
-            LEDGER_INSERT_SQL, schema=schema, columns=_LEDGER_COLUMNS, values=literals(values)
+            LEDGER_INSERT_SQL, schema=schema, columns=LEDGER_COLUMNS, values=literals(values)
         )
 
     def target_row_count(self, schema: str, table: str) -> int:
@@ -313,8 +272,8 @@ class ExasolLanding(ExasolCore, LandingStore):
                 return []
             found: list[LedgerEntry] = []
             for (schema,) in tx.rows(LEDGER_SCHEMAS_SQL):
-                rows = tx.rows(template, columns=_LEDGER_COLUMNS, schema=schema, **params)
-                found.extend(_ledger_from(r) for r in rows)
+                rows = tx.rows(template, columns=LEDGER_COLUMNS, schema=schema, **params)
+                found.extend(ledger_from(r, from_db) for r in rows)
             return found
 
         found = self.tx(unit, what="reading the load ledger")
@@ -333,12 +292,12 @@ class ExasolLanding(ExasolCore, LandingStore):
             return None
         found = self.tx(
             lambda tx: tx.rows(
-                LEDGER_CONTENT_SQL, columns=_LEDGER_COLUMNS, schema=schema, sha=content_sha256,
+                LEDGER_CONTENT_SQL, columns=LEDGER_COLUMNS, schema=schema, sha=content_sha256,
                 target=target,
             ),
             what="reading the load ledger",
         )  # fmt: skip
-        return _ledger_from(found[0]) if found else None
+        return ledger_from(found[0], from_db) if found else None
 
     def load_ledger(self, limit: int | None = 100) -> list[LedgerEntry]:
         """``REDSYS.ADM_LOAD_LEDGER``: the union of every schema's ``ADM_LOAD_LOG``."""

@@ -13,11 +13,12 @@ from redpss.dictionary.base import (
     RoleStatus,
     check_schema_name,
 )
-from redpss.dictionary.exasol.core import ExasolCore, as_int, opt_int, utcnow
+from redpss.dictionary.exasol.core import ExasolCore, utcnow
 from redpss.dictionary.exasol.ddl import status_select
 from redpss.dictionary.exasol.session import Tx
 from redpss.dictionary.exasol.sqltext import from_db, literal
 from redpss.dictionary.model import LOG_LEVELS, ROLE_STATES
+from redpss.dictionary.rows import as_int, opt_int
 from redpss.errors import DictionaryError
 
 DEFAULT_HEARTBEAT_INTERVAL = 5.0

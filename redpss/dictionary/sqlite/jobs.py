@@ -8,7 +8,6 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,81 +20,23 @@ from redpss.dictionary.jobs import (
     RunUpdate,
     WatcherDef,
 )
+from redpss.dictionary.rows import (
+    JOB_COLUMNS,
+    LOG_COLUMNS,
+    WATCHER_COLUMNS,
+    job_from,
+    run_from,
+    watcher_from,
+)
 from redpss.dictionary.sqlite.core import SqliteCore, _utcnow, from_db, to_db
 from redpss.errors import DictionaryError
 
-_JOB_COLS = (
-    "JOB_NAME, SCHEMA_NAME, JOB_KIND, ACTION_TEXT, POOL_NAME, SCHEDULE_TYPE, INTERVAL_SECONDS, "
-    "CRON_EXPR, ACTIVE, TIMEOUT_SECONDS, MAX_PARALLEL, MISFIRE_POLICY, DESCRIPTION, CHANGED_AT"
-)
-_WATCHER_COLS = (
-    "WATCHER_NAME, SCHEMA_NAME, WATCHER_KIND, WATCH_TEXT, EXECUTOR_JOB, "
-    "CHECK_INTERVAL_SECONDS, ACTIVE, DESCRIPTION, CHANGED_AT"
-)
-_LOG_COLS = (
-    "RUN_ID, {name}, POOL_NAME, STATE, QUEUED_AT, STARTED_AT, ENDED_AT, ROW_COUNT, MESSAGE, "
-    "HOST, PID"
-)
 _REGISTRY_LOCK = threading.Lock()
 _CLONED_LOGS = ("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_WATCHER_EXEC_ERROR", "LOG_MESSAGES")
 
 
 def _opt_dt(value: datetime | None) -> str | None:
     return None if value is None else to_db(value)
-
-
-def _job(row: Sequence[Any]) -> JobDef:
-    return JobDef(
-        name=row[0],
-        schema=row[1],
-        kind=row[2],
-        action=row[3],
-        pool=row[4],
-        schedule_type=row[5],
-        interval_seconds=None if row[6] is None else int(row[6]),
-        cron_expr=row[7],
-        active=bool(row[8]),
-        timeout_seconds=None if row[9] is None else int(row[9]),
-        max_parallel=int(row[10]),
-        misfire_policy=row[11],
-        description=row[12],
-        changed_at=from_db(row[13]),
-    )
-
-
-def _watcher(row: Sequence[Any]) -> WatcherDef:
-    return WatcherDef(
-        name=row[0],
-        schema=row[1],
-        kind=row[2],
-        watch_text=row[3],
-        executor_job=row[4],
-        check_interval=int(row[5]),
-        active=bool(row[6]),
-        description=row[7],
-        changed_at=from_db(row[8]),
-    )
-
-
-def _run(schema: str, row: Sequence[Any], watcher: bool) -> RunRecord:
-    queued = from_db(row[4])
-    assert queued is not None  # QUEUED_AT is NOT NULL
-    return RunRecord(
-        schema=schema,
-        run_id=int(row[0]),
-        name=row[1],
-        pool=row[2],
-        state=row[3],
-        queued_at=queued,
-        started_at=from_db(row[5]),
-        ended_at=from_db(row[6]),
-        rows=None if row[7] is None else int(row[7]),
-        message=row[8],
-        host=row[9],
-        pid=None if row[10] is None else int(row[10]),
-        watch_key=row[11] if watcher else None,
-        executor_run_id=(None if row[12] is None else int(row[12])) if watcher else None,
-    )
 
 
 class SqliteJobs(SqliteCore, JobStore):
@@ -106,16 +47,16 @@ class SqliteJobs(SqliteCore, JobStore):
     def jobs(self) -> list[JobDef]:
         """Every job definition, sorted by name."""
         with self._connect(self._redsys) as conn:
-            rows = conn.execute(f"SELECT {_JOB_COLS} FROM ADM_JOBS ORDER BY JOB_NAME").fetchall()
-        return [_job(r) for r in rows]
+            rows = conn.execute(f"SELECT {JOB_COLUMNS} FROM ADM_JOBS ORDER BY JOB_NAME").fetchall()
+        return [job_from(r, from_db) for r in rows]
 
     def watchers(self) -> list[WatcherDef]:
         """Every watcher definition, sorted by name."""
         with self._connect(self._redsys) as conn:
             rows = conn.execute(
-                f"SELECT {_WATCHER_COLS} FROM ADM_WATCHER ORDER BY WATCHER_NAME"
+                f"SELECT {WATCHER_COLUMNS} FROM ADM_WATCHER ORDER BY WATCHER_NAME"
             ).fetchall()
-        return [_watcher(r) for r in rows]
+        return [watcher_from(r, from_db) for r in rows]
 
     def definitions_stamp(self) -> str:
         """A hash over every definition row: changes with any insert, update or delete."""
@@ -133,7 +74,7 @@ class SqliteJobs(SqliteCore, JobStore):
         with self._write(self._redsys) as conn:
             for j in jobs:
                 conn.execute(
-                    f"INSERT INTO ADM_JOBS ({_JOB_COLS}, CREATED_AT) "
+                    f"INSERT INTO ADM_JOBS ({JOB_COLUMNS}, CREATED_AT) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (JOB_NAME) DO UPDATE SET SCHEMA_NAME = excluded.SCHEMA_NAME, "
                     "JOB_KIND = excluded.JOB_KIND, ACTION_TEXT = excluded.ACTION_TEXT, "
@@ -152,7 +93,7 @@ class SqliteJobs(SqliteCore, JobStore):
                 )  # fmt: skip
             for w in watchers:
                 conn.execute(
-                    f"INSERT INTO ADM_WATCHER ({_WATCHER_COLS}, CREATED_AT) "
+                    f"INSERT INTO ADM_WATCHER ({WATCHER_COLUMNS}, CREATED_AT) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (WATCHER_NAME) DO UPDATE SET "
                     "SCHEMA_NAME = excluded.SCHEMA_NAME, WATCHER_KIND = excluded.WATCHER_KIND, "
@@ -206,7 +147,7 @@ class SqliteJobs(SqliteCore, JobStore):
     ) -> list[RunRecord]:
         """Newest runs first, over one or all target schemas."""
         table, col = ("ADM_WATCHER_LOG", "WATCHER_NAME") if watcher else ("ADM_JOB_LOG", "JOB_NAME")
-        cols = _LOG_COLS.format(name=col) + (", WATCH_KEY, EXECUTOR_RUN_ID" if watcher else "")
+        cols = LOG_COLUMNS.format(name=col) + (", WATCH_KEY, EXECUTOR_RUN_ID" if watcher else "")
         where, args = ["1 = 1"], []
         if name is not None:
             where.append(f"{col} = ?")
@@ -224,14 +165,14 @@ class SqliteJobs(SqliteCore, JobStore):
                     "ORDER BY RUN_ID DESC LIMIT ?",
                     (*args, limit),
                 ).fetchall()
-            found.extend(_run(s, r, watcher) for r in rows)
+            found.extend(run_from(s, r, watcher, from_db) for r in rows)
         found.sort(key=lambda r: r.run_id, reverse=True)
         return found[:limit]
 
     def last_runs(self) -> dict[str, RunRecord]:
         """The newest run of every job (RUN_IDs grow with time), by job name."""
         newest: dict[str, RunRecord] = {}
-        cols = _LOG_COLS.format(name="JOB_NAME")
+        cols = LOG_COLUMNS.format(name="JOB_NAME")
         for s in self.schemas():
             with self._connect(self._schema_path(s)) as conn:
                 rows = conn.execute(
@@ -239,7 +180,7 @@ class SqliteJobs(SqliteCore, JobStore):
                     "(SELECT MAX(RUN_ID) FROM ADM_JOB_LOG GROUP BY JOB_NAME)"
                 ).fetchall()
             for r in rows:
-                rec = _run(s, r, False)
+                rec = run_from(s, r, False, from_db)
                 if rec.name not in newest or newest[rec.name].run_id < rec.run_id:
                     newest[rec.name] = rec
         return newest
@@ -437,7 +378,7 @@ def _upsert_run(conn: sqlite3.Connection, u: RunUpdate) -> None:
     )  # fmt: skip
     marks = ", ".join("?" for _ in values)
     conn.execute(
-        f"INSERT INTO {table} ({_LOG_COLS.format(name=col)}{extra_cols}) VALUES ({marks}) "
+        f"INSERT INTO {table} ({LOG_COLUMNS.format(name=col)}{extra_cols}) VALUES ({marks}) "
         "ON CONFLICT (RUN_ID) DO UPDATE SET STATE = excluded.STATE, "
         "STARTED_AT = COALESCE(excluded.STARTED_AT, STARTED_AT), "
         "ENDED_AT = COALESCE(excluded.ENDED_AT, ENDED_AT), "

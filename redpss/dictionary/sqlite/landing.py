@@ -16,25 +16,20 @@ from typing import Any
 
 from redpss.dictionary.base import check_schema_name
 from redpss.dictionary.landing import DUPLICATE, LOADED, LandingStore, LedgerEntry, LoadOutcome
+from redpss.dictionary.rows import (
+    COLUMN_COLUMNS,
+    LEDGER_COLUMNS,
+    LOADER_COLUMNS,
+    column_from,
+    ledger_from,
+    loader_from,
+    loader_values,
+)
 from redpss.dictionary.sqlite.core import SqliteCore, _utcnow, from_db, to_db
 from redpss.errors import DictionaryError
 from redpss.landing.definitions import Loader, LoaderColumn, parse_loader_type
 
 __all__ = ["SqliteLanding", "sqlite_column_type"]
-
-_LOADER_COLUMNS = (
-    "LOADER_NAME, FILE_PATTERN, SCHEMA_NAME, TABLE_NAME, FILE_FORMAT, FILE_ENCODING, "
-    "COLUMN_SEPARATOR, QUOTE_CHAR, HEADER, NULL_STRING, DATE_FORMAT, TIMESTAMP_FORMAT, "
-    "FIXED_WIDTH, MARKER, DUPLICATE_POLICY, ACTIVE, DESCRIPTION"
-)
-_COLUMN_COLUMNS = (
-    "LOADER_NAME, COL_POS, COL_NAME, COL_DATA_TYPE, COL_SOURCE, COL_SOURCE_POS, COL_FORMAT, "
-    "COL_FBV_START, COL_FBV_SIZE"
-)
-_LEDGER_COLUMNS = (
-    "CLAIM_ID, CONTENT_SHA256, FILE_NAME, FILE_SIZE, TARGET, LOADER_NAME, RUN_ID, LOAD_STATUS, "
-    "ROW_COUNT, LOADED_AT"
-)
 
 
 def sqlite_column_type(generic: str) -> str:
@@ -43,69 +38,6 @@ def sqlite_column_type(generic: str) -> str:
     if base == "DECIMAL":
         return "NUMERIC" if scale else "INTEGER"
     return {"DOUBLE": "REAL", "BOOLEAN": "INTEGER"}.get(base, "TEXT")
-
-
-def _loader_row(loader: Loader) -> tuple[Any, ...]:
-    return (
-        loader.name,
-        loader.pattern,
-        loader.schema,
-        loader.table,
-        loader.format,
-        loader.encoding,
-        loader.delimiter,
-        loader.quote,
-        int(loader.header),
-        loader.null_string,
-        loader.date_format,
-        loader.timestamp_format,
-        int(loader.fixed_width),
-        loader.marker,
-        loader.duplicates,
-        int(loader.active),
-        loader.description,
-    )
-
-
-def _loader_from(row: Sequence[Any], columns: list[LoaderColumn]) -> Loader:
-    (name, pattern, schema, table, fmt, enc, sep, quote, header, null, dfmt, tfmt, fixed,
-     marker, dup, active, desc) = row  # fmt: skip
-    return Loader(
-        name=name,
-        pattern=pattern,
-        schema=schema,
-        table=table,
-        columns=tuple(columns),
-        format=fmt,
-        encoding=enc,
-        delimiter=sep,
-        quote=quote,
-        header=bool(header),
-        null_string=null,
-        date_format=dfmt,
-        timestamp_format=tfmt,
-        fixed_width=bool(fixed),
-        marker=marker,
-        duplicates=dup,
-        active=bool(active),
-        description=desc,
-    )
-
-
-def _ledger_from(row: Sequence[Any]) -> LedgerEntry:
-    claim, sha, name, size, target, loader, run_id, status, rows, loaded_at = row
-    return LedgerEntry(
-        claim_id=claim,
-        content_sha256=sha,
-        file_name=name,
-        file_size=int(size),
-        target=target,
-        loader=loader,
-        run_id=int(run_id),
-        status=status,
-        row_count=int(rows),
-        loaded_at=from_db(loaded_at),
-    )
 
 
 class SqliteLanding(SqliteCore, LandingStore):
@@ -124,12 +56,12 @@ class SqliteLanding(SqliteCore, LandingStore):
             conn.execute("DELETE FROM ADM_LOADER_COLUMN WHERE LOADER_NAME = ?", (loader.name,))
             conn.execute("DELETE FROM ADM_LOADER WHERE LOADER_NAME = ?", (loader.name,))
             conn.execute(
-                f"INSERT INTO ADM_LOADER ({_LOADER_COLUMNS}, CREATED_AT, CHANGED_AT) "
+                f"INSERT INTO ADM_LOADER ({LOADER_COLUMNS}, CREATED_AT, CHANGED_AT) "
                 f"VALUES ({marks}, ?, ?)",
-                (*_loader_row(loader), old[0] if old else now, now),
+                (*loader_values(loader), old[0] if old else now, now),
             )
             conn.executemany(
-                f"INSERT INTO ADM_LOADER_COLUMN ({_COLUMN_COLUMNS}) "
+                f"INSERT INTO ADM_LOADER_COLUMN ({COLUMN_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
@@ -151,16 +83,14 @@ class SqliteLanding(SqliteCore, LandingStore):
     def _read_loaders(self, where: str, args: tuple[Any, ...]) -> list[Loader]:
         with self._connect(self._redsys) as conn:
             rows = conn.execute(
-                f"SELECT {_LOADER_COLUMNS} FROM ADM_LOADER {where} ORDER BY LOADER_NAME", args
+                f"SELECT {LOADER_COLUMNS} FROM ADM_LOADER {where} ORDER BY LOADER_NAME", args
             ).fetchall()
             cols: dict[str, list[LoaderColumn]] = {}
             for c in conn.execute(
-                f"SELECT {_COLUMN_COLUMNS} FROM ADM_LOADER_COLUMN ORDER BY LOADER_NAME, COL_POS"
+                f"SELECT {COLUMN_COLUMNS} FROM ADM_LOADER_COLUMN ORDER BY LOADER_NAME, COL_POS"
             ):
-                cols.setdefault(c[0], []).append(
-                    LoaderColumn(c[2], c[3], c[4], c[5], c[6], c[7], c[8])
-                )
-        return [_loader_from(r, cols.get(r[0], [])) for r in rows]
+                cols.setdefault(c[0], []).append(column_from(c))
+        return [loader_from(r, cols.get(r[0], [])) for r in rows]
 
     def loader(self, name: str) -> Loader | None:
         """The loader called ``name``, or None."""
@@ -215,11 +145,11 @@ class SqliteLanding(SqliteCore, LandingStore):
             previous = None
             if loader.duplicates != "LOAD":
                 found = conn.execute(
-                    f"SELECT {_LEDGER_COLUMNS} FROM ADM_LOAD_LOG WHERE CONTENT_SHA256 = ? "
+                    f"SELECT {LEDGER_COLUMNS} FROM ADM_LOAD_LOG WHERE CONTENT_SHA256 = ? "
                     "AND TARGET = ? AND LOAD_STATUS = ? ORDER BY LOADED_AT LIMIT 1",
                     (entry.content_sha256, entry.target, LOADED),
                 ).fetchone()
-                previous = _ledger_from(found) if found else None
+                previous = ledger_from(found, from_db) if found else None
             if previous is not None:
                 if loader.duplicates == "SKIP":
                     self._ledger_insert(conn, entry, DUPLICATE, 0)
@@ -252,7 +182,7 @@ class SqliteLanding(SqliteCore, LandingStore):
         conn: sqlite3.Connection, entry: LedgerEntry, status: str, rows: int
     ) -> None:
         conn.execute(
-            f"INSERT INTO ADM_LOAD_LOG ({_LEDGER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO ADM_LOAD_LOG ({LEDGER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry.claim_id,
                 entry.content_sha256,
@@ -289,10 +219,10 @@ class SqliteLanding(SqliteCore, LandingStore):
             with self._connect(self._schema_path(schema)) as conn:
                 if self._file_version(conn, schema) < 2:
                     continue
-                sql = f"SELECT {_LEDGER_COLUMNS} FROM ADM_LOAD_LOG {where} ORDER BY LOADED_AT DESC"
+                sql = f"SELECT {LEDGER_COLUMNS} FROM ADM_LOAD_LOG {where} ORDER BY LOADED_AT DESC"
                 if limit is not None:
                     sql += f" LIMIT {int(limit)}"
-                found.extend(_ledger_from(r) for r in conn.execute(sql, args))
+                found.extend(ledger_from(r, from_db) for r in conn.execute(sql, args))
         found.sort(key=lambda e: (e.loaded_at, e.claim_id), reverse=True)
         return found if limit is None else found[:limit]
 
@@ -308,11 +238,11 @@ class SqliteLanding(SqliteCore, LandingStore):
             return None
         with self._connect(self._schema_path(schema)) as conn:
             row = conn.execute(
-                f"SELECT {_LEDGER_COLUMNS} FROM ADM_LOAD_LOG WHERE CONTENT_SHA256 = ? "
+                f"SELECT {LEDGER_COLUMNS} FROM ADM_LOAD_LOG WHERE CONTENT_SHA256 = ? "
                 "AND TARGET = ? AND LOAD_STATUS = ? ORDER BY LOADED_AT LIMIT 1",
                 (content_sha256, target, LOADED),
             ).fetchone()
-        return _ledger_from(row) if row else None
+        return ledger_from(row, from_db) if row else None
 
     def load_ledger(self, limit: int | None = 100) -> list[LedgerEntry]:
         """``REDSYS.ADM_LOAD_LEDGER``: the union of every schema's ``ADM_LOAD_LOG``."""
