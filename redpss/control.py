@@ -165,6 +165,7 @@ def start(
     ``suspended`` starts without starting jobs or watchers (``redctl start -S``); a start without
     it ends a suspended mode. ``trace`` starts every role with TRACE logging.
     """
+    _not_in_container_mode(inst, "start")
     sup = Supervisor(inst)
     if sup.is_running():
         raise SupervisorError(
@@ -191,6 +192,19 @@ def start(
     return status(inst, config)
 
 
+def _not_in_container_mode(inst: Instance, what: str) -> None:
+    """Refuse supervisord's start/stop where the roles are containers (they would run twice)."""
+    if in_container():
+        raise SupervisorError(
+            f"redctl {what} does not run inside a container: each role is a container; "
+            f"on the host: redsysctl {what} {inst.name}"
+        )
+    if compose.is_compose(inst):
+        raise SupervisorError(
+            f"instance {inst.name} runs in container mode: redsysctl {what} {inst.name}"
+        )
+
+
 def _wait_heartbeats(inst: Instance, config: Config, procs: list[ProcessInfo]) -> None:
     wanted = {p.name: p.pid for p in procs if p.state == "RUNNING"}
     deadline = time.monotonic() + HEARTBEAT_WAIT
@@ -212,6 +226,7 @@ def stop(inst: Instance, config: Config | None) -> bool:
 
     Works without a usable configuration too (``config`` None: the default grace time).
     """
+    _not_in_container_mode(inst, "stop")
     sup = Supervisor(inst)
     if not sup.is_running():
         return False
@@ -222,6 +237,7 @@ def stop(inst: Instance, config: Config | None) -> bool:
 
 def abort(inst: Instance, config: Config | None) -> list[str]:
     """Kill every role now and stop supervisord; return the roles that were killed."""
+    _not_in_container_mode(inst, "stop")
     killed = Supervisor(inst).abort()
     if config is None:
         return killed

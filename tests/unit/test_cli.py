@@ -112,6 +112,22 @@ def test_redpss_role_rejects_unknown_role() -> None:
     assert info.value.code == 2
 
 
+def test_redctl_start_stop_refused_for_an_instance_in_container_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # supervisord would start every role a second time, next to its container
+    monkeypatch.setenv("REDHOME", str(tmp_path))
+    assert redsysctl.main(["create", "tst2", "--port-base", "43100", "--compose"]) == 0
+    capsys.readouterr()
+    for command in ("start", "stop", "abort"):
+        assert redctl.main(["--instance", "tst2", command]) == 1
+        assert "container mode: redsysctl" in capsys.readouterr().err
+    assert not (tmp_path / "env" / "tst2" / "tmp" / "supervisord.conf").exists()
+    monkeypatch.setenv("REDPSS_CONTAINER", "1")
+    assert redctl.main(["--instance", "tst2", "start"]) == 1
+    assert "does not run inside a container" in capsys.readouterr().err
+
+
 def test_redctl_status_of_created_but_stopped_instance(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
