@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
@@ -34,6 +34,10 @@ DOWN_STATES = (STOPPED, FAILED, EXITED)
 """Role states that raise ALERT 2 on their own."""
 
 ALERT_OK, ALERT_WARNING, ALERT_ERROR = 0, 1, 2
+
+PROCESS_STARTED = datetime.now(UTC)
+"""When this process started (imported the dictionary). A role's row written before that is
+another process's, even with the same pid — in a container every role is pid 1."""
 
 SCHEMA_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]{0,127}")
 """A target schema name: an upper-case identifier (it is a file name on SQLite)."""
@@ -88,6 +92,11 @@ class LogMessage:
     level: str
     source: str | None
     message: str
+
+
+def same_process(old_pid: int | None, pid: int, old_started: datetime | None) -> bool:
+    """Whether a role's row (pid, STARTED_AT) was written by this very process."""
+    return old_pid == pid and old_started is not None and old_started >= PROCESS_STARTED
 
 
 def compute_alert(
@@ -160,8 +169,10 @@ class Dictionary(JobStore, LandingStore, ExportStore, abc.ABC):
     ) -> RoleStart:
         """Record that process ``pid`` now runs ``role`` (STATE RUNNING, fresh heartbeat).
 
-        A previous process of the role that is not STOPPED and has another pid exited
-        uncleanly: RESTARTS is counted up and LAST_EXIT says so; the result reports it.
+        A previous process of the role that is not STOPPED exited uncleanly: RESTARTS is
+        counted up and LAST_EXIT says so; the result reports it. The previous process is
+        another one when its pid differs or it registered before this process started
+        (:data:`PROCESS_STARTED`: a restarted container's role has the same pid 1).
         """
 
     @abc.abstractmethod

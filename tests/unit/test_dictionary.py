@@ -16,6 +16,7 @@ from redpss.dictionary import (
     SCHEMA_VERSION,
     Dictionary,
     RoleStart,
+    base,
     compute_alert,
     open_dictionary,
 )
@@ -260,6 +261,22 @@ def test_reregister_same_pid_is_no_restart(dic: Dictionary) -> None:
     started = dic.pss_status()[0].started_at
     assert _register(dic, "sched", 100) == RoleStart(100, False, 0)
     assert dic.pss_status()[0].started_at == started
+
+
+def test_a_new_process_with_the_same_pid_is_a_restart(dic: Dictionary) -> None:
+    """In a container every role is pid 1: a restarted one started after the row was written."""
+    _register(dic, "sched", 1)
+    old = dic.pss_status()[0].started_at
+    assert old is not None
+    this_process = base.PROCESS_STARTED
+    base.PROCESS_STARTED = old + timedelta(seconds=1)  # as seen by the next process
+    try:
+        start = _register(dic, "sched", 1)
+    finally:
+        base.PROCESS_STARTED = this_process
+    assert start == RoleStart(previous_pid=1, unclean=True, restarts=1)
+    status = dic.pss_status()[0]
+    assert status.restarts == 1 and status.started_at is not None and status.started_at > old
 
 
 def test_heartbeat_only_from_the_owner(dic: Dictionary) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from redpss.dictionary import base
 from redpss.dictionary.base import (
     RUNNING,
     STOPPED,
@@ -92,7 +93,8 @@ class ExasolStatus(ExasolCore):
                 return RoleStart(previous_pid=None, unclean=False, restarts=0)
             old_pid, old_state, old_beat, restarts, last_exit, started = rows[0]
             old_pid, restarts = opt_int(old_pid), as_int(restarts)
-            unclean = old_state != STOPPED and old_pid != pid
+            same = base.same_process(old_pid, pid, from_db(started))
+            unclean = old_state != STOPPED and not same
             if unclean:
                 restarts += 1
                 beat = from_db(old_beat)
@@ -101,7 +103,7 @@ class ExasolStatus(ExasolCore):
             tx.execute(
                 ROLE_REGISTER_SQL,
                 state=RUNNING,
-                started=from_db(started) if old_pid == pid else now,
+                started=from_db(started) if same else now,
                 restarts=restarts,
                 last_exit=last_exit,
                 **common,

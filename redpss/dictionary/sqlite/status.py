@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from redpss.dictionary import base
 from redpss.dictionary.base import RUNNING, STOPPED, LogMessage, RoleStart, RoleStatus
 from redpss.dictionary.model import LOG_LEVELS, REDSYS, ROLE_STATES
 from redpss.dictionary.sqlite.core import (
@@ -44,7 +45,8 @@ class SqliteStatus(SqliteCore):
                 )
                 return RoleStart(previous_pid=None, unclean=False, restarts=0)
             old_pid, old_state, old_beat, restarts, last_exit, started = row
-            unclean = old_state != STOPPED and old_pid != pid
+            same = base.same_process(old_pid, pid, from_db(started))
+            unclean = old_state != STOPPED and not same
             if unclean:
                 restarts += 1
                 beat = from_db(old_beat)
@@ -58,7 +60,7 @@ class SqliteStatus(SqliteCore):
                     RUNNING,
                     pid,
                     host,
-                    started if old_pid == pid else now,
+                    started if same else now,
                     now,
                     heartbeat_interval,
                     restarts,
