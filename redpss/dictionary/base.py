@@ -19,7 +19,7 @@ from typing import Self
 from redpss.dictionary.export import ExportStore
 from redpss.dictionary.jobs import JobStore
 from redpss.dictionary.landing import LandingStore
-from redpss.dictionary.model import REDSYS
+from redpss.dictionary.model import LOG_LEVELS, REDSYS
 from redpss.errors import DictionaryError
 
 STARTING = "STARTING"
@@ -92,6 +92,13 @@ class LogMessage:
     level: str
     source: str | None
     message: str
+
+
+def check_log_level(level: str) -> str:
+    """``level`` if LOG_MESSAGES takes it (ERROR, ALERT), else DictionaryError."""
+    if level not in LOG_LEVELS:
+        raise DictionaryError(f"unknown log level {level!r}; expected one of {LOG_LEVELS}")
+    return level
 
 
 def same_process(old_pid: int | None, pid: int, old_started: datetime | None) -> bool:

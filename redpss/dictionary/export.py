@@ -18,7 +18,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_BATCH_SIZE", "KINDS", "ExportColumn", "ExportStore", "match_name"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "KINDS",
+    "ExportColumn",
+    "ExportStore",
+    "check_batch_size",
+    "match_filters",
+    "match_name",
+    "pick_columns",
+]
 
 DEFAULT_BATCH_SIZE = 10_000
 KINDS = ("INTEGER", "DOUBLE", "BOOLEAN", "VARCHAR", "BINARY")
@@ -49,6 +58,34 @@ def match_name(wanted: object, real: Sequence[str], what: str) -> str:
         problem = "is ambiguous" if found else "does not exist"
         raise ValueError(f"{what} {wanted!r} {problem}")
     return found[0]
+
+
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` if it is a positive whole number, else ValueError."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive whole number, not {batch_size!r}")
+    return batch_size
+
+
+def pick_columns(wanted: Sequence[str] | None, real: Sequence[str]) -> list[str]:
+    """The real names of the ``wanted`` columns (all when None); ValueError for none."""
+    picked = list(real) if wanted is None else [match_name(c, real, "column") for c in wanted]
+    if not picked:
+        raise ValueError("no columns to export")
+    return picked
+
+
+def match_filters(
+    where: Mapping[str, FilterValue] | None, real: Sequence[str]
+) -> list[tuple[str, FilterValue]]:
+    """``(real column name, value)`` of each filter; ValueError for a non-scalar value."""
+    found: list[tuple[str, FilterValue]] = []
+    for key, value in (where or {}).items():
+        column = match_name(key, real, "filter column")
+        if value is not None and not isinstance(value, str | int | float):
+            raise ValueError(f"filter value of {key!r} must be a scalar")
+        found.append((column, value))
+    return found
 
 
 class ExportStore(abc.ABC):

@@ -68,6 +68,8 @@ class ExasolCore(Dictionary):
         self.model = model
         self.session = session if session is not None else Session(settings)
         self._ready: set[str] = set()
+        self._existing: set[str] = set()
+        """Target schemas seen to exist (a log line checks once, not every time)."""
         self._ready_lock = threading.Lock()
 
     def __repr__(self) -> str:

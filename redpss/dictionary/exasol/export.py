@@ -27,7 +27,10 @@ from redpss.dictionary.export import (
     ExportColumn,
     ExportStore,
     FilterValue,
+    check_batch_size,
+    match_filters,
     match_name,
+    pick_columns,
 )
 
 __all__ = ["ExasolExport", "exasol_kind"]
@@ -110,8 +113,7 @@ class ExasolExport(ExasolCore, ExportStore):
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
         """Yield ``(column names, rows)`` batches (see ``ExportStore.export_rows``)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive whole number, not {batch_size!r}")
+        check_batch_size(batch_size)
         schema = self._export_schema(schema)
 
         def unit(tx: Tx) -> tuple[str, list[ExportColumn]]:
@@ -121,18 +123,13 @@ class ExasolExport(ExasolCore, ExportStore):
         obj, real = self.tx(unit, what=f"columns of {schema}.{object_name}")
         kinds = {c.name: c.kind for c in real}
         names = [c.name for c in real]
-        picked = names if columns is None else [match_name(c, names, "column") for c in columns]
-        if not picked:
-            raise ValueError("no columns to export")
+        picked = pick_columns(columns, names)
         conditions: list[str] = []
-        for key, value in (where or {}).items():
-            col = ident(match_name(key, names, "filter column"))
+        for col, value in match_filters(where, names):
             if value is None or value == "":  # Exasol's '' is NULL
-                conditions.append(f"{col} IS NULL")
-                continue
-            if not isinstance(value, str | int | float):
-                raise ValueError(f"filter value of {key!r} must be a scalar")
-            conditions.append(f"{col} = {literal(value)}")
+                conditions.append(f"{ident(col)} IS NULL")
+            else:
+                conditions.append(f"{ident(col)} = {literal(value)}")
         sql = render(
             EXPORT_ROWS_SQL,
             columns=", ".join(map(ident, picked)),

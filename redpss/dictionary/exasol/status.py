@@ -18,7 +18,7 @@ from redpss.dictionary.exasol.core import ExasolCore, utcnow
 from redpss.dictionary.exasol.ddl import status_select
 from redpss.dictionary.exasol.session import Tx
 from redpss.dictionary.exasol.sqltext import from_db, literal
-from redpss.dictionary.model import LOG_LEVELS, ROLE_STATES
+from redpss.dictionary.model import ROLE_STATES
 from redpss.dictionary.rows import as_int, opt_int
 from redpss.errors import DictionaryError
 
@@ -166,19 +166,20 @@ class ExasolStatus(ExasolCore):
         ts: datetime | None = None,
     ) -> int:
         """Append a line to ``schema.LOG_MESSAGES``; return its MESSAGE_ID."""
-        if level not in LOG_LEVELS:
-            raise DictionaryError(f"unknown log level {level!r}; expected one of {LOG_LEVELS}")
+        base.check_log_level(level)
         check_schema_name(schema)
         values: dict[str, object] = {"schema": schema, "level": level, "source": source or None}
         values |= {"message": message or EMPTY_MESSAGE, "ts": ts or utcnow()}
 
         def unit(tx: Tx) -> int:
-            if schema not in self._ready and not self._version_in(tx, schema):
+            known = schema in self._ready or schema in self._existing
+            if not known and not self._version_in(tx, schema):
                 raise DictionaryError(
                     f"target schema {schema} does not exist in the database at "
                     f"{self.settings.dsn}; a role creates it before it first writes there"
                 )
             tx.execute(LOG_INSERT_SQL, **values)
+            self._existing.add(schema)
             # serializable isolation: the newest id this transaction sees is its own
             return as_int(tx.value(LOG_LAST_ID_SQL, schema=schema))
 

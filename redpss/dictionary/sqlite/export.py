@@ -16,7 +16,10 @@ from redpss.dictionary.export import (
     DEFAULT_BATCH_SIZE,
     ExportColumn,
     FilterValue,
+    check_batch_size,
+    match_filters,
     match_name,
+    pick_columns,
 )
 from redpss.dictionary.sqlite.core import SqliteCore
 
@@ -86,25 +89,19 @@ class SqliteExport(SqliteCore):
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
         """Yield ``(column names, rows)`` batches (see ``ExportStore.export_rows``)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive whole number, not {batch_size!r}")
+        check_batch_size(batch_size)
         path = self._export_path(schema)
         with self._connect(path) as conn:
             obj = match_name(object_name, self._objects(conn), f"table or view of {schema}")
             real = [c.name for c in self._columns(conn, obj)]
-            picked = real if columns is None else [match_name(c, real, "column") for c in columns]
-            if not picked:
-                raise ValueError("no columns to export")
+            picked = pick_columns(columns, real)
             conditions: list[str] = []
             params: list[FilterValue] = []
-            for key, value in (where or {}).items():
-                col = _quote(match_name(key, real, "filter column"))
+            for col, value in match_filters(where, real):
                 if value is None:
-                    conditions.append(f"{col} IS NULL")
+                    conditions.append(f"{_quote(col)} IS NULL")
                 else:
-                    if not isinstance(value, str | int | float):
-                        raise ValueError(f"filter value of {key!r} must be a scalar")
-                    conditions.append(f"{col} = ?")
+                    conditions.append(f"{_quote(col)} = ?")
                     params.append(value)
             sql = f"SELECT {', '.join(map(_quote, picked))} FROM {_quote(obj)}"
             if conditions:

@@ -8,7 +8,7 @@ from typing import Any
 
 from redpss.dictionary import base
 from redpss.dictionary.base import RUNNING, STOPPED, LogMessage, RoleStart, RoleStatus
-from redpss.dictionary.model import LOG_LEVELS, REDSYS, ROLE_STATES
+from redpss.dictionary.model import REDSYS, ROLE_STATES
 from redpss.dictionary.sqlite.core import (
     DEFAULT_HEARTBEAT_INTERVAL,
     SqliteCore,
@@ -131,8 +131,7 @@ class SqliteStatus(SqliteCore):
         ts: datetime | None = None,
     ) -> int:
         """Append a line to ``schema.LOG_MESSAGES``; return its MESSAGE_ID."""
-        if level not in LOG_LEVELS:
-            raise DictionaryError(f"unknown log level {level!r}; expected one of {LOG_LEVELS}")
+        base.check_log_level(level)
         with self._write(self._schema_path(schema)) as conn:
             cur = conn.execute(
                 "INSERT INTO LOG_MESSAGES (LOG_TS, SCHEMA_NAME, MSG_LEVEL, SOURCE, MESSAGE) "
