@@ -13,7 +13,7 @@ DEB_PACKAGES ?= lua5.1 lua5.4 lua-socket openssh-server docker.io debootstrap ch
 
 export REDHOME
 
-.PHONY: install sysdeps run demo-stop lint typecheck test test-unit test-integration test-exasol \
+.PHONY: install sysdeps run demo-stop lint typecheck test test-unit test-integration test-faults test-security test-exasol \
 	bench clean images up down logs ps test-container
 
 install: $(VENV)/.installed
@@ -66,13 +66,19 @@ typecheck: install
 	$(BIN)/mypy
 
 test: lint typecheck sysdeps
-	$(BIN)/pytest -m "unit or integration or container or exasol" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "unit or integration or faults or security or container or exasol" $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
 
 test-integration: install sysdeps
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+test-faults: install sysdeps
+	$(BIN)/pytest -m faults $(PYTEST_ARGS)
+
+test-security: install sysdeps
+	$(BIN)/pytest -m security $(PYTEST_ARGS)
 
 test-exasol: install
 	$(BIN)/pytest -m exasol $(PYTEST_ARGS)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from redpss.instance import PORT_BLOCK, PORT_RANGE_START, Instance, create_instance
+from redpss.instance import PORT_BLOCK, Instance, create_instance
 
-TIERS = ("unit", "integration", "container", "exasol")
+TIERS = ("unit", "integration", "faults", "security", "container", "exasol")
 BIN = Path(sys.executable).parent
 
 
@@ -68,12 +68,27 @@ def _stop_supervisors(home: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+TEST_PORT_LOW = 20000
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel may hand to an outgoing connection (ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_base() -> int:
     """A random free block of instance ports: tests running side by side (several sessions,
-    leftovers of others) do not race for the first free block as ``redsysctl create`` does."""
+    leftovers of others) do not race for the first free block as ``redsysctl create`` does.
+
+    The block lies below the kernel's ephemeral range: there, any outgoing connection may take
+    a port between the check and the bind of the role."""
     rng = random.Random()
+    high = _ephemeral_low() - PORT_BLOCK
     for _ in range(200):
-        base = rng.randrange(PORT_RANGE_START, 60000 - PORT_BLOCK, PORT_BLOCK)
+        base = rng.randrange(TEST_PORT_LOW, high, PORT_BLOCK)
         if all(_port_free(p) for p in range(base, base + PORT_BLOCK)):
             return base
     raise RuntimeError("no free block of ports found")
