@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from redpss.landing.definitions import Loader
+from redpss.dictionary.loaders import Loader
 
 __all__ = ["DUPLICATE", "LOADED", "LandingStore", "LedgerEntry", "LoadOutcome"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from redpss.dictionary.jobs import JobDef, RunRecord, WatcherDef
 from redpss.dictionary.landing import LedgerEntry
-from redpss.landing.definitions import Loader, LoaderColumn
+from redpss.dictionary.loaders import Loader, LoaderColumn
 
 __all__ = [
     "COLUMN_COLUMNS",

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from redpss.dictionary.loaders import Loader, LoaderColumn, parse_loader
 from redpss.errors import DictionaryError, FileRejected, LoadError
-from redpss.landing.definitions import Loader, LoaderColumn, parse_loader
 from redpss.landing.lifecycle import (
     Claim,
     LandingZone,
@@ -39,7 +39,6 @@ from redpss.landing.lifecycle import (
     requeue,
     work_claims,
 )
-from redpss.landing.readers import read_rows
 
 if TYPE_CHECKING:
     from redpss.config import Config
@@ -153,6 +152,10 @@ class _Run:
                 loader=self.loader.name,
                 run_id=self.run_id,
             )
+            # The readers (and pyarrow behind them) are imported by the loading process only:
+            # every other user of the landing package (sched's watchers, redctl) stays light.
+            from redpss.landing.readers import read_rows
+
             max_record = self.config.redsys.landing_max_record
             rows = read_rows(item.path, self.loader, max_record=max_record)
             outcome = self.dictionary.load_rows(self.loader, rows, entry=entry)

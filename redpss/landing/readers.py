@@ -22,8 +22,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
+from redpss.dictionary.loaders import Loader, LoaderColumn, parse_loader_type
 from redpss.errors import FileRejected
-from redpss.landing.definitions import Loader, LoaderColumn, parse_loader_type
 from redpss.landing.streams import json_batches, parquet_batches
 
 __all__ = ["Converter", "bulk_converter", "converter", "read_rows"]

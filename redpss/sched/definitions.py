@@ -36,8 +36,8 @@ import tomli_w
 
 from redpss.dictionary import Dictionary
 from redpss.dictionary.jobs import JobDef, WatcherDef
+from redpss.dictionary.loaders import parse_loader
 from redpss.errors import DefinitionsError
-from redpss.landing.definitions import parse_loader
 from redpss.sched.triggers import DefinitionError, check_job, check_watcher
 
 __all__ = ["Definitions", "apply_file", "export_text", "parse_definitions"]

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from redpss.dictionary import open_dictionary
+from redpss.dictionary.loaders import parse_loader
 from redpss.instance import Instance
-from redpss.landing import parse_loader
 from tests.conftest import wait_for
 
 FILES = 2000

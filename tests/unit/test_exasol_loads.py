@@ -18,8 +18,8 @@ from pyexasol.exceptions import ExaImportError
 from redpss.dictionary import Dictionary
 from redpss.dictionary.exasol.csvload import cfi_import_sql, csv_value
 from redpss.dictionary.landing import DUPLICATE, LOADED, LedgerEntry, LoadOutcome
+from redpss.dictionary.loaders import parse_loader
 from redpss.errors import DictionaryError, FileRejected
-from redpss.landing.definitions import parse_loader
 from tests.unit.exasol_emulator import EmulatedConnection, EmulatedDatabase
 from tests.unit.test_exasol_sql import check_parses
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from redpss.dictionary.loaders import parse_loader
 from redpss.errors import FileRejected
-from redpss.landing import parse_loader
 from redpss.landing.readers import _csv_rows_exact, read_rows
 
 COLUMNS = [

@@ -15,10 +15,10 @@ import pytest
 
 from redpss.dictionary import Dictionary
 from redpss.dictionary.landing import LedgerEntry, LoadOutcome
+from redpss.dictionary.loaders import Loader
 from redpss.errors import DictionaryError, LoadError
 from redpss.instance import Instance
 from redpss.landing import parse_loader, recover, run_load
-from redpss.landing.definitions import Loader
 from redpss.landing.lifecycle import LandingZone, claim
 
 pytestmark = pytest.mark.unit

@@ -23,8 +23,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from redpss.dictionary.exasol.sqltext import ident, literal, render
+from redpss.dictionary.loaders import Loader, LoaderColumn, parse_loader_type
 from redpss.errors import FileRejected
-from redpss.landing.definitions import Loader, LoaderColumn, parse_loader_type
 
 __all__ = ["Feed", "cfi_import_sql", "csv_cols", "csv_value", "exasol_column_type"]
 

@@ -30,6 +30,7 @@ from redpss.dictionary.exasol.jobs import check_allowed
 from redpss.dictionary.exasol.session import Tx, _classify, error_text
 from redpss.dictionary.exasol.sqltext import from_db, ident, literal, literals
 from redpss.dictionary.landing import DUPLICATE, LOADED, LandingStore, LedgerEntry, LoadOutcome
+from redpss.dictionary.loaders import Loader, LoaderColumn
 from redpss.dictionary.rows import (
     COLUMN_COLUMNS,
     LEDGER_COLUMNS,
@@ -41,7 +42,6 @@ from redpss.dictionary.rows import (
     loader_values,
 )
 from redpss.errors import DictionaryError, FileRejected
-from redpss.landing.definitions import Loader, LoaderColumn
 
 __all__ = ["ExasolLanding"]
 

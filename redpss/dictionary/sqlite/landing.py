@@ -16,6 +16,7 @@ from typing import Any
 
 from redpss.dictionary.base import check_schema_name
 from redpss.dictionary.landing import DUPLICATE, LOADED, LandingStore, LedgerEntry, LoadOutcome
+from redpss.dictionary.loaders import Loader, LoaderColumn, parse_loader_type
 from redpss.dictionary.rows import (
     COLUMN_COLUMNS,
     LEDGER_COLUMNS,
@@ -27,7 +28,6 @@ from redpss.dictionary.rows import (
 )
 from redpss.dictionary.sqlite.core import SqliteCore, _utcnow, from_db, to_db
 from redpss.errors import DictionaryError
-from redpss.landing.definitions import Loader, LoaderColumn, parse_loader_type
 
 __all__ = ["SqliteLanding", "sqlite_column_type"]
 

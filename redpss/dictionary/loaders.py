@@ -3,7 +3,9 @@
 A loader is data (``REDSYS.ADM_LOADER`` + ``ADM_LOADER_COLUMN`` in the dictionary). This module
 holds its typed, validated form and :func:`parse_loader`, which checks a TOML table
 (``[loader.NAME]`` of a file given to ``redctl db apply``) and names the offending key in every
-error. It does no I/O, so the dictionary can import it.
+error. It lives in the dictionary beside the job and watcher definitions: the backends store
+and read it, the landing zone (``redpss.landing``) imports it — never the reverse, so that
+reading a definition never loads the file readers (and pyarrow).
 
 TOML shape (every key but ``pattern``, ``target`` and ``columns`` is optional)::
 
