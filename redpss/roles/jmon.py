@@ -45,8 +45,13 @@ class Jmon(Role):
         super().__init__(ctx)
         cfg = ctx.config.redsys
         self.timetable = Timetable(grace=cfg.sched_misfire_grace)
+        # backoff: while sched is down, at most one connect per 2 s (jittered), not ten a second
         self.client = WireClient(
-            cfg.sched_host, cfg.sched_service_port, secret=cfg.pss_secret.reveal(), timeout=10.0
+            cfg.sched_host,
+            cfg.sched_service_port,
+            secret=cfg.pss_secret.reveal(),
+            timeout=10.0,
+            backoff=2.0,
         )
         self.pending: list[Due] = []
         self.stamp = ""

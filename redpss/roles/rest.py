@@ -13,17 +13,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from redpss.errors import RoleError
+from redpss.errors import RoleError, ServiceUnavailable
 from redpss.instance import Instance
 from redpss.rest import CERT_FILE, KEY_FILE, rest_log_dir, ssl_dir
 from redpss.roles.base import Role
+from redpss.wire import open_connection
 
 __all__ = ["Rest", "check_tls_files", "gunicorn_command", "wait_tls"]
 
@@ -97,11 +97,11 @@ def wait_tls(
             raise RoleError(f"gunicorn exited with status {proc.returncode} while starting")
         try:
             with (
-                socket.create_connection((host, port), timeout=1.0) as sock,
+                open_connection(host, port, 1.0) as sock,
                 ctx.wrap_socket(sock, server_hostname=host),
             ):
                 return
-        except OSError as exc:
+        except (OSError, ServiceUnavailable) as exc:  # ServiceUnavailable: also self-connected
             last = exc
             time.sleep(0.1)
     raise RoleError(f"REST API did not accept TLS on {host}:{port} within {timeout:.0f} s: {last}")

@@ -21,7 +21,7 @@ the names below are its public interface.
 
 from __future__ import annotations
 
-from redpss.wire.client import WireClient, call
+from redpss.wire.client import WireClient, call, open_connection
 from redpss.wire.client import _closed_by_peer as _closed_by_peer  # used by the tests
 from redpss.wire.frames import (
     DEFAULT_IDLE_TIMEOUT,
@@ -48,4 +48,5 @@ __all__ = [
     "encode",
     "is_loopback",
     "local_address",
+    "open_connection",
 ]

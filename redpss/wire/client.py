@@ -1,11 +1,26 @@
-"""The client side of the wire protocol: :class:`WireClient` and the one-shot :func:`call`."""
+"""The client side of the wire protocol: :class:`WireClient` and the one-shot :func:`call`.
+
+Two faults of a reconnecting client are handled here, once for every caller:
+
+- **connecting to itself**: a connect to a local port nobody listens on may be given that very
+  port as its source (when the port lies in the kernel's ephemeral range); TCP then connects the
+  socket to itself, and the TIME-WAIT it leaves keeps the real service from binding its port.
+  :func:`open_connection` notices it (local address = peer address), resets the socket (no
+  TIME-WAIT) and reports the service as unreachable.
+- **hammering a service that is down**: a :class:`WireClient` made with ``backoff`` waits a
+  growing, jittered delay (capped at ``backoff`` seconds) after a failed connect before it tries
+  again; calls in between fail at once without touching the network.
+"""
 
 from __future__ import annotations
 
 import json
+import random
 import select
 import socket
+import struct
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, BinaryIO, Self, cast
 
@@ -13,19 +28,71 @@ from redpss.errors import ProtocolError, RemoteError, ServiceUnavailable
 from redpss.wire.frames import DEFAULT_TIMEOUT, _hostport, encode
 
 _CLIENT_MAX_REPLY = 64 << 20
+_BACKOFF_FIRST = 0.1
+"""Seconds a backing-off client waits after its first failed connect (doubling up to the cap)."""
+
+
+def open_connection(host: str, port: int, timeout: float) -> socket.socket:
+    """Connect to ``host:port``; raise :class:`ServiceUnavailable` naming the cause.
+
+    A socket that got connected to itself (nothing listens on a port of the ephemeral range) is
+    reset, so it leaves no TIME-WAIT that would block the service's own bind.
+    """
+    address = _hostport(host, port)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError as exc:
+        raise ServiceUnavailable(
+            f"cannot connect to {address}: timed out after {timeout:g} s"
+        ) from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ServiceUnavailable(f"cannot connect to {address}: {reason}") from exc
+    _refuse_self_connection(sock, address)
+    return sock
+
+
+def _refuse_self_connection(sock: socket.socket, address: str) -> None:
+    """Reset and close ``sock`` and raise if it is connected to itself; else do nothing."""
+    try:
+        self_connected = sock.getsockname() == sock.getpeername()
+    except OSError:
+        self_connected = False
+    if self_connected:
+        # linger 0: the close sends a reset, and the port is free at once (no TIME-WAIT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        raise ServiceUnavailable(
+            f"cannot connect to {address}: nothing listens there (the connection reached "
+            "itself; the port lies in the kernel's ephemeral range)"
+        )
 
 
 class WireClient:
     """A client keeping one connection; safe to share between threads (calls serialise)."""
 
     def __init__(
-        self, host: str, port: int, *, secret: str | None = None, timeout: float = DEFAULT_TIMEOUT
+        self,
+        host: str,
+        port: int,
+        *,
+        secret: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        backoff: float | None = None,
     ) -> None:
-        """Remember where to connect; the connection is made by the first call."""
+        """Remember where to connect; the connection is made by the first call.
+
+        With ``backoff`` (seconds), a failed connect is not retried before a jittered delay
+        that doubles from 0.1 s up to ``backoff``; calls until then fail at once.
+        """
         self.host = host
         self.port = port
         self.secret = secret
         self.timeout = timeout
+        self.backoff = backoff
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_failure = ""
         self._sock: socket.socket | None = None
         self._rfile: BinaryIO | None = None
         self._next_id = 1
@@ -72,15 +139,20 @@ class WireClient:
         self.close()
 
     def _connect(self) -> socket.socket:
+        if self.backoff is not None:
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                raise ServiceUnavailable(f"{self._last_failure} (next try in {wait:.1f} s)")
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        except TimeoutError as exc:
-            raise ServiceUnavailable(
-                f"cannot connect to {self.address}: timed out after {self.timeout:g} s"
-            ) from exc
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise ServiceUnavailable(f"cannot connect to {self.address}: {reason}") from exc
+            sock = open_connection(self.host, self.port, self.timeout)
+        except ServiceUnavailable as exc:
+            if self.backoff is not None:
+                delay = min(self.backoff, _BACKOFF_FIRST * 2**self._failures)
+                self._failures = min(self._failures + 1, 30)
+                self._retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
+                self._last_failure = str(exc)
+            raise
+        self._failures = 0
         self._sock = sock
         self._rfile = cast(BinaryIO, sock.makefile("rb"))
         return sock
