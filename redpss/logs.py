@@ -74,6 +74,8 @@ def purge_old_logs(log_dir: Path, retention_days: int, *, now: float | None = No
     """Delete regular files below ``log_dir`` not modified for ``retention_days``; return them.
 
     Files that are still written (the current ``*.log`` of a role) are kept by their mtime.
+    The audit log (``audit.log``, :mod:`redpss.audit`) is the trail of every change and is
+    never purged.
     """
     now = time.time() if now is None else now
     limit = now - retention_days * 86400
@@ -81,6 +83,8 @@ def purge_old_logs(log_dir: Path, retention_days: int, *, now: float | None = No
     if not log_dir.is_dir():
         return removed
     for path in log_dir.rglob("*"):
+        if path.name == "audit.log":
+            continue
         try:
             if path.is_file() and not path.is_symlink() and path.stat().st_mtime < limit:
                 path.unlink()

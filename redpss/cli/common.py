@@ -32,11 +32,14 @@ def fail(message: str, *, code: int = 1) -> int:
 
 
 def guarded(action: Callable[[], int]) -> int:
-    """Run ``action``; a redpss error becomes a clear message and exit 1 (no traceback)."""
+    """Run ``action``; a redpss error becomes a clear message and exit 1 (no traceback).
+
+    An error class may carry another exit code in its ``exit_code`` attribute (usage: 2).
+    """
     try:
         return action()
     except RedpssError as exc:
-        return fail(str(exc))
+        return fail(str(exc), code=int(getattr(exc, "exit_code", 1)))
     except KeyboardInterrupt:
         return 130
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from redpss import __version__, control, db_scripts
-from redpss.cli import redctl_jobs
+from redpss import __version__, audit, control, db_scripts
+from redpss.cli import redctl_jobs, redctl_ops
 from redpss.cli.common import add_instance_option, fail, guarded, setup_cli_logging
 from redpss.config import Config
 from redpss.dictionary import SCHEMA_VERSION
@@ -61,6 +61,9 @@ further commands:
   db export [FILE]   write the current definitions in the same format
   db scripts         print the database-side scripts (REDSYS.SEND_MAIL …) for a DBA
                      (--output FILE, --show-secret, --grant-to USER_OR_ROLE)
+  audit [--since WHEN] [--user NAME] [--grep COMMAND] [--tail N]
+                     who changed what: log/audit.log (every state-changing command
+                     of redctl, redsysctl, restctl and the REST API writes one line)
   (every command takes --json for scripts, before the command: redctl --json show)
 
 exit codes:
@@ -119,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="scripts, init --with-scripts: user or role that may call the scripts (repeatable)",
     )
+    redctl_ops.add_parsers(sub)
     return parser
 
 
@@ -322,16 +326,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "db":
         _check_db_usage(parser, args)
-    return guarded(lambda: _run(args))
+    raw = list(sys.argv[1:] if argv is None else argv)
+    return guarded(lambda: _run(args, raw))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, raw: list[str]) -> int:
     inst = resolve_instance(args.instance)
     setup_cli_logging(inst, debug=args.debug)
     log.debug("redctl %s instance=%s", args.command, inst.name)
-    handler = HANDLERS.get(args.command) or redctl_jobs.HANDLERS[args.command]
+    handler = (
+        HANDLERS.get(args.command)
+        or redctl_ops.HANDLERS.get(args.command)
+        or redctl_jobs.HANDLERS[args.command]
+    )
+    name = redctl_ops.audit_command(args)
+    # every state-changing command leaves one line in log/audit.log (redpss.audit)
+    log_dir = inst.log_dir if name is not None and inst.log_dir.is_dir() else None
     try:
-        return handler(inst, args)
+        return audit.audited(
+            log_dir,
+            tool="redctl",
+            command=name or args.command,
+            args=raw,
+            action=lambda: handler(inst, args),
+            codes=((NotFound, 2),),
+        )
     except NotFound as exc:
         return fail(str(exc), code=2)
 

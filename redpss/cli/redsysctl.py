@@ -22,8 +22,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from redpss import compose
+from redpss import audit, compose
 from redpss.cli.common import guarded
+from redpss.errors import InstanceError
 from redpss.instance import (
     Instance,
     check_name,
@@ -104,7 +105,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.command} needs an instance name")
     if (args.port_base is not None or args.autostart or args.compose) and args.command != "create":
         parser.error("--port-base, --autostart and --compose go with create")
-    return guarded(lambda: _run(args))
+    raw = list(sys.argv[1:] if argv is None else argv)
+    return guarded(lambda: _audited(args, raw))
+
+
+def _audited(args: argparse.Namespace, raw: list[str]) -> int:
+    """Run the command; write its audit line where redsysctl itself changes something.
+
+    What redsysctl hands to an instance's redctl (start, stop … in process mode) is written
+    by that redctl, with ``via: redsysctl``: one line per change.
+    """
+    log_dir = None
+    if args.command in ("create", "compose", "start", "stop", "restart"):
+        try:
+            inst = resolve_instance(args.instance, home=redhome())
+        except InstanceError:
+            inst = None  # _run says why
+        if inst is not None and (args.command in ("create", "compose") or compose.is_compose(inst)):
+            log_dir = inst.log_dir
+    return audit.audited(
+        log_dir, tool="redsysctl", command=args.command, args=raw, action=lambda: _run(args)
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -160,7 +181,7 @@ def _redctl(inst: Instance, *command: str) -> int:
         if tool.exists()
         else [sys.executable, "-m", "redpss.cli.redctl", "--instance", inst.name]
     )
-    env = {**os.environ, **inst.environment()}
+    env = {**os.environ, **inst.environment(), audit.VIA_ENV: "redsysctl"}
     return subprocess.run([*cmd, *command], env=env, check=False).returncode
 
 

@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from redpss import audit
 from redpss.cli.common import add_instance_option, fail, guarded, setup_cli_logging
 from redpss.instance import Instance, resolve_instance
-from redpss.rest import audit_path, tokens_path
 from redpss.rest import control as rest
-from redpss.rest.audit import write_audit
+from redpss.rest import tokens_path
 from redpss.rest.tokens import ROLES, TokenStore
 
 __all__ = ["main"]
@@ -97,18 +97,14 @@ def _control(inst: Instance, args: argparse.Namespace) -> int:
 
 def _token(inst: Instance, args: argparse.Namespace) -> int:
     store = TokenStore(tokens_path(inst.require()))
-    who = "restctl"
     if args.action == "add":
         token = store.add(args.name, args.role)
-        write_audit(audit_path(inst), who=who, what=f"token add {args.name} --role {args.role}",
-                    result="ok")  # fmt: skip
         print(token)
         print(f"token {args.name} ({args.role}) added; it is shown only now", file=sys.stderr)
         return 0
     if args.action == "revoke":
         if not store.revoke(args.name):
             return fail(f"no token named {args.name!r}")
-        write_audit(audit_path(inst), who=who, what=f"token revoke {args.name}", result="ok")
         print(f"token {args.name} revoked")
         return 0
     rows = [asdict(t) for t in store.list()]
@@ -127,15 +123,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_usage(sys.stderr)
         return 2
+    raw = list(sys.argv[1:] if argv is None else argv)
 
-    def run() -> int:
-        inst = resolve_instance(args.instance)
-        setup_cli_logging(inst, debug=False)
+    def act(inst: Instance) -> int:
         if args.command == "token":
             return _token(inst, args)
         if args.command == "status":
             return _status(inst, args)
         return _control(inst, args)
+
+    def run() -> int:
+        inst = resolve_instance(args.instance)
+        setup_cli_logging(inst, debug=False)
+        name = args.command if args.command != "token" else f"token {args.action}"
+        changes = name not in ("status", "token list") and inst.log_dir.is_dir()
+        return audit.audited(
+            inst.log_dir if changes else None,
+            tool="restctl", command=name, args=raw, action=lambda: act(inst),
+        )  # fmt: skip
 
     return guarded(run)
 

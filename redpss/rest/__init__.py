@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from redpss.audit import AUDIT_FILE
 from redpss.instance import Instance
 
 __all__ = ["CERT_FILE", "KEY_FILE", "audit_path", "rest_log_dir", "ssl_dir", "tokens_path"]
@@ -37,5 +38,5 @@ def tokens_path(inst: Instance) -> Path:
 
 
 def audit_path(inst: Instance) -> Path:
-    """``$REDENV_HOME/log/REST/audit.log``: one JSON line per action."""
-    return rest_log_dir(inst) / "audit.log"
+    """``$REDENV_HOME/log/audit.log``: one JSON line per action (:mod:`redpss.audit`)."""
+    return inst.log_dir / AUDIT_FILE

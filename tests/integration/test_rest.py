@@ -131,7 +131,7 @@ def test_reads_need_a_token_and_answer(api: RestInstance) -> None:
         # a reader may not act: 403, and the attempt is audited
         assert c.post("/api/suspend").status_code == 403
         assert c.post("/api/jobs/heartbeat_table/toggle").status_code == 403
-    assert {"who": "ro", "result": "403"}.items() <= audit(api.inst)[-1].items()
+    assert {"user": "token:ro", "result": "403"}.items() <= audit(api.inst)[-1].items()
 
 
 def test_actions_runs_landing_and_audit(api: RestInstance) -> None:
@@ -172,13 +172,14 @@ def test_actions_runs_landing_and_audit(api: RestInstance) -> None:
         assert c.get("/api/landing").json()["error"] == 1
         errors = c.get("/api/landing/errors").json()
         assert errors[0]["name"] == "bad.csv" and errors[0]["reason"] == "line 2"
-    records = audit(inst)
-    done = [(r["who"], r["what"], r["result"]) for r in records]
-    assert ("ops", "start job heartbeat_table", "ok") in done
-    assert ("ops", "toggle job heartbeat_table", "ok") in done
-    assert ("ops", "suspend", "ok") in done
+    records = [r for r in audit(inst) if r["tool"] == "rest"]  # redctl writes there too
+    done = [(r["user"], r["command"], r["result"]) for r in records]
+    assert ("token:ops", "start job heartbeat_table", "ok") in done
+    assert ("token:ops", "toggle job heartbeat_table", "ok") in done
+    assert ("token:ops", "suspend", "ok") in done
     assert any(w == "start job nope" and res.startswith("not found") for _, w, res in done)
-    assert all({"time", "who", "what", "result"} <= set(r) for r in records)
+    fields = {"time", "user", "host", "tool", "command", "result", "exit_code"}
+    assert all(fields <= set(r) for r in records)
 
 
 def test_plain_http_is_refused(api: RestInstance) -> None:

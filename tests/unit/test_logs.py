@@ -29,3 +29,12 @@ def test_levels_of_the_guide_map_to_logging() -> None:
     assert level_number(LogLevel.WARN) == logging.WARNING
     assert level_number(LogLevel.ALERT) == ALERT > logging.ERROR
     assert logging.getLevelName(ALERT) == "ALERT"
+
+
+def test_purge_keeps_the_audit_log(tmp_path: Path) -> None:
+    trail = tmp_path / "audit.log"
+    trail.write_text("{}\n")
+    past = time.time() - 400 * 86400
+    os.utime(trail, (past, past))
+    assert purge_old_logs(tmp_path, 30) == []
+    assert trail.exists()

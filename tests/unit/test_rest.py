@@ -37,12 +37,13 @@ def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
 
 
 def test_audit_is_json_lines(tmp_path: Path) -> None:
-    path = tmp_path / "log" / "REST" / "audit.log"
+    path = tmp_path / "log" / "audit.log"
     write_audit(path, who="ops", what="suspend", result="ok", client="127.0.0.1")
     write_audit(path, who="-", what="POST /api/resume", result="denied 401")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [r["who"] for r in rows] == ["ops", "-"]
-    assert {"time", "who", "what", "result"} <= set(rows[0])
+    assert [r["user"] for r in rows] == ["token:ops", "-"]
+    assert [r["exit_code"] for r in rows] == [0, 1]
+    assert {"time", "user", "host", "tool", "command", "result", "client"} <= set(rows[0])
 
 
 def test_views_count_folders_and_read_sidecars(tmp_path: Path) -> None:
@@ -81,7 +82,7 @@ def test_restctl_tokens_and_usage(
     assert restctl.main(["--instance", "u3", "token", "list"]) == 0
     assert "ci" in capsys.readouterr().out
     assert restctl.main(["--instance", "u3", "token", "revoke", "ci"]) == 0
-    assert "token revoke ci" in audit_path(inst).read_text()
+    assert '"command": "token revoke"' in audit_path(inst).read_text()
     assert restctl.main(["--instance", "u3", "status"]) == 3  # rest_enabled = false
     assert restctl.main([]) == 2
     with pytest.raises(SystemExit) as exc:
