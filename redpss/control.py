@@ -35,7 +35,8 @@ from redpss.dictionary import (
     open_config_dictionary,
 )
 from redpss.errors import DictionaryError, RedpssError, SupervisorError
-from redpss.instance import Instance
+from redpss.instance import Instance, record_ports
+from redpss.ports import ephemeral_advice, ephemeral_ports
 from redpss.roles import enabled_roles
 from redpss.sched.control import restore_preclone
 from redpss.supervisor import ProcessInfo, Supervisor
@@ -157,6 +158,18 @@ def _check_ports_free(config: Config) -> None:
                 ) from exc
 
 
+def _check_ephemeral_ports(inst: Instance, config: Config) -> None:
+    """Warn about ports inside the kernel's ephemeral range (see :mod:`redpss.ports`), and
+    record the instance's ports in the host's registry."""
+    inside = ephemeral_ports(config.ports())
+    if inside:
+        log.warning("instance=%s %s: %s", inst.name, config.path, ephemeral_advice(inside))
+    try:
+        record_ports(inst, config)
+    except OSError as exc:  # the registry helps create; it never keeps an instance from starting
+        log.warning("instance=%s ports not recorded in the host registry: %s", inst.name, exc)
+
+
 def start(
     inst: Instance, config: Config, *, suspended: bool = False, trace: bool = False
 ) -> InstanceStatus:
@@ -172,6 +185,7 @@ def start(
             f"instance {inst.name} is already running (use redctl restart to restart it)"
         )
     _check_ports_free(config)
+    _check_ephemeral_ports(inst, config)
     with open_instance_dictionary(inst, config) as dictionary:
         if dictionary.version() == 0:
             log.info("instance=%s initialising the embedded dictionary", inst.name)

@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import shlex
-import socket
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,13 @@ from pathlib import Path
 
 from redpss.config import Config, load_config
 from redpss.errors import ConfigError, InstanceError
+from redpss.ports import (
+    PORT_BLOCK,
+    PORT_RANGE_START,
+    check_port_base,
+    choose_port_base,
+    host_registry,
+)
 
 __all__ = [
     "DEFAULT_REDHOME",
@@ -52,10 +58,7 @@ SUBDIRS = (
     "data/db",
 )
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
-# each instance gets a block of ports: 9 services + a passive FTP range of 10
-PORT_RANGE_START = 41000
-PORT_BLOCK = 20
-PORT_RANGE_END = 60000
+# each instance gets a block of PORT_BLOCK ports (see redpss.ports): 9 services + passive FTP
 _PORT_OFFSETS = {
     "port_sched": 0,
     "port_sendmail": 1,
@@ -209,36 +212,16 @@ def list_instances(home: Path) -> list[Instance]:
     return [i for i in found if i.exists()]
 
 
-def _used_ports(instances: Iterable[Instance]) -> set[int]:
-    used: set[int] = set()
+def _used_ports(instances: Iterable[Instance], besides: Instance) -> dict[int, Path]:
+    used: dict[int, Path] = {}
     for inst in instances:
+        if inst == besides:
+            continue
         try:
-            used.update(inst.load_config().ports().values())
+            used.update(dict.fromkeys(inst.load_config().ports().values(), inst.conf_path))
         except ConfigError:
             continue  # a broken sibling must not block creating a new instance
     return used
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def choose_port_base(home: Path) -> int:
-    """The first block of ports not used by another instance nor by a listener on this host."""
-    used = _used_ports(list_instances(home))
-    for base in range(PORT_RANGE_START, PORT_RANGE_END, PORT_BLOCK):
-        block = range(base, base + PORT_BLOCK)
-        if used.isdisjoint(block) and all(_port_free(p) for p in block):
-            return base
-    raise InstanceError(
-        f"no free block of {PORT_BLOCK} ports between {PORT_RANGE_START} and "
-        f"{PORT_RANGE_END}; give one with --port-base"
-    )
 
 
 def _wrapper(inst: Instance, tool: str) -> str:
@@ -270,22 +253,25 @@ def create_instance(
             f"REDHOME {inst.redhome} is too deep: the socket path {sock} "
             f"would exceed {MAX_SOCKET_PATH} bytes; choose a shorter REDHOME"
         )
-    base = port_base if port_base is not None else choose_port_base(inst.redhome)
-    if not 1024 <= base <= 65535 - PORT_BLOCK:
-        raise InstanceError(f"port base {base} out of range (1024..{65535 - PORT_BLOCK})")
-    for sub in SUBDIRS:
-        (inst.home / sub).mkdir(parents=True, exist_ok=True)
-    ports = {key: base + off for key, off in _PORT_OFFSETS.items()}
-    text = template_text("red_params.conf").format(instance=inst.name, **ports)
-    secret_path = inst.etc / "secret"
-    fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_urlsafe(32) + "\n")
-    # cfisrv's FTPS password (cfi_password = file:cfi_password in the template)
-    fd = os.open(inst.etc / "cfi_password", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_urlsafe(24) + "\n")
-    inst.conf_path.write_text(text, encoding="utf-8")
+    registry = host_registry(inst.redhome)
+    with registry.lock():
+        # the host's registry (every REDHOME) and this REDHOME's instances (older than it)
+        used = registry.used(besides=inst.conf_path)
+        used.update(_used_ports(list_instances(inst.redhome), inst))
+        if port_base is None:
+            base = choose_port_base(set(used))
+        else:
+            check_port_base(port_base, used)
+            base = port_base
+        for sub in SUBDIRS:
+            (inst.home / sub).mkdir(parents=True, exist_ok=True)
+        ports = {key: base + off for key, off in _PORT_OFFSETS.items()}
+        text = template_text("red_params.conf").format(instance=inst.name, **ports)
+        _write_secret(inst.etc / "secret", secrets.token_urlsafe(32))
+        # cfisrv's FTPS password (cfi_password = file:cfi_password in the template)
+        _write_secret(inst.etc / "cfi_password", secrets.token_urlsafe(24))
+        inst.conf_path.write_text(text, encoding="utf-8")
+        registry.record(inst.conf_path, set(range(base, base + PORT_BLOCK)))
     for tool in ("redctl", "restctl"):
         path = inst.home / "bin" / tool
         path.write_text(_wrapper(inst, tool), encoding="utf-8")
@@ -293,6 +279,20 @@ def create_instance(
     if autostart:
         inst.autostart_flag.touch()
     return inst.conf_path
+
+
+def _write_secret(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+
+
+def record_ports(inst: Instance, config: Config) -> None:
+    """Record the instance's configured ports in the host's registry (``redctl start``), so
+    that ``redsysctl create`` also knows instances made before the registry or edited by hand."""
+    registry = host_registry(inst.redhome)
+    with registry.lock():
+        registry.record(inst.conf_path, set(config.ports().values()))
 
 
 def shell_env(inst: Instance) -> str:

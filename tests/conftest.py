@@ -32,10 +32,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the instance switch of the shell that runs pytest."""
+def _clean_environ(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test sees the instance switch of the shell that runs pytest; each test has its own
+    port registry (the host's /var/lib/redpss/ports stays the operator's)."""
     for key in ("REDHOME", "REDENV", "REDENV_HOME"):
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("REDPSS_PORT_REGISTRY", str(tmp_path_factory.mktemp("ports")))
 
 
 @pytest.fixture

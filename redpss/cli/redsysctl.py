@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="create: first of the 20 ports the instance uses "
-        "(default: the first free block from 41000)",
+        "(default: the first block from 20000, below the kernel's ephemeral port range, "
+        "that no instance of the host uses)",
     )
     parser.add_argument(
         "--autostart", action="store_true", help="create: start the instance with start-all"

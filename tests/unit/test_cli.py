@@ -98,7 +98,7 @@ def test_redsysctl_create_refuses_bad_and_existing(
     monkeypatch.setenv("REDHOME", str(tmp_path))
     assert redsysctl.main(["create", "Bad-Name"]) == 1
     assert "bad instance name 'Bad-Name'" in capsys.readouterr().err
-    assert redsysctl.main(["create", "tst1", "--port-base", "43000"]) == 0
+    assert redsysctl.main(["create", "tst1", "--port-base", "23000"]) == 0
     assert "instance tst1 created" in capsys.readouterr().out
     assert redsysctl.main(["create", "tst1"]) == 1
     assert "already exists" in capsys.readouterr().err
@@ -117,7 +117,7 @@ def test_redctl_start_stop_refused_for_an_instance_in_container_mode(
 ) -> None:
     # supervisord would start every role a second time, next to its container
     monkeypatch.setenv("REDHOME", str(tmp_path))
-    assert redsysctl.main(["create", "tst2", "--port-base", "43100", "--compose"]) == 0
+    assert redsysctl.main(["create", "tst2", "--port-base", "23100", "--compose"]) == 0
     capsys.readouterr()
     for command in ("start", "stop", "abort"):
         assert redctl.main(["--instance", "tst2", command]) == 1
@@ -132,7 +132,7 @@ def test_redctl_status_of_created_but_stopped_instance(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("REDHOME", str(tmp_path))
-    assert redsysctl.main(["create", "tst1", "--port-base", "43000"]) == 0
+    assert redsysctl.main(["create", "tst1", "--port-base", "23000"]) == 0
     assert redctl.main(["--instance", "tst1", "status"]) == 3
     out = capsys.readouterr().out
     assert "instance tst1: STOPPED" in out

@@ -20,11 +20,11 @@ from redpss.instance import (
 
 def test_create_makes_the_guide_tree(tmp_path: Path) -> None:
     inst = Instance("tst1", tmp_path)
-    create_instance(inst, port_base=42000)
+    create_instance(inst, port_base=22000)
     for sub in SUBDIRS:
         assert (tmp_path / "env" / "tst1" / sub).is_dir(), sub
     cfg = inst.load_config()
-    assert cfg.redsys.sched_service_port == 42000
+    assert cfg.redsys.sched_service_port == 22000
     assert (inst.etc / "secret").stat().st_mode & 0o077 == 0
     assert "# red_params.conf of instance tst1" in inst.conf_path.read_text()
     assert (inst.home / "bin" / "redctl").stat().st_mode & 0o111
@@ -38,7 +38,7 @@ def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
 
 def test_existing_instance_is_refused_and_untouched(tmp_path: Path) -> None:
     inst = Instance("tst1", tmp_path)
-    create_instance(inst, port_base=42000)
+    create_instance(inst, port_base=22000)
     before = inst.conf_path.read_text()
     with pytest.raises(InstanceError, match="already exists"):
         create_instance(inst)
@@ -69,7 +69,7 @@ def test_missing_instance_says_how_to_create(tmp_path: Path) -> None:
 
 def test_shell_env_switches_a_real_shell(tmp_path: Path) -> None:
     inst = Instance("tst1", tmp_path)
-    create_instance(inst, port_base=42000)
+    create_instance(inst, port_base=22000)
     script = shell_env(inst) + 'echo "$REDENV|$REDENV_HOME|$PWD|${PATH%%:*}"\n'
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
     lines = out.stdout.strip().splitlines()
