@@ -122,11 +122,14 @@ def open_instance_dictionary(inst: Instance, config: Config) -> Iterator[Diction
         dictionary.close()
 
 
-def db_init(inst: Instance, config: Config) -> int:
-    """Create (or bring up to date) the dictionary objects; return the schema version."""
+def db_init(inst: Instance, config: Config) -> tuple[int, str]:
+    """Create (or bring up to date) the dictionary objects; return the schema version and the
+    database that holds them (``Exasol 8.32.0 at exa1:8563``). An Exasol older than 7.1 is
+    refused (DictionaryError) before anything is created."""
     inst.db_dir.mkdir(parents=True, exist_ok=True)
     with open_instance_dictionary(inst, config) as dictionary:
-        return dictionary.init()
+        database = dictionary.database()
+        return dictionary.init(), database
 
 
 def db_upgrade(inst: Instance, config: Config) -> list[str]:

@@ -292,8 +292,8 @@ def _db(inst: Instance, args: argparse.Namespace) -> int:
             print(f"database-side scripts of {inst.name} written to {args.output}")
         return 0
     if args.action == "init":
-        version = control.db_init(inst, config)
-        print(f"dictionary of {inst.name}: schema version {version}")
+        version, database = control.db_init(inst, config)
+        print(f"dictionary of {inst.name} on {database}: schema version {version}")
         if args.with_scripts:
             count = db_scripts.install_db_scripts(inst, config, grant_to=args.grant_to)
             print(f"database-side scripts of {inst.name}: {count} statements run")

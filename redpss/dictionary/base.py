@@ -160,6 +160,11 @@ class Dictionary(JobStore, LandingStore, ExportStore, abc.ABC):
     def version(self) -> int:
         """Return the REDSYS dictionary version; 0 when it is not initialised."""
 
+    def database(self) -> str:
+        """Which database holds the dictionary, for an operator (``redctl db init`` says it):
+        the backend and its version, and where it is."""
+        return type(self).__name__
+
     @abc.abstractmethod
     def ensure_schema(self, schema: str) -> None:
         """Create or migrate the objects of target schema ``schema``."""

@@ -20,9 +20,12 @@ Emulated, with the Exasol rule each time:
   field of an import is NULL, and ``||``/``CONCAT`` skip NULLs (``'a' || NULL`` is ``'a'``)
   and give NULL where the result is empty.
 - Fetched values come as pyexasol returns them without a fetch mapper: TIMESTAMP as text in
-  the session's ``NLS_TIMESTAMP_FORMAT`` (Exasol's default ``…HH24:MI:SS.FF3`` until the
+  the session's ``NLS_TIMESTAMP_FORMAT`` (Exasol's default ``…HH24:MI:SS.FF6`` until the
   session sets another), DATE as ``YYYY-MM-DD`` text, DECIMAL with scale 0 as int, DECIMAL with
   a scale as text (the strictest reading), DOUBLE as float, BOOLEAN as bool.
+- A version (``release``, default 8.32.0, told at login as ``releaseVersion``): before 8.32
+  ``TIMESTAMP(p)`` is a syntax error (changelog 13409) and a timestamp literal with more than
+  three fractional digits is refused (unverified there: the backend must not send one).
 - Column types: ``TIMESTAMP`` without precision keeps milliseconds (``TIMESTAMP(3)``),
   ``TIMESTAMP(6)`` microseconds; ``VARCHAR(n)`` refuses longer strings; ``IDENTITY`` is a
   sequence default; ``SYS.EXA_ALL_COLUMNS`` reports the declared Exasol types.
@@ -89,7 +92,11 @@ from tests.unit.exasol_emulator_import import import_rows
 __all__ = ["EmulatedConnection", "EmulatedDatabase", "EmulatedStatement"]
 
 CONFLICT, CONSTRAINT, OTHER = "40001", "27001", "42000"
-DEFAULT_TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF3"
+DEFAULT_TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF6"
+"""Exasol's default NLS_TIMESTAMP_FORMAT (changelog 13409: "remains unchanged")."""
+DEFAULT_RELEASE = "8.32.0"
+"""The version an emulated database answers as unless told otherwise (the first with
+``TIMESTAMP(p)``); ``release="7.1.30"`` emulates the older SQL."""
 LOCK_WAIT = 10.0
 TOLERATED_RESERVED: frozenset[str] = frozenset()
 """Reserved words taken as unquoted identifiers all the same: none, as on Exasol (the backend
@@ -149,10 +156,15 @@ class EmulatedDatabase:
         db_timezone: str = "EUROPE/BERLIN",
         copy_of: Path | None = None,
         tolerated: frozenset[str] = TOLERATED_RESERVED,
+        release: str = DEFAULT_RELEASE,
     ) -> None:
         """An empty database, or with ``copy_of`` a copy of what :meth:`save` wrote there;
-        ``tolerated``: reserved words taken as unquoted identifiers all the same."""
+        ``tolerated``: reserved words taken as unquoted identifiers all the same; ``release``:
+        the Exasol version it answers as (login ``releaseVersion``; the SQL it takes)."""
         self.db_timezone = db_timezone
+        self.release = release
+        major, minor = (int(p) for p in release.split(".")[:2])
+        self.version = (major, minor)
         self.tolerated = tolerated
         self.duck = duckdb.connect(":memory:")
         if copy_of is None:
@@ -250,6 +262,7 @@ class EmulatedConnection:
         self.db, self.number = db, number
         self.cursor = db.duck.cursor()
         self.options = {"dsn": "emulated", "user": "EMULATED", "verbose_error": False}
+        self.login_info: dict[str, Any] = {"releaseVersion": db.release}
         self.session: dict[str, str] = {"TIME_ZONE": db.db_timezone}
         self.session["NLS_TIMESTAMP_FORMAT"] = DEFAULT_TIMESTAMP_FORMAT
         self.is_closed = False
@@ -418,8 +431,10 @@ class EmulatedConnection:
         if special is not None:
             return special
         try:
-            zones = (self.db.db_timezone, self.session["TIME_ZONE"])
-            done = sql.translate(query, *zones, self.db.tolerated)
+            context = sql.Context(
+                self.db.db_timezone, self.session["TIME_ZONE"], self.db.version, self.db.tolerated
+            )
+            done = sql.translate(query, context)
         except (SqlglotError, ValueError) as exc:
             raise self._error(query, OTHER, f"cannot emulate: {exc}") from exc
         after = done.after

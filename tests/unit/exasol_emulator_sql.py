@@ -149,37 +149,73 @@ class Translation:
     """``CREATE TABLE IF NOT EXISTS`` of (schema, table): ``after`` only when it is new."""
 
 
-_CACHE: dict[tuple[str, str, str, frozenset[str]], Translation] = {}
+@dataclass(frozen=True)
+class Context:
+    """What a translation depends on besides the text: the database and the session."""
+
+    db_timezone: str
+    session_timezone: str
+    version: tuple[int, int]
+    """The emulated Exasol release (major, minor)."""
+    tolerated: frozenset[str] = frozenset()
+    """Reserved words taken as unquoted identifiers all the same."""
+
+
+TIMESTAMP_PRECISION_SINCE = (8, 32)
+"""``TIMESTAMP(p)``: Exasol changelog 13409 (8.32.0); a syntax error before."""
+
+_CACHE: dict[tuple[str, Context], Translation] = {}
 _CACHE_SIZE = 5000
 
 
-def translate(
-    query: str, db_timezone: str, session_timezone: str, tolerated: frozenset[str] = frozenset()
-) -> Translation:
+def translate(query: str, context: Context) -> Translation:
     """The translation of ``query``; SqlglotError or ValueError when there is none (a reserved
-    word as an identifier is one, unless ``tolerated``)."""
-    key = (query, db_timezone, session_timezone, tolerated)
+    word as an identifier is one, unless tolerated; so is ``TIMESTAMP(p)`` before 8.32)."""
+    key = (query, context)
     found = _CACHE.get(key)
     if found is None:
         if len(_CACHE) > _CACHE_SIZE:  # texts with literals rarely repeat: keep it bounded
             _CACHE.clear()
-        found = _CACHE[key] = _translate(query, db_timezone, session_timezone, tolerated)
+        found = _CACHE[key] = _translate(query, context)
     return found
 
 
-def _translate(
-    query: str, db_timezone: str, session_timezone: str, tolerated: frozenset[str]
-) -> Translation:
+def _check_version(tree: exp.Expression, version: tuple[int, int]) -> None:
+    """Before 8.32 a TIMESTAMP has no precision and holds milliseconds: ``TIMESTAMP(p)`` is a
+    syntax error there (changelog 13409). A literal with more than three fractional digits is
+    refused too: what 7.1 does with one is unverified, so the backend must not write one."""
+    if version >= TIMESTAMP_PRECISION_SINCE:
+        return
+    where = f"Exasol {version[0]}.{version[1]}"
+    for node in tree.find_all(exp.DataType):
+        if node.is_type(exp.DataType.Type.TIMESTAMP) and node.expressions:
+            raise ValueError(
+                f"syntax error: TIMESTAMP({node.expressions[0].name}) does not exist on {where} "
+                "(a TIMESTAMP precision exists from 8.32, changelog 13409)"
+            )
+    for cast in tree.find_all(exp.Cast):
+        text = cast.this
+        if cast.to.is_type(exp.DataType.Type.TIMESTAMP) and isinstance(text, exp.Literal):
+            fraction = re.search(r"\.(\d+)$", text.this)
+            if fraction and len(fraction.group(1)) > 3:
+                raise ValueError(
+                    f"TIMESTAMP '{text.this}' has more fractional digits than a TIMESTAMP of "
+                    f"{where} keeps (milliseconds); not emulated"
+                )
+
+
+def _translate(query: str, context: Context) -> Translation:
     trees = [t for t in sqlglot.parse(query, read="exasol") if t is not None]
     if len(trees) != 1:
         raise ValueError(f"expected one statement, got {len(trees)}")
     tree = trees[0]
-    if word := reserved_word(tree, tolerated):
+    if word := reserved_word(tree, context.tolerated):
         raise ValueError(
             f"syntax error, unexpected {word}: a reserved word of Exasol is no identifier "
             f'unless quoted ("{word}")'
         )
-    _rewrite_expressions(tree, db_timezone, session_timezone)
+    _check_version(tree, context.version)
+    _rewrite_expressions(tree, context.db_timezone, context.session_timezone)
     before: list[str] = []
     after: list[str] = []
     creates = None

@@ -103,3 +103,49 @@ def test_version_and_status_read_the_exasol_dictionary(
     assert "dictionary_installed" in capsys.readouterr().out
     assert redctl.main(["--instance", "tst1", "status"]) == 3
     assert "instance tst1: STOPPED" in capsys.readouterr().out
+
+
+def _answer_with(monkeypatch: pytest.MonkeyPatch, db: EmulatedDatabase) -> None:
+    monkeypatch.setattr(pyexasol, "connect", lambda **kwargs: db.connect())
+
+
+@pytest.mark.parametrize(
+    ("release", "applied_at"), [("7.1.30", "TIMESTAMP"), ("8.32.0", "TIMESTAMP(6)")]
+)
+def test_db_init_states_the_exasol_version_and_writes_its_ddl(
+    exa_instance: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    release: str,
+    applied_at: str,
+) -> None:
+    """Before 8.32 TIMESTAMP(p) is a syntax error (changelog 13409): init uses TIMESTAMP."""
+    db = EmulatedDatabase(release=release)
+    _answer_with(monkeypatch, db)
+    try:
+        assert redctl.main(["--instance", "tst1", "db", "init"]) == 0
+        out = capsys.readouterr().out
+        assert f"dictionary of tst1 on Exasol {release} at exa1:8563: schema version" in out
+        types = db.query(
+            "SELECT COLUMN_TYPE FROM SYS.EXA_ALL_COLUMNS WHERE COLUMN_SCHEMA = 'REDSYS' "
+            "AND COLUMN_TABLE = 'ADM_VERSION_HISTORY' AND COLUMN_NAME = 'APPLIED_AT'"
+        )
+        assert types == [(applied_at,)]
+    finally:
+        db.close()
+
+
+def test_db_init_refuses_an_exasol_older_than_7_1(
+    exa_instance: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db = EmulatedDatabase(release="7.0.18")
+    _answer_with(monkeypatch, db)
+    try:
+        assert redctl.main(["--instance", "tst1", "db", "init"]) != 0
+        err = capsys.readouterr().err
+        assert "runs Exasol 7.0.18; redpss needs Exasol 7.1 or newer" in err
+        assert db.query("SELECT COUNT(*) FROM SYS.EXA_ALL_SCHEMAS") == [(0,)]
+    finally:
+        db.close()

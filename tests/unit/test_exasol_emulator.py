@@ -45,14 +45,15 @@ def test_fetched_values_are_what_pyexasol_returns(conn: EmulatedConnection) -> N
         "TIMESTAMP '2030-01-02 03:04:05.123456', TIMESTAMP '2030-01-02 03:04:05.123456', TRUE)"
     )
     select = "SELECT ID, AMOUNT, TS, TS6, FLAG, CAST(2 AS DOUBLE) FROM S.T"
-    # Exasol's default format until the session sets one; TIMESTAMP keeps milliseconds
+    # Exasol's default format (FF6, changelog 13409) until the session sets one; TIMESTAMP
+    # keeps milliseconds
     assert conn.execute(select).fetchall() == [
-        (1, "1.50", "2030-01-02 03:04:05.123", "2030-01-02 03:04:05.123", True, 2.0)
+        (1, "1.50", "2030-01-02 03:04:05.123000", "2030-01-02 03:04:05.123456", True, 2.0)
     ]
-    conn.execute("ALTER SESSION SET NLS_TIMESTAMP_FORMAT = 'YYYY-MM-DD HH24:MI:SS.FF6'")
+    conn.execute("ALTER SESSION SET NLS_TIMESTAMP_FORMAT = 'YYYY-MM-DD HH24:MI:SS.FF3'")
     row = conn.execute(select).fetchall()[0]
-    assert row[2:4] == ("2030-01-02 03:04:05.123000", "2030-01-02 03:04:05.123456")
-    assert ("NLS_TIMESTAMP_FORMAT", "YYYY-MM-DD HH24:MI:SS.FF6") in [
+    assert row[2:4] == ("2030-01-02 03:04:05.123", "2030-01-02 03:04:05.123")
+    assert ("NLS_TIMESTAMP_FORMAT", "YYYY-MM-DD HH24:MI:SS.FF3") in [
         s[1:] for s in conn.db.settings
     ]
 
@@ -65,7 +66,7 @@ def test_time_functions(conn: EmulatedConnection) -> None:
     converted = _one(
         conn, "SELECT CONVERT_TZ(TIMESTAMP '2030-07-01 12:00:00', 'EUROPE/BERLIN', 'UTC') FROM DUAL"
     )
-    assert converted == "2030-07-01 10:00:00.000"
+    assert converted == "2030-07-01 10:00:00.000000"
     between = "SELECT SECONDS_BETWEEN(TIMESTAMP '2030-01-01 00:00:01.5', "
     assert _one(conn, between + "TIMESTAMP '2030-01-01 00:00:00') FROM DUAL") == 1.5
     assert _one(conn, "SELECT TO_CHAR(FLOOR(CAST(4.7 AS DOUBLE))) FROM DUAL") == "4"
@@ -122,7 +123,7 @@ def test_import_from_iterable_is_a_csv_import(
     assert conn.import_from_iterable(rows, ("S", "T"), params) is None
     conn.commit()
     got = empty_exa_db.query("SELECT NAME, AMOUNT, TS6, FLAG FROM S.T ORDER BY ID")
-    assert got == [("a", "1.25", "2030-01-02 03:04:05.006", True), (None, None, None, False)]
+    assert got == [("a", "1.25", "2030-01-02 03:04:05.006000", True), (None, None, None, False)]
     # str() of an aware datetime has an offset: not the session's format
     aware = [("b", 1, datetime.now(ZoneInfo("UTC")), True)]
     with pytest.raises(ExaImportError) as info:

@@ -17,6 +17,7 @@ from pyexasol.exceptions import ExaImportError
 
 from redpss.dictionary import Dictionary
 from redpss.dictionary.exasol.csvload import cfi_import_sql, csv_value
+from redpss.dictionary.exasol.dialect import NEWEST, Dialect
 from redpss.dictionary.landing import DUPLICATE, LOADED, LedgerEntry, LoadOutcome
 from redpss.dictionary.loaders import parse_loader
 from redpss.errors import DictionaryError, FileRejected
@@ -24,6 +25,8 @@ from tests.unit.exasol_emulator import EmulatedConnection, EmulatedDatabase
 from tests.unit.test_exasol_sql import check_parses
 
 pytestmark = pytest.mark.unit
+
+OLD = Dialect.of("7.1.30")
 
 LOADER = parse_loader(
     "sales",
@@ -109,8 +112,8 @@ def test_rows_and_ledger_commit_together_with_exasol_values(
     rows = OneShot(ROWS)
     assert ready.load_rows(LOADER, rows, entry=_entry()) == LoadOutcome(LOADED, 2)
     assert _table(exa_db) == [
-        (1, "12.50", "2030-01-02", "2030-01-02 09:00:00.000", True, "anna"),  # offset: to UTC
-        (2, "10.00", None, "2030-01-02 10:00:00.500", False, None),
+        (1, "12.50", "2030-01-02", "2030-01-02 09:00:00.000000", True, "anna"),  # offset: UTC
+        (2, "10.00", None, "2030-01-02 10:00:00.500000", False, None),
     ]
     found = ready.find_claim("C1")
     assert found is not None and (found.status, found.row_count) == (LOADED, 2)
@@ -213,12 +216,19 @@ def test_a_value_the_transport_cannot_take_is_rejected(ready: Dictionary) -> Non
     ],
 )
 def test_csv_values(kind: str, value: object, sent: object) -> None:
-    assert csv_value(kind)(value) == sent
+    assert csv_value(kind, NEWEST)(value) == sent
+
+
+def test_csv_timestamps_keep_what_the_database_keeps() -> None:
+    """Before 8.32 a TIMESTAMP holds milliseconds: the rest is cut, never rounded up."""
+    moment = "2030-01-02 03:04:05.999999"
+    assert csv_value("TIMESTAMP", NEWEST)(moment) == "2030-01-02 03:04:05.999999"
+    assert csv_value("TIMESTAMP", OLD)(moment) == "2030-01-02 03:04:05.999"
 
 
 def test_non_finite_doubles_are_refused() -> None:
     with pytest.raises(ValueError, match="finite"):
-        csv_value("DOUBLE")(float("nan"))
+        csv_value("DOUBLE", NEWEST)(float("nan"))
 
 
 def test_the_import_from_cfisrv_is_a_valid_statement() -> None:
@@ -230,7 +240,7 @@ def test_the_import_from_cfisrv_is_a_valid_statement() -> None:
     )  # fmt: skip
     sql = cfi_import_sql(
         loader, url="ftp://cfihost:2121/work/", user="redcfi", password="pa'ss",
-        file_name="L1.big.csv", positions=[1, 3, 2],
+        file_name="L1.big.csv", dialect=NEWEST, positions=[1, 3, 2],
     )  # fmt: skip
     check_parses(sql)
     assert sql == (
@@ -242,5 +252,5 @@ def test_the_import_from_cfisrv_is_a_valid_statement() -> None:
         cfi_import_sql(
             parse_loader("b", {"pattern": "x", "target": "DWH.B",
                                "columns": [{"name": "F", "type": "BOOLEAN"}]}),
-            url="ftp://h/", user="u", password="p", file_name="f",
+            url="ftp://h/", user="u", password="p", file_name="f", dialect=NEWEST,
         )  # fmt: skip

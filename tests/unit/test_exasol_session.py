@@ -40,6 +40,7 @@ class FakeDatabase:
         self.fail_on: dict[str, list[BaseException]] = {}  # sql prefix -> errors to raise
         self.closed: list[tuple[int, bool]] = []
         self.rollbacks = 0
+        self.release = "8.32.0"
 
     def connect(self, settings: ExaSettings) -> FakeConnection:
         if self.down_for:
@@ -60,6 +61,7 @@ class _Dummy:
 class FakeConnection:
     def __init__(self, db: FakeDatabase, number: int) -> None:
         self.db, self.number = db, number
+        self.login_info: dict[str, Any] = {"releaseVersion": db.release}
 
     def execute(self, query: str) -> FakeStatement:
         for prefix, errors in self.db.fail_on.items():

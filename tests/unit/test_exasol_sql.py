@@ -20,6 +20,7 @@ import pytest
 
 import redpss.dictionary.exasol as exasol_pkg
 from redpss.dictionary.exasol.ddl import migration_statements, status_select
+from redpss.dictionary.exasol.dialect import Dialect
 from redpss.dictionary.exasol.session import ExaSettings, Session
 from redpss.dictionary.exasol.sqltext import literal, placeholders, render
 from redpss.dictionary.model import DICTIONARY
@@ -144,14 +145,21 @@ def _templates() -> list[tuple[str, str]]:
     return found
 
 
+DIALECTS = (Dialect.of("7.1.30"), Dialect.of("8.32.0"))
+
+
 def _ddl() -> list[tuple[str, str]]:
     found = []
-    for migration in DICTIONARY.migrations:
-        for scope, schema in (("REDSYS", "REDSYS"), ("TARGET", "STAGE")):
-            for i, sql in enumerate(
-                migration_statements(DICTIONARY, migration.version, schema, scope)
-            ):
-                found.append((f"migration {migration.version} {schema} #{i}", sql))
+    for dialect in DIALECTS:
+        for migration in DICTIONARY.migrations:
+            for scope, schema in (("REDSYS", "REDSYS"), ("TARGET", "STAGE")):
+                statements = migration_statements(
+                    DICTIONARY, migration.version, schema, scope, dialect
+                )
+                found.extend(
+                    (f"{dialect} migration {migration.version} {schema} #{i}", sql)
+                    for i, sql in enumerate(statements)
+                )
     found.append(("status at a time", status_select(DICTIONARY, DICTIONARY.version, literal(NOW))))
     found.extend((f"session setup #{i}", s) for i, s in enumerate(Session.setup_statements()))
     return found

@@ -116,7 +116,7 @@ class ExasolCore(Dictionary):
             tx.execute(CREATE_SCHEMA_SQL, schema=REDSYS)
             if schema != REDSYS:
                 tx.execute(CREATE_SCHEMA_SQL, schema=schema)
-            tx.statement(table_ddl(self.model.table(_VERSION_TABLE), REDSYS, 1))
+            tx.statement(table_ddl(self.model.table(_VERSION_TABLE), REDSYS, 1, tx.dialect))
             current = self._version_in(tx, schema)
             if current > self.model.version:
                 raise MigrationError(
@@ -124,7 +124,8 @@ class ExasolCore(Dictionary):
                     f"({self.model.version}); upgrade redpss"
                 )
             for migration in self.model.migrations[current:]:
-                for statement in migration_statements(self.model, migration.version, schema, scope):
+                ddl = migration_statements(self.model, migration.version, schema, scope, tx.dialect)
+                for statement in ddl:
                     tx.statement(statement)
                 tx.execute(
                     INSERT_VERSION_SQL,
@@ -159,6 +160,11 @@ class ExasolCore(Dictionary):
         for schema in self.schemas():
             done.extend(self._migrate(schema, "TARGET"))
         return done
+
+    def database(self) -> str:
+        """Which database this is: ``Exasol 8.32.0 at host:8563`` (asks it when not known);
+        DictionaryError for an Exasol older than 7.1."""
+        return f"{self.session.dialect} at {self.settings.dsn}"
 
     def version(self) -> int:
         """Return the REDSYS dictionary version; 0 when it is not initialised."""

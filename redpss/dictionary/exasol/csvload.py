@@ -1,8 +1,9 @@
 """Rows and files into Exasol as CSV: target column types, values, the IMPORT from cfisrv.
 
 Values reach pyexasol's HTTP transport (``IMPORT … FROM CSV`` fed by this process) in one shape
-per column type (:func:`csv_value`): decimals without exponent, timestamps in UTC with
-microseconds, booleans TRUE/FALSE, NULL as an empty field (Exasol reads an empty field as
+per column type (:func:`csv_value`): decimals without exponent, timestamps in UTC with the
+database's fractional digits (microseconds from Exasol 8.32, milliseconds before), booleans
+TRUE/FALSE, NULL as an empty field (Exasol reads an empty field as
 NULL). DATE and TIMESTAMP columns carry their format in the IMPORT (:func:`csv_cols`), so the
 session's NLS settings do not matter. A value the transport cannot take is FileRejected.
 
@@ -22,6 +23,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from redpss.dictionary.exasol.dialect import Dialect
 from redpss.dictionary.exasol.sqltext import ident, literal, render
 from redpss.dictionary.loaders import Loader, LoaderColumn, parse_loader_type
 from redpss.errors import FileRejected
@@ -29,7 +31,6 @@ from redpss.errors import FileRejected
 __all__ = ["Feed", "cfi_import_sql", "csv_cols", "csv_value", "exasol_column_type"]
 
 DATE_FORMAT = "YYYY-MM-DD"
-TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF6"
 
 # The database reads the claimed file from cfisrv's work/ folder (see the module doc).
 CFI_IMPORT_SQL = (
@@ -38,14 +39,15 @@ CFI_IMPORT_SQL = (
 )
 
 
-def exasol_column_type(generic: str) -> str:
-    """The Exasol column type of a loader column type (timestamps keep microseconds)."""
+def exasol_column_type(generic: str, dialect: Dialect) -> str:
+    """The Exasol column type of a loader column type (timestamps keep microseconds from
+    Exasol 8.32, milliseconds before)."""
     base, size, scale = parse_loader_type(generic)
     if base in ("VARCHAR", "CHAR"):
         return f"{base}({size})"
     if base == "DECIMAL":
         return f"DECIMAL({size or 18},{scale or 0})"
-    return "TIMESTAMP(6)" if base == "TIMESTAMP" else base  # DOUBLE, DATE, BOOLEAN
+    return dialect.timestamp_type if base == "TIMESTAMP" else base  # DOUBLE, DATE, BOOLEAN
 
 
 # -- values for the CSV transport ------------------------------------------------------------
@@ -82,30 +84,37 @@ def _timestamp(value: Any) -> Any:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _timestamp_ms(value: Any) -> Any:
+    return _timestamp(value)[:-3]  # milliseconds, cut: what TIMESTAMP holds before 8.32
+
+
 def _boolean(value: Any) -> Any:
     if isinstance(value, str):
         value = value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
     return "TRUE" if value else "FALSE"
 
 
-def csv_value(generic: str) -> Callable[[Any], Any]:
+def csv_value(generic: str, dialect: Dialect) -> Callable[[Any], Any]:
     """The function that turns a reader's value of a ``generic`` column into CSV-ready form."""
     base = parse_loader_type(generic)[0]
     if base in ("VARCHAR", "CHAR"):
         return str
     convert: dict[str, Callable[[Any], Any]] = {
-        "DECIMAL": _decimal, "DOUBLE": _double, "DATE": _date, "TIMESTAMP": _timestamp,
+        "DECIMAL": _decimal, "DOUBLE": _double, "DATE": _date,
+        "TIMESTAMP": _timestamp if dialect.fraction_digits == 6 else _timestamp_ms,
         "BOOLEAN": _boolean,
     }  # fmt: skip
     return convert[base]
 
 
-def csv_cols(columns: Sequence[LoaderColumn], positions: Sequence[int] | None = None) -> list[str]:
+def csv_cols(
+    columns: Sequence[LoaderColumn], dialect: Dialect, positions: Sequence[int] | None = None
+) -> list[str]:
     """``n`` or ``n FORMAT='…'`` per column: the IMPORT's own DATE/TIMESTAMP formats."""
     cols = []
     for i, column in enumerate(columns):
         base = parse_loader_type(column.type)[0]
-        fmt = {"DATE": DATE_FORMAT, "TIMESTAMP": TIMESTAMP_FORMAT}.get(base)
+        fmt = {"DATE": DATE_FORMAT, "TIMESTAMP": dialect.timestamp_format}.get(base)
         number = positions[i] if positions else i + 1
         cols.append(f"{number} FORMAT='{fmt}'" if fmt else str(number))
     return cols
@@ -115,10 +124,10 @@ class Feed:
     """The rows of one load as the transport takes them; counts them and keeps the error the
     reader raised (so it is not mistaken for the database's)."""
 
-    def __init__(self, rows: Iterable[Sequence[object]], loader: Loader) -> None:
+    def __init__(self, rows: Iterable[Sequence[object]], loader: Loader, dialect: Dialect) -> None:
         self.rows = rows
         self.names = [c.name for c in loader.columns]
-        self.convs = [csv_value(c.type) for c in loader.columns]
+        self.convs = [csv_value(c.type, dialect) for c in loader.columns]
         self.count = 0
         self.failure: BaseException | None = None
 
@@ -149,6 +158,7 @@ def cfi_import_sql(
     user: str,
     password: str,
     file_name: str,
+    dialect: Dialect,
     positions: Sequence[int] | None = None,
 ) -> str:
     """``IMPORT INTO`` the loader's target from ``file_name`` at ``url`` (cfisrv's work/).
@@ -185,6 +195,6 @@ def cfi_import_sql(
         user=user,
         password=password,
         file=file_name,
-        csv_cols=", ".join(csv_cols(loader.columns, positions)),
+        csv_cols=", ".join(csv_cols(loader.columns, dialect, positions)),
         options="".join(f" {o}" for o in options),
     )

@@ -1,8 +1,10 @@
 """Exasol DDL generated from the dictionary model (:mod:`redpss.dictionary.model`).
 
-The model's generic types map one to one (``TIMESTAMP`` becomes ``TIMESTAMP(6)``: microseconds,
-as the SQLite backend keeps them; Exasol 7.1 or newer). What Exasol does not have is left out
-and checked elsewhere, as docs/dictionary.md says:
+The model's generic types map one to one, except ``TIMESTAMP``: the DDL is written for the
+database's version (:class:`~redpss.dictionary.exasol.dialect.Dialect`): ``TIMESTAMP(6)``
+(microseconds, as the SQLite backend keeps them) from Exasol 8.32, plain ``TIMESTAMP``
+(milliseconds) on 7.1 and 8.0 to 8.31, where ``TIMESTAMP(p)`` is a syntax error. What Exasol does
+not have is left out and checked elsewhere, as docs/dictionary.md says:
 
 - no CHECK constraints: the allowed values of a column (``Column.values``) are checked by the
   writers in Python before a row is written, and by jmon when it reads definitions;
@@ -16,6 +18,7 @@ Primary keys are declared (Exasol enforces them). Identity columns are ``IDENTIT
 from __future__ import annotations
 
 from redpss.dictionary.base import DOWN_STATES, SUSPENDED
+from redpss.dictionary.exasol.dialect import Dialect
 from redpss.dictionary.exasol.sqltext import ident, literals
 from redpss.dictionary.model import REDSYS
 from redpss.dictionary.objects import Column, Model, Scope, Table, View, parse_type
@@ -33,15 +36,15 @@ __all__ = [
 MAX_VARCHAR = 2_000_000
 
 
-def column_type(generic_type: str) -> str:
-    """The Exasol type of a generic model type."""
+def column_type(generic_type: str, dialect: Dialect) -> str:
+    """The Exasol type of a generic model type on the database of ``dialect``."""
     generic = parse_type(generic_type)
     if generic.base == "VARCHAR":
         return f"VARCHAR({min(generic.size or MAX_VARCHAR, MAX_VARCHAR)})"
     if generic.base == "DECIMAL":
         return f"DECIMAL({generic.size or 18},{generic.scale or 0})"
     if generic.base == "TIMESTAMP":
-        return "TIMESTAMP(6)"
+        return dialect.timestamp_type
     return generic.base  # DOUBLE, BOOLEAN
 
 
@@ -50,8 +53,8 @@ def empty_is_null(column: Column) -> bool:
     return column.default == "''"
 
 
-def _column_ddl(column: Column) -> str:
-    parts = [ident(column.name), column_type(column.type)]
+def _column_ddl(column: Column, dialect: Dialect) -> str:
+    parts = [ident(column.name), column_type(column.type, dialect)]
     if column.identity:
         parts.append("IDENTITY")
     elif column.default is not None and not empty_is_null(column):
@@ -61,18 +64,18 @@ def _column_ddl(column: Column) -> str:
     return " ".join(parts)
 
 
-def table_ddl(table: Table, schema: str, version: int) -> str:
+def table_ddl(table: Table, schema: str, version: int, dialect: Dialect) -> str:
     """``CREATE TABLE IF NOT EXISTS`` of ``table`` in ``schema`` as of ``version``."""
-    lines = [_column_ddl(c) for c in table.columns_at(version)]
+    lines = [_column_ddl(c, dialect) for c in table.columns_at(version)]
     if table.primary_key:
         lines.append(f"PRIMARY KEY ({', '.join(map(ident, table.primary_key))})")
     body = ",\n    ".join(lines)
     return f"CREATE TABLE IF NOT EXISTS {schema}.{table.name} (\n    {body}\n)"
 
 
-def add_column_ddl(table: Table, schema: str, column: Column) -> str:
+def add_column_ddl(table: Table, schema: str, column: Column, dialect: Dialect) -> str:
     """``ALTER TABLE … ADD COLUMN`` for a column a later migration adds."""
-    return f"ALTER TABLE {schema}.{table.name} ADD COLUMN {_column_ddl(column)}"
+    return f"ALTER TABLE {schema}.{table.name} ADD COLUMN {_column_ddl(column, dialect)}"
 
 
 # STA_PSS_STATUS: the ALERT rule of base.compute_alert in Exasol SQL. HEARTBEAT_AT is UTC;
@@ -142,8 +145,11 @@ def grants(view: View, schema: str = REDSYS) -> list[str]:
     return []
 
 
-def migration_statements(model: Model, version: int, schema: str, scope: Scope) -> list[str]:
-    """The DDL of migration ``version`` for ``schema`` (REDSYS or a target schema)."""
+def migration_statements(
+    model: Model, version: int, schema: str, scope: Scope, dialect: Dialect
+) -> list[str]:
+    """The DDL of migration ``version`` for ``schema`` (REDSYS or a target schema) on the
+    database of ``dialect``."""
     statements: list[str] = []
     created: dict[str, int] = {}
     for earlier in model.migrations[:version]:
@@ -154,9 +160,11 @@ def migration_statements(model: Model, version: int, schema: str, scope: Scope) 
         if not isinstance(obj, Table):
             continue
         if since == version:
-            statements.append(table_ddl(obj, schema, version))
+            statements.append(table_ddl(obj, schema, version, dialect))
             continue
-        statements.extend(add_column_ddl(obj, schema, c) for c in obj.columns if c.since == version)
+        statements.extend(
+            add_column_ddl(obj, schema, c, dialect) for c in obj.columns if c.since == version
+        )
     for name in created:
         obj = model.by_name[name]
         if isinstance(obj, View):

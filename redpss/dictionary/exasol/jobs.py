@@ -418,6 +418,6 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
                     continue
                 names = literals([r[1] for r in rows])
                 tx.execute(DELETE_JMON_SQL, table=table, key=key, at=at, names=names)
-                tx.execute(insert, rows=", ".join(f"({literals(r)})" for r in rows))
+                tx.execute(insert, rows=", ".join(f"({tx.literals(r)})" for r in rows))
 
         self.tx(unit, what="writing a JMON sample")

@@ -112,8 +112,9 @@ class ExasolLanding(ExasolCore, LandingStore):
             old = tx.rows(LOADER_CREATED_SQL, name=loader.name)
             tx.execute(DELETELOADER_COLUMNS_SQL, name=loader.name)
             tx.execute(DELETE_LOADER_SQL, name=loader.name)
+            values = tx.literals(loader_values(loader))
             tx.execute(
-                INSERT_LOADER_SQL, columns=LOADER_COLUMNS, values=literals(loader_values(loader)),
+                INSERT_LOADER_SQL, columns=LOADER_COLUMNS, values=values,
                 created=from_db(old[0][0]) if old else now, now=now,
             )  # fmt: skip
             if rows:
@@ -157,9 +158,11 @@ class ExasolLanding(ExasolCore, LandingStore):
         check_schema_name(loader.schema)
         if self.schema_version(loader.schema) != self.model.version:
             self.ensure_schema(loader.schema)
-        body = ", ".join(f"{ident(c.name)} {exasol_column_type(c.type)}" for c in loader.columns)
 
         def unit(tx: Tx) -> None:
+            body = ", ".join(
+                f"{ident(c.name)} {exasol_column_type(c.type, tx.dialect)}" for c in loader.columns
+            )
             where = {"schema": loader.schema, "table": loader.table}
             have = [str(r[0]).upper() for r in tx.rows(TABLE_COLUMNS_SQL, **where)]
             if not have:
@@ -183,7 +186,7 @@ class ExasolLanding(ExasolCore, LandingStore):
     ) -> LoadOutcome:
         """Rows and ledger row in one transaction, never retried once the rows were read."""
         schema = check_schema_name(loader.schema)
-        feed = Feed(rows, loader)
+        feed = Feed(rows, loader, self.session.dialect)
         handed_over = False
 
         def unit(tx: Tx) -> LoadOutcome:
@@ -215,7 +218,7 @@ class ExasolLanding(ExasolCore, LandingStore):
         return self.tx(unit, what=f"load of {entry.file_name} into {loader.target}")
 
     def _import(self, tx: Tx, loader: Loader, feed: Feed, entry: LedgerEntry) -> None:
-        params = {"columns": feed.names, "csv_cols": csv_cols(loader.columns)}
+        params = {"columns": feed.names, "csv_cols": csv_cols(loader.columns, tx.dialect)}
         try:
             tx.conn.import_from_iterable(  # type: ignore[attr-defined]
                 feed, (loader.schema, loader.table), import_params=params
@@ -250,7 +253,7 @@ class ExasolLanding(ExasolCore, LandingStore):
             entry.loader, entry.run_id, status, rows, utcnow(),
         ]  # fmt: skip
         tx.execute(
-            LEDGER_INSERT_SQL, schema=schema, columns=LEDGER_COLUMNS, values=literals(values)
+            LEDGER_INSERT_SQL, schema=schema, columns=LEDGER_COLUMNS, values=tx.literals(values)
         )
 
     def target_row_count(self, schema: str, table: str) -> int:

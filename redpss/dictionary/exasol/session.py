@@ -25,13 +25,14 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from redpss.dictionary.exasol.sqltext import TIMESTAMP_FORMAT, render
+from redpss.dictionary.exasol.dialect import Dialect
+from redpss.dictionary.exasol.sqltext import TIMESTAMP_FORMAT, literal, literals, render
 from redpss.errors import DictionaryError
 
 if TYPE_CHECKING:
@@ -67,6 +68,9 @@ class Statement(Protocol):
 
 class Connection(Protocol):
     """What pyexasol's ``ExaConnection`` offers that we use (a fake in the unit tests)."""
+
+    login_info: dict[str, Any]
+    """The login answer; ``releaseVersion`` is the database's version."""
 
     def execute(self, query: str) -> Statement: ...
 
@@ -172,15 +176,34 @@ def error_text(exc: BaseException) -> str:
     return f"{text} (SQLSTATE {code})" if code else text
 
 
+def dialect_of(conn: Connection, dsn: str) -> Dialect:
+    """The dialect of the database ``conn`` logged in to (its ``releaseVersion``)."""
+    info = getattr(conn, "login_info", None) or {}
+    return Dialect.of(str(info.get("releaseVersion") or ""), dsn=f"the database at {dsn}")
+
+
 class Tx:
     """One transaction on one connection: what a unit of work is given."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, dialect: Dialect) -> None:
         self.conn = conn
+        self.dialect = dialect
+
+    def render(self, template: str, /, **params: object) -> str:
+        """``template`` filled for this database (timestamps with its fractional digits)."""
+        return render(template, params, fraction_digits=self.dialect.fraction_digits)
+
+    def literal(self, value: object) -> str:
+        """``value`` as a literal for this database."""
+        return literal(value, self.dialect.fraction_digits)
+
+    def literals(self, values: Sequence[object]) -> str:
+        """A comma-separated list of literals for this database."""
+        return literals(values, self.dialect.fraction_digits)
 
     def execute(self, template: str, /, **params: object) -> int:
         """Run a statement; return the rows it affected."""
-        return int(self.conn.execute(render(template, params)).rowcount())
+        return int(self.conn.execute(self.render(template, **params)).rowcount())
 
     def statement(self, sql: str) -> int:
         """Run generated SQL text as it is (DDL from the model: no placeholders)."""
@@ -192,7 +215,7 @@ class Tx:
 
     def rows(self, template: str, /, **params: object) -> list[tuple[Any, ...]]:
         """Run a query; return its rows."""
-        return [tuple(r) for r in self.conn.execute(render(template, params)).fetchall()]
+        return [tuple(r) for r in self.conn.execute(self.render(template, **params)).fetchall()]
 
     def value(self, template: str, /, **params: object) -> Any:
         """The first column of the first row (None when there is no row)."""
@@ -218,6 +241,7 @@ class Session:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[Connection] = []
+        self._dialect: Dialect | None = None
         self.reconnects = 0
         """How many times a broken connection was replaced (for status INFO and tests)."""
 
@@ -232,6 +256,7 @@ class Session:
         if conn is None:
             conn = self._connect(self.settings)
             try:
+                dialect = dialect_of(conn, self.settings.dsn)  # 7.1 or newer, or refused
                 for statement in self.setup_statements():
                     conn.execute(statement)
                 conn.commit()
@@ -241,7 +266,17 @@ class Session:
             self._local.conn = conn
             with self._lock:
                 self._open.append(conn)
+                self._dialect = dialect
         return conn
+
+    @property
+    def dialect(self) -> Dialect:
+        """The SQL of the database's version, as its last new connection said (a connection is
+        opened to ask, when none was yet)."""
+        if self._dialect is None:
+            self.transaction(lambda tx: None, what="reading the database version")
+        assert self._dialect is not None
+        return self._dialect
 
     @staticmethod
     def setup_statements() -> list[str]:
@@ -251,6 +286,11 @@ class Session:
             render(SESSION_TIMESTAMP_FORMAT_SQL, fmt=TIMESTAMP_FORMAT),
             render(SESSION_QUERY_TIMEOUT_SQL, seconds=0),
         ]
+
+    def dialect_now(self) -> Dialect:
+        """The dialect learnt from the connection just opened (inside a unit)."""
+        assert self._dialect is not None, "no connection has been opened yet"
+        return self._dialect
 
     def drop(self) -> None:
         """Forget (and close) the calling thread's connection."""
@@ -288,7 +328,7 @@ class Session:
                 delay = self._backoff(what, exc, deadline, delay)
                 continue
             try:
-                result = unit(Tx(conn))
+                result = unit(Tx(conn, self.dialect_now()))
                 conn.execute(COMMIT_SQL)
                 return result
             except BaseException as exc:

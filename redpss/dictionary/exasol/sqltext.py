@@ -2,7 +2,9 @@
 
 pyexasol sends statement text (its placeholders are formatted on the client, too), so every
 value becomes a literal here, written the one safe way: strings quoted with ``''`` doubled,
-timestamps as ``TIMESTAMP '…'`` in UTC, numbers as numbers, ``None`` as ``NULL``.
+timestamps as ``TIMESTAMP '…'`` in UTC, numbers as numbers, ``None`` as ``NULL``. A timestamp
+carries as many fractional digits as the database's TIMESTAMP keeps (``fraction_digits``: 6 from
+Exasol 8.32, 3 before; :mod:`~redpss.dictionary.exasol.dialect`), cut, not rounded.
 
 A template is a module-level constant whose name ends in ``_SQL``; its placeholders are
 ``{name}`` (a value, as a literal), ``{name!q}`` (an identifier, double-quoted) and
@@ -28,11 +30,18 @@ TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF6"
 """The session's NLS_TIMESTAMP_FORMAT: what :func:`from_db` parses."""
 
 
-def to_db(value: datetime) -> str:
-    """An aware datetime as the text of an Exasol TIMESTAMP in UTC (microseconds)."""
+def to_db(value: datetime, fraction_digits: int = 6) -> str:
+    """An aware datetime as the text of an Exasol TIMESTAMP in UTC, with ``fraction_digits``
+    (6: microseconds, 3: milliseconds) fractional digits, the rest cut off."""
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: the dictionary stores UTC only")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    if fraction_digits not in (3, 6):
+        raise ValueError(f"fraction_digits must be 3 or 6, not {fraction_digits}")
+    moment = value.astimezone(UTC).replace(tzinfo=None)
+    if fraction_digits == 3:
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        return moment.isoformat(sep=" ", timespec="milliseconds")
+    return moment.isoformat(sep=" ", timespec="microseconds")
 
 
 def from_db(value: object) -> datetime | None:
@@ -44,7 +53,7 @@ def from_db(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
 
-def literal(value: object) -> str:
+def literal(value: object, fraction_digits: int = 6) -> str:
     """``value`` as an Exasol SQL literal; TypeError for a type that has none."""
     if value is None:
         return "NULL"
@@ -59,7 +68,7 @@ def literal(value: object) -> str:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
-        return f"TIMESTAMP '{to_db(value)}'"
+        return f"TIMESTAMP '{to_db(value, fraction_digits)}'"
     if isinstance(value, date):
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, str):
@@ -79,17 +88,20 @@ def qualified(schema: str, name: str) -> str:
     return f"{ident(schema)}.{ident(name)}"
 
 
-def literals(values: Sequence[object]) -> str:
+def literals(values: Sequence[object], fraction_digits: int = 6) -> str:
     """A comma-separated list of literals (for ``IN (…)`` and ``VALUES (…)``)."""
     if not values:
         raise ValueError("an empty list has no SQL form")
-    return ", ".join(literal(v) for v in values)
+    return ", ".join(literal(v, fraction_digits) for v in values)
 
 
 class _Formatter(string.Formatter):
+    def __init__(self, fraction_digits: int) -> None:
+        self.fraction_digits = fraction_digits
+
     def convert_field(self, value: Any, conversion: str | None) -> Any:
         if conversion is None:
-            return literal(value)
+            return literal(value, self.fraction_digits)
         if conversion == "q":
             return ident(value)
         if conversion == "r":
@@ -102,13 +114,23 @@ class _Formatter(string.Formatter):
         return str(value)
 
 
-_FORMATTER = _Formatter()
+_FORMATTERS = {digits: _Formatter(digits) for digits in (3, 6)}
 
 
-def render(template: str, params: Mapping[str, object] | None = None, /, **kwargs: object) -> str:
-    """Fill ``template``'s placeholders (see the module doc); KeyError for a missing one."""
+def render(
+    template: str,
+    params: Mapping[str, object] | None = None,
+    /,
+    *,
+    fraction_digits: int = 6,
+    **kwargs: object,
+) -> str:
+    """Fill ``template``'s placeholders (see the module doc); KeyError for a missing one.
+
+    Timestamps get ``fraction_digits`` fractional digits (the database's, see the module doc).
+    """
     values = {**(params or {}), **kwargs}
-    return _FORMATTER.vformat(template, (), values)
+    return _FORMATTERS[fraction_digits].vformat(template, (), values)
 
 
 def placeholders(template: str) -> list[tuple[str, str | None]]:

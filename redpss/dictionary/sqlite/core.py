@@ -340,6 +340,10 @@ class SqliteCore(Dictionary):
             done.extend(self._migrate(self._schema_path(schema), schema, "TARGET"))
         return done
 
+    def database(self) -> str:
+        """``embedded SQLite 3.x in <db_dir>``."""
+        return f"embedded SQLite {sqlite3.sqlite_version} in {self.db_dir}"
+
     def version(self) -> int:
         """Return the REDSYS dictionary version; 0 when it is not initialised."""
         if not self._redsys.exists():
