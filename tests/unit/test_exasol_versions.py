@@ -17,8 +17,8 @@ from redpss.dictionary.exasol.core import ExasolCore
 from redpss.dictionary.exasol.dialect import DbVersion, Dialect
 from redpss.dictionary.jobs import RunUpdate
 from redpss.dictionary.landing import LOADED, LedgerEntry, LoadOutcome
+from redpss.dictionary.loaders import parse_loader
 from redpss.errors import DictionaryError
-from redpss.landing.definitions import parse_loader
 from tests.unit.exasol_emulator import EmulatedDatabase
 from tests.unit.exasol_support import emulated_dictionary
 
