@@ -211,3 +211,23 @@ def test_certificate_settings() -> None:
 
 def test_pyexasol_telemetry_is_off() -> None:
     assert os.environ.get("EXASOL_TELEMETRY_DISABLE")
+
+
+def test_pyexasol_is_pinned_to_what_the_backend_needs() -> None:
+    """2.3 brought ``execute_sql_script`` (SQL jobs of several statements; changelog 2.3.0,
+    #348); 1.0 the ``PUBLIC KEY`` of its HTTP transport in IMPORT on Exasol 8.32+ (changelog
+    1.0.0, #194), without which every load fails there once certificates are verified."""
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    (line,) = [d for d in dependencies if Requirement(d).name == "pyexasol"]
+    pin = Requirement(line).specifier
+    assert set(map(str, pin)) == {">=2.3", "<4"}
+    assert Version(importlib.metadata.version("pyexasol")) in pin
+    assert callable(getattr(pyexasol.ExaConnection, "execute_sql_script", None))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from redpss.dictionary.exasol.core import ExasolCore
@@ -87,11 +88,12 @@ class ExasolSqlJobs(ExasolCore):
         self._prepare(schema, timeout)
         timed_out: BaseException | None = None
         rows, results = 0, []
-        stmts: list[Any]
+        stmts: Sequence[Any]
         with self.session.raw(what=f"SQL job in {schema}") as conn:
             try:
-                run_script = getattr(conn, "execute_sql_script", None)
-                stmts = run_script(statement) if run_script else [conn.execute(statement)]
+                # pyexasol >= 2.3 splits the text into statements as EXAplus does (``;``, a
+                # script body ended by a line holding ``/``); each runs on its own
+                stmts = conn.execute_sql_script(statement)
                 for stmt in stmts:
                     if getattr(stmt, "result_type", None) == "resultSet":
                         fetched = [tuple(r) for r in stmt.fetchmany(_RESULT_ROWS + 1)]
