@@ -21,12 +21,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from redpss import compose
-from redpss.config import Config, ServerSection
+from redpss import compose, shutdown
+from redpss.config import Config
 from redpss.dictionary import (
     DOWN_STATES,
     Dictionary,
@@ -39,6 +39,7 @@ from redpss.instance import Instance, record_ports
 from redpss.ports import ephemeral_advice, ephemeral_ports
 from redpss.roles import enabled_roles
 from redpss.sched.control import restore_preclone
+from redpss.shutdown import StopReport
 from redpss.supervisor import ProcessInfo, Supervisor
 
 __all__ = [
@@ -52,10 +53,12 @@ __all__ = [
     "db_upgrade",
     "in_container",
     "open_instance_dictionary",
+    "require_process_mode",
     "resume",
     "start",
     "status",
     "stop",
+    "stop_report",
     "suspend",
 ]
 
@@ -209,6 +212,11 @@ def start(
     return status(inst, config)
 
 
+def require_process_mode(inst: Instance, what: str) -> None:
+    """Refuse ``what`` (supervisord's start/stop) for an instance in container mode."""
+    _not_in_container_mode(inst, what)
+
+
 def _not_in_container_mode(inst: Instance, what: str) -> None:
     """Refuse supervisord's start/stop where the roles are containers (they would run twice)."""
     if in_container():
@@ -243,13 +251,16 @@ def stop(inst: Instance, config: Config | None) -> bool:
 
     Works without a usable configuration too (``config`` None: the default grace time).
     """
+    return stop_report(inst, config).was_running
+
+
+def stop_report(
+    inst: Instance, config: Config | None, *, progress: Callable[[str], None] | None = None
+) -> StopReport:
+    """Stop gracefully role by role, telling ``progress`` what it waits for; then verify that
+    no process of the instance is left (:mod:`redpss.shutdown`)."""
     _not_in_container_mode(inst, "stop")
-    sup = Supervisor(inst)
-    if not sup.is_running():
-        return False
-    grace = config.redsys.stop_grace if config is not None else ServerSection.stop_grace
-    sup.stop(timeout=len(sup.processes()) * (grace + 5) + 10)
-    return True
+    return shutdown.stop(inst, config, progress=progress)
 
 
 def abort(inst: Instance, config: Config | None) -> list[str]:

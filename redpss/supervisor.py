@@ -236,11 +236,15 @@ class Supervisor:
         with self._rpc() as rpc:
             rpc.supervisor.startProcess(name, True)
 
-    def stop_process(self, name: str) -> bool:
-        """Stop one role gracefully (``restctl stop``); return False if it was not running."""
+    def stop_process(self, name: str, *, wait: bool = True) -> bool:
+        """Stop one role gracefully (``restctl stop``); return False if it was not running.
+
+        ``wait=False`` returns once the role got SIGTERM (it is STOPPING; supervisord kills it
+        after its ``stopwaitsecs``): ``redctl stop`` watches it and says what it waits for.
+        """
         try:
             with self._rpc() as rpc:
-                rpc.supervisor.stopProcess(name, True)
+                rpc.supervisor.stopProcess(name, wait)
         except SupervisorError as exc:
             if "NOT_RUNNING" in str(exc):
                 return False

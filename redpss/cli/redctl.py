@@ -70,7 +70,8 @@ exit codes:
   0  done (status: every role running)
   1  failed (status: degraded, some role down or without heartbeat)
   2  usage error, or an unknown job or watcher name (the nearest names are shown)
-  3  status: the instance is stopped
+  3  status: the instance is stopped; stop --if-idle: refused, runs are active (named)
+  4  stop, abort, restart: processes of the instance are left (named; stop --force kills them)
 """
 
 
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="return after the start instead of following the logs",
             )
         redctl_jobs.add_arguments(name, p)
+        redctl_ops.add_arguments(name, p)
     db = sub.add_parser("db", help=argparse.SUPPRESS, description="dictionary objects")
     db.add_argument("action", choices=("init", "upgrade", "apply", "export", "scripts"))
     db.add_argument("file", nargs="?", help="apply: the definitions file; export: output file")
@@ -198,24 +200,12 @@ def _config_or_none(inst: Instance, consequence: str) -> Config | None:
         return None
 
 
-def _stop(inst: Instance, args: argparse.Namespace) -> int:
-    if control.stop(inst.require(), _config_or_none(inst, "stopping with the default grace")):
-        print(f"instance {inst.name}: stopped")
-    else:
-        print(f"instance {inst.name}: was not running")
-    return 0
-
-
 def _restart(inst: Instance, args: argparse.Namespace) -> int:
     config = inst.load_config()  # refuse before stopping what runs
-    control.stop(inst, config)
+    report = redctl_ops.graceful_stop(inst, config, args.json)
+    if report.leftovers:
+        return redctl_ops.report_leftovers(report, False)
     return _start(inst, args)
-
-
-def _abort(inst: Instance, args: argparse.Namespace) -> int:
-    killed = control.abort(inst.require(), _config_or_none(inst, "aborting all the same"))
-    print(f"instance {inst.name}: aborted ({', '.join(killed) or 'nothing was running'})")
-    return 0
 
 
 def _status(inst: Instance, args: argparse.Namespace) -> int:
@@ -306,8 +296,6 @@ def _db(inst: Instance, args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
     "version": _version,
     "start": _start,
-    "stop": _stop,
-    "abort": _abort,
     "restart": _restart,
     "start_trace": _start_trace,
     "status": _status,
@@ -326,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "db":
         _check_db_usage(parser, args)
+    redctl_ops.check_usage(parser, args)
     raw = list(sys.argv[1:] if argv is None else argv)
     return guarded(lambda: _run(args, raw))
 

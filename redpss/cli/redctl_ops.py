@@ -1,4 +1,5 @@
-"""redctl's operations commands: ``audit`` (and which commands leave an audit line).
+"""redctl's operations commands: ``stop``/``abort`` (with what they wait for and what is
+left), ``audit`` (and which commands leave an audit line).
 
 Thin: parse, call :mod:`redpss.audit` (and the other operations modules), print. Every command
 prints a table, or JSON with ``--json``.
@@ -8,20 +9,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
-from redpss import audit
-from redpss.errors import RedpssError
+from redpss import audit, control, shutdown
+from redpss.config import Config
+from redpss.errors import ConfigError, RedpssError
 from redpss.instance import Instance
+from redpss.supervisor import Supervisor
 
-__all__ = ["HANDLERS", "add_parsers", "audit_command"]
+__all__ = [
+    "HANDLERS",
+    "add_arguments",
+    "add_parsers",
+    "audit_command",
+    "check_usage",
+    "graceful_stop",
+    "report_leftovers",
+]
 
 # Commands that change nothing. Every other command leaves an audit line: a new command is
 # audited unless it is added here on purpose.
 READ_ONLY = frozenset(
-    {"version", "status", "show", "watch", "we_list_error", "list_db_jobs", "list_db_watcher",
-     "audit"}
+    ("version", "status", "show", "watch", "we_list_error", "list_db_jobs", "list_db_watcher",
+     "audit")
 )  # fmt: skip
 
 
@@ -38,6 +52,36 @@ def audit_command(args: argparse.Namespace) -> str | None:
     return name
 
 
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    """Options of the guide's commands that this module handles (stop, abort)."""
+    if name == "stop":
+        p.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="show what a stop would stop and what runs now; change nothing",
+        )
+        p.add_argument(
+            "--if-idle",
+            action="store_true",
+            help="refuse (exit 3, naming them) while runs are active",
+        )
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="stop now: kill every role and leftover process (as abort)",
+        )
+    if name == "abort":
+        p.add_argument(
+            "--dry-run", action="store_true", help="show what abort would kill; change nothing"
+        )
+
+
+def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Option combinations that make no sense are usage errors (exit 2)."""
+    if args.command == "stop" and args.if_idle and args.force:
+        parser.error("stop: --if-idle and --force exclude each other")
+
+
 def add_parsers(sub: Any) -> None:
     """Add the operations commands to redctl's sub-command parsers."""
     p = sub.add_parser(
@@ -49,8 +93,12 @@ def add_parsers(sub: Any) -> None:
         "--since", metavar="WHEN", help="only since WHEN: 30m, 2h, 7d, 1w or an ISO date/time"
     )
     p.add_argument("--user", help="only commands of this user (or sudo user, or token:NAME)")
-    p.add_argument("--grep", dest="command_prefix", metavar="COMMAND",
-                   help="only commands starting with COMMAND (e.g. config, db apply)")  # fmt: skip
+    p.add_argument(
+        "--grep",
+        dest="command_prefix",
+        metavar="COMMAND",
+        help="only commands starting with COMMAND (e.g. config, db apply)",
+    )
     p.add_argument("--tail", type=int, metavar="N", help="only the last N records")
 
 
@@ -86,6 +134,155 @@ def _audit(inst: Instance, args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_or_none(inst: Instance, consequence: str) -> Config | None:
+    try:
+        return inst.load_config()
+    except ConfigError as exc:
+        print(f"redctl: warning: {exc}\n({consequence})", file=sys.stderr)
+        return None
+
+
+def _say(as_json: bool) -> Callable[[str], None]:
+    out = sys.stderr if as_json else sys.stdout
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    return say
+
+
+def report_leftovers(report: shutdown.StopReport, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    if report.killed:
+        print(
+            f"killed {len(report.killed)} leftover process(es): "
+            + ", ".join(f"{x.pid} ({x.what})" for x in report.killed),
+            file=sys.stderr,
+        )
+    if report.leftovers:
+        lines = "\n".join(f"  pid {x.pid}: {x.what}: {x.cmdline}" for x in report.leftovers)
+        print(
+            f"redctl: error: instance {report.instance}: {len(report.leftovers)} process(es) "
+            f"of the instance are still alive:\n{lines}\n(kill them: redctl stop --force)",
+            file=sys.stderr,
+        )
+    return report.exit_code
+
+
+def graceful_stop(inst: Instance, config: Config | None, as_json: bool) -> shutdown.StopReport:
+    """The graceful stop of ``stop`` and ``restart``: progress on stdout (stderr with --json)."""
+    return control.stop_report(inst, config, progress=_say(as_json))
+
+
+def _stop(inst: Instance, args: argparse.Namespace) -> int:
+    inst.require()
+    control.require_process_mode(inst, "stop")
+    config = _config_or_none(inst, "stopping with the default grace")
+    if args.dry_run:
+        return _dry_run(inst, config, args, force=args.force)
+    if args.force:
+        return _force(inst, config, args)
+    if args.if_idle:
+        runs, source = shutdown.running_runs(inst, config)
+        if runs or source == "unknown":
+            why = (
+                shutdown.describe_runs(runs)
+                if runs
+                else "whether runs are active cannot be told (sched does not answer)"
+            )
+            raise BusyError(
+                f"instance {inst.name}: stop refused (--if-idle): {why}; wait for them, stop "
+                "without --if-idle (they get the grace time) or use --force"
+            )
+    report = graceful_stop(inst, config, args.json)
+    if not args.json:
+        if not report.was_running:
+            print(f"instance {inst.name}: was not running")
+        elif not report.leftovers:
+            print(
+                f"instance {inst.name}: stopped in {report.seconds:.1f} s; "
+                "no process of the instance is left"
+            )
+    return report_leftovers(report, args.json)
+
+
+def _force(inst: Instance, config: Config | None, args: argparse.Namespace) -> int:
+    """Today's abort path (every role's process group SIGKILLed, supervisord stopped), then
+    every leftover process of the instance killed, then the verification."""
+    began = time.monotonic()
+    report = shutdown.StopReport(inst.name, was_running=Supervisor(inst).is_running())
+    report.runs_at_start, _ = (
+        shutdown.running_runs(inst, config) if report.was_running else ([], "")
+    )
+    killed = control.abort(inst, config)
+    report.roles = [{"role": name, "result": "killed", "seconds": 0.0} for name in killed]
+    report.killed, report.leftovers = shutdown.kill_leftovers(inst)
+    report.seconds = time.monotonic() - began
+    if not args.json:
+        what = ", ".join(killed) or "no role was running"
+        lost = shutdown.describe_runs(report.runs_at_start)
+        print(
+            f"instance {inst.name}: aborted ({what}); {lost} killed"
+            if report.runs_at_start
+            else f"instance {inst.name}: aborted ({what})"
+        )
+    return report_leftovers(report, args.json)
+
+
+def _dry_run(
+    inst: Instance, config: Config | None, args: argparse.Namespace, *, force: bool
+) -> int:
+    p = shutdown.plan(inst, config)
+    procs = shutdown.leftovers(inst)
+    if args.json:
+        print(
+            json.dumps(
+                {**p.to_dict(), "force": force, "processes": [asdict(x) for x in procs]}, indent=2
+            )
+        )
+        return 0
+    verb = "kill" if force else "stop"
+    if p.running:
+        how = (
+            "each role's process group is killed now"
+            if force
+            else f"each gets {p.grace} s grace, then is killed"
+        )
+        print(
+            f"instance {inst.name} is running; a stop would {verb} {len(p.roles)} roles "
+            f"in this order ({how}):\n  {', '.join(p.roles)}"
+        )
+        src = f" (from the {p.runs_from})" if p.runs_from != "sched" else ""
+        fate = "killed" if force else "waited for (aborted at the end of the grace)"
+        print(
+            f"active: {shutdown.describe_runs(list(p.runs))}{src}" + (f": {fate}" if p.runs else "")
+        )
+    else:
+        print(f"instance {inst.name} is not running: there is nothing to {verb}")
+    if procs:
+        print(f"processes of the instance ({len(procs)}):")
+        for x in procs:
+            print(f"  pid {x.pid}: {x.what}")
+    print("(dry run: nothing was changed)")
+    return 0
+
+
+def _abort(inst: Instance, args: argparse.Namespace) -> int:
+    inst.require()
+    control.require_process_mode(inst, "stop")
+    config = _config_or_none(inst, "aborting all the same")
+    if args.dry_run:
+        return _dry_run(inst, config, args, force=True)
+    return _force(inst, config, args)
+
+
+class BusyError(RedpssError):
+    """``stop --if-idle`` while runs are active (exit 3)."""
+
+    exit_code = shutdown.EXIT_BUSY
+
+
 class UsageError(RedpssError):
     """A bad option value found after parsing (exit 2, like argparse's errors)."""
 
@@ -93,5 +290,7 @@ class UsageError(RedpssError):
 
 
 HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
+    "stop": _stop,
+    "abort": _abort,
     "audit": _audit,
 }
