@@ -29,12 +29,19 @@ Emulated, with the Exasol rule each time:
 - Column types: ``TIMESTAMP`` without precision keeps milliseconds (``TIMESTAMP(3)``),
   ``TIMESTAMP(6)`` microseconds; ``VARCHAR(n)`` refuses longer strings; ``IDENTITY`` is a
   sequence default; ``SYS.EXA_ALL_COLUMNS`` reports the declared Exasol types.
+- ``ORDER BY``: NULL is the largest value (last ascending, first descending), as Exasol's
+  "NULL HIGH" default order (Teiid's Exasol translator documents it; sqlglot's Exasol dialect
+  says "nulls are last": unverified which holds, so the backend names NULLS FIRST/LAST wherever
+  a sort key can be NULL).
+- The clock (``clock``, settable by a test) is read per statement: ``SYSTIMESTAMP`` is its time
+  in ``DBTIMEZONE``, ``CURRENT_TIMESTAMP`` in the session's zone, ``POSIX_TIME()`` its seconds
+  since 1970 UTC; ``CONVERT_TZ`` takes an ambiguous local time (the hour repeated in autumn) as
+  standard time without a fourth argument, and honours ``AMBIGUOUS ST|DST|NULLIFY|REJECT``.
+  ``TO_CHAR`` of a DOUBLE without a format model fails (its text on Exasol is unverified).
 - ``DUAL``; ``SYS.EXA_ALL_SCHEMAS|TABLES|VIEWS|COLUMNS|OBJECTS|SCRIPTS`` (a subset of their
   columns, over DuckDB's catalog).
-- ``SYSTIMESTAMP`` is the time in ``DBTIMEZONE`` (``EUROPE/BERLIN`` unless told otherwise, so
-  a missing ``CONVERT_TZ`` shows), ``CURRENT_TIMESTAMP`` the time in the session time zone,
-  ``CONVERT_TZ`` converts, ``SECONDS_BETWEEN``/``MINUTES_BETWEEN``/``HOURS_BETWEEN`` are
-  fractional; ``TO_CHAR`` of a whole DOUBLE has no ``.0``.
+- ``DBTIMEZONE`` is ``EUROPE/BERLIN`` unless told otherwise (so a missing conversion shows);
+  ``SECONDS_BETWEEN``/``MINUTES_BETWEEN``/``HOURS_BETWEEN`` are fractional.
 - ``ALTER SESSION SET`` is accepted and recorded (``session`` of the connection, ``settings``
   of the database: e.g. every ``QUERY_TIMEOUT`` set); ``GRANT`` is accepted and ignored;
   ``CREATE SCRIPT`` stores the text (``SYS.EXA_ALL_SCRIPTS``), ``CREATE CONNECTION`` the address
@@ -65,8 +72,7 @@ Exasol only the statement — such a unit fails loudly here); quoted lower-case 
 (DuckDB folds case: ``"a"`` and ``A`` are one object); ``IMPORT``/``EXPORT`` statements (only
 ``import_from_iterable``); scripts (Lua, UDFs); ``QUERY_TIMEOUT`` is recorded, not enforced;
 ``''`` produced by a function (``SUBSTR``, ``TRIM``, …) stays ``''``; timestamps keep at most
-microseconds; ``SYSTIMESTAMP`` is the transaction's start, not the statement's; ``TO_CHAR``
-of a whole DOUBLE without ``.0`` is an assumption about Exasol's formatting.
+microseconds.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -162,6 +168,8 @@ class EmulatedDatabase:
         ``tolerated``: reserved words taken as unquoted identifiers all the same; ``release``:
         the Exasol version it answers as (login ``releaseVersion``; the SQL it takes)."""
         self.db_timezone = db_timezone
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """The database's clock (aware); a test sets it to any moment, e.g. the repeated hour."""
         self.release = release
         major, minor = (int(p) for p in release.split(".")[:2])
         self.version = (major, minor)
@@ -441,6 +449,11 @@ class EmulatedConnection:
         if done.creates and self._run(sql.TABLE_EXISTS, done.creates, write=False).fetchone():
             after = ()
         write = done.kind != "query"
+        if done.clock or done.kind != "other":  # a view may read the clock too
+            now = self.db.clock().astimezone(UTC).replace(tzinfo=None)
+            self._run(
+                f"SET VARIABLE {sql.CLOCK_VARIABLE} = TIMESTAMP '{now.isoformat()}'", write=False
+            )
         for extra in done.before:
             self._run(extra)
         try:

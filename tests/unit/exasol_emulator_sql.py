@@ -13,6 +13,7 @@ from datetime import datetime
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.exasol import Exasol
 from sqlglot.errors import ErrorLevel
 from sqlglot.generators.exasol import ExasolGenerator
 
@@ -42,7 +43,23 @@ SETUP = (
     "CONNECTION_STRING VARCHAR)",
     "CREATE VIEW SYS.EXA_DBA_CONNECTIONS AS SELECT CONNECTION_NAME, CONNECTION_STRING, "
     "'EMULATED' AS CREATED FROM SYS.EMU_CONNECTIONS",
-    "CREATE MACRO exa_emu_to_char(x) AS regexp_replace(CAST(x AS VARCHAR), '\\.0$', '')",
+    # TO_CHAR without a format: a DOUBLE's text on Exasol is unverified (exponent? '.0'?), so
+    # the emulator refuses it and the backend converts to DECIMAL first
+    # CONVERT_TZ(ts, from, to, options): DuckDB (ICU) takes an ambiguous local time (the hour
+    # repeated in autumn) as standard time, which is AMBIGUOUS ST; DST takes the earlier
+    # instant, NULLIFY gives NULL, REJECT fails (only one-hour shifts are told apart)
+    "CREATE MACRO exa_emu_ambiguous(ts, src) AS "
+    "CAST(timezone(src, timezone(src, ts) - INTERVAL 1 HOUR) AS TIMESTAMP) = ts",
+    "CREATE MACRO exa_emu_convert_tz(ts, src, dst, opts) AS CAST(timezone(dst, CASE "
+    "WHEN NOT exa_emu_ambiguous(ts, src) THEN timezone(src, ts) "
+    "WHEN upper(opts) LIKE '%AMBIGUOUS DST%' THEN timezone(src, ts) - INTERVAL 1 HOUR "
+    "WHEN upper(opts) LIKE '%AMBIGUOUS NULLIFY%' THEN NULL "
+    "WHEN upper(opts) LIKE '%AMBIGUOUS REJECT%' THEN "
+    "error('data exception - ambiguous timestamp in the source time zone') "
+    "ELSE timezone(src, ts) END) AS TIMESTAMP)",
+    "CREATE MACRO exa_emu_to_char(x) AS CASE WHEN typeof(x) IN ('DOUBLE', 'FLOAT') THEN "
+    "error('TO_CHAR of a DOUBLE without a format model: its text on Exasol is unverified; "
+    "CAST to DECIMAL first') ELSE CAST(x AS VARCHAR) END",
     f"CREATE VIEW SYS.EXA_ALL_SCHEMAS AS SELECT schema_name AS SCHEMA_NAME, "
     f"'EMULATED' AS SCHEMA_OWNER, comment AS SCHEMA_COMMENT FROM duckdb_schemas() "
     f"WHERE {_USER_SCHEMAS}",
@@ -129,6 +146,14 @@ PSEUDO_COLUMNS = frozenset(
 )
 
 
+class ExasolNullHigh(Exasol):
+    """sqlglot's Exasol dialect, with NULL the largest value in ORDER BY (Exasol's "NULL HIGH"
+    default, as Teiid's Exasol translator documents; sqlglot says "nulls are last"): a plain
+    ``DESC`` then sorts NULL first, and an explicit ``NULLS LAST`` reaches DuckDB."""
+
+    NULL_ORDERING = "nulls_are_large"
+
+
 def setup_statements() -> tuple[str, ...]:
     """What a new emulated database runs first."""
     return SETUP
@@ -144,9 +169,11 @@ class Translation:
     kind: str
     """``query`` (rows), ``dml`` (a row count) or ``other``."""
     creates: tuple[str, str] | None = None
+    """``CREATE TABLE IF NOT EXISTS`` of (schema, table): ``after`` only when it is new."""
     target: str | None = None
     """The table a DML statement writes, ``SCHEMA.TABLE``."""
-    """``CREATE TABLE IF NOT EXISTS`` of (schema, table): ``after`` only when it is new."""
+    clock: bool = False
+    """The statement reads the clock: the connection sets ``exa_emu_now`` (UTC) first."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +232,7 @@ def _check_version(tree: exp.Expression, version: tuple[int, int]) -> None:
 
 
 def _translate(query: str, context: Context) -> Translation:
-    trees = [t for t in sqlglot.parse(query, read="exasol") if t is not None]
+    trees = [t for t in sqlglot.parse(query, read=ExasolNullHigh) if t is not None]
     if len(trees) != 1:
         raise ValueError(f"expected one statement, got {len(trees)}")
     tree = trees[0]
@@ -233,7 +260,8 @@ def _translate(query: str, context: Context) -> Translation:
     else:
         kind = "query" if isinstance(tree, exp.Query) else "other"
     statement = tree.sql("duckdb", unsupported_level=ErrorLevel.RAISE)
-    return Translation(tuple(before), statement, tuple(after), kind, creates, target)
+    clock = CLOCK_VARIABLE in statement
+    return Translation(tuple(before), statement, tuple(after), kind, creates, target, clock)
 
 
 def reserved_word(tree: exp.Expression, tolerated: frozenset[str] = frozenset()) -> str | None:
@@ -276,7 +304,25 @@ def _operands(node: exp.Expression) -> list[exp.Expression]:
     return [node]
 
 
+DEFAULT_TIME_ZONE_BEHAVIOR = "INVALID SHIFT AMBIGUOUS ST"
+"""What CONVERT_TZ without its fourth argument does here. On Exasol the session's
+TIME_ZONE_BEHAVIOR decides (ALTER SESSION); which value is its default was not found in the
+documentation: ST is assumed. Any of them misreads one of the two passes of the repeated hour."""
+
+CLOCK_VARIABLE = "exa_emu_now"
+"""The DuckDB variable that holds the emulated database's clock, in UTC, for one statement."""
+
+
+def _now_utc() -> exp.Expression:
+    value = exp.Anonymous(this="getvariable", expressions=[exp.Literal.string(CLOCK_VARIABLE)])
+    return exp.Cast(this=value, to=exp.DataType.build("TIMESTAMP"))
+
+
 def _rewrite_time(tree: exp.Expression, db_timezone: str, session_timezone: str) -> None:
+    # POSIX_TIME() is the current moment in seconds since 1970-01-01 UTC, whatever the zones
+    for node in list(tree.find_all(exp.Anonymous)):
+        if node.name.upper() == "POSIX_TIME" and not node.expressions:
+            node.replace(exp.Anonymous(this="epoch", expressions=[_now_utc()]))
     for node in list(tree.find_all(exp.Systimestamp)):
         node.replace(_now_in(db_timezone))
     for node in list(tree.find_all(exp.CurrentTimestamp)):
@@ -290,10 +336,9 @@ def _rewrite_time(tree: exp.Expression, db_timezone: str, session_timezone: str)
         elif name.this.upper() == "SESSIONTIMEZONE":
             column.replace(exp.Literal.string(session_timezone))
     for node in list(tree.find_all(exp.ConvertTimezone)):
-        source = node.args["source_tz"]
-        inner = exp.Anonymous(this="timezone", expressions=[source, node.args["timestamp"]])
-        outer = exp.Anonymous(this="timezone", expressions=[node.args["target_tz"], inner])
-        node.replace(exp.Cast(this=outer, to=exp.DataType.build("TIMESTAMP")))
+        options = node.args.get("options") or exp.Literal.string(DEFAULT_TIME_ZONE_BEHAVIOR)
+        args = [node.args["timestamp"], node.args["source_tz"], node.args["target_tz"], options]
+        node.replace(exp.Anonymous(this="exa_emu_convert_tz", expressions=args))
     for node in list(tree.find_all(exp.DateDiff)):
         unit = node.args.get("unit")
         factor = _SECONDS.get(str(unit.name).upper()) if unit is not None else None
@@ -304,8 +349,8 @@ def _rewrite_time(tree: exp.Expression, db_timezone: str, session_timezone: str)
 
 
 def _now_in(zone: str) -> exp.Expression:
-    now = exp.Anonymous(this="get_current_timestamp", expressions=[])
-    local = exp.Anonymous(this="timezone", expressions=[exp.Literal.string(zone), now])
+    instant = exp.Anonymous(this="timezone", expressions=[exp.Literal.string("UTC"), _now_utc()])
+    local = exp.Anonymous(this="timezone", expressions=[exp.Literal.string(zone), instant])
     return exp.Cast(this=local, to=exp.DataType.build("TIMESTAMP"))
 
 

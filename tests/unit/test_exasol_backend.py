@@ -154,6 +154,31 @@ def test_sql_alert_matches_the_python_rule(
     assert (status.alert, status.alert_reason) == reference
 
 
+@pytest.mark.parametrize("session_zone", ["UTC", "EUROPE/BERLIN", "AMERICA/NEW_YORK"])
+def test_no_false_alert_in_the_hour_repeated_when_dst_ends(
+    exa_dic: Dictionary, exa_db: EmulatedDatabase, session_zone: str
+) -> None:
+    """DBTIMEZONE EUROPE/BERLIN, 2024-10-27: 02:00-03:00 local happens twice. A role that beat
+    a second ago is fine in both passes, in any reader's session time zone (STA_ views are
+    read by everyone: PUBLIC)."""
+    first_pass = datetime(2024, 10, 27, 0, 30, tzinfo=UTC)  # 02:30 CEST
+    for moment in (first_pass, first_pass + timedelta(hours=1)):  # then 02:30 CET
+        exa_db.query("DELETE FROM REDSYS.ADM_PSS_STATUS")
+        _set_role(exa_db, "sched", ("RUNNING", 1.0, 5.0, 0, None, None, 0), moment)
+        exa_db.clock = lambda moment=moment: moment  # type: ignore[misc]
+        reader = exa_db.connect()
+        try:
+            reader.execute(f"ALTER SESSION SET TIME_ZONE = '{session_zone}'")
+            rows = reader.execute(
+                "SELECT HEARTBEAT_AGE, ALERT, ALERT_REASON FROM REDSYS.STA_PSS_STATUS"
+            ).fetchall()
+        finally:
+            reader.close()
+        assert rows == [(1.0, 0, None)], (moment, rows)
+        (status,) = exa_dic.pss_status()
+        assert (status.heartbeat_age, status.alert) == (1.0, 0)
+
+
 def test_view_and_method_agree_in_utc(exa_dic: Dictionary, exa_db: EmulatedDatabase) -> None:
     # the database clock is not UTC (EUROPE/BERLIN): the view must convert it
     now = datetime.now(UTC)

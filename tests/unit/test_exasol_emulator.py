@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pyexasol
@@ -69,7 +69,32 @@ def test_time_functions(conn: EmulatedConnection) -> None:
     assert converted == "2030-07-01 10:00:00.000000"
     between = "SELECT SECONDS_BETWEEN(TIMESTAMP '2030-01-01 00:00:01.5', "
     assert _one(conn, between + "TIMESTAMP '2030-01-01 00:00:00') FROM DUAL") == 1.5
-    assert _one(conn, "SELECT TO_CHAR(FLOOR(CAST(4.7 AS DOUBLE))) FROM DUAL") == "4"
+    with pytest.raises(pyexasol.ExaQueryError, match="TO_CHAR of a DOUBLE"):
+        conn.execute("SELECT TO_CHAR(FLOOR(CAST(4.7 AS DOUBLE))) FROM DUAL")
+    conn.rollback()
+    whole = "SELECT TO_CHAR(CAST(FLOOR(CAST(4.7 AS DOUBLE)) AS DECIMAL(18,0))) FROM DUAL"
+    assert _one(conn, whole) == "4"
+
+
+def test_the_clock_and_the_repeated_autumn_hour(
+    empty_exa_db: EmulatedDatabase, conn: EmulatedConnection
+) -> None:
+    """SYSTIMESTAMP is local time in DBTIMEZONE: in the hour repeated when DST ends it cannot
+    tell its two passes apart, and CONVERT_TZ to UTC (standard time assumed) is an hour off in
+    the first; POSIX_TIME() is the moment itself (tests/unit/exasol_emulator_sql.py)."""
+    first_pass = datetime(2024, 10, 27, 0, 30, tzinfo=UTC)  # 02:30 CEST in Berlin
+    empty_exa_db.clock = lambda: first_pass
+    assert _one(conn, "SELECT SYSTIMESTAMP FROM DUAL") == "2024-10-27 02:30:00.000000"
+    as_utc = "SELECT CONVERT_TZ(SYSTIMESTAMP, DBTIMEZONE, 'UTC') FROM DUAL"
+    assert _one(conn, as_utc) == "2024-10-27 01:30:00.000000"  # an hour ahead
+    dst = (
+        "SELECT CONVERT_TZ(SYSTIMESTAMP, DBTIMEZONE, 'UTC', 'INVALID SHIFT AMBIGUOUS DST') "
+        "FROM DUAL"
+    )
+    assert _one(conn, dst) == "2024-10-27 00:30:00.000000"
+    empty_exa_db.clock = lambda: first_pass + timedelta(hours=1)  # 02:30 CET, second pass
+    assert _one(conn, dst) == "2024-10-27 00:30:00.000000"  # now DST is the wrong one
+    assert _one(conn, "SELECT POSIX_TIME() FROM DUAL") == first_pass.timestamp() + 3600
 
 
 def test_varchar_length_and_constraints_are_enforced(conn: EmulatedConnection) -> None:
@@ -172,3 +197,14 @@ def test_errors_scripts_and_faults(
     with pytest.raises(pyexasol.ExaRuntimeError, match="closed"):
         conn.execute("SELECT 1 FROM DUAL")
     assert empty_exa_db.query("SELECT COUNT(*) FROM S.T") == [(0,)]
+
+
+def test_null_is_the_largest_value_in_order_by(conn: EmulatedConnection) -> None:
+    conn.execute("INSERT INTO S.T (NAME) VALUES ('b')")
+    conn.execute("INSERT INTO S.T (NAME) VALUES (NULL)")
+    conn.execute("INSERT INTO S.T (NAME) VALUES ('a')")
+    desc = conn.execute("SELECT NAME FROM S.T ORDER BY NAME DESC").fetchall()
+    asc = conn.execute("SELECT NAME FROM S.T ORDER BY NAME").fetchall()
+    assert (desc, asc) == ([(None,), ("b",), ("a",)], [("a",), ("b",), (None,)])
+    last = conn.execute("SELECT NAME FROM S.T ORDER BY NAME DESC NULLS LAST").fetchall()
+    assert last == [("b",), ("a",), (None,)]

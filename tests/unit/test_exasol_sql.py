@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import redpss.dictionary.exasol as exasol_pkg
-from redpss.dictionary.exasol.ddl import migration_statements, status_select
+from redpss.dictionary.exasol.ddl import epoch_seconds, migration_statements, status_select
 from redpss.dictionary.exasol.dialect import Dialect
 from redpss.dictionary.exasol.session import ExaSettings, Session
 from redpss.dictionary.exasol.sqltext import literal, placeholders, render
@@ -160,7 +160,8 @@ def _ddl() -> list[tuple[str, str]]:
                     (f"{dialect} migration {migration.version} {schema} #{i}", sql)
                     for i, sql in enumerate(statements)
                 )
-    found.append(("status at a time", status_select(DICTIONARY, DICTIONARY.version, literal(NOW))))
+    at = epoch_seconds(literal(NOW))
+    found.append(("status at a time", status_select(DICTIONARY, DICTIONARY.version, at)))
     found.extend((f"session setup #{i}", s) for i, s in enumerate(Session.setup_statements()))
     return found
 

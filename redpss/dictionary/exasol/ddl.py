@@ -26,8 +26,10 @@ from redpss.dictionary.objects import Column, Model, Scope, Table, View, parse_t
 __all__ = [
     "add_column_ddl",
     "column_type",
+    "epoch_seconds",
     "grants",
     "migration_statements",
+    "seconds_since",
     "status_select",
     "table_ddl",
     "view_ddl",
@@ -78,10 +80,37 @@ def add_column_ddl(table: Table, schema: str, column: Column, dialect: Dialect) 
     return f"ALTER TABLE {schema}.{table.name} ADD COLUMN {_column_ddl(column, dialect)}"
 
 
-# STA_PSS_STATUS: the ALERT rule of base.compute_alert in Exasol SQL. HEARTBEAT_AT is UTC;
-# the age is measured against the database clock converted to UTC, so the view answers the
-# same in every session time zone. In Exasol '' is NULL and 'a' || NULL is 'a': the reasons
-# are built with CASE, not with COALESCE over a concatenation.
+# "Now" in every STA_ view is POSIX_TIME(): the current moment in seconds since 1970-01-01
+# UTC, the same in every session and time zone. SYSTIMESTAMP is local time in DBTIMEZONE; in
+# the hour repeated when daylight saving time ends it names two moments, and no fourth argument
+# of CONVERT_TZ can tell which (AMBIGUOUS ST misreads the first pass by an hour, DST the second,
+# NULLIFY gives no age, REJECT fails): every role would show a false ALERT 2 for an hour.
+# A stored UTC timestamp becomes seconds by plain arithmetic (no zone involved).
+NOW_EPOCH = "POSIX_TIME()"
+EPOCH = "TIMESTAMP '1970-01-01 00:00:00'"
+
+
+def epoch_seconds(timestamp_sql: str) -> str:
+    """Seconds since 1970-01-01 of a UTC TIMESTAMP expression (no time zone involved)."""
+    return f"SECONDS_BETWEEN({timestamp_sql}, {EPOCH})"
+
+
+def seconds_since(timestamp_sql: str, now_epoch: str = NOW_EPOCH) -> str:
+    """The age in seconds (DOUBLE, ms) of a UTC TIMESTAMP expression, DST-safe: the building
+    block of every age in an STA_ view (``now_epoch``: a fixed moment in tests)."""
+    return f"ROUND(CAST({now_epoch} - {epoch_seconds(timestamp_sql)} AS DOUBLE), 3)"
+
+
+def whole_seconds_text(seconds_sql: str) -> str:
+    """``17`` for 17.8 seconds: the text of a DOUBLE without a format model is not something
+    to rely on (exponent? trailing ``.0``?), the text of a DECIMAL with scale 0 is digits."""
+    return f"TO_CHAR(CAST(FLOOR({seconds_sql}) AS DECIMAL(18,0)))"
+
+
+# STA_PSS_STATUS: the ALERT rule of base.compute_alert in Exasol SQL. HEARTBEAT_AT is UTC; its
+# age is measured as above, so the view answers the same in every session time zone and across
+# DST changes. In Exasol '' is NULL and 'a' || NULL is 'a': the reasons are built with CASE,
+# not with COALESCE over a concatenation.
 _STATUS_SELECT = """SELECT {columns},
     HEARTBEAT_AGE,
     CASE
@@ -96,9 +125,9 @@ _STATUS_SELECT = """SELECT {columns},
         WHEN "STATE" IN ({down}) THEN 'state ' || "STATE"
             || CASE WHEN LAST_EXIT IS NULL THEN '' ELSE ': ' || LAST_EXIT END
         WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL
-            THEN 'no heartbeat for ' || TO_CHAR(FLOOR(HEARTBEAT_AGE)) || ' s'
+            THEN 'no heartbeat for ' || {age_text} || ' s'
         WHEN HEARTBEAT_AGE > 2 * HEARTBEAT_INTERVAL
-            THEN 'heartbeat late (' || TO_CHAR(FLOOR(HEARTBEAT_AGE)) || ' s)'
+            THEN 'heartbeat late (' || {age_text} || ' s)'
         WHEN RESTARTS > 0
             THEN 'restarted ' || TO_CHAR(RESTARTS) || ' times; last: '
                 || CASE WHEN LAST_EXIT IS NULL THEN 'unknown' ELSE LAST_EXIT END
@@ -106,22 +135,21 @@ _STATUS_SELECT = """SELECT {columns},
             THEN 'suspended' || CASE WHEN INFO IS NULL THEN '' ELSE ': ' || INFO END
     END AS ALERT_REASON
 FROM (
-    SELECT S.*,
-        ROUND(CAST(SECONDS_BETWEEN({now}, HEARTBEAT_AT) AS DOUBLE), 3) AS HEARTBEAT_AGE
+    SELECT S.*, {age} AS HEARTBEAT_AGE
     FROM {schema}.{base} S
 )"""
 
-NOW_UTC = "CONVERT_TZ(SYSTIMESTAMP, DBTIMEZONE, 'UTC')"
 
-
-def status_select(model: Model, version: int, now: str = NOW_UTC) -> str:
-    """The SELECT of ``STA_PSS_STATUS``; ``now`` is an SQL expression (a literal in tests)."""
+def status_select(model: Model, version: int, now_epoch: str = NOW_EPOCH) -> str:
+    """The SELECT of ``STA_PSS_STATUS``; ``now_epoch`` is an SQL expression of the current
+    moment in seconds since 1970-01-01 UTC (``epoch_seconds`` of a literal in tests)."""
     base = model.table("ADM_PSS_STATUS")
     return _STATUS_SELECT.format(
         columns=", ".join(ident(c.name) for c in base.columns_at(version)),
         down=literals(DOWN_STATES),
         suspended=SUSPENDED,
-        now=now,
+        age=seconds_since("HEARTBEAT_AT", now_epoch),
+        age_text=whole_seconds_text("HEARTBEAT_AGE"),
         schema=REDSYS,
         base=base.name,
     )

@@ -15,7 +15,7 @@ from redpss.dictionary.base import (
     check_schema_name,
 )
 from redpss.dictionary.exasol.core import ExasolCore, utcnow
-from redpss.dictionary.exasol.ddl import status_select
+from redpss.dictionary.exasol.ddl import epoch_seconds, status_select
 from redpss.dictionary.exasol.session import Tx
 from redpss.dictionary.exasol.sqltext import from_db
 from redpss.dictionary.model import ROLE_STATES
@@ -149,7 +149,8 @@ class ExasolStatus(ExasolCore):
         def unit(tx: Tx) -> list[tuple[Any, ...]]:
             if now is None:
                 return tx.rows(PSS_STATUS_SQL, columns=_STATUS_COLUMNS)
-            select = status_select(self.model, self._version_in(tx, "REDSYS"), tx.literal(now))
+            moment = epoch_seconds(tx.literal(now))
+            select = status_select(self.model, self._version_in(tx, "REDSYS"), moment)
             return tx.rows(PSS_STATUS_AT_SQL, columns=_STATUS_COLUMNS, select=select)
 
         return [_role_status(r) for r in self.tx(unit, what="reading STA_PSS_STATUS")]
