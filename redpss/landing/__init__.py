@@ -8,11 +8,13 @@ Entry points for the scheduler (``docs/landing.md`` tells the whole story):
 * :func:`sweep` — periodic: files no loader matches go to ``error/``, old archive/error files
   are deleted after their retention.
 
-**When is a run FAILED?** Only when it could not work as a whole: unknown or inactive loader,
-unusable target table, dictionary unreachable (:class:`~redpss.errors.LoadError`). A bad file
-is the file's problem, not the run's: it goes to ``error/`` with its sidecar, is counted in
-:attr:`LoadResult.errors`, named in the message, and logged as an ERROR line into the target
-schema's ``LOG_MESSAGES`` — the run itself ends OK.
+**What a run raises.** :class:`~redpss.errors.LoadError` only when it could not work as a whole:
+unknown or inactive loader, unusable target table, dictionary or disk failing (the file in hand
+goes back to ``input/``), or a rejected file that ``error/`` cannot take (back to ``input/``
+too, the message naming file, reason and cause). A bad file is the file's problem: it goes to
+``error/`` with its sidecar, is counted in :attr:`LoadResult.errors`, named in the message, and
+logged as an ERROR line into the target schema's ``LOG_MESSAGES``; sched's executor then ends
+the run FAILED (``redpss.sched.executors``), so the watcher shows the file's error.
 """
 
 from __future__ import annotations
@@ -24,19 +26,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from redpss.dictionary.landing import LedgerEntry, LoadOutcome
 from redpss.dictionary.loaders import Loader, LoaderColumn, parse_loader
 from redpss.errors import DictionaryError, FileRejected, LoadError
 from redpss.landing.lifecycle import (
     Claim,
     LandingZone,
+    Opened,
     archive,
     claim,
+    claim_key,
     complete_files,
-    inside,
     is_data_name,
+    issued,
+    open_regular,
     purge_expired,
     reject,
     requeue,
+    stored_name,
     work_claims,
 )
 
@@ -54,6 +61,7 @@ __all__ = [
     "recover",
     "run_load",
     "sweep",
+    "zone_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,13 +78,15 @@ class LoadResult:
     message: str
 
 
-def zone_of(instance: Instance) -> LandingZone:
-    """The landing zone of ``instance`` (folders created if missing)."""
-    return LandingZone(instance.home / "data").ensure()
+def zone_of(instance: Instance, config: Config) -> LandingZone:
+    """The landing zone of ``instance`` (folders created if missing), its claims signed with a
+    key from the instance secret."""
+    key = claim_key(config.redsys.pss_secret.reveal())
+    return LandingZone(instance.home / "data", key).ensure()
 
 
-def _sha256(path: Path) -> tuple[str, int]:
-    with path.open("rb") as f:
+def _sha256(opened: Opened) -> tuple[str, int]:
+    with opened.view.open("rb") as f:
         digest = hashlib.file_digest(f, "sha256")
         return digest.hexdigest(), f.tell()
 
@@ -101,7 +111,19 @@ class _Run:
         self.rejected: list[str] = []
 
     def refuse(self, item: Claim, exc: FileRejected) -> None:
-        reject(self.zone, item, exc.reason, loader=self.loader.name, line=exc.line, byte=exc.byte)
+        try:
+            reject(
+                self.zone, item, exc.reason, loader=self.loader.name, line=exc.line, byte=exc.byte
+            )
+        except OSError as err:
+            # error/ cannot take it (not writable, disk full): back to input/, and the run
+            # says why, so the file is neither lost nor stranded in work/
+            back = requeue(self.zone, item)
+            where = "put back into input/" if back else f"left in work/ as {item.path.name}"
+            raise LoadError(
+                f"loader {self.loader.name}: {item.name} rejected ({exc}) but error/ cannot "
+                f"take it: {err.strerror or err}; {where}"
+            ) from err
         self.errors += 1
         self.rejected.append(f"{item.name} ({exc})")
         log.error(
@@ -122,14 +144,12 @@ class _Run:
             log.warning("landing: rejection of %r not logged to the dictionary: %s", item.name, err)
 
     def check(self, item: Claim) -> None:
-        """Refuse what must not be loaded at all: ambiguous names, links out of the tree."""
+        """Refuse what must not be loaded at all: names that more than one loader matches."""
         also = [o.name for o in self.others if o.matches(item.name)]
         if also:
             raise FileRejected(
                 f"the name matches more than one loader: {', '.join([self.loader.name, *also])}"
             )
-        if item.path.is_symlink() and not inside(item.path, self.instance.home):
-            raise FileRejected("a symbolic link pointing outside the instance tree")
 
     def one(self, source: Path) -> None:
         item = claim(self.zone, source)
@@ -138,27 +158,11 @@ class _Run:
         try:
             self.check(item)
             try:
-                sha, size = _sha256(item.path)
+                opened = open_regular(item.path)
             except FileNotFoundError:
                 raise FileRejected("the file vanished after it was claimed") from None
-            from redpss.dictionary.landing import LedgerEntry
-
-            entry = LedgerEntry(
-                claim_id=item.claim_id,
-                content_sha256=sha,
-                file_name=item.name,
-                file_size=size,
-                target=self.loader.target,
-                loader=self.loader.name,
-                run_id=self.run_id,
-            )
-            # The readers (and pyarrow behind them) are imported by the loading process only:
-            # every other user of the landing package (sched's watchers, redctl) stays light.
-            from redpss.landing.readers import read_rows
-
-            max_record = self.config.redsys.landing_max_record
-            rows = read_rows(item.path, self.loader, max_record=max_record)
-            outcome = self.dictionary.load_rows(self.loader, rows, entry=entry)
+            with opened:
+                outcome = self.load(item, opened)
         except FileRejected as exc:
             self.refuse(item, exc)
             return
@@ -168,6 +172,30 @@ class _Run:
         except (DictionaryError, OSError) as exc:
             requeue(self.zone, item)  # the file is fine; the database or the disk is not
             raise LoadError(f"loader {self.loader.name}: {item.name}: {exc}") from exc
+        self.finish(item, outcome)
+
+    def load(self, item: Claim, opened: Opened) -> LoadOutcome:
+        """Hash and load the opened file (never its name again: it could be swapped)."""
+        sha, size = _sha256(opened)
+        entry = LedgerEntry(
+            claim_id=item.claim_id,
+            content_sha256=sha,
+            file_name=item.name,
+            file_size=size,
+            target=self.loader.target,
+            loader=self.loader.name,
+            run_id=self.run_id,
+        )
+        # The readers (and pyarrow behind them) are imported by the loading process only:
+        # every other user of the landing package (sched's watchers, redctl) stays light.
+        from redpss.landing.readers import read_rows
+
+        max_record = self.config.redsys.landing_max_record
+        rows = read_rows(opened.view, self.loader, max_record=max_record)
+        return self.dictionary.load_rows(self.loader, rows, entry=entry)
+
+    def finish(self, item: Claim, outcome: LoadOutcome) -> None:
+        """Archive a loaded claim (or refuse a duplicate the loader does not want)."""
         if outcome.status == "DUPLICATE":
             previous = outcome.previous
             if self.loader.duplicates == "ERROR" and previous is not None:
@@ -183,7 +211,10 @@ class _Run:
         else:
             self.files += 1
             self.rows += outcome.rows
-        archive(self.zone, item)
+        try:
+            archive(self.zone, item)
+        except FileNotFoundError:  # loaded from the open file; its name was removed meanwhile
+            log.warning("landing: %s loaded, but it left work/ before it was archived", item.name)
 
     def result(self) -> LoadResult:
         parts = [f"{self.files} file(s), {self.rows} row(s) into {self.loader.target}"]
@@ -219,7 +250,7 @@ def run_load(
         raise LoadError(f"no loader called {loader!r} in ADM_LOADER")
     if not definition.active:
         raise LoadError(f"loader {loader} is not active")
-    zone = zone_of(instance)
+    zone = zone_of(instance, config)
     if key is not None:
         if "/" in key or key in (".", "..") or not key:
             raise LoadError(f"loader {loader}: {key!r} is not a file name")
@@ -245,16 +276,30 @@ def run_load(
     return result
 
 
-def recover(instance: Instance, dictionary: Dictionary) -> list[str]:
+def recover(
+    instance: Instance, dictionary: Dictionary, *, config: Config | None = None
+) -> list[str]:
     """Finish or requeue what a dead loading process left in ``work/``; say what was done.
 
-    A claim the ledger knows was committed goes to ``archive/``; any other goes back to
+    Only claims this instance issued are taken back (:func:`~redpss.landing.lifecycle.issued`:
+    their name carries a MAC keyed with the instance secret). A claim the ledger knows under
+    the same name was committed and goes to ``archive/``; any other issued claim goes back to
     ``input/`` under its original name (left in ``work/`` if that name is taken again).
+    Anything else with a claim-shaped name — planted, renamed, or left by another instance
+    secret — goes to ``error/`` with that reason: never loaded, never lost. ``config``: the
+    instance's configuration (read from its file when not given).
     """
-    zone = zone_of(instance)
+    zone = zone_of(instance, config or instance.load_config())
     done: list[str] = []
     for item in work_claims(zone):
-        if dictionary.find_claim(item.claim_id) is not None:
+        if not issued(zone, item):
+            done.append(_refuse_foreign(zone, item, "this instance did not issue that claim name"))
+            continue
+        entry = dictionary.find_claim(item.claim_id)
+        if entry is not None and stored_name(entry.file_name) != item.name:
+            why = f"the ledger holds claim {item.claim_id} for {entry.file_name!r}, not this name"
+            done.append(_refuse_foreign(zone, item, why))
+        elif entry is not None:
             archive(zone, item)
             done.append(f"archived {item.name} (claim {item.claim_id} was committed)")
         elif requeue(zone, item) is not None:
@@ -264,6 +309,19 @@ def recover(instance: Instance, dictionary: Dictionary) -> list[str]:
     for message in done:
         log.info("landing: recover: %s", message)
     return done
+
+
+def _refuse_foreign(zone: LandingZone, item: Claim, why: str) -> str:
+    """Move a file that recovery will not take back to ``error/``; say what was done."""
+    reason = (
+        f"found in work/ under a claim name, but {why}: someone else put it there "
+        "(or the instance secret changed since); not loaded — check where it came from"
+    )
+    try:
+        reject(zone, item, reason, loader=None)
+    except OSError as exc:
+        return f"left {item.path.name} in work/ ({why}); error/ cannot take it: {exc}"
+    return f"rejected {item.path.name}: {why} (moved to error/)"
 
 
 def sweep(
@@ -283,7 +341,7 @@ def sweep(
     import re
 
     cfg = config.redsys
-    zone = zone_of(instance)
+    zone = zone_of(instance, config)
     loaders = dictionary.loaders(active_only=True)
     converted = (cfg.json2csv_json_suffix, cfg.parq2csv_parq_suffix) if cfg.cfi_enabled else ()
     done: list[str] = []
@@ -299,9 +357,15 @@ def sweep(
         if converted and name.endswith(converted):
             continue
         item = claim(zone, path)
-        if item is not None:
+        if item is None:
+            continue
+        try:
             reject(zone, item, "no loader matches the file name", loader=None)
-            done.append(f"rejected {name}: no loader matches")
+        except OSError as exc:
+            requeue(zone, item)
+            done.append(f"{name}: no loader matches, but error/ cannot take it: {exc}")
+            continue
+        done.append(f"rejected {name}: no loader matches")
     archived = purge_expired(zone.archive, cfg.landing_archive_retention)
     errored = purge_expired(zone.error, cfg.landing_error_retention)
     if archived or errored:

@@ -33,6 +33,8 @@ from redpss.landing.lifecycle import (
     archive,
     claim,
     complete_files,
+    issued,
+    open_regular,
     purge_expired,
     reject,
     requeue,
@@ -95,18 +97,34 @@ def _convert_one(zone: LandingZone, item: Claim, kind: str, out_suffix: str, in_
     out_name = stem + out_suffix
     part = zone.work / f"{item.claim_id}.{out_name}.part"
     try:
-        rows = convert_file(item.path, part, kind, max_record=max_record)
+        with open_regular(item.path) as opened:  # read what was opened, never the name again
+            rows = convert_file(opened.view, part, kind, max_record=max_record)
     except FileRejected as exc:
         part.unlink(missing_ok=True)
-        reject(zone, item, exc.reason, loader=f"{kind.lower()}2csv", line=exc.line, byte=exc.byte)
-        return f"rejected {item.name}: {exc}"
+        return _refuse(zone, item, exc, f"{kind.lower()}2csv")
     except FileNotFoundError:
         part.unlink(missing_ok=True)
-        reject(zone, item, "the file vanished while it was converted", loader=None)
-        return f"rejected {item.name}: vanished"
+        return _refuse(zone, item, FileRejected("the file vanished while it was converted"), None)
+    except OSError:
+        part.unlink(missing_ok=True)
+        requeue(zone, item)  # the disk, not the file: try again on a later poll
+        raise
     published = _publish(part, zone.input, out_name, item.claim_id)
     archive(zone, item)
     return f"converted {item.name} to {published.name} ({rows} rows)"
+
+
+def _refuse(zone: LandingZone, item: Claim, exc: FileRejected, by: str | None) -> str:
+    """Reject a claim to ``error/``; when ``error/`` cannot take it, back to ``input/``."""
+    try:
+        reject(zone, item, exc.reason, loader=by, line=exc.line, byte=exc.byte)
+    except OSError as err:
+        back = requeue(zone, item)
+        where = "put back into input/" if back else f"left in work/ as {item.path.name}"
+        log.error("landing: %s rejected (%s) but error/ cannot take it: %s; %s",
+                  item.name, exc, err, where)  # fmt: skip
+        return f"not rejected {item.name}: error/ cannot take it ({err}); {where}"
+    return f"rejected {item.name}: {exc}"
 
 
 def convert_pending(
@@ -132,7 +150,11 @@ def convert_pending(
 
 
 def recover_conversions(zone: LandingZone, kind: str) -> list[str]:
-    """At role start: drop half-written CSVs and requeue the originals a dead process held."""
+    """At role start: drop half-written CSVs and requeue the originals a dead process held.
+
+    Only claims this zone issued go back to ``input/``; anything else under a claim-shaped name
+    goes to ``error/`` with the reason (as :func:`redpss.landing.recover` does for loaders).
+    """
     letter = KINDS[kind]
     for part in zone.work.glob(f"{letter}*.part"):
         part.unlink(missing_ok=True)
@@ -140,7 +162,13 @@ def recover_conversions(zone: LandingZone, kind: str) -> list[str]:
     for item in work_claims(zone, kind=letter):
         if item.name.endswith(".part"):
             continue
-        if requeue(zone, item) is not None:
+        if not issued(zone, item):
+            reason = (
+                "found in work/ under a claim name this instance did not issue: someone else "
+                "put it there (or the instance secret changed since); not converted"
+            )
+            done.append(_refuse(zone, item, FileRejected(reason), None))
+        elif requeue(zone, item) is not None:
             done.append(f"requeued {item.name}")
     return done
 

@@ -12,8 +12,16 @@ Every step is a ``rename`` (or ``link`` + ``unlink``) inside one filesystem, nev
   Hidden files (``.name``), partial uploads (``*.part``, ``*.filepart``, ``*.tmp``), markers
   and error sidecars are never data files.
 * **claim**: :func:`claim` renames ``input/<name>`` to ``work/<claim id>.<name>``. The rename is
-  atomic, so of two claimers exactly one wins; the claim id (kind letter, time, random) is what
-  the load ledger records, so recovery can tell a loaded claim from an unloaded one.
+  atomic, so of two claimers exactly one wins; the claim id (kind letter, time, and a MAC of
+  both and the name keyed with the instance secret) is what the load ledger records, so
+  recovery can tell a loaded claim from an unloaded one — and a claim this instance issued from
+  a file someone else put into ``work/`` under a claim-shaped name (:func:`issued`).
+* **open**: :func:`open_regular` opens a claimed file the only way the landing zone reads one:
+  ``O_NOFOLLOW | O_NONBLOCK``, then ``fstat`` of what was opened — a regular file, or
+  :class:`~redpss.errors.FileRejected` naming what it is (a symbolic link, a FIFO, a socket, a
+  device, a file the process may not read). Special files are refused from their ``lstat``
+  before any open; everything after reads the opened file (:attr:`Opened.view`), never the
+  name again, so nothing can be swapped in between the check and the read.
 * **finish**: :func:`archive` or :func:`reject` move the claim out of ``work/``; ``reject``
   first writes the sidecar ``error/<name>.error.json`` (reason, loader, time, line/byte when
   known). A name already taken in the destination gets the claim id appended
@@ -29,28 +37,37 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import hmac
 import json
 import logging
 import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+from redpss.errors import FileRejected
 
 __all__ = [
     "Claim",
     "LandingZone",
+    "Opened",
     "archive",
     "claim",
+    "claim_key",
     "complete_files",
-    "inside",
+    "issued",
+    "open_regular",
     "purge_expired",
     "reject",
     "requeue",
+    "stored_name",
     "work_claims",
 ]
 
@@ -63,11 +80,17 @@ _NAME_MAX = 255
 _CLAIM_RE = re.compile(r"(?P<id>[A-Z][0-9a-f]{24})\.(?P<name>.+)", re.DOTALL)
 
 
+def claim_key(secret: str) -> bytes:
+    """The key that signs claim ids, derived from the instance secret (``pss_secret``)."""
+    return hmac.new(secret.encode("utf-8"), b"redpss landing claim v1", hashlib.sha256).digest()
+
+
 @dataclass(frozen=True)
 class LandingZone:
-    """The four folders of ``$REDENV_HOME/data``."""
+    """The four folders of ``$REDENV_HOME/data``, and the key that signs this zone's claims."""
 
     data: Path
+    key: bytes = field(repr=False)
 
     @property
     def input(self) -> Path:
@@ -151,31 +174,157 @@ def complete_files(
 # -- claim and finish ------------------------------------------------------------------------
 
 
-def new_claim_id(kind: str = "L") -> str:
-    """A claim id: kind letter, 16 hex digits of time in ns, 8 random hex digits."""
-    return f"{kind}{time.time_ns():016x}{secrets.token_hex(4)}"
+_ID_LEN = 25  # kind letter, 16 hex digits of time, 8 hex digits of MAC
+
+
+def stored_name(name: str) -> str:
+    """``name`` as it is kept after the claim id in ``work/`` (shortened to fit 255 bytes)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    room = _NAME_MAX - _ID_LEN - 1
+    if len(raw) <= room:
+        return name
+    return raw[:room].decode("utf-8", "ignore")
+
+
+def _mac(key: bytes, head: str, stored: str) -> str:
+    text = f"{head}.{stored}".encode("utf-8", "surrogateescape")
+    return hmac.new(key, text, hashlib.sha256).hexdigest()[:8]
+
+
+def new_claim_id(key: bytes, name: str, kind: str = "L") -> str:
+    """A claim id: kind letter, 16 hex digits of time in ns, 8 hex digits of MAC.
+
+    The MAC covers kind, time and the name as stored in ``work/``, keyed with the zone's key:
+    only a holder of the instance secret can make a claim name that :func:`issued` accepts.
+    """
+    head = f"{kind}{time.time_ns():016x}"
+    return head + _mac(key, head, stored_name(name))
 
 
 def _work_name(claim_id: str, name: str) -> str:
-    full = f"{claim_id}.{name}"
-    raw = full.encode("utf-8", "surrogateescape")
-    if len(raw) <= _NAME_MAX:
-        return full
-    return raw[:_NAME_MAX].decode("utf-8", "ignore")
+    return f"{claim_id}.{stored_name(name)}"
+
+
+def issued(zone: LandingZone, item: Claim) -> bool:
+    """True when ``item``'s name in ``work/`` is one this zone's key made (see :func:`claim`)."""
+    parsed = parse_work_name(item.path.name)
+    if parsed is None or parsed[0] != item.claim_id:
+        return False
+    head, mac = item.claim_id[:17], item.claim_id[17:]
+    return hmac.compare_digest(mac, _mac(zone.key, head, parsed[1]))
 
 
 def claim(zone: LandingZone, source: Path, *, kind: str = "L") -> Claim | None:
     """Rename ``source`` (in ``input/``) into ``work/``; None when another claimer was faster."""
-    claim_id = new_claim_id(kind)
+    claim_id = new_claim_id(zone.key, source.name, kind)
     target = zone.work / _work_name(claim_id, source.name)
     try:
         os.rename(source, target)
     except FileNotFoundError:
         return None
     for suffix in MARKER_SUFFIXES:  # the marker has done its job
-        with contextlib.suppress(FileNotFoundError):
-            (source.parent / (source.name + suffix)).unlink()
+        marker = source.name + suffix
+        if len(marker.encode("utf-8", "surrogateescape")) <= _NAME_MAX:  # else it cannot exist
+            with contextlib.suppress(FileNotFoundError):
+                (source.parent / marker).unlink()
     return Claim(claim_id, source.name, target)
+
+
+# -- opening: regular files only, no link followed ---------------------------------------------
+
+
+def _what(mode: int) -> str | None:
+    """What a non-regular file is, in the words of a rejection; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = (
+        (stat.S_ISLNK, "a symbolic link (the landing zone never follows links)"),
+        (stat.S_ISFIFO, "a FIFO (named pipe), not a regular file"),
+        (stat.S_ISSOCK, "a socket, not a regular file"),
+        (stat.S_ISCHR, "a character device, not a regular file"),
+        (stat.S_ISBLK, "a block device, not a regular file"),
+        (stat.S_ISDIR, "a directory, not a regular file"),
+    )
+    return next((what for test, what in kinds if test(mode)), "not a regular file")
+
+
+def _unreadable(path: Path, exc: OSError) -> FileRejected:
+    try:
+        st = path.lstat()
+        detail = f"mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid} gid {st.st_gid}"
+    except OSError:
+        detail = "its mode could not be read"
+    return FileRejected(
+        f"not readable for the loader (uid {os.geteuid()}): {exc.strerror} ({detail}); "
+        "upload it readable for the instance's user or group (e.g. mode 0640 or 0644), "
+        "then move it back to input/"
+    )
+
+
+@dataclass
+class Opened:
+    """A claimed file, opened once; every later read goes through :attr:`view`, not the name."""
+
+    fd: int
+    path: Path
+    size: int
+
+    @property
+    def view(self) -> Path:
+        """A path that reaches exactly the opened file (``/proc/self/fd/N``), whatever is at
+        :attr:`path` now: readers that open by path (pyarrow, ``Path.open``) read what was
+        checked, each with its own offset."""
+        return Path(f"/proc/self/fd/{self.fd}")
+
+    def close(self) -> None:
+        """Close the file; idempotent."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def open_regular(path: Path) -> Opened:
+    """Open ``path`` for reading if it is a regular file; FileRejected saying what it is if not.
+
+    A FIFO, socket or device is refused from its ``lstat`` without being opened (opening a
+    FIFO blocks until a writer comes; a device may act on open). The open itself never
+    follows a link (``O_NOFOLLOW``) nor waits (``O_NONBLOCK``), and ``fstat`` of the opened
+    file decides, so a file swapped in after the ``lstat`` is judged as what was opened.
+    FileNotFoundError when the file is gone; other OSErrors (the disk) propagate.
+    """
+    what = _what(path.lstat().st_mode)
+    if what is not None:
+        raise FileRejected(what)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileRejected(_what(stat.S_IFLNK) or "") from None
+        if exc.errno == errno.ENXIO:
+            raise FileRejected(_what(stat.S_IFSOCK) or "") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise _unreadable(path, exc) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        what = _what(st.st_mode)
+        if what is not None:
+            raise FileRejected(what)
+        if not os.path.isdir("/proc/self/fd"):
+            raise OSError(errno.ENOENT, "/proc is not mounted: the landing zone needs it")
+    except BaseException:
+        os.close(fd)
+        raise
+    return Opened(fd, path, st.st_size)
 
 
 def _move_new(src: Path, dst: Path) -> None:
@@ -247,7 +396,10 @@ def reject(
 ) -> Path:
     """Move a claim to ``error/`` with its sidecar ``<name>.error.json``; return the file's path.
 
-    A claim whose file vanished gets the sidecar alone (its reason says so).
+    A claim whose file vanished gets the sidecar alone (its reason says so). OSError when
+    ``error/`` cannot take the file (not writable, the disk full): then nothing of it is left
+    in ``error/`` and the claim is still in ``work/`` — the caller decides (see
+    :func:`requeue`).
     """
     exists = item.path.exists() or item.path.is_symlink()
     if exists:
@@ -265,16 +417,27 @@ def reject(
         "line": line,
         "byte": byte,
     }
-    _write_atomic(zone.error / (final + ERROR_SUFFIX), json.dumps(doc, ensure_ascii=False))
+    side = zone.error / (final + ERROR_SUFFIX)
+    _write_atomic(side, json.dumps(doc, ensure_ascii=False))
     if not exists:
         return zone.error / final
-    return _place(item.path, zone.error, final, item.claim_id)
+    try:
+        return _place(item.path, zone.error, final, item.claim_id)
+    except OSError:
+        side.unlink(missing_ok=True)  # no reason without its file
+        raise
 
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{secrets.token_hex(6)}.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with tmp.open("x", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # a full disk leaves no torn temporary file behind
+        raise
 
 
 # -- recovery --------------------------------------------------------------------------------
@@ -287,7 +450,10 @@ def parse_work_name(name: str) -> tuple[str, str] | None:
 
 
 def work_claims(zone: LandingZone, *, kind: str = "L") -> Iterator[Claim]:
-    """The claims of ``kind`` in ``work/`` (left there by a process that died)."""
+    """The claim-shaped names of ``kind`` in ``work/`` (left there by a process that died).
+
+    Whether this zone issued one is for :func:`issued` to say.
+    """
     try:
         entries = sorted(os.scandir(zone.work), key=lambda e: e.name)
     except FileNotFoundError:
@@ -308,15 +474,6 @@ def requeue(zone: LandingZone, item: Claim) -> Path | None:
         log.warning("landing: input/%s exists: claim %s left in work/", item.name, item.path)
         return None
     return zone.input / item.name
-
-
-def inside(path: Path, root: Path) -> bool:
-    """True when ``path`` resolves (following every link) to somewhere below ``root``."""
-    try:
-        resolved = path.resolve(strict=True)
-    except (OSError, RuntimeError):
-        return False
-    return resolved.is_relative_to(root.resolve())
 
 
 def purge_expired(

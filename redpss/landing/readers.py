@@ -5,6 +5,10 @@ Every reader is a generator of rows (lists in the loader's column order), holdin
 Anything wrong with the file raises :class:`FileRejected` with the reason and, where known, the
 line and byte; the load's transaction is then rolled back and the file goes to ``error/``.
 
+Text (CSV, fixed width): a NUL byte is refused with its line and column (no database keeps
+one in a VARCHAR the same way, and it is the mark of a binary file sent by mistake); a UTF-8
+byte order mark at the very start is accepted and dropped (spreadsheet tools write one).
+
 Values are converted to the column's type here, in Python, so both backends get the same
 values: ``DATE`` → ``YYYY-MM-DD``, ``TIMESTAMP`` → ISO 8601, ``BOOLEAN`` → 1/0, ``DECIMAL(p,0)``
 → int, ``DECIMAL(p,s)`` → its decimal text.
@@ -154,11 +158,24 @@ def _convert_row(
 # -- CSV and fixed width ---------------------------------------------------------------------
 
 
+_BOM = codecs.BOM_UTF8
+
+
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+
+
 def _lines(stream: IO[bytes], encoding: str, max_record: int) -> Iterator[tuple[int, str]]:
-    """``(byte offset, decoded line with its newline)``; a line longer than max_record fails."""
+    """``(byte offset, decoded line with its newline)``; a line longer than max_record fails.
+
+    A UTF-8 byte order mark at the start is skipped (its bytes still count in the offsets);
+    a NUL byte fails with its line and column.
+    """
     decoder = codecs.getincrementaldecoder(encoding)("strict")
-    offset = 0
     number = 0
+    skip = len(_BOM) if _is_utf8(encoding) and stream.read(len(_BOM)) == _BOM else 0
+    stream.seek(skip)
+    offset = skip
     while True:
         raw = stream.readline(max_record + 1)
         if not raw:
@@ -170,6 +187,9 @@ def _lines(stream: IO[bytes], encoding: str, max_record: int) -> Iterator[tuple[
                 line=number,
                 byte=offset,
             )
+        nul = raw.find(b"\0")
+        if nul >= 0:
+            raise FileRejected(f"a NUL byte at column {nul + 1}", line=number, byte=offset + nul)
         try:
             text = decoder.decode(raw)
         except UnicodeDecodeError as exc:
@@ -257,7 +277,8 @@ _BATCH_CHARS = 4 << 20
 class _FastLines:
     """The lines of a byte stream, decoded a megabyte at a time (each line ends with ``\n``).
 
-    Raises :class:`_Trouble` on a decoding error or a line longer than ``max_record`` bytes;
+    A UTF-8 byte order mark at the start is dropped. Raises :class:`_Trouble` on a decoding
+    error, a NUL byte, or a line longer than ``max_record`` bytes;
     ``chars`` counts what was decoded so far (to size the batches).
     """
 
@@ -279,8 +300,15 @@ class _FastLines:
     def __iter__(self) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder(self.encoding)("strict")
         pending = ""
+        first = True
         while True:
             raw = self.stream.read(_CHUNK)
+            if first:
+                first = False
+                if _is_utf8(self.encoding) and raw.startswith(_BOM):
+                    raw = raw[len(_BOM) :]
+            if b"\0" in raw:
+                raise _Trouble  # the exact path names line and column
             try:
                 text = pending + decoder.decode(raw, final=not raw)
             except UnicodeDecodeError:

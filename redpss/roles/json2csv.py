@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from redpss.errors import RedpssError
 from redpss.landing.convert import convert_pending, purge_originals, recover_conversions
-from redpss.landing.lifecycle import LandingZone
+from redpss.landing.lifecycle import LandingZone, claim_key
 from redpss.roles.base import Role, RoleContext
 
 __all__ = ["Converter", "Json2csv"]
@@ -29,7 +29,8 @@ class Converter(Role):
 
     def __init__(self, ctx: RoleContext) -> None:
         super().__init__(ctx)
-        self.zone = LandingZone(ctx.instance.home / "data")
+        secret = ctx.config.redsys.pss_secret.reveal()
+        self.zone = LandingZone(ctx.instance.home / "data", claim_key(secret))
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.converted = 0

@@ -44,7 +44,7 @@ def complete_files(
 
 def _signature(path: Path) -> tuple[int, int]:
     try:
-        st = path.stat()
+        st = path.lstat()  # a link's own: a dangling one must fire too, and go to error/
     except FileNotFoundError:
         return (-1, -1)
     return (st.st_size, st.st_mtime_ns)

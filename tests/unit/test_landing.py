@@ -19,8 +19,26 @@ from redpss.config import Config
 from redpss.dictionary import Dictionary, open_dictionary
 from redpss.errors import LoadError
 from redpss.instance import Instance
-from redpss.landing import LoadResult, complete_files, parse_loader, recover, run_load, sweep
-from redpss.landing.lifecycle import LandingZone, archive, claim, reject, work_claims
+from redpss.landing import (
+    LoadResult,
+    complete_files,
+    parse_loader,
+    recover,
+    run_load,
+    sweep,
+    zone_of,
+)
+from redpss.landing.lifecycle import (
+    LandingZone,
+    Opened,
+    archive,
+    claim,
+    claim_key,
+    reject,
+    work_claims,
+)
+
+KEY = claim_key("unit tests")
 
 MakeInstance = Callable[..., Instance]
 
@@ -76,7 +94,7 @@ def env(make_instance: MakeInstance, request: pytest.FixtureRequest) -> Iterator
     config = dataclasses.replace(
         config, redsys=dataclasses.replace(config.redsys, sched_file_quiet_period=0.0)
     )
-    zone = LandingZone(inst.home / "data").ensure()
+    zone = zone_of(inst, inst.load_config())
     if request.param != "sqlite":
         yield Env(inst, config, request.getfixturevalue("exa_dic"), zone)
         return
@@ -181,7 +199,7 @@ def test_complete_files_quiet_period_marker_and_non_data(tmp_path: Path) -> None
 
 
 def test_claim_and_finish_never_overwrite(tmp_path: Path) -> None:
-    zone = LandingZone(tmp_path).ensure()
+    zone = LandingZone(tmp_path, KEY).ensure()
     names = ["with space.csv", "ünïcødé.csv", "-rf.csv", "--help.csv"]
     for round_ in range(2):  # the same names twice: collisions in archive/ and error/
         for name in names:
@@ -346,13 +364,17 @@ def test_vanished_two_loaders_no_loader_and_symlinks(env: Env, tmp_path: Path) -
     env.drop("both.csv", GOOD)
     assert env.load("one").errors == 1
     assert "more than one loader: one, two" in env.sidecar("both.csv")["reason"]
-    # a link out of the instance tree is refused; its target is untouched
+    # a link is refused wherever it points (out of the tree, or into it); its target untouched
     outside = tmp_path / "secret.csv"
     outside.write_text(GOOD)
     (env.zone.input / "link.csv").symlink_to(outside)
-    assert env.load("two").errors == 1
-    assert "outside the instance tree" in env.sidecar("link.csv")["reason"]
-    assert (env.zone.error / "link.csv").is_symlink() and outside.read_text() == GOOD
+    (env.zone.archive / "old.csv").write_text(GOOD)
+    (env.zone.input / "inside.csv").symlink_to("../archive/old.csv")
+    assert env.load("two").errors == 2
+    for name in ("link.csv", "inside.csv"):
+        assert "symbolic link" in env.sidecar(name)["reason"]
+        assert (env.zone.error / name).is_symlink()
+    assert outside.read_text() == GOOD and env.dic.target_row_count("DWH", "SALES") == 0
     # no loader: sweep rejects it
     env.drop("orphan.xml", "<x/>")
     assert sweep(env.inst, env.config, env.dic) == ["rejected orphan.xml: no loader matches"]
@@ -364,16 +386,23 @@ def test_file_vanishing_while_claimed(env: Env, monkeypatch: pytest.MonkeyPatch)
 
     env.add("two", pattern=r"\.csv$", target="DWH.SALES")
     env.drop("gone.csv", GOOD)
-    real = landing._sha256
+    env.drop("kept.csv", GOOD.replace("1,", "7,"))
+    real = landing.open_regular
 
-    def vanish(path: Path) -> tuple[str, int]:
-        path.unlink()
-        return real(path)
+    def vanish(path: Path) -> Opened:
+        if path.name.endswith("gone.csv"):
+            path.unlink()  # gone between the claim and the open
+            return real(path)
+        opened = real(path)
+        path.unlink()  # gone after the open: what was opened is still read
+        return opened
 
-    monkeypatch.setattr(landing, "_sha256", vanish)
-    assert env.load("two").errors == 1
+    monkeypatch.setattr(landing, "open_regular", vanish)
+    result = env.load("two")
+    assert (result.errors, result.files) == (1, 1)
     (sidecar,) = env.zone.error.glob("gone.csv.*.error.json")
     assert "vanished" in json.loads(sidecar.read_text())["reason"]
+    assert env.dic.target_row_count("DWH", "SALES") == 2
 
 
 def test_run_failures_raise_load_error(env: Env) -> None:

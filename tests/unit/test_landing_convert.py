@@ -13,8 +13,10 @@ import pytest
 
 from redpss.errors import FileRejected
 from redpss.landing.convert import convert_file, convert_pending, recover_conversions
-from redpss.landing.lifecycle import LandingZone, claim
+from redpss.landing.lifecycle import LandingZone, claim, claim_key
 from redpss.landing.streams import flatten
+
+KEY = claim_key("unit tests")
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -93,7 +95,7 @@ def test_parquet_converts_and_truncated_parquet_is_rejected(tmp_path: Path) -> N
 
 
 def test_convert_pending_publishes_archives_rejects_and_recovers(tmp_path: Path) -> None:
-    zone = LandingZone(tmp_path).ensure()
+    zone = LandingZone(tmp_path, KEY).ensure()
     (zone.input / "good.json").write_text('{"id": 1}\n')
     (zone.input / "bad.json").write_text('{"id": [1]}\n')
     (zone.input / "other.csv").write_text("x\n")

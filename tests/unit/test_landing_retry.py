@@ -18,8 +18,8 @@ from redpss.dictionary.landing import LedgerEntry, LoadOutcome
 from redpss.dictionary.loaders import Loader
 from redpss.errors import DictionaryError, LoadError
 from redpss.instance import Instance
-from redpss.landing import parse_loader, recover, run_load
-from redpss.landing.lifecycle import LandingZone, claim
+from redpss.landing import parse_loader, recover, run_load, zone_of
+from redpss.landing.lifecycle import claim
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +72,7 @@ def test_a_broken_load_requeues_the_file_and_the_next_run_loads_it_once(
     any_dic: Dictionary, make_instance: Callable[..., Instance]
 ) -> None:
     inst = make_instance("tst1")
-    zone = LandingZone(inst.home / "data").ensure()
+    zone = zone_of(inst, inst.load_config())
     any_dic.upsert_loader(SALES)
     (zone.input / "sales_1.csv").write_text(GOOD)
     with pytest.raises(LoadError, match="the connection broke"):
@@ -90,7 +90,7 @@ def test_recover_requeues_a_claim_the_database_never_committed(
     any_dic: Dictionary, make_instance: Callable[..., Instance]
 ) -> None:
     inst = make_instance("tst1")
-    zone = LandingZone(inst.home / "data").ensure()
+    zone = zone_of(inst, inst.load_config())
     (zone.input / "sales_2.csv").write_text(GOOD)
     item = claim(zone, zone.input / "sales_2.csv")  # a process died during the load
     assert item is not None
