@@ -5,13 +5,15 @@ A pyftpdlib server (explicit TLS, required on the control *and* the data channel
 ``cfi_user`` with the secret ``cfi_password`` (no anonymous login; an empty password stops the
 role at start, naming the key). Its home is ``$REDENV_HOME/data``:
 
-* everywhere **read-only** (change directory, list, retrieve);
-* **below** ``work/`` also store, append, delete, rename, make directories (the database's
-  ``EXPORT`` writes there) — ``work/`` itself cannot be deleted or renamed;
+* everywhere **read-only** (change directory, list, retrieve) — ``work/`` above all: the
+  landing zone's claims are there, and the database must neither plant, alter nor delete one;
+* **below** ``export/`` also store, append, delete, rename, make directories (the database's
+  ``EXPORT`` writes there, in a folder of its own that no loader reads) — ``export/`` itself
+  cannot be deleted or renamed;
 * nothing **outside** the tree: pyftpdlib normalises every path (``..`` stops at the root) and
   refuses one whose real path (symbolic links followed) leaves the root; permissions are judged
-  on the real path too, so a link inside ``work/`` pointing elsewhere does not carry the write
-  permission along.
+  on the real path too, so a link inside ``export/`` pointing elsewhere does not carry the
+  write permission along.
 
 Certificate and key: ``etc/ssl/cfisrv.crt`` and ``etc/ssl/cfisrv.key`` of the instance. When
 both are missing, a self-signed pair (RSA 2048, one year, names ``localhost``, the host name,
@@ -49,10 +51,13 @@ log = logging.getLogger(__name__)
 
 READ_PERMS = "elr"
 """Everywhere: change directory, list, retrieve."""
-WORK_PERMS = "elradfmw"
-"""Below ``work/``: also append, delete, rename, make directory, store."""
+EXPORT_PERMS = "elradfmw"
+"""Below ``export/``: also append, delete, rename, make directory, store."""
 _WRITE = frozenset("adfmwMT")
-LANDING_FOLDERS = ("input", "work", "error", "archive")
+EXPORT_FOLDER = "export"
+LANDING_FOLDERS = ("input", "work", "error", "archive", EXPORT_FOLDER)
+"""What the FTPS user sees in the root (``export/`` is not the landing zone's, but lives
+beside it so that a file moves out of it by a rename)."""
 _LOOP_TIMEOUT = 0.1
 _JOIN_TIMEOUT = 10.0
 CERT_NAME = "cfisrv.crt"
@@ -108,7 +113,7 @@ class CfiAuthorizer(DummyAuthorizer):  # type: ignore[misc]
     """One user; passwords compared in constant time; permissions judged on real paths.
 
     Write permissions (``adfmwMT``) need a real path strictly below ``writable`` — never the
-    folder itself, so ``work/`` cannot be removed or renamed away.
+    folder itself, so ``export/`` cannot be removed or renamed away.
     """
 
     def __init__(self, writable: Path) -> None:
@@ -238,11 +243,11 @@ class Cfisrv(Role):
             )
         for sub in LANDING_FOLDERS:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        authorizer = CfiAuthorizer(self.root / "work")
+        authorizer = CfiAuthorizer(self.root / EXPORT_FOLDER)
         home = os.path.realpath(self.root)
         authorizer.add_user(cfg.cfi_user, password, home, perm=READ_PERMS)
         authorizer.override_perm(
-            cfg.cfi_user, os.path.join(home, "work"), perm=WORK_PERMS, recursive=True
+            cfg.cfi_user, os.path.join(home, EXPORT_FOLDER), perm=EXPORT_PERMS, recursive=True
         )
         attrs: dict[str, Any] = {
             "authorizer": authorizer,

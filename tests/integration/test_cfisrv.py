@@ -1,4 +1,4 @@
-"""cfisrv over real FTPS on loopback: ftplib.FTP_TLS reads the data tree, writes only in work/."""
+"""cfisrv over real FTPS on loopback: ftplib.FTP_TLS reads the data tree, writes only in export/."""
 
 from __future__ import annotations
 
@@ -49,27 +49,27 @@ def _get(ftp: ftplib.FTP, path: str) -> bytes:
     return out.getvalue()
 
 
-def test_reads_input_and_writes_only_below_work(server: tuple[RoleContext, Cfisrv]) -> None:
+def test_reads_input_and_writes_only_below_export(server: tuple[RoleContext, Cfisrv]) -> None:
     ctx, role = server
     data = ctx.instance.home / "data"
     (data / "input" / "sales 2024.csv").write_bytes(b"ID,NAME\n1,Bonn\n")
     with _login(ctx, role) as ftp:
-        assert sorted(ftp.nlst()) == ["archive", "error", "input", "work"]  # no db/
+        assert sorted(ftp.nlst()) == ["archive", "error", "export", "input", "work"]  # no db/
         with pytest.raises(ftplib.error_perm, match=r"^550"):
             ftp.nlst("db")
         # what IMPORT ... FROM CSV AT 'ftps://...' FILE 'input/sales 2024.csv' does
         assert _get(ftp, "input/sales 2024.csv") == b"ID,NAME\n1,Bonn\n"
-        # below work/: store, read back, rename, make a folder, delete
-        ftp.storbinary("STOR work/export.csv", io.BytesIO(b"x,y\n"))
-        assert (data / "work" / "export.csv").read_bytes() == b"x,y\n"
-        ftp.rename("work/export.csv", "work/export2.csv")
-        ftp.mkd("work/sub")
-        ftp.storbinary("STOR work/sub/a.csv", io.BytesIO(b"1\n"))
-        ftp.delete("work/sub/a.csv")
-        ftp.rmd("work/sub")
-        assert _get(ftp, "/work/export2.csv") == b"x,y\n"
-        ftp.delete("work/export2.csv")
-        assert list((data / "work").iterdir()) == []
+        # below export/: store, read back, rename, make a folder, delete
+        ftp.storbinary("STOR export/export.csv", io.BytesIO(b"x,y\n"))
+        assert (data / "export" / "export.csv").read_bytes() == b"x,y\n"
+        ftp.rename("export/export.csv", "export/export2.csv")
+        ftp.mkd("export/sub")
+        ftp.storbinary("STOR export/sub/a.csv", io.BytesIO(b"1\n"))
+        ftp.delete("export/sub/a.csv")
+        ftp.rmd("export/sub")
+        assert _get(ftp, "/export/export2.csv") == b"x,y\n"
+        ftp.delete("export/export2.csv")
+        assert list((data / "export").iterdir()) == []
         # everywhere else: refused with 550, nothing changed
         refused: list[Callable[[], object]] = [
             lambda: ftp.storbinary("STOR input/new.csv", io.BytesIO(b"1\n")),
@@ -78,29 +78,34 @@ def test_reads_input_and_writes_only_below_work(server: tuple[RoleContext, Cfisr
             lambda: ftp.delete("input/sales 2024.csv"),
             lambda: ftp.rename("input/sales 2024.csv", "work/stolen.csv"),
             lambda: ftp.mkd("archive/x"),
-            lambda: ftp.rmd("work"),
-            lambda: ftp.rename("work", "work2"),
+            lambda: ftp.rmd("export"),
+            lambda: ftp.rename("export", "export2"),
+            lambda: ftp.storbinary("STOR work/x.csv", io.BytesIO(b"1\n")),
         ]
         for attempt in refused:
             with pytest.raises(ftplib.error_perm, match=r"^550"):
                 attempt()
-        ftp.storbinary("STOR work/moved.csv", io.BytesIO(b"1\n"))
-        with pytest.raises(ftplib.error_perm, match=r"^550"):
-            ftp.rename("work/moved.csv", "input/moved.csv")
+        ftp.storbinary("STOR export/moved.csv", io.BytesIO(b"1\n"))
+        for into in ("input/moved.csv", "work/moved.csv"):
+            with pytest.raises(ftplib.error_perm, match=r"^550"):
+                ftp.rename("export/moved.csv", into)
     assert sorted(p.name for p in (data / "input").iterdir()) == ["sales 2024.csv"]
     assert (data / "input" / "sales 2024.csv").read_bytes() == b"ID,NAME\n1,Bonn\n"
-    assert (data / "work").is_dir() and [p.name for p in (data / "work").iterdir()] == ["moved.csv"]
-    assert sorted(p.name for p in data.iterdir()) == ["archive", "db", "error", "input", "work"]
+    assert [p.name for p in (data / "export").iterdir()] == ["moved.csv"]
+    assert not any((data / "work").iterdir())
+    assert sorted(p.name for p in data.iterdir()) == [
+        "archive", "db", "error", "export", "input", "work"
+    ]  # fmt: skip
 
 
 def test_nothing_outside_the_tree(server: tuple[RoleContext, Cfisrv]) -> None:
     ctx, role = server
     data = ctx.instance.home / "data"
     etc = ctx.instance.etc
-    # links pointing out of the tree, and one from work/ into input/
+    # links pointing out of the tree, and one from export/ into input/
     (data / "input" / "etc").symlink_to(etc, target_is_directory=True)
     (data / "input" / "secret.csv").symlink_to(etc / "secret")
-    (data / "work" / "tunnel").symlink_to(data / "input", target_is_directory=True)
+    (data / "export" / "tunnel").symlink_to(data / "input", target_is_directory=True)
     (data / "input" / "ok.csv").write_bytes(b"1\n")
     with _login(ctx, role) as ftp:
         for path in (
@@ -121,12 +126,12 @@ def test_nothing_outside_the_tree(server: tuple[RoleContext, Cfisrv]) -> None:
         assert ftp.pwd() == "/"
         with pytest.raises(ftplib.error_perm, match=r"^550"):
             ftp.cwd("input/etc")
-        # a link below work/ does not carry the write permission to where it points
-        assert _get(ftp, "work/tunnel/ok.csv") == b"1\n"
+        # a link below export/ does not carry the write permission to where it points
+        assert _get(ftp, "export/tunnel/ok.csv") == b"1\n"
         with pytest.raises(ftplib.error_perm, match=r"^550"):
-            ftp.storbinary("STOR work/tunnel/new.csv", io.BytesIO(b"1\n"))
+            ftp.storbinary("STOR export/tunnel/new.csv", io.BytesIO(b"1\n"))
         with pytest.raises(ftplib.error_perm, match=r"^550"):
-            ftp.delete("work/tunnel/ok.csv")
+            ftp.delete("export/tunnel/ok.csv")
     assert sorted(p.name for p in (data / "input").iterdir()) == ["etc", "ok.csv", "secret.csv"]
 
 
@@ -210,7 +215,7 @@ def test_role_process_serves_and_stops(make_instance: MakeInstance) -> None:
             ftp.connect(cfg.cfi_host, cfg.cfi_port)
             ftp.login(cfg.cfi_user, cfg.cfi_password.reveal())
             ftp.prot_p()
-            assert sorted(ftp.nlst()) == ["archive", "error", "input", "work"]
+            assert sorted(ftp.nlst()) == ["archive", "error", "export", "input", "work"]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -43,29 +43,30 @@ def test_half_a_pair_is_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     data = tmp_path / "data"
-    for sub in ("input", "work", "error", "archive", "db"):
+    for sub in ("input", "work", "error", "archive", "export", "db"):
         (data / sub).mkdir(parents=True)
     (tmp_path / "etc").mkdir()
     return data
 
 
 def _authorizer(data: Path) -> CfiAuthorizer:
-    auth = CfiAuthorizer(data / "work")
+    auth = CfiAuthorizer(data / "export")
     auth.add_user("u", "pw", str(data), perm="elr")
-    auth.override_perm("u", str(data / "work"), perm="elradfmw", recursive=True)
+    auth.override_perm("u", str(data / "export"), perm="elradfmw", recursive=True)
     return auth
 
 
-def test_write_permissions_only_strictly_below_work(tree: Path) -> None:
+def test_write_permissions_only_strictly_below_export(tree: Path) -> None:
     auth = _authorizer(tree)
-    (tree / "work" / "to_input").symlink_to(tree / "input", target_is_directory=True)
+    (tree / "export" / "to_work").symlink_to(tree / "work", target_is_directory=True)
     for perm in "wdfm":
-        assert auth.has_perm("u", perm, str(tree / "work" / "x.csv"))
-        assert auth.has_perm("u", perm, str(tree / "work" / "sub" / "x.csv"))
-        assert not auth.has_perm("u", perm, str(tree / "work"))  # not the folder itself
+        assert auth.has_perm("u", perm, str(tree / "export" / "x.csv"))
+        assert auth.has_perm("u", perm, str(tree / "export" / "sub" / "x.csv"))
+        assert not auth.has_perm("u", perm, str(tree / "export"))  # not the folder itself
         assert not auth.has_perm("u", perm, str(tree / "input" / "x.csv"))
-        assert not auth.has_perm("u", perm, str(tree / "work" / ".." / "input" / "x.csv"))
-        assert not auth.has_perm("u", perm, str(tree / "work" / "to_input" / "x.csv"))
+        assert not auth.has_perm("u", perm, str(tree / "work" / "L0.x.csv"))  # the claims
+        assert not auth.has_perm("u", perm, str(tree / "export" / ".." / "work" / "x.csv"))
+        assert not auth.has_perm("u", perm, str(tree / "export" / "to_work" / "x.csv"))
     for perm in "elr":
         assert auth.has_perm("u", perm, str(tree / "input" / "x.csv"))
         assert auth.has_perm("u", perm, str(tree / "work"))
@@ -85,7 +86,7 @@ def test_only_the_landing_folders_are_visible(tree: Path) -> None:
     fs = CfiFilesystem(str(tree), None)
     (tree / "input" / "out").symlink_to(tree.parent / "etc", target_is_directory=True)
     (tree / "input" / "db").symlink_to(tree / "db", target_is_directory=True)
-    assert sorted(fs.listdir(str(tree))) == ["archive", "error", "input", "work"]
+    assert sorted(fs.listdir(str(tree))) == ["archive", "error", "export", "input", "work"]
     assert fs.validpath(str(tree))
     assert fs.validpath(str(tree / "input" / "a.csv"))
     assert fs.validpath(str(tree / "work" / "new" / "b.csv"))
