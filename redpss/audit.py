@@ -96,7 +96,8 @@ def mask_args(args: Sequence[str]) -> list[str]:
     mask_next = False
     for arg in args:
         if mask_next:
-            out.append(arg if _is_reference(arg) else MASK)
+            # "" clears the secret, "-" reads it from stdin: neither is the secret
+            out.append(arg if _is_reference(arg) or arg in ("", "-") else MASK)
             mask_next = False
             continue
         key, eq, value = arg.partition("=")

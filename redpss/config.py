@@ -45,11 +45,13 @@ _FINGERPRINT_RE = re.compile(r"[0-9A-Fa-f]{64}")
 __all__ = [
     "Config",
     "DefaultSection",
+    "KeySpec",
     "LogLevel",
     "RedinfoSection",
     "RestSection",
     "Secret",
     "ServerSection",
+    "key_specs",
     "load_config",
     "parse_config",
 ]
@@ -463,3 +465,41 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text at byte {exc.start}") from exc
     return parse_config(text, path=path, env=env)
+
+
+# --------------------------------------------------------------------------- keys, for tools
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One key of ``red_params.conf`` as tools see it (``redctl config``)."""
+
+    section: str
+    key: str
+    kind: Any
+    default: Any
+    required: bool
+    secret: bool
+    inherited: bool
+    """True when a missing value is taken from ``[DEFAULT]``."""
+
+
+def key_specs() -> list[KeySpec]:
+    """Every known key of every section, in the order of the dataclasses above."""
+    specs = []
+    for cls in _SECTIONS:
+        kinds = _field_types(cls)
+        for f in dataclasses.fields(cls):
+            required = f.default is dataclasses.MISSING
+            specs.append(
+                KeySpec(
+                    section=cls.SECTION,
+                    key=f.name,
+                    kind=kinds[f.name],
+                    default=None if required else f.default,
+                    required=required,
+                    secret=kinds[f.name] is Secret,
+                    inherited=cls.SECTION != "DEFAULT" and f.name in _INHERITED,
+                )
+            )
+    return specs

@@ -33,8 +33,10 @@ __all__ = [
     "PORT_BLOCK",
     "PORT_RANGE_START",
     "Instance",
+    "conf_text",
     "create_instance",
     "list_instances",
+    "port_base_of",
     "redhome",
     "resolve_instance",
     "template_text",
@@ -265,8 +267,7 @@ def create_instance(
             base = port_base
         for sub in SUBDIRS:
             (inst.home / sub).mkdir(parents=True, exist_ok=True)
-        ports = {key: base + off for key, off in _PORT_OFFSETS.items()}
-        text = template_text("red_params.conf").format(instance=inst.name, **ports)
+        text = conf_text(inst, base)
         _write_secret(inst.etc / "secret", secrets.token_urlsafe(32))
         # cfisrv's FTPS password (cfi_password = file:cfi_password in the template)
         _write_secret(inst.etc / "cfi_password", secrets.token_urlsafe(24))
@@ -279,6 +280,17 @@ def create_instance(
     if autostart:
         inst.autostart_flag.touch()
     return inst.conf_path
+
+
+def conf_text(inst: Instance, port_base: int) -> str:
+    """The ``red_params.conf`` a new instance gets, with the ports of ``port_base``'s block."""
+    ports = {key: port_base + off for key, off in _PORT_OFFSETS.items()}
+    return template_text("red_params.conf").format(instance=inst.name, **ports)
+
+
+def port_base_of(config_sched_port: int) -> int:
+    """The first port of the block whose ``sched_service_port`` is given (offset 0)."""
+    return config_sched_port - _PORT_OFFSETS["port_sched"]
 
 
 def _write_secret(path: Path, value: str) -> None:

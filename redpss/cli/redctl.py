@@ -61,6 +61,10 @@ further commands:
   db export [FILE]   write the current definitions in the same format
   db scripts         print the database-side scripts (REDSYS.SEND_MAIL …) for a DBA
                      (--output FILE, --show-secret, --grant-to USER_OR_ROLE)
+  config show [--effective] | get KEY | set KEY VALUE... | edit | diff [N] | history
+         | rollback [N]
+                     red_params.conf: every change checked whole first, backed up in
+                     etc/backup/ and audited; secrets shown as ********
   audit [--since WHEN] [--user NAME] [--grep COMMAND] [--tail N]
                      who changed what: log/audit.log (every state-changing command
                      of redctl, redsysctl, restctl and the REST API writes one line)

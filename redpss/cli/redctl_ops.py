@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from redpss import audit, control, shutdown
+from redpss.cli import redctl_config
 from redpss.config import Config
 from redpss.errors import ConfigError, RedpssError
 from redpss.instance import Instance
@@ -44,8 +45,11 @@ def audit_command(args: argparse.Namespace) -> str | None:
     name: str = args.command
     if name in READ_ONLY or getattr(args, "dry_run", False):
         return None
+    if name == "config":
+        action: str = args.config_action
+        return None if action in redctl_config.READ_ONLY else f"config {action}"
     if name == "db":
-        action: str = args.action
+        action = args.action
         if action == "export" or (action == "scripts" and not (args.output or args.show_secret)):
             return None
         return f"db {action}"
@@ -84,6 +88,7 @@ def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 def add_parsers(sub: Any) -> None:
     """Add the operations commands to redctl's sub-command parsers."""
+    redctl_config.add_parser(sub)
     p = sub.add_parser(
         "audit",
         help="show the audit log (who changed what, when, with which result)",
@@ -293,4 +298,5 @@ HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
     "stop": _stop,
     "abort": _abort,
     "audit": _audit,
+    "config": redctl_config.run,
 }
