@@ -58,7 +58,11 @@ further commands:
                      --with-scripts: install the database-side scripts too (Exasol only)
   db upgrade         apply pending dictionary migrations
   db apply FILE      check and upsert job/watcher/loader definitions from a TOML file
-  db export [FILE]   write the current definitions in the same format
+  db export [FILE]   write the current definitions (jobs, watchers, loaders) in the same
+                     format: export -> apply restores them on another instance
+  db remove job|watcher|loader NAME
+                     remove one definition (refused while another one needs it);
+                     prints what was removed, in the format of apply
   db scripts         print the database-side scripts (REDSYS.SEND_MAIL …) for a DBA
                      (--output FILE, --show-secret, --grant-to USER_OR_ROLE)
   config show [--effective] | get KEY | set KEY VALUE... | edit | diff [N] | history
@@ -112,8 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         redctl_jobs.add_arguments(name, p)
         redctl_ops.add_arguments(name, p)
     db = sub.add_parser("db", help=argparse.SUPPRESS, description="dictionary objects")
-    db.add_argument("action", choices=("init", "upgrade", "apply", "export", "scripts"))
-    db.add_argument("file", nargs="?", help="apply: the definitions file; export: output file")
+    db.add_argument("action", choices=("init", "upgrade", "apply", "export", "scripts", "remove"))
+    db.add_argument(
+        "file", nargs="?", help="apply: the definitions file; export: output file; "
+        "remove: job, watcher or loader"
+    )  # fmt: skip
+    db.add_argument("name", nargs="?", help="remove: the name of the job, watcher or loader")
     db.add_argument(
         "--with-scripts", action="store_true", help="init: install the database-side scripts"
     )
@@ -274,6 +282,8 @@ def _db(inst: Instance, args: argparse.Namespace) -> int:
         return redctl_jobs.db_apply(inst, args.file)
     if args.action == "export":
         return redctl_jobs.db_export(inst, args.file)
+    if args.action == "remove":
+        return redctl_ops.db_remove(inst, args)
     config = inst.load_config()
     if args.action == "scripts":
         text = db_scripts.render_db_scripts(

@@ -20,6 +20,7 @@ from redpss.cli import redctl_config
 from redpss.config import Config
 from redpss.errors import ConfigError, RedpssError
 from redpss.instance import Instance
+from redpss.sched.definitions import KINDS, remove_definition
 from redpss.supervisor import Supervisor
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "add_parsers",
     "audit_command",
     "check_usage",
+    "db_remove",
     "graceful_stop",
     "report_leftovers",
 ]
@@ -84,6 +86,23 @@ def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     """Option combinations that make no sense are usage errors (exit 2)."""
     if args.command == "stop" and args.if_idle and args.force:
         parser.error("stop: --if-idle and --force exclude each other")
+    if args.command == "db" and args.action == "remove":
+        if args.file not in KINDS or not args.name:
+            parser.error("usage: redctl db remove job|watcher|loader NAME")
+    elif args.command == "db" and args.name:
+        parser.error(f"db {args.action}: unexpected argument {args.name!r}")
+
+
+def db_remove(inst: Instance, args: argparse.Namespace) -> int:
+    """``redctl db remove job|watcher|loader NAME``."""
+    with control.open_instance_dictionary(inst, inst.load_config()) as d:
+        text = remove_definition(d, args.file, args.name)
+    if args.json:
+        print(json.dumps({"removed": args.file, "name": args.name, "definition": text}, indent=2))
+    else:
+        print(f"{args.file} {args.name} removed; to put it back, give this to redctl db apply:")
+        print(text, end="")
+    return 0
 
 
 def add_parsers(sub: Any) -> None:

@@ -27,6 +27,7 @@ key. ``[loader.NAME]`` tables go to the landing zone's loader definitions when i
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +37,19 @@ import tomli_w
 
 from redpss.dictionary import Dictionary
 from redpss.dictionary.jobs import JobDef, WatcherDef
-from redpss.dictionary.loaders import parse_loader
+from redpss.dictionary.loaders import Loader, LoaderColumn, parse_loader
 from redpss.errors import DefinitionsError
 from redpss.sched.triggers import DefinitionError, check_job, check_watcher
 
-__all__ = ["Definitions", "apply_file", "export_text", "parse_definitions"]
+__all__ = [
+    "KINDS",
+    "Definitions",
+    "apply_file",
+    "export_text",
+    "loader_table",
+    "parse_definitions",
+    "remove_definition",
+]
 
 _JOB_KEYS: dict[str, type | tuple[type, ...]] = {
     "schema": str, "kind": str, "action": str, "pool": str, "interval": int, "cron": str,
@@ -217,33 +226,120 @@ def apply_file(dictionary: Dictionary, path: Path) -> Definitions:
 
 
 def export_text(dictionary: Dictionary) -> str:
-    """Every job and watcher definition in the format of ``apply``."""
+    """Every job, watcher and loader definition in the format of ``apply`` (round-trips)."""
     doc: dict[str, Any] = {"job": {}, "watcher": {}}
     for j in dictionary.jobs():
-        t: dict[str, Any] = {"schema": j.schema, "kind": j.kind, "action": j.action, "pool": j.pool}
-        if j.schedule_type == "INTERVAL" and j.interval_seconds is not None:
-            t["interval"] = j.interval_seconds
-        elif j.schedule_type == "CRON" and j.cron_expr:
-            t["cron"] = j.cron_expr
-        t["active"] = j.active
-        if j.timeout_seconds is not None:
-            t["timeout"] = j.timeout_seconds
-        t["max_parallel"] = j.max_parallel
-        t["misfire"] = j.misfire_policy
-        if j.description:
-            t["description"] = j.description
-        doc["job"][j.name] = t
+        doc["job"].update(_one_job(j)["job"])
     for w in dictionary.watchers():
-        t = {
-            "schema": w.schema,
-            "kind": w.kind,
-            ("pattern" if w.kind == "FILE" else "query"): w.watch_text,
-            "interval": w.check_interval,
-            "executor": w.executor_job,
-            "active": w.active,
-        }
-        if w.description:
-            t["description"] = w.description
-        doc["watcher"][w.name] = t
-    header = "# job and watcher definitions, written by `redctl db export`\n"
-    return header + tomli_w.dumps({k: v for k, v in doc.items() if v})
+        doc["watcher"].update(_one_watcher(w)["watcher"])
+    doc["loader"] = {loader.name: loader_table(loader) for loader in dictionary.loaders()}
+    header = (
+        "# job, watcher and loader definitions, written by `redctl db export`;\n"
+        "# `redctl db apply FILE` puts them into another instance\n"
+    )
+    order = ("loader", "job", "watcher")  # a LOAD job names its loader, a watcher its job
+    return header + tomli_w.dumps({k: doc[k] for k in order if doc.get(k)})
+
+
+def loader_table(loader: Loader) -> dict[str, Any]:
+    """A loader as the ``[loader.NAME]`` table that :func:`parse_loader` reads back equal."""
+    t: dict[str, Any] = {"pattern": loader.pattern, "target": loader.target,
+                         "format": loader.format}  # fmt: skip
+    defaults = Loader(name=loader.name, pattern="", schema="", table="", columns=())
+    for attr, key in (
+        ("encoding", "encoding"), ("delimiter", "delimiter"), ("header", "header"),
+        ("null_string", "null"), ("date_format", "date_format"),
+        ("timestamp_format", "timestamp_format"), ("fixed_width", "fixed_width"),
+        ("marker", "marker"), ("duplicates", "duplicates"), ("active", "active"),
+    ):  # fmt: skip
+        value = getattr(loader, attr)
+        if value != getattr(defaults, attr) or attr == "active":
+            t[key] = value
+    if loader.quote != defaults.quote:
+        t["quote"] = loader.quote or ""
+    if loader.description is not None:
+        t["description"] = loader.description
+    t["columns"] = [_column_table(c) for c in loader.columns]
+    return t
+
+
+def _column_table(c: LoaderColumn) -> dict[str, Any]:
+    t: dict[str, Any] = {"name": c.name, "type": c.type}
+    for attr, key in (("source", "source"), ("source_pos", "pos"), ("format", "format"),
+                      ("fbv_start", "start"), ("fbv_size", "size")):  # fmt: skip
+        if getattr(c, attr) is not None:
+            t[key] = getattr(c, attr)
+    return t
+
+
+KINDS = ("job", "watcher", "loader")
+
+
+def remove_definition(dictionary: Dictionary, kind: str, name: str) -> str:
+    """Remove one job, watcher or loader; return its definition as a file ``apply`` reads.
+
+    Refused (nothing removed) while another definition needs it: a watcher its executor job,
+    a LOAD job its loader. An unknown name is :class:`~redpss.sched.control.NotFound` naming
+    the nearest ones. Runs that are active go on; jmon schedules no new ones.
+    """
+    from redpss.sched.control import NotFound, find_job, find_watcher
+
+    if kind == "job":
+        job = find_job(dictionary, name)
+        users = sorted(w.name for w in dictionary.watchers() if w.executor_job == name)
+        if users:
+            raise DefinitionsError(
+                f"job {name!r} is the executor of watcher(s) {', '.join(users)}: remove or "
+                "change those first; nothing was removed"
+            )
+        one = _one_job(job)
+        dictionary.delete_definition("job", name)
+    elif kind == "watcher":
+        one = _one_watcher(find_watcher(dictionary, name))
+        dictionary.delete_definition("watcher", name)
+    else:
+        loader = dictionary.loader(name)
+        if loader is None:
+            near = difflib.get_close_matches(name, [x.name for x in dictionary.loaders()], n=5)
+            hint = f"; did you mean: {', '.join(near)}" if near else ""
+            raise NotFound(f"no loader named {name!r}{hint}")
+        users = sorted(j.name for j in dictionary.jobs()
+                       if j.kind == "LOAD" and j.action.strip() == name)  # fmt: skip
+        if users:
+            raise DefinitionsError(
+                f"loader {name!r} is loaded by job(s) {', '.join(users)}: remove or change "
+                "those first; nothing was removed"
+            )
+        one = {"loader": {name: loader_table(loader)}}
+        dictionary.delete_loader(name)
+    return f"# {kind} {name}, removed by `redctl db remove`\n" + tomli_w.dumps(one)
+
+
+def _one_job(j: JobDef) -> dict[str, Any]:
+    t: dict[str, Any] = {"schema": j.schema, "kind": j.kind, "action": j.action, "pool": j.pool}
+    if j.schedule_type == "INTERVAL" and j.interval_seconds is not None:
+        t["interval"] = j.interval_seconds
+    elif j.schedule_type == "CRON" and j.cron_expr:
+        t["cron"] = j.cron_expr
+    t["active"] = j.active
+    if j.timeout_seconds is not None:
+        t["timeout"] = j.timeout_seconds
+    t["max_parallel"] = j.max_parallel
+    t["misfire"] = j.misfire_policy
+    if j.description:
+        t["description"] = j.description
+    return {"job": {j.name: t}}
+
+
+def _one_watcher(w: WatcherDef) -> dict[str, Any]:
+    t: dict[str, Any] = {
+        "schema": w.schema,
+        "kind": w.kind,
+        ("pattern" if w.kind == "FILE" else "query"): w.watch_text,
+        "interval": w.check_interval,
+        "executor": w.executor_job,
+        "active": w.active,
+    }
+    if w.description:
+        t["description"] = w.description
+    return {"watcher": {w.name: t}}
