@@ -14,7 +14,12 @@ backend:
    (``lua/redpss_client.lua``), the shared helpers (``lua/udf_common.lua``) and its own
    ``run(ctx)`` (``lua/udf/*.lua``) in one piece; it reads host, ports and secret with
    ``exa.get_connection``;
-4. for each grantee: ``EXECUTE`` on every script, and ``ACCESS ON CONNECTION … FOR SCRIPT …``
+4. ``ACCESS ON CONNECTION … FOR SCRIPT …`` for the dictionary user (``exa_username``), whose
+   SQL jobs call the scripts: the creator of a CONNECTION holds it ``WITH ADMIN OPTION`` but
+   not ``ACCESS``, and a script that reads a connection without ``ACCESS`` fails with
+   "insufficient privileges for using connection" (Exasol's "Hide Access Keys and Passwords");
+   without this, only a DBA (``ACCESS ANY CONNECTION``) could run them;
+5. for each grantee of ``--grant-to``: ``EXECUTE`` on every script, and the same ``ACCESS``
    (the connection's secret is usable by these scripts only, not readable by the grantee).
 """
 
@@ -209,12 +214,15 @@ def db_script_statements(
 ) -> list[str]:
     """The SQL statements that install the database-side scripts of ``instance``, in order.
 
-    ``grant_to`` names users or roles that may call the scripts. With ``mask_secret`` the
+    ``grant_to`` names users or roles that may call the scripts; the dictionary user
+    (``exa_username``) may always (it gets ``ACCESS`` on the connection; it owns the scripts when
+    it created REDSYS, else name it in ``grant_to`` too). With ``mask_secret`` the
     CONNECTION statement shows :data:`MASK` instead of the secret (for showing, not running).
     Raises ConfigError when the host the database should use cannot be told, ValueError for a
     grantee that is not a plain name.
     """
-    grantees = [grantee_name(g) for g in grant_to]
+    grantees = list(dict.fromkeys(grantee_name(g) for g in grant_to))
+    user = grantee_name(config.default.exa_username)
     conn = connection_name(instance)
     secret = MASK if mask_secret else config.redsys.pss_secret.reveal()
     statements = [
@@ -227,9 +235,10 @@ def db_script_statements(
             f"CREATE OR REPLACE LUA {script.kind} SCRIPT {script.signature()}\n"
             f"RETURNS {script.returns} AS\n{udf_source(script, conn)}"
         )
-    for grantee in grantees:
+    for grantee in [user, *(g for g in grantees if g != user)]:
         for script in SCRIPTS:
-            statements.append(f"GRANT EXECUTE ON {SCHEMA}.{script.name} TO {grantee}")
+            if grantee in grantees:
+                statements.append(f"GRANT EXECUTE ON {SCHEMA}.{script.name} TO {grantee}")
             statements.append(
                 f"GRANT ACCESS ON CONNECTION {conn} FOR SCRIPT {SCHEMA}.{script.name} TO {grantee}"
             )

@@ -77,6 +77,7 @@ microseconds.
 
 from __future__ import annotations
 
+import pickle
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -84,7 +85,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import duckdb
 import pyexasol
@@ -94,10 +95,13 @@ from sqlglot.errors import SqlglotError
 
 from tests.unit import exasol_emulator_sql as sql
 from tests.unit.exasol_emulator_import import import_rows
+from tests.unit.exasol_emulator_privs import DBA, Denied, Privileges
 
 __all__ = ["EmulatedConnection", "EmulatedDatabase", "EmulatedStatement"]
 
-CONFLICT, CONSTRAINT, OTHER = "40001", "27001", "42000"
+T = TypeVar("T")
+
+CONFLICT, CONSTRAINT, OTHER, DENIED = "40001", "27001", "42000", "42500"
 DEFAULT_TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF6"
 """Exasol's default NLS_TIMESTAMP_FORMAT (changelog 13409: "remains unchanged")."""
 DEFAULT_RELEASE = "8.32.0"
@@ -182,6 +186,10 @@ class EmulatedDatabase:
             self.duck.execute(f"ATTACH '{copy_of}' AS saved (READ_ONLY)")
             self.duck.execute("COPY FROM DATABASE saved TO memory")
             self.duck.execute("DETACH saved")
+        self.privileges = Privileges()
+        """Users, owners and grants (tests/unit/exasol_emulator_privs.py)."""
+        if copy_of is not None:
+            self.privileges = pickle.loads(_privileges_file(copy_of).read_bytes())
         self.statements: list[tuple[int, str]] = []
         """Every statement received, with the number of the connection that sent it."""
         self.settings: list[tuple[int, str, str]] = []
@@ -197,10 +205,15 @@ class EmulatedDatabase:
         self._open: list[EmulatedConnection] = []
 
     def connect(self, settings: object = None) -> EmulatedConnection:
-        """A new connection: the ``connect`` argument of ``Session``."""
+        """A new connection as ``settings.user`` (without settings: SYS, the DBA): the
+        ``connect`` argument of ``Session``. ExaAuthError for a user who may not log in."""
+        try:
+            user = self.privileges.login(str(getattr(settings, "user", None) or DBA))
+        except Denied as exc:
+            raise pyexasol.ExaAuthError(_Options(), str(exc)) from None
         with self._lock:
             self.connects += 1
-            conn = EmulatedConnection(self, self.connects)
+            conn = EmulatedConnection(self, self.connects, user)
             self._open.append(conn)
         return conn
 
@@ -253,6 +266,7 @@ class EmulatedDatabase:
         self.duck.execute(f"ATTACH '{path}' AS saved")
         self.duck.execute("COPY FROM DATABASE memory TO saved")
         self.duck.execute("DETACH saved")
+        _privileges_file(path).write_bytes(pickle.dumps(self.privileges))
 
     def close(self) -> None:
         """Close every connection and the database."""
@@ -263,13 +277,23 @@ class EmulatedDatabase:
         self.duck.close()
 
 
+def _privileges_file(path: Path) -> Path:
+    return path.with_name(path.name + ".privileges")
+
+
+class _Options:
+    """What pyexasol's errors read from a connection that never opened."""
+
+    options: ClassVar[dict[str, object]] = {"dsn": "emulated", "user": "", "verbose_error": False}
+
+
 class EmulatedConnection:
     """The Connection protocol of the Exasol session, on a DuckDB cursor."""
 
-    def __init__(self, db: EmulatedDatabase, number: int) -> None:
-        self.db, self.number = db, number
+    def __init__(self, db: EmulatedDatabase, number: int, user: str = DBA) -> None:
+        self.db, self.number, self.user = db, number, user
         self.cursor = db.duck.cursor()
-        self.options = {"dsn": "emulated", "user": "EMULATED", "verbose_error": False}
+        self.options = {"dsn": "emulated", "user": user, "verbose_error": False}
         self.login_info: dict[str, Any] = {"releaseVersion": db.release}
         self.session: dict[str, str] = {"TIME_ZONE": db.db_timezone}
         self.session["NLS_TIMESTAMP_FORMAT"] = DEFAULT_TIMESTAMP_FORMAT
@@ -341,6 +365,15 @@ class EmulatedConnection:
         self._check_open()
         with self.db._lock:
             self.db.statements.append((self.number, f"IMPORT INTO {table} (emulated)"))
+        schema, name = table if isinstance(table, tuple) else (self.current_schema(), table)
+        privileges = self.db.privileges
+        try:
+            self._allowed("IMPORT", lambda: privileges.require_system(self.user, "IMPORT"))
+            self._allowed(
+                "IMPORT", lambda: privileges.require_object(self.user, "INSERT", schema, name)
+            )
+        except pyexasol.ExaQueryError as exc:
+            raise ExaImportError(self, (exc,)) from exc
         try:
             import_rows(self, src, table, import_params)
         except (Exception, KeyboardInterrupt) as exc:
@@ -426,13 +459,27 @@ class EmulatedConnection:
         elif sql.REFUSED_RE.match(query):
             raise self._error(query, OTHER, "not emulated (see tests/unit/exasol_emulator.py)")
         elif m := sql.CONNECTION_RE.match(query):
+            self._allowed(query, lambda: self.db.privileges.created_connection(self.user, m[1]))
             self._run(sql.STORE_CONNECTION, [m.group(1), m.group(2).replace("''", "'")])
         elif m := sql.SCRIPT_RE.match(query):
-            script = (m.group(2) or "", m.group(3), (m.group(1) or "LUA").upper(), query)
-            self._run(sql.STORE_SCRIPT, script)
-        elif not sql.IGNORED_RE.match(query):
+            schema = m.group(2) or self.current_schema()
+            privileges = self.db.privileges
+            self._allowed(query, lambda: privileges.require_create(self.user, "SCRIPT", schema))
+            self._run(sql.STORE_SCRIPT, (schema, m.group(3), (m.group(1) or "LUA").upper(), query))
+            privileges.created_script(self.user, schema, m.group(3), query)
+        elif sql.GRANT_RE.match(query):
+            if not self._allowed(query, lambda: self.db.privileges.grant(self.user, query)):
+                raise self._error(query, OTHER, "this GRANT is not emulated")
+        else:
             return None
         return EmulatedStatement([], 0)
+
+    def _allowed(self, query: str, check: Callable[[], T]) -> T:
+        """``check()``; its Denied is Exasol's insufficient privileges error (42500)."""
+        try:
+            return check()
+        except Denied as exc:
+            raise self._error(query, DENIED, str(exc)) from None
 
     def _execute(self, query: str) -> EmulatedStatement:
         special = self._special(query)
@@ -448,6 +495,9 @@ class EmulatedConnection:
         after = done.after
         if done.creates and self._run(sql.TABLE_EXISTS, done.creates, write=False).fetchone():
             after = ()
+        self._allowed(
+            query, lambda: self.db.privileges.check(self.user, done.access, self.current_schema())
+        )
         write = done.kind != "query"
         if done.clock or done.kind != "other":  # a view may read the clock too
             now = self.db.clock().astimezone(UTC).replace(tzinfo=None)
@@ -462,6 +512,8 @@ class EmulatedConnection:
             raise self._collision(exc, done.target) from exc.__cause__
         if done.target:
             self._written.add(done.target)
+        if done.access.create and done.access.create[0] == "SCHEMA":
+            self.db.privileges.created_schema(self.user, done.access.create[1])
         if done.kind == "dml":
             count = cursor.fetchall()
             result = EmulatedStatement([], int(count[0][0]) if count else 0)

@@ -17,6 +17,8 @@ from sqlglot.dialects.exasol import Exasol
 from sqlglot.errors import ErrorLevel
 from sqlglot.generators.exasol import ExasolGenerator
 
+from tests.unit.exasol_emulator_privs import Access, access_of
+
 LENGTH_CHECK = "length("
 """In the text of the CHECK constraint that stands for the length of a VARCHAR(n)."""
 
@@ -120,7 +122,7 @@ OPEN_SCHEMA_RE = re.compile(r'\s*OPEN\s+SCHEMA\s+("?\w+"?)\s*;?\s*$', re.I)
 CONNECTION_RE = re.compile(
     r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?CONNECTION\s+(\w+)\s+TO\s+'((?:[^']|'')*)'", re.I
 )
-IGNORED_RE = re.compile(r"\s*GRANT\s", re.I)
+GRANT_RE = re.compile(r"\s*GRANT\s", re.I)
 REFUSED_RE = re.compile(r"\s*(EXECUTE\s+SCRIPT|IMPORT|EXPORT)\s", re.I)
 TX_RE = re.compile(r"\s*(COMMIT|ROLLBACK)(\s+WORK)?\s*;?\s*$", re.I)
 
@@ -159,6 +161,9 @@ def setup_statements() -> tuple[str, ...]:
     return SETUP
 
 
+NO_ACCESS = Access()
+
+
 @dataclass(frozen=True)
 class Translation:
     """The DuckDB statements for one Exasol statement."""
@@ -174,6 +179,8 @@ class Translation:
     """The table a DML statement writes, ``SCHEMA.TABLE``."""
     clock: bool = False
     """The statement reads the clock: the connection sets ``exa_emu_now`` (UTC) first."""
+    access: Access = NO_ACCESS
+    """The privileges it needs (tests/unit/exasol_emulator_privs.py)."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,7 @@ def _translate(query: str, context: Context) -> Translation:
             f'unless quoted ("{word}")'
         )
     _check_version(tree, context.version)
+    access = access_of(tree)
     _rewrite_expressions(tree, context.db_timezone, context.session_timezone)
     before: list[str] = []
     after: list[str] = []
@@ -261,7 +269,7 @@ def _translate(query: str, context: Context) -> Translation:
         kind = "query" if isinstance(tree, exp.Query) else "other"
     statement = tree.sql("duckdb", unsupported_level=ErrorLevel.RAISE)
     clock = CLOCK_VARIABLE in statement
-    return Translation(tuple(before), statement, tuple(after), kind, creates, target, clock)
+    return Translation(tuple(before), statement, tuple(after), kind, creates, target, clock, access)
 
 
 def reserved_word(tree: exp.Expression, tolerated: frozenset[str] = frozenset()) -> str | None:

@@ -36,7 +36,11 @@ def config(inst: Instance) -> Config:
 
 
 def creates(statements: list[str]) -> list[str]:
-    return [s.split("(", 1)[0] for s in statements if " SCRIPT " in s.split("\n", 1)[0]]
+    return [
+        s.split("(", 1)[0]
+        for s in statements
+        if s.startswith("CREATE") and " SCRIPT " in s.split("\n", 1)[0]
+    ]
 
 
 def test_the_statements_in_order(config: Config) -> None:
@@ -51,7 +55,13 @@ def test_the_statements_in_order(config: Config) -> None:
         "CREATE OR REPLACE LUA SCALAR SCRIPT REDSYS.SEND_FILE",
         "CREATE OR REPLACE LUA SCALAR SCRIPT REDSYS.REDPSS_PING",
     ]
-    assert len(statements) == 2 + len(dbs.SCRIPTS)  # no grants unless asked
+    # no grants unless asked, but ACCESS for the dictionary user (it runs the SQL jobs)
+    access = [s for s in statements if s.startswith("GRANT")]
+    assert access == [
+        f"GRANT ACCESS ON CONNECTION REDPSS_TST1 FOR SCRIPT REDSYS.{s.name} TO REDSYS"
+        for s in dbs.SCRIPTS
+    ]
+    assert len(statements) == 2 + 2 * len(dbs.SCRIPTS)
     mail = statements[2]
     assert mail.split("\n")[:2] == [
         "CREATE OR REPLACE LUA SCALAR SCRIPT REDSYS.SEND_MAIL(mail_to VARCHAR(20000), "
@@ -99,7 +109,7 @@ def test_quotes_in_the_secret_are_escaped(make_instance: MakeInstance) -> None:
 def test_grants_per_script(config: Config) -> None:
     statements = dbs.db_script_statements(config, "tst1", grant_to=["app_role", "Bob"])
     grants = [s for s in statements if s.startswith("GRANT")]
-    assert len(grants) == 2 * 2 * len(dbs.SCRIPTS)
+    assert len(grants) == (1 + 2 * 2) * len(dbs.SCRIPTS)  # ACCESS for REDSYS too
     assert "GRANT EXECUTE ON REDSYS.SEND_MAIL TO APP_ROLE" in grants
     assert "GRANT ACCESS ON CONNECTION REDPSS_TST1 FOR SCRIPT REDSYS.SEND_MAIL TO BOB" in grants
     with pytest.raises(ValueError, match="not a user or role name"):
@@ -130,7 +140,7 @@ def lua_bodies(config: Config) -> list[tuple[str, str]]:
     out = []
     for sql in dbs.db_script_statements(config, "tst1"):
         head, _, rest = sql.partition(" AS\n")
-        if " SCRIPT " in head:
+        if head.startswith("CREATE") and " SCRIPT " in head:
             out.append((head.split("(")[0].rsplit(".", 1)[1], rest))
     return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyexasol
@@ -50,7 +51,7 @@ def exa_instance(
         unknown = set(kwargs) - CONNECT_ARGS
         assert not unknown, f"pyexasol.connect does not take {unknown}"
         calls.append(kwargs)
-        return empty_exa_db.connect()
+        return empty_exa_db.connect(SimpleNamespace(user=kwargs["user"]))
 
     monkeypatch.setattr(pyexasol, "connect", connect)
     return calls
@@ -106,7 +107,9 @@ def test_version_and_status_read_the_exasol_dictionary(
 
 
 def _answer_with(monkeypatch: pytest.MonkeyPatch, db: EmulatedDatabase) -> None:
-    monkeypatch.setattr(pyexasol, "connect", lambda **kwargs: db.connect())
+    monkeypatch.setattr(
+        pyexasol, "connect", lambda **kwargs: db.connect(SimpleNamespace(user=kwargs["user"]))
+    )
 
 
 @pytest.mark.parametrize(

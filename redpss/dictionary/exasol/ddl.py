@@ -24,8 +24,10 @@ from redpss.dictionary.model import REDSYS
 from redpss.dictionary.objects import Column, Model, Scope, Table, View, parse_type
 
 __all__ = [
+    "DICTIONARY_USER_PRIVILEGES",
     "add_column_ddl",
     "column_type",
+    "dictionary_user_grants",
     "epoch_seconds",
     "grants",
     "migration_statements",
@@ -164,6 +166,26 @@ def view_ddl(view: View, model: Model, version: int, schema: str = REDSYS) -> st
     else:
         select = f"SELECT * FROM {schema}.{view.base}"
     return f"CREATE OR REPLACE VIEW {schema}.{view.name} AS\n{select}"
+
+
+DICTIONARY_USER_PRIVILEGES = (
+    "CREATE SESSION",
+    "CREATE SCHEMA",
+    "CREATE TABLE",
+    "CREATE VIEW",
+    "CREATE SCRIPT",
+    "CREATE CONNECTION",
+    "IMPORT",
+)
+"""The system privileges of the dictionary user (``exa_username``), who needs no DBA role: it
+creates REDSYS and the target schemas (and so owns them and everything in them), the
+database-side scripts and their CONNECTION, and loads with ``IMPORT``. Loading into a table of
+a schema it does not own needs ``INSERT`` on that table besides (the DBA's grant)."""
+
+
+def dictionary_user_grants(user: str) -> list[str]:
+    """What a DBA runs once to let ``user`` be the dictionary user (docs/dictionary.md)."""
+    return [f"GRANT {privilege} TO {ident(user)}" for privilege in DICTIONARY_USER_PRIVILEGES]
 
 
 def grants(view: View, schema: str = REDSYS) -> list[str]:
