@@ -81,7 +81,12 @@ def role(lines: list[str], size: int, home: Path) -> tuple[float, Path]:
     dbls.start()
     try:
         began = time.perf_counter()
-        with wire.WireClient("127.0.0.1", config.redsys.dbls_port, timeout=60) as client:
+        with wire.WireClient(
+            "127.0.0.1",
+            config.redsys.dbls_port,
+            secret=config.redsys.pss_secret.reveal(),
+            timeout=60,
+        ) as client:
             for i in range(0, len(lines), size):
                 r = client.call("log", schema="BENCH", lines=lines[i : i + size])
                 assert r["written"] == len(lines[i : i + size])

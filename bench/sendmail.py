@@ -87,7 +87,12 @@ def role(port: int, mails: int, counter: Counter, home: Path) -> float:
     sendmail.start()
     try:
         began = time.perf_counter()
-        with wire.WireClient("127.0.0.1", config.redsys.sendmail_port, timeout=60) as client:
+        with wire.WireClient(
+            "127.0.0.1",
+            config.redsys.sendmail_port,
+            secret=config.redsys.pss_secret.reveal(),
+            timeout=60,
+        ) as client:
             for i in range(mails):
                 client.call("send", to="b@example.com", subject=f"role {i}", body="x" * 200)
         counter.wait(2 * mails)

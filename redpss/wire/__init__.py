@@ -1,6 +1,6 @@
 """The internal protocol that roles speak: one JSON object per line over TCP.
 
-A request is ``{"id": …, "op": "<name>", "args": {…}, "secret": "…"}``, a reply is
+A request is ``{"secret": "…", "id": …, "op": "<name>", "args": {…}}``, a reply is
 ``{"id": …, "ok": true, "result": …}`` or ``{"id": …, "ok": false, "error": {"code": …,
 "message": …}}``. The full contract, written for client authors (a Lua script inside Exasol
 included), is ``docs/protocol.md``; keep the two in step.
@@ -26,7 +26,10 @@ from redpss.wire.client import _closed_by_peer as _closed_by_peer  # used by the
 from redpss.wire.frames import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_LINE,
+    DEFAULT_MAX_UNAUTHENTICATED,
+    DEFAULT_PREAUTH_TIMEOUT,
     DEFAULT_TIMEOUT,
+    PREAUTH_LIMIT,
     Peer,
     authorize,
     encode,
@@ -38,7 +41,10 @@ from redpss.wire.server import Op, WireServer
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_LINE",
+    "DEFAULT_MAX_UNAUTHENTICATED",
+    "DEFAULT_PREAUTH_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "PREAUTH_LIMIT",
     "Op",
     "Peer",
     "WireClient",

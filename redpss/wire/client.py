@@ -116,9 +116,9 @@ class WireClient:
         with self._lock:
             req_id = self._next_id
             self._next_id += 1
-            message: dict[str, Any] = {"id": req_id, "op": op, "args": dict(args or {})}
-            if self.secret:
-                message["secret"] = self.secret
+            # the secret first: a server reads a request's first 64 KiB before it trusts it
+            message: dict[str, Any] = {"secret": self.secret} if self.secret else {}
+            message.update(id=req_id, op=op, args=dict(args or {}))
             self._send(encode(message), op)
             line = self._receive(op)
             try:

@@ -3,10 +3,19 @@
 Shared by :mod:`redpss.wire.server` and :mod:`redpss.wire.client`: the default limits, the
 encoding of one message as one line, reading a request line (with its size limit), parsing a
 request into its ``id``, ``op`` and ``args``, error replies, :class:`Peer` and the
-authorisation rule (:func:`authorize`). The error codes a server itself produces are
-``bad_json``, ``bad_request``, ``line_too_long``, ``unauthorized``, ``unknown_op``,
-``bad_args`` and ``internal``, each raised as :class:`~redpss.errors.RemoteError`; see
-``docs/protocol.md``.
+authorisation rule (:func:`authorize`, :func:`find_secret`). The error codes a server itself
+produces are ``bad_json``, ``bad_request``, ``line_too_long``, ``unauthorized``, ``busy``,
+``unknown_op``, ``bad_args`` and ``internal``, each raised as
+:class:`~redpss.errors.RemoteError`; see ``docs/protocol.md``.
+
+Every request must carry the instance secret, loopback included: on a shared host loopback is
+every local user. A request is read in two steps so that a caller without the secret costs at
+most :data:`PREAUTH_LIMIT` bytes of memory: the first part of the line, then (only when the
+secret in that first part is right) the rest.
+
+JSON is decoded strictly: no ``NaN``/``Infinity``, integers of at most 64 bits, finite floats,
+no lone surrogates in strings. Python's json module accepts all of them, and each one has
+caused harm further in (a NaN time limit that never expires, a reply that cannot be encoded).
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -26,6 +37,14 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 """Seconds a server waits for the next request before it closes the connection."""
 DEFAULT_TIMEOUT = 10.0
 """Seconds a client waits to connect and for each reply."""
+PREAUTH_LIMIT = 64 << 10
+"""Bytes of a request line read before its secret is checked (the secret must be in them)."""
+DEFAULT_MAX_UNAUTHENTICATED = 64
+"""Connections a server holds at once that have not yet sent a request with the right secret."""
+DEFAULT_PREAUTH_TIMEOUT = 10.0
+"""Seconds a new connection has to send its first request with the right secret."""
+INT_LIMIT = (1 << 63) - 1
+"""Largest magnitude of an integer in a message (64-bit signed, what Exasol and SQLite hold)."""
 _DISCARD_CHUNK = 64 << 10
 
 
@@ -63,25 +82,136 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
-def authorize(
-    peer: Peer, given: object, secret: str | None, *, require_on_loopback: bool = False
-) -> bool:
-    """Decide whether a request carrying secret ``given`` from ``peer`` may be served.
+def authorize(given: object, secret: str | None) -> bool:
+    """Decide whether a request carrying ``given`` as its secret may be served.
 
-    Loopback peers need no secret unless ``require_on_loopback``; everyone else must present
-    the instance secret. Without a configured secret only (unenforced) loopback passes.
+    Whoever the peer is (loopback included), ``given`` must equal the instance secret; the
+    comparison takes the same time wherever the first difference is. Without a configured
+    secret nothing passes.
     """
-    if peer.loopback and not require_on_loopback:
-        return True
     if not secret or not isinstance(given, str):
         return False
-    return hmac.compare_digest(given.encode(), secret.encode())
+    try:
+        return hmac.compare_digest(given.encode(), secret.encode())
+    except UnicodeEncodeError:  # a lone surrogate: cannot be the secret
+        return False
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def find_secret(head: bytes) -> object:
+    """The value of the ``secret`` member in the first part of a request line, or None.
+
+    ``head`` is the start of a line too long to parse whole before the caller is known. Its
+    top-level members are read in order until ``secret``; anything before it must be complete
+    in ``head`` (clients put ``secret`` first). Never raises.
+    """
+    text = _decode_head(head)
+    if text is None:
+        return None
+    i = _WS.match(text).end()  # type: ignore[union-attr]  # matches the empty string
+    if text[i : i + 1] != "{":
+        return None
+    i += 1
+    while True:
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i : i + 1] != '"':
+            return None
+        try:
+            key, i = json.decoder.scanstring(text, i + 1, True)  # type: ignore[attr-defined]
+            i = _WS.match(text, i).end()  # type: ignore[union-attr]
+            if text[i : i + 1] != ":":
+                return None
+            i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+            value, i = _DECODER.raw_decode(text, i)
+        except (ValueError, RecursionError):
+            return None
+        if key == "secret":
+            return value
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i : i + 1] != ",":
+            return None
+        i += 1
+
+
+def _decode_head(head: bytes) -> str | None:
+    """``head`` as text; a character cut at its end is dropped, any other bad byte is None."""
+    for cut in range(4):
+        try:
+            return head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:
+                return None
+    return None
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
-    """Serialise one message as a protocol line (compact UTF-8 JSON plus ``\\n``)."""
+    """Serialise one message as a protocol line (compact UTF-8 JSON plus ``\\n``).
+
+    A lone surrogate (a file name read with ``surrogateescape``, say) cannot be UTF-8: such a
+    message is sent with ``\\u`` escapes instead of failing.
+    """
     text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode() + b"\n"
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(message, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+class _Refused(ValueError):
+    """A value JSON allows and the protocol does not (NaN, a huge integer, a lone surrogate)."""
+
+
+def _parse_constant(name: str) -> float:
+    raise _Refused(f"{name} is not a number the protocol accepts (give a finite number)")
+
+
+def _parse_int(text: str) -> int:
+    # checked on the digits, before int() would spend time on a 4 300-digit string
+    if len(text.lstrip("-")) > 19 or abs(value := int(text)) > INT_LIMIT:
+        raise _Refused(
+            f"integer {text[:30]}{'…' if len(text) > 30 else ''} is out of range "
+            f"(at most {INT_LIMIT} in magnitude)"
+        )
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"number {text[:30]} is out of range (not a finite double)")
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    parse_constant=_parse_constant, parse_int=_parse_int, parse_float=_parse_float
+)
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode one JSON document strictly (see the module docstring); ValueError says why."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    value = _DECODER.decode(text)
+    raw = data if isinstance(data, bytes) else text.encode("utf-8", "surrogatepass")
+    if _MAYBE_SURROGATE.search(raw) and _has_lone_surrogate(value):
+        raise _Refused("a string holds a lone surrogate (\\ud800-\\udfff): not Unicode text")
+    return value
 
 
 def _hostport(host: str, port: int) -> str:
@@ -95,11 +225,13 @@ def _error_reply(req_id: object, code: str, message: str) -> dict[str, Any]:
 def _decode_request(line: bytes) -> dict[str, Any]:
     """Parse a request line into an object, or raise RemoteError(bad_json|bad_request)."""
     try:
-        request = json.loads(line.decode("utf-8"))
+        request = loads(line)
     except UnicodeDecodeError as exc:
         raise RemoteError("bad_json", f"request is not valid UTF-8: {exc.reason}") from exc
     except json.JSONDecodeError as exc:
         raise RemoteError("bad_json", f"request is not valid JSON: {exc}") from exc
+    except _Refused as exc:
+        raise RemoteError("bad_json", f"request is not accepted: {exc}") from exc
     except RecursionError as exc:
         raise RemoteError("bad_json", "request is nested too deeply") from exc
     if not isinstance(request, dict):
@@ -126,19 +258,39 @@ def _request_args(request: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def _read_line(rfile: BinaryIO, max_line: int) -> bytes | None:
-    """Read one line without its terminator; None at EOF (a partial last line is dropped).
+def _read_head(rfile: BinaryIO, max_line: int) -> tuple[bytes, bool] | None:
+    """Read the first part of a line: at most ``min(PREAUTH_LIMIT, max_line)`` bytes.
+
+    Returns ``(line, True)`` for a whole line (without its terminator), ``(head, False)`` when
+    the line goes on (``head`` is then one byte longer than that limit), None at EOF (a partial
+    last line is dropped).
+    """
+    limit = min(PREAUTH_LIMIT, max_line)
+    head = rfile.readline(limit + 1)
+    if head.endswith(b"\n"):
+        return head[:-1].rstrip(b"\r"), True
+    if len(head) <= limit:
+        return None
+    return head, False
+
+
+def _read_rest(rfile: BinaryIO, head: bytes, max_line: int) -> bytes | None:
+    """Read the rest of the line ``head`` began; None at EOF.
 
     A line longer than ``max_line`` is consumed up to its newline and reported by raising
     RemoteError(line_too_long), so that the connection can go on with the next line.
     """
-    line = rfile.readline(max_line + 1)
-    if line.endswith(b"\n"):
-        return line[:-1].rstrip(b"\r")
-    if len(line) <= max_line:
-        return None
+    room = max_line - len(head)
+    if room >= 0:
+        rest = rfile.readline(room + 1)
+        if rest.endswith(b"\n"):
+            return (head + rest[:-1]).rstrip(b"\r")
+        if len(rest) <= room:
+            return None
     while True:
         chunk = rfile.readline(_DISCARD_CHUNK)
-        if not chunk or chunk.endswith(b"\n"):
+        if not chunk:
+            return None
+        if chunk.endswith(b"\n"):
             break
     raise RemoteError("line_too_long", f"request line exceeds {max_line} bytes; it was discarded")

@@ -24,14 +24,19 @@ from redpss.errors import RemoteError, ServiceUnavailable, WireError
 from redpss.wire.frames import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_LINE,
+    DEFAULT_MAX_UNAUTHENTICATED,
+    DEFAULT_PREAUTH_TIMEOUT,
+    PREAUTH_LIMIT,
     Peer,
     _decode_request,
     _error_reply,
-    _read_line,
+    _read_head,
+    _read_rest,
     _request_args,
     _request_id,
     authorize,
     encode,
+    find_secret,
     local_address,
 )
 
@@ -50,7 +55,13 @@ def _utc_now() -> str:
 
 
 class _Connection(socketserver.BaseRequestHandler):
-    """Serves the requests of one connection in order until EOF, idle timeout or stop."""
+    """Serves the requests of one connection in order until EOF, idle timeout or stop.
+
+    A new connection is *unauthenticated* until one of its requests carries the right secret:
+    the server holds at most ``max_unauthenticated`` such connections, each for at most
+    ``preauth_timeout`` seconds. A request whose secret is missing or wrong is answered
+    ``unauthorized`` and its connection closed.
+    """
 
     def handle(self) -> None:
         server = cast(WireServer, self.server)
@@ -58,9 +69,17 @@ class _Connection(socketserver.BaseRequestHandler):
         peer = Peer.from_address(self.client_address)
         if not server._register(sock):
             return
-        logger.debug("%s: %s connected", server.name, peer)
         rfile = sock.makefile("rb")
         try:
+            if not server._enter_preauth(sock):
+                logger.warning(
+                    "%s: %s refused: %d connections are waiting to authenticate",
+                    server.name, peer, server.max_unauthenticated,
+                )  # fmt: skip
+                message = "too many connections are waiting to authenticate; try again"
+                sock.sendall(encode(_error_reply(None, "busy", message)))
+                return
+            logger.debug("%s: %s connected", server.name, peer)
             sock.settimeout(server.idle_timeout)
             self._serve(server, sock, cast(BinaryIO, rfile), peer)
         except TimeoutError:
@@ -74,17 +93,45 @@ class _Connection(socketserver.BaseRequestHandler):
     @staticmethod
     def _serve(server: WireServer, sock: socket.socket, rfile: BinaryIO, peer: Peer) -> None:
         while True:
+            line = _Connection._next_line(server, sock, rfile, peer)
+            if line is None:
+                return
+            if not line.strip():
+                continue
+            reply, verdict = server._handle_line(line, peer)
+            sock.sendall(reply)
+            if verdict is False:
+                return  # unauthorized: nothing more is read from this peer
+            if verdict:
+                server._leave_preauth(sock)
+
+    @staticmethod
+    def _next_line(
+        server: WireServer, sock: socket.socket, rfile: BinaryIO, peer: Peer
+    ) -> bytes | None:
+        """The next request line; its rest is read only when its first part has the secret."""
+        while True:
+            got = _read_head(rfile, server.max_line)
+            if got is None:
+                logger.debug("%s: %s disconnected", server.name, peer)
+                return None
+            head, whole = got
+            if whole:
+                return head
+            if not authorize(find_secret(head), server.secret):
+                refused = RemoteError(
+                    "unauthorized",
+                    f"missing or wrong secret in the first {PREAUTH_LIMIT} bytes of the "
+                    "request (send 'secret' first)",
+                )
+                server._log_rejected(peer, "?", None, refused)
+                sock.sendall(encode(_error_reply(None, refused.code, refused.message)))
+                return None
             try:
-                line = _read_line(rfile, server.max_line)
+                return _read_rest(rfile, head, server.max_line)
             except RemoteError as exc:
                 logger.info("%s: %s %s: %s", server.name, peer, exc.code, exc.message)
                 sock.sendall(encode(_error_reply(None, exc.code, exc.message)))
-                continue
-            if line is None:
-                logger.debug("%s: %s disconnected", server.name, peer)
-                return
-            if line.strip():
-                sock.sendall(server._handle_line(line, peer))
 
 
 class WireServer(socketserver.ThreadingTCPServer):
@@ -105,13 +152,21 @@ class WireServer(socketserver.ThreadingTCPServer):
         *,
         host: str,
         port: int,
-        secret: str | None,
+        secret: str,
         max_line: int = DEFAULT_MAX_LINE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        require_secret_on_loopback: bool = False,
+        preauth_timeout: float = DEFAULT_PREAUTH_TIMEOUT,
+        max_unauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED,
         name: str = "wire",
     ) -> None:
-        """Prepare a server; bind and serve with :meth:`start`."""
+        """Prepare a server; bind and serve with :meth:`start`.
+
+        Every request must carry ``secret`` (loopback included); an empty one is refused here.
+        """
+        if not secret:
+            raise ValueError("a wire server needs the instance secret (pss_secret)")
+        if preauth_timeout <= 0 or max_unauthenticated < 1:
+            raise ValueError("preauth_timeout and max_unauthenticated must be positive")
         if max_line < 1:
             raise ValueError(f"max_line must be positive, not {max_line}")
         if idle_timeout <= 0:
@@ -124,13 +179,15 @@ class WireServer(socketserver.ThreadingTCPServer):
         self.secret = secret
         self.max_line = max_line
         self.idle_timeout = idle_timeout
-        self.require_secret_on_loopback = require_secret_on_loopback
+        self.preauth_timeout = preauth_timeout
+        self.max_unauthenticated = max_unauthenticated
         self.name = name
         self.ops: dict[str, Op] = self._dispatch_table(handler)
         self._lock = threading.Lock()
         self._state = "new"
         self._thread: threading.Thread | None = None
         self._connections: dict[socket.socket, threading.Thread] = {}
+        self._unauthenticated: dict[socket.socket, float] = {}  # connection -> deadline
 
     def _dispatch_table(self, handler: object) -> dict[str, Op]:
         ops: dict[str, Op] = {"ping": self._ping}
@@ -235,31 +292,68 @@ class WireServer(socketserver.ThreadingTCPServer):
     def _unregister(self, sock: socket.socket) -> None:
         with self._lock:
             self._connections.pop(sock, None)
+            self._unauthenticated.pop(sock, None)
+
+    @property
+    def unauthenticated(self) -> int:
+        """How many connections have not yet sent a request with the right secret."""
+        with self._lock:
+            return len(self._unauthenticated)
+
+    def _enter_preauth(self, sock: socket.socket) -> bool:
+        """Count a new connection as unauthenticated; False when too many are already."""
+        with self._lock:
+            if len(self._unauthenticated) >= self.max_unauthenticated:
+                return False
+            self._unauthenticated[sock] = time.monotonic() + self.preauth_timeout
+            return True
+
+    def _leave_preauth(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._unauthenticated.pop(sock, None)
+
+    def service_actions(self) -> None:
+        """Close connections that did not authenticate in time (the accept loop calls this)."""
+        now = time.monotonic()
+        with self._lock:
+            late = [sock for sock, deadline in self._unauthenticated.items() if deadline < now]
+            for sock in late:
+                del self._unauthenticated[sock]
+        for sock in late:
+            logger.info(
+                "%s: closing a connection without a request with the secret in %g s",
+                self.name, self.preauth_timeout,
+            )  # fmt: skip
+            with contextlib.suppress(OSError):  # already gone
+                sock.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log what escaped a connection thread (socketserver would print to stderr)."""
         logger.exception("%s: unexpected error serving %s", self.name, client_address)
 
-    def _handle_line(self, line: bytes, peer: Peer) -> bytes:
-        """Turn one request line into one encoded reply line."""
+    def _handle_line(self, line: bytes, peer: Peer) -> tuple[bytes, bool | None]:
+        """Turn one request line into one encoded reply line.
+
+        Also says whether the request proved the secret: True, False (``unauthorized``), or
+        None when it was refused before the secret was looked at (not JSON, no ``id``).
+        """
         req_id: str | int | None = None
         op = "?"
+        verdict: bool | None = None
         try:
             request = _decode_request(line)
             req_id = _request_id(request)
-            if not authorize(
-                peer,
-                request.get("secret"),
-                self.secret,
-                require_on_loopback=self.require_secret_on_loopback,
-            ):
+            verdict = authorize(request.get("secret"), self.secret)
+            if not verdict:
                 raise RemoteError("unauthorized", "missing or wrong secret")
             op, fn = self._resolve(request)
             args = _request_args(request)
         except RemoteError as exc:
             self._log_rejected(peer, op, req_id, exc)
-            return encode(_error_reply(req_id, exc.code, exc.message))
-        return self._invoke(req_id, op, fn, args, peer)
+            return encode(_error_reply(req_id, exc.code, exc.message)), verdict
+        except Exception:  # a bug here must cost one reply, never the connection
+            return self._internal(req_id, op, peer, "request handling failed"), verdict
+        return self._invoke(req_id, op, fn, args, peer), verdict
 
     def _resolve(self, request: dict[str, Any]) -> tuple[str, Op]:
         op = request.get("op")
@@ -300,7 +394,7 @@ class WireServer(socketserver.ThreadingTCPServer):
             level, "%s: %s op=%s id=%r %s: %s", self.name, peer, op, req_id, exc.code, exc.message
         )
 
-    def _internal(self, req_id: str | int, op: str, peer: Peer, what: str) -> bytes:
+    def _internal(self, req_id: str | int | None, op: str, peer: Peer, what: str) -> bytes:
         logger.exception("%s: %s op=%s id=%r internal: %s", self.name, peer, op, req_id, what)
         message = f"op {op!r} failed on the server; see the {self.name} log"
         return encode(_error_reply(req_id, "internal", message))

@@ -35,12 +35,13 @@ def test_buffer_goes_to_the_day_file_and_errors_to_log_messages(
     make_instance: MakeInstance,
 ) -> None:
     ctx = role_context(make_instance)
-    port = ctx.config.redsys.dbls_port
+    port, secret = ctx.config.redsys.dbls_port, ctx.config.redsys.pss_secret.reveal()
     with running(Dbls, ctx):
         result = wire.call(
             "127.0.0.1",
             port,
             "log",
+            secret=secret,
             schema="stage",
             source="LOAD_SALES",
             lines=[
@@ -65,7 +66,7 @@ def test_buffer_goes_to_the_day_file_and_errors_to_log_messages(
             ("STAGE", "ALERT", "LOAD_SALES", "x"),
         }
         # a second buffer appends
-        wire.call("127.0.0.1", port, "log", schema="STAGE", lines=["more"])
+        wire.call("127.0.0.1", port, "log", secret=secret, schema="STAGE", lines=["more"])
         assert (ctx.instance.home / result["file"]).read_text().splitlines()[-1] == "more"
 
 
@@ -74,14 +75,15 @@ def test_bad_requests_get_error_replies_and_the_server_keeps_serving(
 ) -> None:
     ctx = role_context(make_instance, dbls_max_line=50)
     port = ctx.config.redsys.dbls_port
+    s = b'"secret":"%s",' % ctx.config.redsys.pss_secret.reveal().encode()
     with running(Dbls, ctx):
         replies = raw(
             port,
-            b'{"id":1,"op":"nope"}\n',
-            b'{"id":2,"op":"log","args":{"lines":["x"]}}\n',
-            b'{"id":3,"op":"log","args":{"schema":"S","lines":["' + b"x" * 51 + b'"]}}\n',
+            b'{%s"id":1,"op":"nope"}\n' % s,
+            b'{%s"id":2,"op":"log","args":{"lines":["x"]}}\n' % s,
+            b'{%s"id":3,"op":"log","args":{"schema":"S","lines":["%s"]}}\n' % (s, b"x" * 51),
             b"not json\n",
-            b'{"id":4,"op":"log","args":{"schema":"S","lines":["fine"]}}\n',
+            b'{%s"id":4,"op":"log","args":{"schema":"S","lines":["fine"]}}\n' % s,
         )
         assert [r["ok"] for r in replies] == [False, False, False, False, True]
         assert replies[0]["error"]["code"] == "unknown_op"
@@ -120,10 +122,12 @@ def test_a_slow_dictionary_never_delays_the_file(make_instance: MakeInstance) ->
         return real(*args, **kwargs)
 
     ctx.dictionary.log_message = slow  # type: ignore[method-assign]
-    port = ctx.config.redsys.dbls_port
+    port, secret = ctx.config.redsys.dbls_port, ctx.config.redsys.pss_secret.reveal()
     with running(Dbls, ctx):
         for i in range(5):
-            r = wire.call("127.0.0.1", port, "log", schema="S", lines=[f"ERROR {i}"], timeout=5)
+            r = wire.call(
+                "127.0.0.1", port, "log", secret=secret, schema="S", lines=[f"ERROR {i}"], timeout=5
+            )
             assert r["written"] == 1
         release.set()
         wait_for(lambda: len(log_messages(ctx, 10)) == 5, timeout=30, what="5 messages")

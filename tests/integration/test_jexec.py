@@ -41,16 +41,22 @@ def jexec(make_instance: MakeInstance) -> Iterator[tuple[RoleContext, int]]:
         yield ctx, ctx.config.redsys.jexec_port
 
 
-def run(port: int, **args: Any) -> Any:
-    return wire.call("127.0.0.1", port, "run", timeout=60, **args)
+def call(jexec: tuple[RoleContext, int], op: str, **args: Any) -> Any:
+    ctx, port = jexec
+    secret = ctx.config.redsys.pss_secret.reveal()
+    return wire.call("127.0.0.1", port, op, secret=secret, timeout=60, **args)
+
+
+def run(jexec: tuple[RoleContext, int], **args: Any) -> Any:
+    return call(jexec, "run", **args)
 
 
 def test_runs_a_command_without_a_shell(
     jexec: tuple[RoleContext, int], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="redpss.roles.jexec")
-    ctx, port = jexec
-    r = run(port, command="echo.sh", args=["a b", "$(id)", "; rm -rf /"], job="J1", run_id=7)
+    ctx = jexec[0]
+    r = run(jexec, command="echo.sh", args=["a b", "$(id)", "; rm -rf /"], job="J1", run_id=7)
     assert r["exit_code"] == 3 and r["timed_out"] is False
     first, second = r["stdout"].splitlines()
     assert first == "a b|$(id)|; rm -rf /|"
@@ -74,16 +80,14 @@ def test_runs_a_command_without_a_shell(
 def test_refuses_anything_outside_cmd(
     jexec: tuple[RoleContext, int], command: str, code: str, words: str
 ) -> None:
-    _, port = jexec
     with pytest.raises(RemoteError) as info:
-        run(port, command=command)
+        run(jexec, command=command)
     assert info.value.code == code
     assert words in info.value.message
-    assert run(port, command="cat.sh", stdin="still serving")["stdout"] == "still serving"
+    assert run(jexec, command="cat.sh", stdin="still serving")["stdout"] == "still serving"
 
 
 def test_bad_arguments_name_the_field(jexec: tuple[RoleContext, int]) -> None:
-    _, port = jexec
     for args, field in [
         ({"command": "cat.sh", "args": "x"}, "'args'"),
         ({"command": "cat.sh", "args": [1]}, "'args'"),
@@ -92,13 +96,13 @@ def test_bad_arguments_name_the_field(jexec: tuple[RoleContext, int]) -> None:
         ({"command": "cat.sh", "shell": True}, "shell"),
     ]:
         with pytest.raises(RemoteError) as info:
-            run(port, **args)
+            run(jexec, **args)
         assert info.value.code == "bad_args" and field in info.value.message
 
 
 def test_times_out_a_sleeping_command_and_kills_its_group(jexec: tuple[RoleContext, int]) -> None:
-    ctx, port = jexec
-    r = run(port, command="sub/sleep.sh", time_limit=2)
+    ctx = jexec[0]
+    r = run(jexec, command="sub/sleep.sh", time_limit=2)
     assert r["timed_out"] is True
     assert r["exit_code"] == -15
     assert r["seconds"] < 20
@@ -116,8 +120,7 @@ def _group_gone(pgid: int) -> bool:
 
 
 def test_output_is_capped(jexec: tuple[RoleContext, int]) -> None:
-    _, port = jexec
-    r = run(port, command="big.sh")
+    r = run(jexec, command="big.sh")
     assert r["stdout"] == "x" * 1000 and r["stdout_truncated"] is True
     assert r["exit_code"] == 0
 
@@ -125,19 +128,19 @@ def test_output_is_capped(jexec: tuple[RoleContext, int]) -> None:
 def test_red_env_is_passed_and_a_run_can_be_killed(jexec: tuple[RoleContext, int]) -> None:
     import threading
 
-    ctx, port = jexec
+    ctx = jexec[0]
     script(ctx.instance.home / "cmd", "env.sh", 'echo "$RED_RUN_ID $RED_WATCH_KEY"')
-    r = run(port, command="env.sh", run_id=42, env={"RED_RUN_ID": "42", "RED_WATCH_KEY": "a b"})
+    r = run(jexec, command="env.sh", run_id=42, env={"RED_RUN_ID": "42", "RED_WATCH_KEY": "a b"})
     assert r["stdout"] == "42 a b\n"
     with pytest.raises(RemoteError, match="RED_"):
-        run(port, command="env.sh", env={"PATH": "/evil"})
+        run(jexec, command="env.sh", env={"PATH": "/evil"})
     result: dict[str, Any] = {}
     runner = threading.Thread(
-        target=lambda: result.update(run(port, command="sub/sleep.sh", run_id=43)), daemon=True
+        target=lambda: result.update(run(jexec, command="sub/sleep.sh", run_id=43)), daemon=True
     )
     runner.start()
     wait_for(lambda: (ctx.instance.home / "tmp" / "sleep.pid").exists(), timeout=10)
-    assert wire.call("127.0.0.1", port, "kill", run_id=43)["killed"] is True
+    assert call(jexec, "kill", run_id=43)["killed"] is True
     runner.join(timeout=10)
     assert result["exit_code"] == -9
-    assert wire.call("127.0.0.1", port, "kill", run_id=43)["killed"] is False
+    assert call(jexec, "kill", run_id=43)["killed"] is False

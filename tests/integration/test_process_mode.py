@@ -41,9 +41,10 @@ def test_lifecycle_crash_restart_and_stop(make_instance: MakeInstance) -> None:
     assert all(r["state"] == "RUNNING" and r["restarts"] == 0 for r in roles.values())
 
     # the scheduler master answers on its service port (wire protocol, loopback)
-    port = inst.load_config().redsys.sched_service_port
-    assert wire.call("127.0.0.1", port, "status")["instance"] == "tst1"
-    assert wire.call("127.0.0.1", port, "ping")["pong"] is True
+    cfg = inst.load_config().redsys
+    port, secret = cfg.sched_service_port, cfg.pss_secret.reveal()
+    assert wire.call("127.0.0.1", port, "status", secret=secret)["instance"] == "tst1"
+    assert wire.call("127.0.0.1", port, "ping", secret=secret)["pong"] is True
 
     # kill -9 one role: supervisord restarts it, status shows the restart
     old_pid = int(str(roles["jmon"]["pid"]))
@@ -83,8 +84,9 @@ def test_start_suspended_resume_and_restart_ends_it(make_instance: MakeInstance)
     code, roles, state = status(inst)
     assert (code, state) == (0, "SUSPENDED")
     assert {r["state"] for r in roles.values()} == {"SUSPENDED"}
-    port = inst.load_config().redsys.sched_service_port
-    assert wire.call("127.0.0.1", port, "status")["suspended"] is True
+    cfg = inst.load_config().redsys
+    secret = cfg.pss_secret.reveal()
+    assert wire.call("127.0.0.1", cfg.sched_service_port, "status", secret=secret)["suspended"]
 
     assert run_cli("redctl", "resume", inst=inst).returncode == 0
     assert status(inst)[2] == "RUNNING"
@@ -100,11 +102,13 @@ def test_two_instances_side_by_side(make_instance: MakeInstance) -> None:
     a, b = make_instance("tst1"), make_instance("tst2")
     start(a)
     start(b)
-    pa = a.load_config().redsys.sched_service_port
-    pb = b.load_config().redsys.sched_service_port
+    ca, cb = a.load_config().redsys, b.load_config().redsys
+    pa, pb = ca.sched_service_port, cb.sched_service_port
     assert pa != pb
-    assert wire.call("127.0.0.1", pa, "status")["instance"] == "tst1"
-    assert wire.call("127.0.0.1", pb, "status")["instance"] == "tst2"
+    assert wire.call("127.0.0.1", pa, "status", secret=ca.pss_secret.reveal())["instance"] == "tst1"
+    assert wire.call("127.0.0.1", pb, "status", secret=cb.pss_secret.reveal())["instance"] == "tst2"
+    with pytest.raises(RemoteError, match="unauthorized"):  # one instance's secret is not another's
+        wire.call("127.0.0.1", pb, "status", secret=ca.pss_secret.reveal())
     assert a.supervisor_socket != b.supervisor_socket
     _, ra, _ = status(a)
     _, rb, _ = status(b)
@@ -113,7 +117,7 @@ def test_two_instances_side_by_side(make_instance: MakeInstance) -> None:
     assert status(a)[0] == 3
     assert status(b)[0] == 0
     with pytest.raises(Exception):  # noqa: B017 - refused or reset, either is "gone"
-        wire.call("127.0.0.1", pa, "ping", timeout=2)
+        wire.call("127.0.0.1", pa, "ping", secret=ca.pss_secret.reveal(), timeout=2)
 
 
 def test_bad_config_refuses_start_and_names_line_and_key(make_instance: MakeInstance) -> None:
@@ -190,14 +194,17 @@ def test_redsysctl_all_and_autostart(make_instance: MakeInstance, redhome: Path)
     assert run_cli("redsysctl", "status-all", home=redhome).returncode == 3
 
 
-def test_sched_refuses_wrong_secret_when_required(make_instance: MakeInstance) -> None:
+def test_sched_wants_the_secret_on_loopback_too(make_instance: MakeInstance) -> None:
     inst = make_instance("tst1")
     start(inst)
-    port = inst.load_config().redsys.sched_service_port
-    # loopback needs no secret; a wrong one presented is still ignored only on loopback
-    assert wire.call("127.0.0.1", port, "ping")["pong"] is True
+    cfg = inst.load_config().redsys
+    port = cfg.sched_service_port
+    for secret in (None, "wrong"):
+        with pytest.raises(RemoteError) as info:
+            wire.call("127.0.0.1", port, "ping", secret=secret)
+        assert info.value.code == "unauthorized"
     with pytest.raises(RemoteError) as info:
-        wire.call("127.0.0.1", port, "no_such_op")
+        wire.call("127.0.0.1", port, "no_such_op", secret=cfg.pss_secret.reveal())
     assert info.value.code == "unknown_op"
 
 

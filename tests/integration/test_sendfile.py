@@ -153,7 +153,10 @@ def sftp_context(make_instance: MakeInstance, server: Sshd, known: Path) -> Role
 
 
 def send(ctx: RoleContext, **args: Any) -> Any:
-    return wire.call("127.0.0.1", ctx.config.redsys.sendfile_port, "send", timeout=60, **args)
+    cfg = ctx.config.redsys
+    return wire.call(
+        "127.0.0.1", cfg.sendfile_port, "send", secret=cfg.pss_secret.reveal(), timeout=60, **args
+    )
 
 
 def csv_rows(data: str) -> list[list[str]]:

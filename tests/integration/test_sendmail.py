@@ -147,11 +147,24 @@ def context(make_instance: MakeInstance, relay: Relay, **extra: Any) -> RoleCont
 
 
 def send(ctx: RoleContext, **args: Any) -> Any:
-    return wire.call("127.0.0.1", ctx.config.redsys.sendmail_port, "send", timeout=30, **args)
+    return wire.call(
+        "127.0.0.1",
+        ctx.config.redsys.sendmail_port,
+        "send",
+        secret=ctx.config.redsys.pss_secret.reveal(),
+        timeout=30,
+        **args,
+    )
 
 
 def status(ctx: RoleContext, **args: Any) -> Any:
-    return wire.call("127.0.0.1", ctx.config.redsys.sendmail_port, "status", **args)
+    return wire.call(
+        "127.0.0.1",
+        ctx.config.redsys.sendmail_port,
+        "status",
+        secret=ctx.config.redsys.pss_secret.reveal(),
+        **args,
+    )
 
 
 def test_mail_with_attachment_over_starttls_and_auth(
@@ -203,7 +216,12 @@ def test_relay_down_then_up_and_a_restart_between_delivers_each_once(
     with running(Sendmail, ctx):
         assert status(ctx)["queued"] == 3
         relay.start()
-        wire.call("127.0.0.1", ctx.config.redsys.sendmail_port, "flush")
+        wire.call(
+            "127.0.0.1",
+            ctx.config.redsys.sendmail_port,
+            "flush",
+            secret=ctx.config.redsys.pss_secret.reveal(),
+        )
         wait_for(lambda: status(ctx)["sent"] == 3, timeout=60, what="3 mails sent")
     with running(Sendmail, ctx):  # and a further restart sends nothing again
         assert status(ctx)["sent"] == 3 and status(ctx)["queued"] == 0
@@ -226,12 +244,23 @@ def test_refused_mail_goes_to_dead_letters_and_can_be_requeued(
     with running(Sendmail, ctx):
         r = send(ctx, to="nobody@example.com", subject="lost")
         wait_for(lambda: status(ctx)["dead"] == 1, timeout=60, what="dead letter")
-        (dead,) = wire.call("127.0.0.1", ctx.config.redsys.sendmail_port, "dead")
+        (dead,) = wire.call(
+            "127.0.0.1",
+            ctx.config.redsys.sendmail_port,
+            "dead",
+            secret=ctx.config.redsys.pss_secret.reveal(),
+        )
         assert dead["id"] == r["id"] and "550" in dead["reason"]
         assert status(ctx, id=r["id"])["state"] == "dead"
         ok = send(ctx, to="ops@example.com", subject="fine")
         wait_for(lambda: status(ctx, id=ok["id"])["state"] == "sent", timeout=60, what="sent")
-        wire.call("127.0.0.1", ctx.config.redsys.sendmail_port, "requeue", id=r["id"])
+        wire.call(
+            "127.0.0.1",
+            ctx.config.redsys.sendmail_port,
+            "requeue",
+            secret=ctx.config.redsys.pss_secret.reveal(),
+            id=r["id"],
+        )
         wait_for(lambda: status(ctx)["dead"] == 1 and status(ctx)["queued"] == 0, timeout=60)
 
 

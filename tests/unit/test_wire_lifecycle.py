@@ -16,6 +16,7 @@ from redpss.wire import WireClient, WireServer
 from tests.unit.wire_support import (
     DEADLINE,
     HOST,
+    SECRET,
     Handler,
     Raw,
     ServerFactory,
@@ -35,7 +36,7 @@ def test_many_concurrent_clients(server: WireServer) -> None:
 
     def work(worker: int) -> None:
         try:
-            with WireClient(HOST, server.port) as client:
+            with WireClient(HOST, server.port, secret=SECRET) as client:
                 for n in range(50):
                     assert client.call("echo", w=worker, n=n) == {"w": worker, "n": n}
         except BaseException as exc:  # reported by the main thread
@@ -71,7 +72,7 @@ def test_idle_timeout_closes_connection(
 ) -> None:
     server = make_server(idle_timeout=0.2)
     raw = make_raw(server.port)
-    assert raw.exchange(b'{"id": 1, "op": "ping"}\n')["ok"] is True
+    assert raw.exchange(b'{"secret": "s3cret", "id": 1, "op": "ping"}\n')["ok"] is True
     started = time.monotonic()
     assert raw.at_eof()
     assert time.monotonic() - started < DEADLINE
@@ -111,7 +112,7 @@ def test_client_against_closed_port(make_client: Callable[..., WireClient]) -> N
     with pytest.raises(ServiceUnavailable, match=rf"{HOST}:{port}"):
         make_client(port, timeout=1.0).call("ping")
     with pytest.raises(ServiceUnavailable, match=rf"{HOST}:{port}"):
-        wire.call(HOST, port, "ping", timeout=1.0)
+        wire.call(HOST, port, "ping", secret=SECRET, timeout=1.0)
 
 
 def test_start_on_port_in_use(make_server: ServerFactory) -> None:
@@ -124,10 +125,10 @@ def test_start_on_port_in_use(make_server: ServerFactory) -> None:
 
 
 def test_stop_twice_and_before_start() -> None:
-    never_started = WireServer(Handler(), host=HOST, port=0, secret=None)
+    never_started = WireServer(Handler(), host=HOST, port=0, secret=SECRET)
     never_started.stop()
     never_started.stop()
-    server = WireServer(Handler(), host=HOST, port=0, secret=None)
+    server = WireServer(Handler(), host=HOST, port=0, secret=SECRET)
     try:
         server.start()
         server.start()  # already running: no-op
@@ -136,15 +137,15 @@ def test_stop_twice_and_before_start() -> None:
         server.stop()
     server.stop()
     with pytest.raises(ServiceUnavailable):
-        wire.call(HOST, port, "ping", timeout=1.0)
+        wire.call(HOST, port, "ping", secret=SECRET, timeout=1.0)
     with pytest.raises(WireError, match="stopped"):
         server.start()
 
 
 def test_stop_closes_open_connections(make_raw: Callable[[int], Raw]) -> None:
-    with WireServer(Handler(), host=HOST, port=0, secret=None) as server:
+    with WireServer(Handler(), host=HOST, port=0, secret=SECRET) as server:
         raw = make_raw(server.port)
-        assert raw.exchange(b'{"id": 1, "op": "ping"}\n')["ok"] is True
+        assert raw.exchange(b'{"secret": "s3cret", "id": 1, "op": "ping"}\n')["ok"] is True
     assert raw.at_eof()
 
 
@@ -152,21 +153,24 @@ def test_ipv6_loopback() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this host")
     try:
-        server = WireServer(Handler(), host="::1", port=0, secret=None)
+        server = WireServer(Handler(), host="::1", port=0, secret=SECRET)
         server.start()
     except ServiceUnavailable as exc:
         pytest.skip(f"IPv6 loopback unusable here: {exc}")
     try:
-        assert wire.call("::1", server.port, "whoami") == {"host": "::1", "loopback": True}
+        assert wire.call("::1", server.port, "whoami", secret=SECRET) == {
+            "host": "::1",
+            "loopback": True,
+        }
     finally:
         server.stop()
 
 
 def test_invalid_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="max_line"):
-        WireServer(Handler(), host=HOST, port=0, secret=None, max_line=0)
+        WireServer(Handler(), host=HOST, port=0, secret=SECRET, max_line=0)
     with pytest.raises(ValueError, match="idle_timeout"):
-        WireServer(Handler(), host=HOST, port=0, secret=None, idle_timeout=0)
+        WireServer(Handler(), host=HOST, port=0, secret=SECRET, idle_timeout=0)
 
 
 # --- client against a misbehaving server -------------------------------------------------

@@ -17,6 +17,7 @@ from redpss.wire import Peer, WireClient, WireServer
 pytestmark = pytest.mark.unit
 
 HOST = "127.0.0.1"
+SECRET = "s3cret"
 DEADLINE = 5.0
 
 
@@ -64,7 +65,7 @@ def make_server() -> Iterator[ServerFactory]:
 
     def factory(**kwargs: Any) -> WireServer:
         handler = kwargs.pop("handler", None) or Handler()
-        kwargs.setdefault("secret", "s3cret")
+        kwargs.setdefault("secret", SECRET)
         server = WireServer(handler, host=HOST, port=kwargs.pop("port", 0), **kwargs)
         servers.append(server)
         server.start()
@@ -85,6 +86,7 @@ def make_client() -> Iterator[Callable[..., WireClient]]:
     clients: list[WireClient] = []
 
     def factory(port: int, **kwargs: Any) -> WireClient:
+        kwargs.setdefault("secret", SECRET)
         client = WireClient(HOST, port, **kwargs)
         clients.append(client)
         return client

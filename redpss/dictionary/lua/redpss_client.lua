@@ -225,9 +225,12 @@ function Client:call(op, args)
   local id = self.next_id
   self.next_id = id + 1
   local request = { id = id, op = op, args = args or {} }
-  if self.secret and self.secret ~= "" then request.secret = self.secret end
   local encoded_ok, line = pcall(json.encode, request)
   if not encoded_ok then return nil, { code = "bad_args", message = tostring(line) } end
+  if self.secret and self.secret ~= "" then
+    -- the secret goes first: a server reads only a request's first 64 KiB before it trusts it
+    line = '{"secret":' .. encode_string(self.secret) .. "," .. line:sub(2)
+  end
   local sent, serr = self.conn:send(line .. "\n")
   if not sent then
     self:close()
