@@ -10,12 +10,12 @@ import pytest
 from redpss.errors import ServiceUnavailable
 from redpss.wire import WireClient, WireServer
 from redpss.wire.client import _refuse_self_connection, open_connection
-from tests.unit.wire_support import HOST, Handler, free_port
+from tests.unit.wire_support import HOST, SECRET, Handler, free_port
 
 
 def test_backoff_client_does_not_touch_the_network_until_its_delay_passed() -> None:
     port = free_port()
-    client = WireClient(HOST, port, backoff=2.0, timeout=1.0)
+    client = WireClient(HOST, port, secret=SECRET, backoff=2.0, timeout=1.0)
     with pytest.raises(ServiceUnavailable, match="refused"):
         client.call("ping")
     begun = time.monotonic()
@@ -23,7 +23,7 @@ def test_backoff_client_does_not_touch_the_network_until_its_delay_passed() -> N
         client.call("ping")
     assert time.monotonic() - begun < 0.05
     # the service comes back: the client reaches it once the (short, first) delay passed
-    with WireServer(Handler(), host=HOST, port=port, secret=None):
+    with WireServer(Handler(), host=HOST, port=port, secret=SECRET):
         deadline = time.monotonic() + 2.0
         while True:
             try:
@@ -87,7 +87,7 @@ def test_a_connection_to_itself_is_reset_and_reported() -> None:
 
 
 def test_a_connection_to_another_socket_is_kept() -> None:
-    with WireServer(Handler(), host=HOST, port=0, secret=None) as server:
+    with WireServer(Handler(), host=HOST, port=0, secret=SECRET) as server:
         sock = open_connection(HOST, server.port, 1.0)
         _refuse_self_connection(sock, "x")
         assert sock.fileno() != -1
