@@ -99,11 +99,11 @@ class _Connection(socketserver.BaseRequestHandler):
             if not line.strip():
                 continue
             reply, verdict = server._handle_line(line, peer)
+            if verdict:  # before the reply: the caller may count on its slot being free
+                server._leave_preauth(sock)
             sock.sendall(reply)
             if verdict is False:
                 return  # unauthorized: nothing more is read from this peer
-            if verdict:
-                server._leave_preauth(sock)
 
     @staticmethod
     def _next_line(
