@@ -97,9 +97,12 @@ clean:
 # been built by CI: docs/containers.md, "Building on UBI 8".
 LOCAL_BASE ?= 0
 ROLE ?=
-COMPOSE = $(BIN)/docker-compose -p red_$(INSTANCE) -f $(REDHOME)/env/$(INSTANCE)/etc/compose.json
-# the engine: $$DOCKER_HOST, else the system's, else a private dockerd (images/engine.sh)
+# the engine: $$DOCKER_HOST, else the system's, else a private dockerd (images/engine.sh);
+# where the docker CLI has no compose plugin, the virtualenv's Compose v2 becomes it (a link in
+# $DOCKER_CONFIG/cli-plugins), so that `docker compose -p red_tst1 logs sched` works as documented
 WITH_ENGINE = export DOCKER_HOST="$$(images/engine.sh host)" || exit 1; \
+	docker compose version >/dev/null 2>&1 || { plugins="$${DOCKER_CONFIG:-$$HOME/.docker}/cli-plugins"; \
+	  mkdir -p "$$plugins" && ln -sf "$(abspath $(BIN))/docker-compose" "$$plugins/docker-compose"; }; \
 	if [ "$(LOCAL_BASE)" = 1 ]; then export REDPSS_BASE_IMAGE=redpss-base:bookworm \
 	  SOURCE_ORIGIN=debian DOCKER_BUILD_NETWORK=host; fi;
 
@@ -120,11 +123,12 @@ up: install
 down: install
 	@$(WITH_ENGINE) $(BIN)/redsysctl stop $(INSTANCE)
 
+# docker compose with the instance's env file and override (redsysctl compose INSTANCE ARGS)
 logs: install
-	@$(WITH_ENGINE) $(COMPOSE) logs --no-color $(ROLE)
+	@$(WITH_ENGINE) $(BIN)/redsysctl compose $(INSTANCE) logs --no-color $(ROLE)
 
 ps: install
-	@$(WITH_ENGINE) $(COMPOSE) ps --all
+	@$(WITH_ENGINE) $(BIN)/redsysctl compose $(INSTANCE) ps --all
 
 test-container: install
 	$(BIN)/pytest -m container $(PYTEST_ARGS)

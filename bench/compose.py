@@ -79,7 +79,6 @@ def measure() -> Figures:
     try:
         create_instance(inst)
         compose.enable(inst)
-        compose.write(inst)
         t0 = time.monotonic()
         proc = compose.run(inst, "up", "--detach", "--wait", "--wait-timeout", "180", capture=True)
         startup = time.monotonic() - t0

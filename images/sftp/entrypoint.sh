@@ -1,10 +1,13 @@
-#!/bin/sh
+#!/bin/bash
 # Entry point of the sFTP container of instance $REDENV (lower case):
 # - host keys: made once into /etc/ssh/hostkeys (a volume), reused afterwards;
 # - users: /app/redftp/etc/users (the instance's etc/redftp, read-only) holds "<user> <uid>" lines,
 #   /app/redftp/etc/<user>.pub their public keys; each becomes redftp_<instance>_<user> in group
-#   redftp, home and chroot /app/redftp/env/<instance>/<user> (root-owned), uploads into input/;
-# - then sshd in the foreground, logging to stderr (docker logs).
+#   redftp with home and chroot /app/redftp/env/<instance> (root-owned, shared by the instance's
+#   users: all of them upload into the one landing zone, input/);
+# - then sshd (logging to stderr: docker logs) and redftp-perms on input/ (uploads readable for
+#   redsys whatever mode the client asked for). If either ends, the other is stopped and the
+#   container exits non-zero, so that Docker restarts it; SIGTERM stops both.
 set -eu
 inst=${REDENV:?REDENV (the instance) is not set}
 etc=/app/redftp/etc
@@ -15,7 +18,7 @@ for t in ed25519 rsa; do
   [ -s "$key" ] || ssh-keygen -q -t "$t" -N '' -f "$key"
 done
 
-mkdir -p "$top"
+mkdir -p "$top/input"
 chown root:root /app/redftp /app/redftp/env "$top"
 chmod 755 /app/redftp /app/redftp/env "$top"
 rm -f /etc/ssh/authorized_keys/*
@@ -23,15 +26,22 @@ if [ -f "$etc/users" ]; then
   while read -r user uid _; do
     case "$user" in ''|'#'*) continue ;; esac
     name=redftp_${inst}_${user}
-    home=$top/$user
     if ! getent passwd "$name" >/dev/null; then
       # '*' (not '!'): no password can match, yet the account is not "locked" for public keys
-      useradd -M -N -g redftp -u "$uid" -d "$home" -s /usr/sbin/nologin -p '*' "$name"
+      useradd -M -N -g redftp -u "$uid" -d "$top" -s /usr/sbin/nologin -p '*' "$name"
     fi
-    mkdir -p "$home/input"
-    chown root:root "$home"; chmod 755 "$home"
     install -m 644 -o root -g root "$etc/$user.pub" "/etc/ssh/authorized_keys/$name"
-    echo "redftp: user $name uid $uid chroot $home"
+    echo "redftp: user $name uid $uid chroot $top"
   done <"$etc/users"
 fi
-exec /usr/sbin/sshd -D -e
+
+/usr/sbin/sshd -D -e &
+sshd=$!
+/usr/local/sbin/redftp-perms "$top/input" &
+perms=$!
+trap 'kill -TERM "$sshd" "$perms" 2>/dev/null; wait; exit 0' TERM INT
+wait -n || true  # the first of the two to end (bash >= 4.3)
+echo "redftp: sshd or redftp-perms ended; stopping the container" >&2
+kill -TERM "$sshd" "$perms" 2>/dev/null || true
+wait || true
+exit 1

@@ -3,10 +3,10 @@
 ``redftp_useradd <instance> <user> <pubkey-file>`` adds ``redftp_<instance>_<user>``: the next
 free UID of 1200-1299 (across all instances of ``$REDHOME``: one server has at most 100 sFTP
 users), its public key, and an entry in ``$REDENV_HOME/etc/redftp/users``; a running sftp
-container is then re-created with the user's chroot (``/app/redftp/env/<instance>/<user>``,
-uploads into ``input/`` = the instance's ``data/input``). ``redftp_userdel <instance> <user>``
-removes the user the same way. Sessions of other users on that container are cut by the
-re-creation (a second or two); clients reconnect.
+container is then re-created with the user (chroot ``/app/redftp/env/<instance>``, shared by
+the instance's users; uploads into ``input/`` = the instance's ``data/input``).
+``redftp_userdel <instance> <user>`` removes the user the same way. Sessions of other users on
+that container are cut by the re-creation (a second or two); clients reconnect.
 
 Exit codes: 0 done, 1 refused (bad name or key, duplicate, unknown user, no free UID, instance
 not in container mode, container failed), 2 usage.
@@ -96,11 +96,13 @@ def _write_users(inst: Instance, users: dict[str, int]) -> None:
 
 def _apply(inst: Instance) -> int:
     """Re-create a running sftp container with the current users (no-op when it is down)."""
-    compose.write(inst)
     state = compose.service_states(inst).get("sftp")
     if state is None or state.state != "running":
         return 0
-    proc = compose.run(inst, "up", "--detach", "--no-deps", "--wait", "sftp", capture=True)
+    # the compose file does not change with the users: the entrypoint reads them at start
+    proc = compose.run(
+        inst, "up", "--detach", "--no-deps", "--force-recreate", "--wait", "sftp", capture=True
+    )
     if proc.returncode != 0:
         return fail(f"the sftp container did not come back: {proc.stderr.decode().strip()}")
     return 0

@@ -8,9 +8,11 @@ Container mode (an instance with ``etc/compose.env``, see :mod:`redpss.compose` 
 docs/containers.md): ``start|stop|restart`` drive the instance's compose project
 ``red_<instance>``; ``status`` is the instance's redctl status as in process mode (every role with
 its ALERT, from docker's view and the heartbeats, see :func:`redpss.control.status`), same exit
-codes. ``redsysctl compose instance`` puts an instance into container mode and
-``redsysctl redctl instance ARGS`` runs ``redctl ARGS`` inside the running instance (``status``:
-on the host, as above).
+codes. ``redsysctl compose instance`` puts an instance into container mode;
+``redsysctl compose instance ARGS`` runs ``docker compose ARGS`` on its project with its env file
+and override (``config``: the effective compose file, ``logs sched``, ``ps``); ``redsysctl redctl
+instance ARGS`` runs ``redctl ARGS`` inside the running instance (``status``: on the host, as
+above).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ Start/stop all instances:
 Set up:
   redsysctl create instance [--port-base N] [--autostart] [--compose]
   redsysctl compose instance            container mode: run it as compose project red_<instance>
+  redsysctl compose instance ARGS...    docker compose ARGS for it (config, ps, logs ROLE, ...)
   redsysctl redctl instance ARGS...     redctl ARGS for the instance (in its container if any)
   eval "$(redsysctl env instance)"     switch this shell to the instance
   redsysctl list"""
@@ -95,12 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``redsysctl``; returns the exit code."""
     parser = build_parser()
-    # `redsysctl redctl instance ARGS...`: ARGS are redctl's (options included)
-    args, rest = parser.parse_known_args(argv)
+    # `redsysctl redctl|compose instance ARGS...`: ARGS are redctl's / compose's (options too)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest: list[str] = []
+    if len(argv) > 2 and argv[0] in ("redctl", "compose"):
+        argv, rest = argv[:2], argv[2:]
+    args = parser.parse_args(argv)
     args.args = rest
     if args.command in ALL and args.instance:
         parser.error(f"{args.command} takes no instance")
-    if args.args and args.command != "redctl":
+    if args.args and args.command not in ("redctl", "compose"):
         parser.error(f"unexpected arguments: {' '.join(args.args)}")
     if args.command in ("create", "env", "compose", "redctl") and not args.instance:
         parser.error(f"{args.command} needs an instance name")
@@ -150,11 +157,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{inst.name}{auto}  {inst.home}")
         return 0
     if args.command == "compose":
-        inst = resolve_instance(args.instance, home=home).require()
-        compose.enable(inst)
-        print(f"instance {inst.name}: container mode, project {compose.project_name(inst)}")
-        print(f"compose file: {compose.write(inst)}")
-        return 0
+        return _compose_cli(resolve_instance(args.instance, home=home).require(), args.args)
     if args.command == "redctl":
         inst = resolve_instance(args.instance, home=home).require()
         if compose.is_compose(inst):
@@ -184,6 +187,22 @@ def _redctl(inst: Instance, *command: str) -> int:
     )
     env = {**os.environ, **inst.environment(), audit.VIA_ENV: "redsysctl"}
     return subprocess.run([*cmd, *command], env=env, check=False).returncode
+
+
+def _compose_cli(inst: Instance, args: Sequence[str]) -> int:
+    """``redsysctl compose instance [ARGS]``: container mode on, or ``docker compose ARGS``."""
+    if args:
+        if not compose.is_compose(inst):
+            raise InstanceError(
+                f"instance {inst.name} is not in container mode (redsysctl compose {inst.name})"
+            )
+        return compose.run(inst, *args).returncode
+    compose.enable(inst)
+    print(f"instance {inst.name}: container mode, project {compose.project_name(inst)}")
+    print(f"settings: {compose.settings_path(inst)}")
+    print(f"your changes to the stack: {compose.override_path(inst)}")
+    print(f"stack: {compose.stack_file()}")
+    return 0
 
 
 def _compose(inst: Instance, command: str) -> int:

@@ -9,6 +9,7 @@ started. ``images`` builds both images from a local Debian base (no registry is 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from redpss.instance import Instance
+from tests.conftest import free_port_base
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -98,6 +102,32 @@ def redhome_c() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def redhome_m() -> Iterator[Path]:
+    """A private $REDHOME shared by the tests of one module (one instance up for all of them)."""
+    path = Path(tempfile.mkdtemp(prefix="rhm", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def create(home: Path, name: str, **conf: str) -> Instance:
+    """``redsysctl create NAME --compose`` on a free port block (below the ephemeral range: the
+    host's docker-proxy binds every port of it), with ``conf`` set in red_params.conf."""
+    env = {**os.environ, "REDHOME": str(home)}
+    env.pop("REDENV", None)
+    base = free_port_base()
+    run([str(BIN / "redsysctl"), "create", name, "--compose", "--port-base", str(base)], env=env)
+    inst = Instance(name, home)
+    text = inst.conf_path.read_text()
+    for key, value in conf.items():
+        text, n = re.subn(rf"(?m)^#?\s*{key}\s*=.*$", f"{key} = {value}", text, count=1)
+        assert n == 1, f"{key} is not in red_params.conf"
+    inst.conf_path.write_text(text)
+    return inst
 
 
 def make(

@@ -1,26 +1,46 @@
-"""A whole instance in containers: make up, sFTP upload into the landing zone, redctl through
-redsysctl, the chroot holds, passwords are refused, make down leaves nothing; two at once."""
+"""A whole instance in containers from compose/redpss.yaml, as an operator drives it.
+
+One instance (ci1) is brought up once for the module: make up with an override and log settings
+of the operator, status and the documented diagnosis commands, the override in docker inspect,
+log rotation, sFTP uploads (paramiko, and OpenSSH's sftp with 0600 and 0644 files) loaded into
+the dictionary, restart and an upgrade to a new image tag keeping the override, make down
+leaving nothing. Then two instances with different optional roles side by side.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import ssl
 import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paramiko
 import pytest
+import trustme
 
 from redpss import compose
 from redpss.instance import Instance
+from redpss.rest import CERT_FILE, KEY_FILE, ssl_dir
 from redpss.roles import enabled_roles
-from tests.container.conftest import BIN, make, run, wait_for
+from tests.container.conftest import BIN, create, make, run, wait_for
 
 # the first test pays the image build (cold: compiling OpenSSL and CPython)
 pytestmark = [pytest.mark.timeout(3600), pytest.mark.usefixtures("images")]
+
+OVERRIDE = """\
+services:
+  sched:
+    mem_limit: 300m
+    labels:
+      com.example.team: dwh
+"""
+LOG_MAX_SIZE_MB = 1
+LOG_MAX_FILE = 2
 
 
 def _tool(
@@ -35,6 +55,16 @@ def _containers(project: str) -> list[str]:
         ["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}"]
     )
     return out.stdout.split()
+
+
+def _inspect(inst: Instance, service: str) -> dict[str, Any]:
+    """``docker inspect`` of the service's container."""
+    ids = run(
+        compose.compose_command(inst, "ps", "-q", service), env=compose.compose_environment(inst)
+    ).stdout.split()
+    assert len(ids) == 1, (service, ids)
+    doc: dict[str, Any] = json.loads(run(["docker", "inspect", ids[0]]).stdout)[0]
+    return doc
 
 
 def _key(tmp: Path, name: str) -> tuple[paramiko.PKey, Path]:
@@ -97,14 +127,15 @@ with open_instance_dictionary(inst, inst.load_config()) as d:
 def _rows(inst: Instance) -> str:
     """CI.SALES as the instance's dictionary sees it (queried inside the sched container)."""
     proc = run(
-        [*compose.compose_command(inst, "exec", "-T", "sched", "python3", "-c", ROWS_SCRIPT)]
+        compose.compose_command(inst, "exec", "-T", "sched", "python3", "-c", ROWS_SCRIPT),
+        env=compose.compose_environment(inst),
     )
     return proc.stdout.strip()
 
 
-def _status_json(home: Path, *, expect: int) -> dict[str, Any]:
-    """Host-side ``redctl --json status`` of ci1, which must exit with ``expect``."""
-    st = _tool("redctl", home, "--instance", "ci1", "--json", "status", check=False)
+def _status_json(inst: Instance, *, expect: int) -> dict[str, Any]:
+    """Host-side ``redctl --json status``, which must exit with ``expect``."""
+    st = _tool("redctl", inst.redhome, "--instance", inst.name, "--json", "status", check=False)
     assert st.returncode == expect, st.stdout + st.stderr
     doc: dict[str, Any] = json.loads(st.stdout)
     return doc
@@ -114,147 +145,272 @@ def _alerts(doc: dict[str, Any]) -> dict[str, tuple[str, int]]:
     return {r["role"]: (r["state"], r["alert"]) for r in doc["roles"]}
 
 
-def _check_status(inst: Instance, home: Path) -> None:
-    """redctl status of a container instance: every role with its ALERT, process-mode codes."""
-    roles = enabled_roles(inst.load_config())
+@pytest.fixture(scope="module")
+def ci1(redhome_m: Path) -> Iterator[Instance]:
+    """Instance ci1 up, with the operator's override and log rotation settings made first."""
+    inst = create(redhome_m, "ci1")
+    compose.override_path(inst).write_text(OVERRIDE)
+    compose.update_settings(inst, LOG_MAX_SIZE=f"{LOG_MAX_SIZE_MB}m", LOG_MAX_FILE=LOG_MAX_FILE)
+    try:
+        up = make("up", "ci1", redhome_m)
+        assert "sched" in up.stdout
+        yield inst
+    finally:
+        make("down", "ci1", redhome_m, check=False)
+
+
+def test_up_every_service_healthy_and_no_secret(ci1: Instance) -> None:
+    code, states = compose.status(ci1, ci1.load_config())
+    assert code == 0, states
+    assert {s.service for s in states} == {*enabled_roles(ci1.load_config()), "sftp"}
+    assert all(s.health == "healthy" for s in states), states
+    config = _tool("redsysctl", ci1.redhome, "compose", "ci1", "config").stdout
+    assert "com.example.team: dwh" in config  # the effective file: the override merged
+    for name in ("secret", "cfi_password"):
+        assert (ci1.etc / name).read_text().strip() not in config
+
+
+def test_diagnosis_as_documented(ci1: Instance, tmp_path: Path) -> None:
+    # docs/containers.md: `docker compose -p red_tst1 logs sched` and `... ps` from anywhere
+    env = compose.compose_environment(ci1)
+    plain = subprocess.run(
+        ["docker", "compose", "-p", "red_ci1", "logs", "--no-color", "sched"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    assert "role=sched" in plain.stdout
+    ps = subprocess.run(
+        ["docker", "compose", "-p", "red_ci1", "ps"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ps.returncode == 0, ps.stderr
+    assert all(name in ps.stdout for name in ("red_ci1-sched-1", "red_ci1-sftp-1"))
+    # and the make targets
+    assert "role=sched" in make("logs", "ci1", ci1.redhome, "ROLE=sched").stdout
+    assert "jmon" in make("ps", "ci1", ci1.redhome).stdout
+    # roles log to their file in the instance's log folder as well
+    assert (ci1.log_dir / "sched.log").read_text().count("role=sched") >= 1
+
+
+def test_status_stop_and_start_as_before(ci1: Instance) -> None:
+    roles = enabled_roles(ci1.load_config())
     running = {name: ("RUNNING", 0) for name in [*roles, "sftp"]}
     # on the host: docker's view joined with the heartbeats (read inside a role container)
-    assert _alerts(_status_json(home, expect=0)) == running
+    assert _alerts(_status_json(ci1, expect=0)) == running
     for args in (("status", "ci1"), ("redctl", "ci1", "status")):
-        st = _tool("redsysctl", home, *args, check=False)
+        st = _tool("redsysctl", ci1.redhome, *args, check=False)
         assert st.returncode == 0, st.stdout + st.stderr
         assert "instance ci1: RUNNING" in st.stdout and "ALERT" in st.stdout
         assert all(f"\n{name} " in st.stdout for name in running), st.stdout
     # inside a container there is no supervisord: the heartbeat records alone
     inside = run(
-        compose.compose_command(inst, "exec", "-T", "jexec", "redctl", "--json", "status"),
+        compose.compose_command(ci1, "exec", "-T", "jexec", "redctl", "--json", "status"),
+        env=compose.compose_environment(ci1),
         check=False,
     )
     assert inside.returncode == 0, inside.stdout + inside.stderr
     assert _alerts(json.loads(inside.stdout)) == {name: ("RUNNING", 0) for name in roles}
 
     # one role's container stopped: degraded (1), that role STOPPED with ALERT 2
-    run(compose.compose_command(inst, "stop", "jmon"))
-    doc = _status_json(home, expect=1)
+    assert _tool("redsysctl", ci1.redhome, "compose", "ci1", "stop", "jmon").returncode == 0
+    doc = _status_json(ci1, expect=1)
     assert _alerts(doc)["jmon"] == ("STOPPED", 2)
     assert _alerts(doc)["sched"] == ("RUNNING", 0)
-    assert _tool("redsysctl", home, "status", "ci1", check=False).returncode == 1
-    assert _tool("redsysctl", home, "start", "ci1").returncode == 0
+    assert _tool("redsysctl", ci1.redhome, "status", "ci1", check=False).returncode == 1
+    assert _tool("redsysctl", ci1.redhome, "start", "ci1").returncode == 0
     wait_for(
-        lambda: _tool("redsysctl", home, "status", "ci1", check=False).returncode == 0,
+        lambda: _tool("redsysctl", ci1.redhome, "status", "ci1", check=False).returncode == 0,
         30,
         "jmon back in the status",
     )
 
 
-def test_instance_in_containers(redhome_c: Path, tmp_path: Path) -> None:
-    inst = Instance("ci1", redhome_c)
+def _override_honoured(inst: Instance) -> dict[str, Any]:
+    sched = _inspect(inst, "sched")
+    assert sched["Config"]["Labels"]["com.example.team"] == "dwh"
+    assert sched["HostConfig"]["Memory"] == 300 * 2**20
+    # the stack's defaults for the others
+    dbls = _inspect(inst, "dbls")
+    assert dbls["HostConfig"]["Memory"] == 256 * 2**20
+    assert dbls["HostConfig"]["ReadonlyRootfs"] is True
+    assert dbls["HostConfig"]["Init"] is True
+    assert dbls["HostConfig"]["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-file": str(LOG_MAX_FILE), "max-size": f"{LOG_MAX_SIZE_MB}m"},
+    }
+    return sched
+
+
+def test_override_and_settings_show_in_docker_inspect(ci1: Instance) -> None:
+    _override_honoured(ci1)
+
+
+def test_a_role_writing_megabytes_of_log_stays_within_the_rotation(ci1: Instance) -> None:
+    # 6 MB into dbls's stdout (its init's: the container's log), in lines of 1000 characters
+    writer = "head -c 6000000 /dev/zero | tr '\\0' x | fold -w 1000 > /proc/1/fd/1"
+    proc = run(
+        compose.compose_command(ci1, "exec", "-T", "dbls", "sh", "-c", writer),
+        env=compose.compose_environment(ci1),
+    )
+    assert proc.returncode == 0
+    path = Path(_inspect(ci1, "dbls")["LogPath"])
+    files = sorted(path.parent.glob(path.name + "*"))
+    total = sum(f.stat().st_size for f in files)
+    limit = LOG_MAX_FILE * LOG_MAX_SIZE_MB * 2**20
+    assert 1 < len(files) <= LOG_MAX_FILE, files
+    # a file is rotated once it passes max-size: at most one line (~1 kB as JSON) over each
+    assert limit / 2 < total <= limit + LOG_MAX_FILE * 2048, (total, files)
+    # the role is unharmed and its log still readable
+    assert compose.status(ci1, ci1.load_config())[0] == 0
+    tail = _tool("redsysctl", ci1.redhome, "compose", "ci1", "logs", "--tail", "1", "dbls")
+    assert "xxxxxxxxxx" in tail.stdout
+
+
+def test_sftp_uploads_load_whatever_mode_the_client_asked_for(
+    ci1: Instance, tmp_path: Path
+) -> None:
+    home = ci1.redhome
+    defs = tmp_path / "defs.toml"
+    defs.write_text(DEFINITIONS)
+    applied = _tool("redsysctl", home, "redctl", "ci1", "db", "apply", str(defs))
+    assert "1 loader(s)" in applied.stdout, applied.stdout
+
+    # a new user uploads with paramiko; the file lands in the instance's landing zone
+    key, pub = _key(tmp_path, "alice")
+    added = _tool("redftp_useradd", home, "ci1", "alice", str(pub))
+    assert "uid 1200" in added.stdout
+    assert _tool("redftp_useradd", home, "ci1", "alice", str(pub), check=False).returncode == 1
+    assert _tool("redftp_useradd", home, "ci1", "Bad-Name", str(pub), check=False).returncode == 1
+    port = _sftp_port(ci1)
+    transport, sftp = _sftp(port, "redftp_ci1_alice", key)
     try:
-        up = make("up", "ci1", redhome_c)
-        assert "sched" in up.stdout
-
-        # every long-running service is up and healthy
-        code, states = compose.status(inst, inst.load_config())
-        assert code == 0, states
-        assert {s.service for s in states} >= {"sched", "jmon", "sftp"}
-        assert all(s.health == "healthy" for s in states), states
-
-        # no secret in what compose shows
-        config = run([*compose.compose_command(inst, "config")]).stdout
-        assert (inst.etc / "secret").read_text().strip() not in config
-
-        # roles log to docker's log as well as to the instance's log folder
-        logs = make("logs", "ci1", redhome_c, "ROLE=sched").stdout
-        assert "role=sched" in logs
-        assert (inst.log_dir / "sched.log").read_text().count("role=sched") >= 1
-        assert "jmon" in make("ps", "ci1", redhome_c).stdout
-
-        _check_status(inst, redhome_c)
-
-        # definitions from a file of the host: a CSV loader, its LOAD job, a FILE watcher
-        defs = tmp_path / "defs.toml"
-        defs.write_text(DEFINITIONS)
-        applied = _tool("redsysctl", redhome_c, "redctl", "ci1", "db", "apply", str(defs))
-        assert "1 loader(s)" in applied.stdout, applied.stdout
-
-        # sFTP: a new user uploads; the file lands in the instance's landing zone
-        key, pub = _key(tmp_path, "alice")
-        added = _tool("redftp_useradd", redhome_c, "ci1", "alice", str(pub))
-        assert "uid 1200" in added.stdout
-        assert (
-            _tool("redftp_useradd", redhome_c, "ci1", "alice", str(pub), check=False).returncode
-            == 1
-        )
-        assert (
-            _tool("redftp_useradd", redhome_c, "ci1", "Bad-Name", str(pub), check=False).returncode
-            == 1
-        )
-        port = _sftp_port(inst)
-        transport, sftp = _sftp(port, "redftp_ci1_alice", key)
-        try:
-            assert sftp.normalize(".") == "/input"
-            with sftp.open("sales_20250101.csv", "w") as fh:
-                fh.write(UPLOAD)
-                # the mode OpenSSH's `put` asks for: not writable for redsys (group redftp)
-                fh.chmod(0o644)
-            assert sftp.stat("sales_20250101.csv").st_size == len(UPLOAD)
-            # the chroot holds: only input/ is visible, nothing above it
-            assert sftp.listdir("/") == ["input"]
-            assert sftp.listdir("/../..") == ["input"]
-            for path in ("/etc/passwd", "/../../etc/passwd", "/app/redsys"):
-                with pytest.raises(OSError):
-                    sftp.stat(path)
+        assert sftp.normalize(".") == "/input"
+        with sftp.open("sales_20250101.csv", "w") as fh:
+            fh.write(UPLOAD)
+            fh.chmod(0o644)
+        assert sftp.stat("sales_20250101.csv").st_size == len(UPLOAD)
+        # the chroot holds: only input/ is visible, nothing above it
+        assert sftp.listdir("/") == ["input"]
+        assert sftp.listdir("/../..") == ["input"]
+        for path in ("/etc/passwd", "/../../etc/passwd", "/app/redsys"):
             with pytest.raises(OSError):
-                sftp.mkdir("/escape")
-        finally:
-            sftp.close()
-            transport.close()
-
-        # sched's watcher hands the file to the loader: rows in CI.SALES, the file in archive/
-        wait_for(lambda: _rows(inst) == "1:one,2:two", 60, "the uploaded rows in CI.SALES")
-        archived = inst.home / "data" / "archive" / "sales_20250101.csv"
-        wait_for(archived.exists, 10, f"{archived}")
-        assert archived.read_text() == UPLOAD
-        assert archived.stat().st_gid == 1200  # uploaded as group redftp, shared with redsys
-        assert not (inst.home / "data" / "input" / "sales_20250101.csv").exists()
-        assert not list((inst.home / "data" / "error").iterdir())
-
-        # password login is refused (the offer itself is publickey only)
-        transport = paramiko.Transport(socket.create_connection(("127.0.0.1", port), timeout=10))
-        try:
-            transport.start_client(timeout=10)
-            with pytest.raises(paramiko.AuthenticationException):
-                transport.auth_password("redftp_ci1_alice", "guess")
-        finally:
-            transport.close()
-
-        # userdel: the user can no longer log in
-        assert _tool("redftp_userdel", redhome_c, "ci1", "alice").returncode == 0
-        with pytest.raises(paramiko.AuthenticationException):
-            _sftp(port, "redftp_ci1_alice", key)
-
-        make("down", "ci1", redhome_c)
-        assert _containers("red_ci1") == []
-        assert _tool("redsysctl", redhome_c, "status", "ci1", check=False).returncode == 3
-        down = _status_json(redhome_c, expect=3)
-        assert {r["state"] for r in down["roles"]} == {"STOPPED"}
-        assert {r["alert"] for r in down["roles"]} == {2}
+                sftp.stat(path)
+        with pytest.raises(OSError):
+            sftp.mkdir("/escape")
     finally:
-        make("down", "ci1", redhome_c, check=False)
+        sftp.close()
+        transport.close()
+    wait_for(lambda: _rows(ci1) == "1:one,2:two", 60, "the paramiko upload in CI.SALES")
+
+    # OpenSSH's sftp keeps the local mode: 0600 (umask 077, most tools' fresh file) and 0644
+    ssh_key = tmp_path / "bob_key"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_key)])
+    assert _tool("redftp_useradd", home, "ci1", "bob", f"{ssh_key}.pub").returncode == 0
+    private = tmp_path / "sales_20250102.csv"
+    private.write_text("id;name\n3;three\n")
+    private.chmod(0o600)
+    public = tmp_path / "sales_20250103.csv"
+    public.write_text("id;name\n4;four\n")
+    public.chmod(0o644)
+    batch = tmp_path / "batch"
+    batch.write_text(f"put {private}\nput {public}\n")
+    upload = run(
+        ["sftp", "-b", str(batch), "-i", str(ssh_key), "-P", str(port),
+         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+         "redftp_ci1_bob@127.0.0.1"],
+        timeout=60,
+    )  # fmt: skip
+    assert upload.returncode == 0, upload.stderr
+    wait_for(lambda: _rows(ci1) == "1:one,2:two,3:three,4:four", 60, "both OpenSSH uploads loaded")
+    archive = ci1.home / "data" / "archive"
+    for name in ("sales_20250101.csv", "sales_20250102.csv", "sales_20250103.csv"):
+        wait_for((archive / name).exists, 10, f"{name} in archive/")
+        assert (archive / name).stat().st_gid == 1200  # group redftp, shared with redsys
+    assert not list((ci1.home / "data" / "input").iterdir())
+    assert not list((ci1.home / "data" / "error").iterdir())
+    # the sftp container made the 0600 upload group-readable when it was closed
+    logs = _tool("redsysctl", home, "compose", "ci1", "logs", "sftp").stdout
+    assert "sales_20250102.csv mode 0600 -> 0660" in logs, logs
+
+    # password login is refused (the offer itself is publickey only)
+    transport = paramiko.Transport(socket.create_connection(("127.0.0.1", port), timeout=10))
+    try:
+        transport.start_client(timeout=10)
+        with pytest.raises(paramiko.AuthenticationException):
+            transport.auth_password("redftp_ci1_alice", "guess")
+    finally:
+        transport.close()
+
+    # userdel: the user can no longer log in
+    assert _tool("redftp_userdel", home, "ci1", "alice").returncode == 0
+    with pytest.raises(paramiko.AuthenticationException):
+        _sftp(port, "redftp_ci1_alice", key)
 
 
-def test_two_instances_side_by_side(redhome_c: Path) -> None:
-    insts = [Instance(name, redhome_c) for name in ("ci2", "ci3")]
+def test_restart_and_upgrade_keep_the_override(ci1: Instance) -> None:
+    before = _inspect(ci1, "sched")["Id"]
+    assert _tool("redsysctl", ci1.redhome, "restart", "ci1").returncode == 0
+    after = _override_honoured(ci1)
+    assert after["Id"] != before  # re-created, not merely restarted
+    # an upgrade in container mode is a new image tag in etc/compose.env (issue 16)
+    run(["docker", "tag", "redpss-runtime:latest", "redpss-runtime:ci-upgrade"])
+    try:
+        compose.update_settings(ci1, REDPSS_IMAGE="redpss-runtime:ci-upgrade")
+        assert _tool("redsysctl", ci1.redhome, "start", "ci1").returncode == 0
+        upgraded = _override_honoured(ci1)
+        assert upgraded["Config"]["Image"] == "redpss-runtime:ci-upgrade"
+        assert compose.override_path(ci1).read_text() == OVERRIDE
+        assert compose.status(ci1, ci1.load_config())[0] == 0
+    finally:
+        compose.update_settings(ci1, REDPSS_IMAGE="redpss-runtime:latest")
+
+
+def test_down_leaves_nothing(ci1: Instance) -> None:
+    make("down", "ci1", ci1.redhome)
+    assert _containers("red_ci1") == []
+    assert _tool("redsysctl", ci1.redhome, "status", "ci1", check=False).returncode == 3
+    down = _status_json(ci1, expect=3)
+    assert {r["state"] for r in down["roles"]} == {"STOPPED"}
+    assert {r["alert"] for r in down["roles"]} == {2}
+    run(["docker", "image", "rm", "redpss-runtime:ci-upgrade"], check=False)
+
+
+def test_two_instances_with_different_optional_roles_side_by_side(redhome_c: Path) -> None:
+    # ci2: the template's roles (cfisrv and its converters); ci3: no cfisrv, but mail2cmd and rest
+    ci2 = create(redhome_c, "ci2")
+    ci3 = create(
+        redhome_c, "ci3", cfi_enabled="false", mail2csv_enabled="true", rest_enabled="true"
+    )
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = ssl_dir(ci3)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CERT_FILE).write_bytes(b"".join(p.bytes() for p in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(folder / KEY_FILE))
+    insts = [ci2, ci3]
     try:
         for inst in insts:
             make("up", inst.name, redhome_c)
         for inst in insts:
             code, states = compose.status(inst, inst.load_config())
             assert code == 0, (inst.name, states)
-        ports = [_sftp_port(i) for i in insts]
-        assert ports[0] != ports[1]
-        sched = [i.load_config().redsys.sched_service_port for i in insts]
-        assert sched[0] != sched[1]
+            running = set(_tool("redsysctl", redhome_c, "compose", inst.name, "ps",
+                                "--services", "--status", "running").stdout.split())  # fmt: skip
+            assert running == {*enabled_roles(inst.load_config()), "net", "sftp"}, inst.name
+        assert {"cfisrv", "json2csv", "parq2csv"} <= set(enabled_roles(ci2.load_config()))
+        assert {"mail2cmd", "rest"} <= set(enabled_roles(ci3.load_config()))
+        # both from the one stack file
+        for inst in insts:
+            labels = _inspect(inst, "sched")["Config"]["Labels"]
+            files = labels["com.docker.compose.project.config_files"].split(",")
+            assert files[0] == str(compose.stack_file())
+        # ci3's API answers over HTTPS on its published port
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        port = ci3.load_config().rest.gu_port
+        health = httpx.get(f"https://127.0.0.1:{port}/health", verify=ctx, timeout=30)
+        assert health.status_code == 200, health.text
         all_st = _tool("redsysctl", redhome_c, "status-all")
         assert "instance ci2: RUNNING" in all_st.stdout
         assert "instance ci3: RUNNING" in all_st.stdout
@@ -263,18 +419,3 @@ def test_two_instances_side_by_side(redhome_c: Path) -> None:
             make("down", inst.name, redhome_c, check=False)
     for inst in insts:
         assert _containers(compose.project_name(inst)) == []
-
-
-def test_compose_file_follows_enabled_roles(redhome_c: Path) -> None:
-    _tool("redsysctl", redhome_c, "create", "ci4", "--compose")
-    inst = Instance("ci4", redhome_c)
-    project = json.loads(compose.write(inst).read_text())
-    roles = enabled_roles(inst.load_config())
-    assert set(project["services"]) == {"init", "net", "sftp", *roles}
-    for role in roles:
-        svc = project["services"][role]
-        assert svc["network_mode"] == "service:net"
-        assert svc["stop_grace_period"] == f"{inst.load_config().redsys.stop_grace}s"
-    assert all(p.startswith("127.0.0.1:") for p in project["services"]["net"]["ports"])
-    assert sys.executable  # the compose file names no secret either
-    assert (inst.etc / "secret").read_text().strip() not in json.dumps(project)
