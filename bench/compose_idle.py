@@ -21,9 +21,11 @@ The last line: ``RESULT compose_idle value=<median % of one core> unit=% target=
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from redpss import compose  # noqa: E402
-from redpss.instance import Instance, create_instance  # noqa: E402
+from redpss.instance import PORT_BLOCK, Instance, create_instance  # noqa: E402
 
 TARGET_PERCENT = 5.0
 SETTLE_SECONDS = 30
@@ -92,6 +94,24 @@ def engine_ticks() -> int:
     return total
 
 
+def free_port_base() -> int:
+    """A free block of instance ports below the kernel's ephemeral range (docker-proxy binds
+    every port of it on the host; a port there could be taken by any outgoing connection)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, low - PORT_BLOCK, PORT_BLOCK)
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(base, base + PORT_BLOCK):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return base
+    raise SystemExit("bench/compose_idle: no free block of ports")
+
+
 def docker(*args: str) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
 
@@ -113,7 +133,7 @@ def measure(
     inst = Instance("idle1", home)
     bare: list[str] = []
     try:
-        create_instance(inst)
+        create_instance(inst, port_base=free_port_base())
         conf = inst.conf_path
         conf.write_text(
             conf.read_text().replace("mail2csv_enabled = false", "mail2csv_enabled = true")
