@@ -49,7 +49,7 @@ def _compose(inst: Instance, *args: str) -> subprocess.CompletedProcess[bytes]:
 def inst(tmp_path: Path) -> Instance:
     """A created instance in container mode (nothing runs)."""
     inst = Instance("tst1", tmp_path)
-    create_instance(inst, port_base=43000)
+    create_instance(inst, port_base=23000)
     compose.enable(inst)
     return inst
 
@@ -137,7 +137,7 @@ def test_config_names_no_secret_and_publishes_on_the_publish_address(
     assert re.findall(r"host_ip: (\S+)", out) and set(re.findall(r"host_ip: (\S+)", out)) == {
         "127.0.0.1"
     }
-    assert 'published: "43008"' in out  # sFTP: the spare port of the block
+    assert 'published: "23008"' in out  # sFTP: the spare port of the block
     assert "/data/input:/app/redftp/env/tst1/input" in out.replace("\n        target: ", ":")
 
 
@@ -174,13 +174,13 @@ def test_override_is_created_once_merged_and_never_overwritten(
 def test_env_file_keeps_the_settings_and_follows_red_params(inst: Instance) -> None:
     path = compose.settings_path(inst)
     text = path.read_text().replace("PUBLISH_ADDRESS=127.0.0.1", "PUBLISH_ADDRESS=0.0.0.0")
-    path.write_text(text.replace("RED_PORT_SCHED=43000", "RED_PORT_SCHED=1"))
-    _set(inst, "sched_service_port", "43100")
+    path.write_text(text.replace("RED_PORT_SCHED=23000", "RED_PORT_SCHED=1"))
+    _set(inst, "sched_service_port", "23100")
     compose.write_env(inst)
     text = path.read_text()
     assert "PUBLISH_ADDRESS=0.0.0.0\n" in text
-    assert "RED_PORT_SCHED=43100\n" in text
-    assert "RED_SFTP_PORT=43108\n" in text
+    assert "RED_PORT_SCHED=23100\n" in text
+    assert "RED_SFTP_PORT=23108\n" in text
 
 
 @pytest.mark.parametrize(
@@ -218,7 +218,7 @@ def test_compose_with_arguments_needs_container_mode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("REDHOME", str(tmp_path))
-    create_instance(Instance("tst2", tmp_path), port_base=43100)
+    create_instance(Instance("tst2", tmp_path), port_base=23100)
     assert redsysctl.main(["compose", "tst2", "ps"]) == 1
     assert "not in container mode (redsysctl compose tst2)" in capsys.readouterr().err
 
