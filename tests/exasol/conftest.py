@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
+import requests
 
 from redpss.dictionary import Dictionary, open_dictionary
 from redpss.dictionary.exasol.session import ExaSettings
@@ -64,32 +66,32 @@ class ExasolDb:
 
 
 def _unavailable() -> str | None:
-    """None when the image is present or can be pulled, else why not."""
-    try:
-        import docker
-    except ImportError as exc:
-        return f"docker client library missing: {exc}"
+    """None when the image is present or can be pulled, else why not.
+
+    Only the known causes are a reason to skip: no engine (its socket missing, or nothing
+    answering at DOCKER_HOST) and an image that the engine cannot pull. Anything else (a broken
+    engine, a bad DOCKER_HOST, a bug here) is an error of the test run."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
         return (
             f"no Docker engine reachable: its socket {host.removeprefix('unix://')} does not exist"
         )
+    client = docker.from_env(version="1.41")  # no API call before ping()
     try:
-        client = docker.from_env(version="1.41")  # no API call before ping()
-    except Exception as exc:  # no engine: the reason is the message
-        return f"no Docker engine reachable at {_where()}: {exc}"
-    try:
-        client.ping()
+        try:
+            client.ping()
+        except requests.exceptions.ConnectionError as exc:
+            return f"no Docker engine reachable at {_where()}: {exc}"
         try:
             client.images.get(IMAGE)
             return None
         except docker.errors.ImageNotFound:
+            pass
+        try:
             client.images.pull(IMAGE)
-            return None
-    except docker.errors.APIError as exc:
-        return f"image {IMAGE} cannot be pulled: {exc.explanation or exc}"
-    except Exception as exc:  # no engine: the reason is the message
-        return f"no Docker engine reachable at {_where()}: {exc}"
+        except docker.errors.APIError as exc:
+            return f"image {IMAGE} cannot be pulled: {exc.explanation or exc}"
+        return None
     finally:
         client.close()
 
