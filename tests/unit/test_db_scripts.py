@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from redpss.cli import redctl
 from redpss.config import Config, load_config
@@ -159,9 +161,6 @@ def test_every_script_is_valid_lua(luac: str, config: Config, tmp_path: Path) ->
 
 
 def test_sqlglot_parses_what_it_knows(config: Config) -> None:
-    sqlglot = pytest.importorskip("sqlglot")
-    from sqlglot import exp
-
     statements = dbs.db_script_statements(config, "tst1", grant_to=["app"])
     # CREATE … SCRIPT is beyond sqlglot's Exasol dialect (it tokenizes the Lua text and
     # fails): their heads are checked by test_the_statements_in_order, their Lua by luac

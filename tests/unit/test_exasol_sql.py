@@ -15,8 +15,10 @@ import pkgutil
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pytest
+import sqlglot
 
 import redpss.dictionary.exasol as exasol_pkg
 from redpss.dictionary.exasol.ddl import epoch_seconds, migration_statements, status_select
@@ -25,7 +27,6 @@ from redpss.dictionary.exasol.session import ExaSettings, Session
 from redpss.dictionary.exasol.sqltext import literal, placeholders, render
 from redpss.dictionary.model import DICTIONARY
 
-sqlglot = pytest.importorskip("sqlglot")
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC)
@@ -150,9 +151,13 @@ DIALECTS = (Dialect.of("7.1.30"), Dialect.of("8.32.0"))
 
 def _ddl() -> list[tuple[str, str]]:
     found = []
+    scopes: tuple[tuple[Literal["REDSYS", "TARGET"], str], ...] = (
+        ("REDSYS", "REDSYS"),
+        ("TARGET", "STAGE"),
+    )
     for dialect in DIALECTS:
         for migration in DICTIONARY.migrations:
-            for scope, schema in (("REDSYS", "REDSYS"), ("TARGET", "STAGE")):
+            for scope, schema in scopes:
                 statements = migration_statements(
                     DICTIONARY, migration.version, schema, scope, dialect
                 )
