@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -60,7 +61,7 @@ executor = "load_sales"
 """
 
 
-def _sql(db: ExasolDb, query: str) -> list[tuple[object, ...]]:
+def _sql(db: ExasolDb, query: str) -> list[tuple[Any, ...]]:
     conn = db.connect()
     try:
         return [tuple(r) for r in conn.execute(query).fetchall()]

@@ -15,7 +15,7 @@ from redpss.errors import RemoteError
 from redpss.roles.base import RoleContext
 from redpss.roles.jexec import Jexec
 from tests.conftest import wait_for
-from tests.integration.test_services_support import MakeInstance, role_context, running
+from tests.integration.role_support import MakeInstance, role_context, running
 
 
 def script(folder: Path, name: str, body: str) -> Path:
@@ -88,13 +88,14 @@ def test_refuses_anything_outside_cmd(
 
 
 def test_bad_arguments_name_the_field(jexec: tuple[RoleContext, int]) -> None:
-    for args, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"command": "cat.sh", "args": "x"}, "'args'"),
         ({"command": "cat.sh", "args": [1]}, "'args'"),
         ({"command": "cat.sh", "time_limit": -1}, "'time_limit'"),
         ({"command": "cat.sh", "stdin": 5}, "'stdin'"),
         ({"command": "cat.sh", "shell": True}, "shell"),
-    ]:
+    ]
+    for args, field in cases:
         with pytest.raises(RemoteError) as info:
             run(jexec, **args)
         assert info.value.code == "bad_args" and field in info.value.message

@@ -177,7 +177,7 @@ def test_actions_runs_landing_and_audit(api: RestInstance) -> None:
     assert ("token:ops", "start job heartbeat_table", "ok") in done
     assert ("token:ops", "toggle job heartbeat_table", "ok") in done
     assert ("token:ops", "suspend", "ok") in done
-    assert any(w == "start job nope" and res.startswith("not found") for _, w, res in done)
+    assert any(w == "start job nope" and str(res).startswith("not found") for _, w, res in done)
     fields = {"time", "user", "host", "tool", "command", "result", "exit_code"}
     assert all(fields <= set(r) for r in records)
 

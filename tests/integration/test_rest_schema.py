@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hypothesis
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given
+from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -37,6 +39,8 @@ def test_openapi_conformance(make_instance: MakeInstance, tmp_path: Path) -> Non
     checks = [status_code_conformance, content_type_conformance, response_schema_conformance]
     tested = []
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
         operation = result.ok()
 
         @given(case=operation.as_strategy())
@@ -48,7 +52,7 @@ def test_openapi_conformance(make_instance: MakeInstance, tmp_path: Path) -> Non
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
         )
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case[Any]) -> None:
             response = case.call(
                 base_url=api.base, session=session, headers=headers, timeout=30, verify=str(ca_file)
             )

@@ -556,5 +556,5 @@ class EmulatedConnection:
         if isinstance(value, date):
             return value.isoformat()
         if isinstance(value, Decimal):
-            return int(value) if value.as_tuple().exponent == 0 else str(value)  # type: ignore[operator]
+            return int(value) if value.as_tuple().exponent == 0 else str(value)
         return value

@@ -272,7 +272,7 @@ def _translate(query: str, context: Context) -> Translation:
     return Translation(tuple(before), statement, tuple(after), kind, creates, target, clock, access)
 
 
-def reserved_word(tree: exp.Expression, tolerated: frozenset[str] = frozenset()) -> str | None:
+def reserved_word(tree: exp.Expr, tolerated: frozenset[str] = frozenset()) -> str | None:
     """The first unquoted identifier of ``tree`` that is a reserved word of Exasol, if any.
 
     Exasol refuses them (``syntax error``); sqlglot and DuckDB take them. Functions without
@@ -288,7 +288,7 @@ def reserved_word(tree: exp.Expression, tolerated: frozenset[str] = frozenset())
     return None
 
 
-def _rewrite_expressions(tree: exp.Expression, db_timezone: str, session_timezone: str) -> None:
+def _rewrite_expressions(tree: exp.Expr, db_timezone: str, session_timezone: str) -> None:
     for literal in list(tree.find_all(exp.Literal)):
         if literal.is_string and literal.this == "":
             literal.replace(exp.Null())
@@ -326,7 +326,7 @@ def _now_utc() -> exp.Expression:
     return exp.Cast(this=value, to=exp.DataType.build("TIMESTAMP"))
 
 
-def _rewrite_time(tree: exp.Expression, db_timezone: str, session_timezone: str) -> None:
+def _rewrite_time(tree: exp.Expr, db_timezone: str, session_timezone: str) -> None:
     # POSIX_TIME() is the current moment in seconds since 1970-01-01 UTC, whatever the zones
     for node in list(tree.find_all(exp.Anonymous)):
         if node.name.upper() == "POSIX_TIME" and not node.expressions:

@@ -20,10 +20,8 @@ from redpss.dictionary import (
     compute_alert,
     open_dictionary,
 )
-from redpss.dictionary.model import (
-    DICTIONARY,
-    MIGRATIONS,
-    TABLES,
+from redpss.dictionary.model import DICTIONARY, MIGRATIONS, TABLES
+from redpss.dictionary.objects import (
     Column,
     Migration,
     Model,

@@ -12,7 +12,7 @@ import inspect
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pyexasol
 import pytest
@@ -22,7 +22,8 @@ from redpss.config import load_config
 from redpss.dictionary import SCHEMA_VERSION, Dictionary, compute_alert
 from redpss.dictionary.exasol.sqltext import literal, render
 from redpss.dictionary.jobs import RunUpdate
-from redpss.dictionary.model import MIGRATIONS, Column, Model
+from redpss.dictionary.model import DICTIONARY, MIGRATIONS, TABLES
+from redpss.dictionary.objects import Column, Model
 from redpss.dictionary.scripts import SCRIPTS, db_script_statements
 from redpss.errors import DictionaryError, MigrationError
 from redpss.instance import Instance
@@ -31,6 +32,8 @@ from tests.unit import test_exasol_sql as statements
 from tests.unit.exasol_emulator import TOLERATED_RESERVED, EmulatedConnection, EmulatedDatabase
 from tests.unit.exasol_emulator_sql import reserved_word
 from tests.unit.exasol_support import emulated_dictionary
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.unit
 
@@ -227,9 +230,9 @@ def _broken_model() -> Model:
     bad = Column("POOL_NAME", "VARCHAR(1)")  # twice in one table
     tables = tuple(
         dataclasses.replace(t, columns=(*t.columns, bad)) if t.name == "ADM_JMON_LOAD" else t
-        for t in shared.TABLES
+        for t in TABLES
     )
-    return Model(tables, shared.DICTIONARY.views, MIGRATIONS)
+    return Model(tables, DICTIONARY.views, MIGRATIONS)
 
 
 def test_failed_migration_leaves_nothing(empty_exa_db: EmulatedDatabase) -> None:
@@ -275,8 +278,9 @@ def _meet_at(pattern: str, db: EmulatedDatabase, parties: int) -> None:
     db.hook(pattern, wait, times=parties)
 
 
-def _in_threads(*calls: Callable[[], object]) -> list[object]:
-    results: list[object] = [None] * len(calls)
+def _in_threads(*calls: Callable[[], T]) -> list[T]:
+    """Run ``calls`` in threads at once; their results in order (the first exception raised)."""
+    results: list[T | BaseException | None] = [None] * len(calls)
 
     def run(i: int) -> None:
         try:
@@ -289,7 +293,13 @@ def _in_threads(*calls: Callable[[], object]) -> list[object]:
         t.start()
     for t in threads:
         t.join(timeout=30)
-    return results
+    assert not any(t.is_alive() for t in threads), "a call did not end within 30 s"
+    done: list[T] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        done.append(result)  # type: ignore[arg-type]  # None only for a call still running
+    return done
 
 
 def test_two_sessions_migrating_at_once_end_at_the_same_version(
@@ -308,7 +318,7 @@ def test_two_new_roles_heartbeat_at_once(exa_dic: Dictionary, exa_db: EmulatedDa
     beats = _in_threads(
         lambda: exa_dic.heartbeat("dbls", pid=1), lambda: exa_dic.heartbeat("dbls", pid=2)
     )
-    assert sorted(beats) == [False, True]  # type: ignore[type-var]
+    assert sorted(beats) == [False, True]
     (status,) = exa_dic.pss_status()
     assert (status.role, status.pid) == ("dbls", 1 + beats.index(True))
 
@@ -445,7 +455,7 @@ def test_a_transaction_collision_is_retried(exa_dic: Dictionary, exa_db: Emulate
         lambda: exa_dic.register_role("jmon", pid=1, host="h", version="1", heartbeat_interval=5),
         lambda: exa_dic.register_role("jmon", pid=2, host="h", version="1", heartbeat_interval=5),
     )
-    first, second = sorted(starts, key=lambda s: s.restarts)  # type: ignore[attr-defined]
+    first, second = sorted(starts, key=lambda s: s.restarts)
     assert (first.previous_pid, first.unclean) == (None, False)
     assert second.unclean and second.restarts == 1 and second.previous_pid in (1, 2)
     (status,) = exa_dic.pss_status()

@@ -145,7 +145,7 @@ def test_import_from_iterable_is_a_csv_import(
     rows = [("a", 1.25, datetime(2030, 1, 2, 3, 4, 5, 6000), True), ("", None, None, False)]
     params = {"columns": ["NAME", "AMOUNT", "TS6", "FLAG"]}
     conn.execute("ALTER SESSION SET NLS_TIMESTAMP_FORMAT = 'YYYY-MM-DD HH24:MI:SS.FF6'")
-    assert conn.import_from_iterable(rows, ("S", "T"), params) is None
+    conn.import_from_iterable(rows, ("S", "T"), params)
     conn.commit()
     got = empty_exa_db.query("SELECT NAME, AMOUNT, TS6, FLAG FROM S.T ORDER BY ID")
     assert got == [("a", "1.25", "2030-01-02 03:04:05.006000", True), (None, None, None, False)]

@@ -81,7 +81,7 @@ def test_requests_are_checked() -> None:
     req = check_request({"schema": "S", "object": "T", "mail": {"to": "a@b.c"}})
     assert (req.format, req.delimiter, req.header) == ("csv", ",", True)
     assert req.mail == {"to": "a@b.c", "subject": "Export S.T"}
-    for bad, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"object": "T", "sftp": {}}, "'schema'"),
         ({"schema": "S", "object": "T"}, "exactly one target"),
         ({"schema": "S", "object": "T", "sftp": {}, "mail": {}}, "exactly one target"),
@@ -93,7 +93,8 @@ def test_requests_are_checked() -> None:
         ({"schema": "S", "object": "T", "sftp": {}, "where": {"A": [1]}}, "'where.A'"),
         ({"schema": "S", "object": "T", "sftp": {}, "delimiter": '"'}, "'delimiter'"),
         ({"schema": "S", "object": "T", "sftp": {}, "sql": "x"}, "unknown"),
-    ]:
+    ]
+    for bad, field in cases:
         with pytest.raises(ValueError, match=field):
             check_request(bad)
 
