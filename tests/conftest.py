@@ -1,4 +1,15 @@
-"""Shared test set-up: tier markers by folder, instance factories that always clean up."""
+"""The test toolkit every tier shares: tier markers by folder, instance and relay factories that
+always clean up, ``free_port``, ``wait_for``, ``run_cli``.
+
+- Ports: ``free_port()`` and ``free_port_base()`` hand out ports *below* the kernel's ephemeral
+  range (``/proc/sys/net/ipv4/ip_local_port_range``), never port 0: in that range any outgoing
+  connection may take the port between the check and the server's bind. Single ports come from
+  the top 2,000 ports below the range, instance blocks from below those, so the two never meet.
+- Waiting: ``wait_for(predicate, timeout=…, what=…)`` polls with a deadline and returns the
+  predicate's (truthy) value; never ``sleep`` to wait for something.
+- SMTP: ``make_relay(tls=…, login=…, start=…)`` is a real aiosmtpd relay on loopback
+  (``tests/smtp_relay.py``), stopped at the end of the test.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +24,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from redpss.instance import PORT_BLOCK, Instance, create_instance
+from tests.smtp_relay import Inbox, Relay, tls_context
+
+T = TypeVar("T")
 
 TIERS = ("unit", "integration", "faults", "security", "container", "exasol")
 BIN = Path(sys.executable).parent
@@ -73,6 +88,8 @@ def _stop_supervisors(home: Path) -> None:
 
 
 TEST_PORT_LOW = 20000
+SINGLE_PORTS = 2000  # the top of the test range, below the ephemeral range: free_port()
+_handed_out: set[int] = set()  # ports this pytest process gave out (its servers may not bind yet)
 
 
 def _ephemeral_low() -> int:
@@ -89,13 +106,27 @@ def free_port_base() -> int:
 
     The block lies below the kernel's ephemeral range: there, any outgoing connection may take
     a port between the check and the bind of the role."""
-    rng = random.Random()
-    high = _ephemeral_low() - PORT_BLOCK
+    high = _ephemeral_low() - SINGLE_PORTS - PORT_BLOCK
     for _ in range(200):
-        base = rng.randrange(TEST_PORT_LOW, high, PORT_BLOCK)
-        if all(_port_free(p) for p in range(base, base + PORT_BLOCK)):
+        base = random.randrange(TEST_PORT_LOW, high, PORT_BLOCK)
+        block = range(base, base + PORT_BLOCK)
+        if _handed_out.isdisjoint(block) and all(_port_free(p) for p in block):
+            _handed_out.update(block)
             return base
     raise RuntimeError("no free block of ports found")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now and this process has not handed out.
+
+    Below the kernel's ephemeral range (not port 0): see the module docstring."""
+    high = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(high - SINGLE_PORTS, high)
+        if port not in _handed_out and _port_free(port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port found")
 
 
 def _port_free(port: int) -> bool:
@@ -156,8 +187,11 @@ def run_cli(
     )
 
 
-def wait_for(predicate: Callable[[], object], *, timeout: float = 30, what: str = "") -> object:
-    """Poll ``predicate`` until it returns something truthy; fail the test at the deadline."""
+def wait_for(
+    predicate: Callable[[], T | None], *, timeout: float = 30, what: str = "", every: float = 0.1
+) -> T:
+    """Poll ``predicate`` every ``every`` s until it returns something truthy, and return that;
+    fail the test at the deadline, naming ``what`` was awaited."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -165,4 +199,37 @@ def wait_for(predicate: Callable[[], object], *, timeout: float = 30, what: str 
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(0.1)
+        time.sleep(every)
+
+
+MakeRelay = Callable[..., Relay]
+
+
+@pytest.fixture
+def make_relay(tmp_path: Path) -> Iterator[MakeRelay]:
+    """Factory: a real SMTP relay on a free loopback port, stopped at the end of the test.
+
+    ``make_relay()`` accepts any mail in clear text; ``tls=True`` demands STARTTLS (the client
+    trusts ``relay.cafile``); ``login=(user, password)`` demands AUTH; ``start=False`` leaves it
+    down until ``relay.start()`` (a relay that is down, then comes up). A recipient
+    ``nobody@…`` is refused with 550.
+    """
+    relays: list[Relay] = []
+
+    def make(
+        *, tls: bool = False, login: tuple[str, str] | None = None, start: bool = True
+    ) -> Relay:
+        port = free_port()
+        cafile = tmp_path / f"relay-{port}-ca.pem" if tls else None
+        context = tls_context(cafile) if cafile else None
+        relay = Relay(port, Inbox(), tls=context, cafile=cafile, login=login)
+        relays.append(relay)
+        if start:
+            relay.start()
+        return relay
+
+    try:
+        yield make
+    finally:
+        for relay in relays:
+            relay.stop()

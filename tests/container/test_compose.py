@@ -27,7 +27,8 @@ from redpss import compose
 from redpss.instance import Instance
 from redpss.rest import CERT_FILE, KEY_FILE, ssl_dir
 from redpss.roles import enabled_roles
-from tests.container.conftest import BIN, create, make, run, wait_for
+from tests.conftest import wait_for
+from tests.container.conftest import BIN, create, make, run
 
 # the first test pays the image build (cold: compiling OpenSSL and CPython)
 pytestmark = [pytest.mark.timeout(3600), pytest.mark.usefixtures("images")]
@@ -220,8 +221,8 @@ def test_status_stop_and_start_as_before(ci1: Instance) -> None:
     assert _tool("redsysctl", ci1.redhome, "start", "ci1").returncode == 0
     wait_for(
         lambda: _tool("redsysctl", ci1.redhome, "status", "ci1", check=False).returncode == 0,
-        30,
-        "jmon back in the status",
+        timeout=30,
+        what="jmon back in the status",
     )
 
 
@@ -300,7 +301,7 @@ def test_sftp_uploads_load_whatever_mode_the_client_asked_for(
     finally:
         sftp.close()
         transport.close()
-    wait_for(lambda: _rows(ci1) == "1:one,2:two", 60, "the paramiko upload in CI.SALES")
+    wait_for(lambda: _rows(ci1) == "1:one,2:two", timeout=60, what="the paramiko upload")
 
     # OpenSSH's sftp keeps the local mode: 0600 (umask 077, most tools' fresh file) and 0644
     ssh_key = tmp_path / "bob_key"
@@ -322,10 +323,14 @@ def test_sftp_uploads_load_whatever_mode_the_client_asked_for(
         timeout=60,
     )  # fmt: skip
     assert upload.returncode == 0, upload.stderr
-    wait_for(lambda: _rows(ci1) == "1:one,2:two,3:three,4:four", 60, "both OpenSSH uploads loaded")
+    wait_for(
+        lambda: _rows(ci1) == "1:one,2:two,3:three,4:four",
+        timeout=60,
+        what="both OpenSSH uploads loaded",
+    )
     archive = ci1.home / "data" / "archive"
     for name in ("sales_20250101.csv", "sales_20250102.csv", "sales_20250103.csv"):
-        wait_for((archive / name).exists, 10, f"{name} in archive/")
+        wait_for((archive / name).exists, timeout=10, what=f"{name} in archive/")
         assert (archive / name).stat().st_gid == 1200  # group redftp, shared with redsys
     assert not list((ci1.home / "data" / "input").iterdir())
     assert not list((ci1.home / "data" / "error").iterdir())

@@ -4,56 +4,29 @@ dbls and sendmail of a running instance, and Exasol reads a file from cfisrv wit
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message
 
 from redpss.instance import Instance
-from tests.conftest import run_cli, wait_for
+from tests.conftest import MakeRelay, run_cli, wait_for
 from tests.exasol.conftest import ExasolDb
-
-
-class _Inbox(Message):
-    def __init__(self) -> None:
-        super().__init__()
-        self.mails: list[object] = []
-
-    def handle_message(self, message: object) -> None:
-        self.mails.append(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.smtp_relay import Relay
 
 
 @pytest.fixture
-def relay() -> Iterator[tuple[int, _Inbox]]:
-    inbox = _Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
+def relay(make_relay: MakeRelay) -> Relay:
+    return make_relay()
 
 
 @pytest.fixture
-def scripted(
-    exa_instance: Instance,
-    relay: tuple[int, _Inbox],
-) -> Iterator[Instance]:
+def scripted(exa_instance: Instance, relay: Relay) -> Iterator[Instance]:
     inst = exa_instance
     text = inst.conf_path.read_text()
     for key, value in {
         "sendmail_smtp_host": "127.0.0.1",
-        "sendmail_smtp_port": str(relay[0]),
+        "sendmail_smtp_port": str(relay.port),
         "sendmail_smtp_encr": "PLAIN",
     }.items():
         text = "\n".join(
@@ -80,9 +53,8 @@ def _value(db: ExasolDb, query: str) -> object:
 
 
 def test_lua_scripts_call_dbls_and_sendmail(
-    scripted: Instance, clean_db: ExasolDb, relay: tuple[int, _Inbox]
+    scripted: Instance, clean_db: ExasolDb, relay: Relay
 ) -> None:
-    _port, inbox = relay
     assert _value(clean_db, "SELECT REDSYS.REDPSS_PING()") is not None
     _value(
         clean_db,
@@ -96,7 +68,7 @@ def test_lua_scripts_call_dbls_and_sendmail(
         what="the UDF's ERROR line in DWH.LOG_MESSAGES",
     )
     _value(clean_db, "SELECT REDSYS.SEND_MAIL('ops@example.com', 'from Exasol', 'hello')")
-    wait_for(lambda: inbox.mails, timeout=60, what="the UDF's mail at the relay")
+    wait_for(lambda: relay.inbox.mails, timeout=60, what="the UDF's mail at the relay")
 
 
 def test_exasol_imports_a_file_from_cfisrv(scripted: Instance, clean_db: ExasolDb) -> None:

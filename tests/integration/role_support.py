@@ -1,4 +1,5 @@
-"""Helpers for the service-role tests (dbls, jexec, sendmail …): no tests of its own.
+"""Helpers for the service-role tests (dbls, jexec, sendmail …); their fixtures are in
+``tests/integration/conftest.py``.
 
 A role runs in-process on its real port with a real SQLite dictionary, so a test can reach it
 over loopback and look at its files, and it always stops at the end.
@@ -10,6 +11,7 @@ import contextlib
 import socket
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from redpss.config import load_config
@@ -17,8 +19,18 @@ from redpss.dictionary import LogMessage, open_dictionary
 from redpss.errors import DictionaryError
 from redpss.instance import Instance
 from redpss.roles.base import Role, RoleContext
+from tests.smtp_relay import Relay
 
 MakeInstance = Callable[..., Instance]
+
+
+@dataclass
+class Stack:
+    """The service roles of one instance, running (``make_stack``), and the relay sendmail
+    delivers to."""
+
+    ctx: RoleContext
+    relay: Relay
 
 
 def set_keys(inst: Instance, **settings: object) -> None:
@@ -78,10 +90,3 @@ def outside_address() -> str | None:
         if not addr.startswith("127."):
             return addr
     return None
-
-
-def free_port() -> int:
-    """A TCP port that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

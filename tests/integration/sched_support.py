@@ -1,12 +1,12 @@
-"""What the scheduling tests share: a started-instance fixture, scripts, redctl, run logs."""
+"""What the scheduling tests share: scripts, definitions, redctl, run logs (the ``inst``
+fixture is in ``tests/integration/conftest.py``)."""
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+import tomli_w
 
 from redpss.dictionary import open_dictionary
 from redpss.dictionary.jobs import RunRecord
@@ -14,30 +14,13 @@ from redpss.instance import Instance
 from tests.conftest import run_cli
 
 MakeInstance = Callable[..., Instance]
+MakeSchedInstance = Callable[..., Instance]  # the make_sched_instance fixture
 
 FAST = {
     "sched_definitions_poll": "0.5",
     "sched_file_quiet_period": "0.3",
     "sched_action_pool_size": "2",
 }
-
-
-@pytest.fixture
-def inst(make_instance: MakeInstance) -> Iterator[Instance]:
-    """A started instance with fast polling and a cmd/ folder with test scripts."""
-    inst = make_instance("tst1", **FAST)
-    cmd = inst.home / "cmd"
-    script(cmd / "ok.sh", 'echo "ok $RED_JOB $RED_WATCH_KEY"')
-    script(cmd / "sleep.sh", 'sleep "$1"')
-    script(
-        cmd / "fail_on_bad.sh",
-        '[ "${RED_WATCH_KEY#bad}" = "$RED_WATCH_KEY" ] || '
-        '{ echo "cannot load $RED_WATCH_KEY"; exit 3; }\n'
-        'mv "$REDENV_HOME/data/input/$RED_WATCH_KEY" "$REDENV_HOME/data/archive/"',
-    )
-    assert run_cli("redctl", "db", "init", inst=inst).returncode == 0
-    yield inst
-    run_cli("redctl", "stop", inst=inst)
 
 
 def script(path: Path, body: str) -> None:
@@ -52,9 +35,31 @@ def redctl(inst: Instance, *args: str, ok: bool = True) -> str:
     return out.stdout + out.stderr
 
 
-def apply(inst: Instance, text: str) -> None:
+def job(kind: str = "SQL", action: str = "SELECT 1", **fields: object) -> dict[str, object]:
+    """One job definition in schema DWH (``SELECT 1`` unless told)."""
+    return {"schema": "DWH", "kind": kind, "action": action, **fields}
+
+
+def file_watcher(pattern: str, executor: str, **fields: object) -> dict[str, object]:
+    """One FILE watcher in schema DWH, checking every second unless told."""
+    watcher = {"schema": "DWH", "kind": "FILE", "pattern": pattern, "executor": executor}
+    return {**watcher, "interval": 1, **fields}
+
+
+Tables = dict[str, dict[str, object]]
+
+
+def apply(
+    inst: Instance,
+    *,
+    jobs: Tables | None = None,
+    watchers: Tables | None = None,
+    loaders: Tables | None = None,
+) -> None:
+    """``redctl db apply`` of these definitions (written as TOML, as an operator would)."""
+    tables = {"job": jobs, "watcher": watchers, "loader": loaders}
     path = inst.tmp / "defs.toml"
-    path.write_text(textwrap.dedent(text))
+    path.write_text(tomli_w.dumps({k: v for k, v in tables.items() if v}))
     redctl(inst, "db", "apply", str(path))
 
 

@@ -18,7 +18,7 @@ from redpss.instance import Instance
 from redpss.roles.base import RoleContext
 from redpss.roles.cfisrv import Cfisrv
 from tests.conftest import BIN, wait_for
-from tests.integration.test_services_support import MakeInstance, role_context, running, set_keys
+from tests.integration.role_support import MakeInstance, role_context, running, set_keys
 
 
 @pytest.fixture

@@ -13,32 +13,21 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from redpss.dictionary import scripts as dbs
 from redpss.roles.base import RoleContext
-from redpss.roles.dbls import Dbls
-from redpss.roles.jexec import Jexec
-from redpss.roles.sendfile import Sendfile
-from redpss.roles.sendmail import Sendmail
 from tests.conftest import wait_for
-from tests.integration.test_services_support import (
-    MakeInstance,
-    free_port,
-    log_messages,
-    outside_address,
-    role_context,
-    running,
-)
+from tests.integration.role_support import Stack, log_messages, outside_address
+from tests.integration.sched_support import script
+from tests.smtp_relay import Inbox
 
 HARNESS = Path(__file__).with_name("udf_harness.lua")
 SCRIPT_RE = re.compile(
@@ -76,22 +65,10 @@ def parse_statements(statements: list[str]) -> tuple[dict[str, str], dict[str, U
     return connection, udfs
 
 
-class Relay:
-    def __init__(self) -> None:
-        self.subjects: list[str] = []
-        self.rcpts: list[list[str]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        head = envelope.content.split(b"\r\n\r\n", 1)[0].decode()
-        self.subjects += [h[9:] for h in head.split("\r\n") if h.startswith("Subject: ")]
-        self.rcpts.append(list(envelope.rcpt_tos))
-        return "250 OK"
-
-
 @dataclass
-class Stack:
+class Scripts:
     ctx: RoleContext
-    relay: Relay
+    inbox: Inbox
     connection: dict[str, str]
     udfs: dict[str, Udf]
     tmp: Path
@@ -134,47 +111,18 @@ class Stack:
 
 @pytest.fixture(params=["lua5.1", "lua5.4"])
 def stack(
-    request: pytest.FixtureRequest, make_instance: MakeInstance, tmp_path: Path
-) -> Iterator[Stack]:
+    request: pytest.FixtureRequest, make_stack: Callable[..., Stack], tmp_path: Path
+) -> Scripts:
     lua = request.param
     if shutil.which(lua) is None:
         pytest.skip(f"{lua} is not installed (make sysdeps)")
-    relay = Relay()
-    port = free_port()
-    controller = Controller(relay, hostname="127.0.0.1", port=port, ready_timeout=30)
-    controller.start()
     through = outside_address() or "127.0.0.1"
     everywhere = {f"{s}_host": "0.0.0.0" for s in ("dbls", "jexec", "sendmail", "sendfile")}
-    ctx = role_context(
-        make_instance,
-        sendmail_smtp_host="127.0.0.1",
-        sendmail_smtp_port=port,
-        sendmail_smtp_encr="PLAIN",
-        sendmail_smtp_from="redsys@example.com",
-        db_scripts_host=through,
-        **everywhere,
-    )
-    cmd = ctx.instance.home / "cmd"
-    (cmd / "hello.sh").write_text('#!/bin/sh\nprintf "[%s]" "$@"\n')
-    (cmd / "fails.sh").write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
-    for script in ("hello.sh", "fails.sh"):
-        (cmd / script).chmod(0o755)
-    ctx.dictionary.ensure_schema("EXPORTS")
-    with sqlite3.connect(ctx.instance.db_dir / "EXPORTS.db") as conn:
-        conn.execute("CREATE TABLE SALES (ID INTEGER, NAME TEXT)")
-        conn.executemany("INSERT INTO SALES VALUES (?, ?)", [(1, "a"), (2, "b")])
-    conn.close()
+    roles = make_stack(db_scripts_host=through, **everywhere)
+    ctx = roles.ctx
+    script(ctx.instance.home / "cmd" / "fails.sh", "echo broken >&2\nexit 3")
     connection, udfs = parse_statements(dbs.db_script_statements(ctx.config, ctx.instance.name))
-    try:
-        with (
-            running(Dbls, ctx),
-            running(Jexec, ctx),
-            running(Sendmail, ctx),
-            running(Sendfile, ctx),
-        ):
-            yield Stack(ctx, relay, connection, udfs, tmp_path, lua, through)
-    finally:
-        controller.stop()
+    return Scripts(ctx, roles.relay.inbox, connection, udfs, tmp_path, lua, through)
 
 
 def only(results: list[dict[str, Any]]) -> Any:
@@ -182,7 +130,7 @@ def only(results: list[dict[str, Any]]) -> Any:
     return results[0]["result"]
 
 
-def test_the_connection_holds_host_ports_and_secret(stack: Stack) -> None:
+def test_the_connection_holds_host_ports_and_secret(stack: Scripts) -> None:
     cfg = stack.ctx.config.redsys
     address = json.loads(stack.connection["address"])
     assert address["host"] == stack.through
@@ -197,21 +145,21 @@ def test_the_connection_holds_host_ports_and_secret(stack: Stack) -> None:
     }
 
 
-def test_send_mail_reaches_the_relay(stack: Stack) -> None:
+def test_send_mail_reaches_the_relay(stack: Scripts) -> None:
     subject = f"udf mail {stack.lua}"
     mail_id = only(
         stack.call("SEND_MAIL", [["ops@example.com; dev@example.com", subject, "rows: 12"]])
     )
     assert isinstance(mail_id, str) and mail_id
-    wait_for(lambda: subject in stack.relay.subjects, timeout=60, what="the mail at the relay")
-    at = stack.relay.subjects.index(subject)
-    assert sorted(stack.relay.rcpts[at]) == ["dev@example.com", "ops@example.com"]
+    wait_for(lambda: subject in stack.inbox.subjects, timeout=60, what="the mail at the relay")
+    at = stack.inbox.subjects.index(subject)
+    assert sorted(stack.inbox.rcpts[at]) == ["dev@example.com", "ops@example.com"]
     # a NULL subject is refused by sendmail, and that refusal is the SQL error
     [failed] = stack.call("SEND_MAIL", [["ops@example.com", None, None]])
     assert not failed["ok"] and "SEND_MAIL failed: bad_args" in failed["error"]
 
 
-def test_log_message_and_log_buffer_reach_dbls(stack: Stack) -> None:
+def test_log_message_and_log_buffer_reach_dbls(stack: Scripts) -> None:
     assert only(stack.call("LOG_MESSAGE", [["stage", "ERROR", "UDF_TEST", "no file"]])) == "1"
     rows: list[list[Any]] = [
         ["stage", "INFO", "UDF_BUF", "started"],
@@ -241,7 +189,7 @@ def test_log_message_and_log_buffer_reach_dbls(stack: Stack) -> None:
     assert not bad["ok"] and "LOG_MESSAGE failed: bad_args" in bad["error"]
 
 
-def test_run_command_runs_a_cmd_script_through_jexec(stack: Stack) -> None:
+def test_run_command_runs_a_cmd_script_through_jexec(stack: Scripts) -> None:
     ran, no_args, failing, missing = stack.call(
         "RUN_COMMAND",
         [
@@ -265,24 +213,24 @@ def test_run_command_runs_a_cmd_script_through_jexec(stack: Stack) -> None:
     assert not bad_args["ok"] and "cmd_args is not a JSON array" in bad_args["error"]
 
 
-def test_send_file_exports_and_mails(stack: Stack) -> None:
+def test_send_file_exports_and_mails(stack: Scripts) -> None:
     subject = f"udf file {stack.lua}"
     options = {"file_name": "s.csv", "mail": {"to": "ops@example.com", "subject": subject}}
     result = json.loads(only(stack.call("SEND_FILE", [["EXPORTS", "sales", json.dumps(options)]])))
     assert (result["via"], result["rows"], result["file_name"]) == ("mail", 2, "s.csv")
-    wait_for(lambda: subject in stack.relay.subjects, timeout=60, what="the export at the relay")
+    wait_for(lambda: subject in stack.inbox.subjects, timeout=60, what="the export at the relay")
     [missing] = stack.call("SEND_FILE", [["EXPORTS", "NOPE", '{"sftp": {}}']])
     assert not missing["ok"] and "SEND_FILE failed: bad_args" in missing["error"]
 
 
-def test_the_secret_of_the_connection_is_what_lets_the_scripts_in(stack: Stack) -> None:
+def test_the_secret_of_the_connection_is_what_lets_the_scripts_in(stack: Scripts) -> None:
     [refused] = stack.call("SEND_MAIL", [["ops@example.com", "x", "y"]], password="wrong")
     assert not refused["ok"] and "SEND_MAIL failed: unauthorized" in refused["error"]
     ping = json.loads(only(stack.call("REDPSS_PING", [[]], password="wrong")))
     assert all(v.startswith("unauthorized") for v in ping.values()), ping
 
 
-def test_a_script_cannot_load_files(stack: Stack, tmp_path: Path) -> None:
+def test_a_script_cannot_load_files(stack: Scripts, tmp_path: Path) -> None:
     # the harness is as strict as Exasol: the bundled text needs nothing but socket
     udf = stack.udfs["REDPSS_PING"]
     stack.udfs["SNEAKY"] = Udf("SNEAKY", "SCALAR", [], 'require("redpss_client")\n' + udf.body)

@@ -14,7 +14,7 @@ from redpss import wire
 from redpss.errors import RemoteError
 from redpss.roles.dbls import Dbls
 from tests.conftest import wait_for
-from tests.integration.test_services_support import (
+from tests.integration.role_support import (
     MakeInstance,
     log_messages,
     outside_address,

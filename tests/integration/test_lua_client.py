@@ -6,30 +6,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 import redpss.dictionary
-from redpss.roles.base import RoleContext
-from redpss.roles.dbls import Dbls
-from redpss.roles.jexec import Jexec
-from redpss.roles.sendfile import Sendfile
-from redpss.roles.sendmail import Sendmail
-from tests.conftest import wait_for
-from tests.integration.test_services_support import (
-    MakeInstance,
-    free_port,
-    log_messages,
-    role_context,
-    running,
-)
+from tests.conftest import free_port, wait_for
+from tests.integration.role_support import Stack, log_messages
 
 LUA_DIR = Path(redpss.dictionary.__file__).parent / "lua"
 
@@ -66,56 +52,14 @@ out("down", redpss.connect("127.0.0.1", tonumber(arg[5])):call("ping"))
 """
 
 
-class Relay:
-    def __init__(self) -> None:
-        self.subjects: list[str] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        head = envelope.content.split(b"\r\n\r\n", 1)[0].decode()
-        self.subjects += [h[9:] for h in head.split("\r\n") if h.startswith("Subject: ")]
-        return "250 OK"
-
-
-@pytest.fixture
-def services(make_instance: MakeInstance) -> Iterator[tuple[RoleContext, Relay]]:
-    relay = Relay()
-    port = free_port()
-    controller = Controller(relay, hostname="127.0.0.1", port=port, ready_timeout=30)
-    controller.start()
-    ctx = role_context(
-        make_instance,
-        sendmail_smtp_host="127.0.0.1",
-        sendmail_smtp_port=port,
-        sendmail_smtp_encr="PLAIN",
-        sendmail_smtp_from="redsys@example.com",
-    )
-    hello = ctx.instance.home / "cmd" / "hello.sh"
-    hello.write_text('#!/bin/sh\nprintf "[%s]" "$@"\n')
-    hello.chmod(0o755)
-    ctx.dictionary.ensure_schema("EXPORTS")
-    with sqlite3.connect(ctx.instance.db_dir / "EXPORTS.db") as conn:
-        conn.execute("CREATE TABLE SALES (ID INTEGER, NAME TEXT)")
-        conn.executemany("INSERT INTO SALES VALUES (?, ?)", [(1, "a"), (2, "b")])
-    conn.close()
-    try:
-        with (
-            running(Dbls, ctx),
-            running(Jexec, ctx),
-            running(Sendmail, ctx),
-            running(Sendfile, ctx),
-        ):
-            yield ctx, relay
-    finally:
-        controller.stop()
-
-
 @pytest.mark.parametrize("lua", ["lua5.1", "lua5.4"])
 def test_lua_client_against_the_roles(
-    lua: str, services: tuple[RoleContext, Relay], tmp_path: Path
+    lua: str, make_stack: Callable[..., Stack], tmp_path: Path
 ) -> None:
     if shutil.which(lua) is None:
         pytest.skip(f"{lua} is not installed (make sysdeps)")
-    ctx, relay = services
+    stack = make_stack()
+    ctx, inbox = stack.ctx, stack.relay.inbox
     cfg = ctx.config.redsys
     script = tmp_path / "t.lua"
     script.write_text(SCRIPT)
@@ -157,11 +101,11 @@ def test_lua_client_against_the_roles(
     assert results["ping"][0]["pong"] is True
     assert results["down"][1]["code"] == "connect"
     version = "Lua 5.1" if lua == "lua5.1" else "Lua 5.4"
-    wait_for(lambda: f"from {version}" in relay.subjects, timeout=60, what="mail at the relay")
+    wait_for(lambda: f"from {version}" in inbox.subjects, timeout=60, what="mail at the relay")
     export, _ = results["file"]
     assert (export["via"], export["rows"], export["file_name"]) == ("mail", 2, "s.csv")
     assert results["file_bad"][1]["code"] == "bad_args"
-    wait_for(lambda: f"file from {version}" in relay.subjects, timeout=60, what="the export")
+    wait_for(lambda: f"file from {version}" in inbox.subjects, timeout=60, what="the export")
     messages = wait_for(
         lambda: [m for m in log_messages(ctx, 10) if m.source == "LUA_TEST"],
         timeout=30,

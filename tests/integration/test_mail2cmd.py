@@ -16,13 +16,8 @@ import pytest
 from redpss.roles.base import RoleContext
 from redpss.roles.jexec import Jexec
 from redpss.roles.mail2cmd import Mail2cmd
-from tests.conftest import wait_for
-from tests.integration.test_services_support import (
-    MakeInstance,
-    free_port,
-    role_context,
-    running,
-)
+from tests.conftest import free_port, wait_for
+from tests.integration.role_support import MakeInstance, role_context, running
 
 RECORD = """#!/bin/sh
 # writes its arguments and standard input as JSON lines to tmp/ran.jsonl

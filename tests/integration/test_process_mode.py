@@ -138,18 +138,6 @@ def test_bad_config_refuses_start_and_names_line_and_key(make_instance: MakeInst
     assert status(inst)[0] == 3
 
 
-def test_port_in_use_refuses_start(make_instance: MakeInstance) -> None:
-    inst = make_instance("tst1")
-    port = inst.load_config().redsys.sched_service_port
-    with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", port))
-        blocker.listen()
-        out = run_cli("redctl", "start", inst=inst)
-    assert out.returncode == 1
-    assert f"sched_service_port = {port}" in out.stderr
-    assert not inst.supervisor_socket.exists()
-
-
 def test_role_that_cannot_start_goes_fatal_not_looping(make_instance: MakeInstance) -> None:
     """A crashed role that fails at every restart goes FATAL (no endless loop): degraded."""
     inst = make_instance("tst1")
@@ -221,13 +209,16 @@ def test_start_trace_logs_at_trace_level(make_instance: MakeInstance) -> None:
     assert "--trace" not in inst.supervisor_conf.read_text()
 
 
-def test_any_taken_port_of_the_instance_refuses_start(make_instance: MakeInstance) -> None:
+@pytest.mark.parametrize("key", ["sched_service_port", "dbls_port"])
+def test_any_taken_port_of_the_instance_refuses_start(
+    make_instance: MakeInstance, key: str
+) -> None:
     inst = make_instance("tst1")
-    port = inst.load_config().redsys.dbls_port
+    port = getattr(inst.load_config().redsys, key)
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", port))
         blocker.listen()
         out = run_cli("redctl", "start", inst=inst)
     assert out.returncode == 1
-    assert f"[redsys] dbls_port = {port}: 127.0.0.1:{port} cannot be used" in out.stderr
+    assert f"[redsys] {key} = {port}: 127.0.0.1:{port} cannot be used" in out.stderr
     assert not inst.supervisor_socket.exists()

@@ -7,47 +7,23 @@ import sqlite3
 
 from redpss.instance import Instance
 from tests.conftest import wait_for
-from tests.integration.sched_support import (
-    FAST,
-    MakeInstance,
-    apply,
-    inst,
-    redctl,
-    runs,
-    start,
-    states,
-)
-
-__all__ = ["inst"]  # the fixture, imported for pytest
+from tests.integration.sched_support import MakeSchedInstance, apply, job, redctl, runs, states
 
 
 def test_preclone_then_start_restores_flags_and_clears_logs(inst: Instance) -> None:
-    apply(
-        inst,
-        """
-        [job.a]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        [job.b]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        active = false
-    """,
-    )
+    apply(inst, jobs={"a": job(), "b": job(active=False)})
     redctl(inst, "preclone")
     assert (inst.tmp / "preclone" / "preclone.json").exists()
     # the database is restored from another instance: other flags, foreign logs
     redctl(inst, "toggle_db_job", "a")
     redctl(inst, "toggle_db_job", "b")
-    start(inst)
+    redctl(inst, "start")
     redctl(inst, "start_db_job", "a")
     wait_for(lambda: states(inst, "a") == ["OK"], timeout=15)
     redctl(inst, "stop")
     redctl(inst, "preclone")
     redctl(inst, "toggle_db_job", "a")
-    start(inst)
+    redctl(inst, "start")
     flags = {r["job"]: r["active"] for r in json.loads(redctl(inst, "--json", "list_db_jobs"))}
     assert flags == {"a": True, "b": False}  # as saved by the last preclone
     assert runs(inst, "a") == []
@@ -55,17 +31,7 @@ def test_preclone_then_start_restores_flags_and_clears_logs(inst: Instance) -> N
 
 
 def test_export_round_trip(inst: Instance) -> None:
-    apply(
-        inst,
-        """
-        [job.a]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        cron = "0 2 * * *"
-        description = "nightly"
-    """,
-    )
+    apply(inst, jobs={"a": job(cron="0 2 * * *", description="nightly")})
     text = redctl(inst, "db", "export")
     assert "[job.a]" in text and 'cron = "0 2 * * *"' in text
     out = inst.tmp / "export.toml"
@@ -73,20 +39,10 @@ def test_export_round_trip(inst: Instance) -> None:
     redctl(inst, "db", "apply", str(out))
 
 
-def test_jmon_writes_load_and_joblog_samples(make_instance: MakeInstance) -> None:
-    inst = make_instance("tst1", sched_stats_interval="1", **FAST)
-    redctl(inst, "db", "init")
-    apply(
-        inst,
-        """
-        [job.tick]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        interval = 1
-    """,
-    )
-    start(inst)
+def test_jmon_writes_load_and_joblog_samples(make_sched_instance: MakeSchedInstance) -> None:
+    inst = make_sched_instance(sched_stats_interval="1")
+    apply(inst, jobs={"tick": job(interval=1)})
+    redctl(inst, "start")
 
     def samples() -> list[tuple[object, ...]]:
         conn = sqlite3.connect(inst.db_dir / "REDSYS.db")

@@ -13,35 +13,25 @@ from datetime import timedelta
 from redpss.instance import Instance
 from tests.conftest import run_cli, wait_for
 from tests.integration.sched_support import (
-    FAST,
-    MakeInstance,
+    MakeSchedInstance,
     apply,
-    inst,
+    job,
     redctl,
     runs,
-    script,
     start,
     states,
 )
-
-__all__ = ["inst"]  # the fixture, imported for pytest
 
 
 def test_interval_jobs_run_on_time_and_changes_need_no_restart(inst: Instance) -> None:
     apply(
         inst,
-        """
-        [job.tick]
-        schema = "DWH"
-        kind = "SQL"
-        action = "CREATE TABLE IF NOT EXISTS T (X); INSERT INTO T VALUES (1)"
-        interval = 1
-        [job.slow]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        interval = 3600
-    """,
+        jobs={
+            "tick": job(
+                "SQL", "CREATE TABLE IF NOT EXISTS T (X); INSERT INTO T VALUES (1)", interval=1
+            ),
+            "slow": job(interval=3600),
+        },
     )
     start(inst)
     wait_for(lambda: states(inst, "tick").count("OK") >= 4, timeout=30, what="4 runs of tick")
@@ -52,19 +42,7 @@ def test_interval_jobs_run_on_time_and_changes_need_no_restart(inst: Instance) -
 
     # a changed interval, a new job and a deactivated job: all without restart
     apply(
-        inst,
-        """
-        [job.slow]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        interval = 1
-        [job.fresh]
-        schema = "OPS"
-        kind = "CMD"
-        action = "ok.sh"
-        interval = 1
-    """,
+        inst, jobs={"slow": job(interval=1), "fresh": job("CMD", "ok.sh", interval=1, schema="OPS")}
     )
     redctl(inst, "toggle_db_job", "tick")
     wait_for(
@@ -81,16 +59,7 @@ def test_interval_jobs_run_on_time_and_changes_need_no_restart(inst: Instance) -
 
 
 def test_cron_job_is_scheduled_at_the_next_minute(inst: Instance) -> None:
-    apply(
-        inst,
-        """
-        [job.nightly]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        cron = "*/5 * * * *"
-    """,
-    )
+    apply(inst, jobs={"nightly": job(cron="*/5 * * * *")})
     start(inst)
 
     def next_run() -> str | None:
@@ -104,27 +73,8 @@ def test_cron_job_is_scheduled_at_the_next_minute(inst: Instance) -> None:
 
 
 def test_pools_cap_concurrency_and_timeout_kills(inst: Instance) -> None:
-    jobs = "".join(
-        f"""
-        [job.s{i}]
-        schema = "DWH"
-        kind = "CMD"
-        action = "sleep.sh 2"
-        pool = "action"
-    """
-        for i in range(4)
-    )
-    apply(
-        inst,
-        jobs
-        + """
-        [job.hang]
-        schema = "DWH"
-        kind = "CMD"
-        action = "sleep.sh 60"
-        timeout = 1
-    """,
-    )
+    sleeps = {f"s{i}": job("CMD", "sleep.sh 2", pool="action") for i in range(4)}
+    apply(inst, jobs=sleeps | {"hang": job("CMD", "sleep.sh 60", timeout=1)})
     start(inst)
     for i in range(4):
         redctl(inst, "start_db_job", f"s{i}")
@@ -156,15 +106,7 @@ def test_pools_cap_concurrency_and_timeout_kills(inst: Instance) -> None:
 
 
 def test_max_parallel_skips_and_says_so(inst: Instance) -> None:
-    apply(
-        inst,
-        """
-        [job.long]
-        schema = "DWH"
-        kind = "CMD"
-        action = "sleep.sh 3"
-    """,
-    )
+    apply(inst, jobs={"long": job("CMD", "sleep.sh 3")})
     start(inst)
     redctl(inst, "start_db_job", "long")
     out = run_cli("redctl", "start_db_job", "long", inst=inst)
@@ -175,16 +117,7 @@ def test_max_parallel_skips_and_says_so(inst: Instance) -> None:
 
 
 def test_suspend_and_resume(inst: Instance) -> None:
-    apply(
-        inst,
-        """
-        [job.tick]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        interval = 1
-    """,
-    )
+    apply(inst, jobs={"tick": job(interval=1)})
     start(inst, "-S")
     status = json.loads(redctl(inst, "--json", "status"))
     assert status["state"] == "SUSPENDED"
@@ -208,15 +141,7 @@ def test_suspend_and_resume(inst: Instance) -> None:
 
 
 def test_kill_sched_mid_run_marks_it_aborted(inst: Instance) -> None:
-    apply(
-        inst,
-        """
-        [job.long]
-        schema = "DWH"
-        kind = "CMD"
-        action = "sleep.sh 30"
-    """,
-    )
+    apply(inst, jobs={"long": job("CMD", "sleep.sh 30")})
     start(inst)
     redctl(inst, "start_db_job", "long")
     wait_for(lambda: states(inst, "long") == ["RUNNING"], timeout=15, what="long RUNNING")
@@ -227,23 +152,11 @@ def test_kill_sched_mid_run_marks_it_aborted(inst: Instance) -> None:
     assert "interrupted" in (runs(inst, "long")[0].message or "")
 
 
-def test_sigterm_lets_runs_finish_then_aborts_the_rest(make_instance: MakeInstance) -> None:
-    inst = make_instance("tst1", stop_grace="7", **FAST)
-    script(inst.home / "cmd" / "sleep.sh", 'sleep "$1"')
-    redctl(inst, "db", "init")
-    apply(
-        inst,
-        """
-        [job.short]
-        schema = "DWH"
-        kind = "CMD"
-        action = "sleep.sh 1"
-        [job.long]
-        schema = "DWH"
-        kind = "CMD"
-        action = "sleep.sh 60"
-    """,
-    )
+def test_sigterm_lets_runs_finish_then_aborts_the_rest(
+    make_sched_instance: MakeSchedInstance,
+) -> None:
+    inst = make_sched_instance(stop_grace="7")
+    apply(inst, jobs={"short": job("CMD", "sleep.sh 1"), "long": job("CMD", "sleep.sh 60")})
     start(inst)
     redctl(inst, "start_db_job", "short")
     redctl(inst, "start_db_job", "long")
@@ -283,16 +196,7 @@ def test_bad_definitions_are_refused_or_isolated(inst: Instance) -> None:
     assert f"{bad}: [watcher.w] watcher w: executor job 'missing' does not exist" in out.stderr
     assert json.loads(redctl(inst, "--json", "list_db_jobs")) == []
     # a bad row written by SQL directly: jmon reports it and schedules the others
-    apply(
-        inst,
-        """
-        [job.good]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        interval = 1
-    """,
-    )
+    apply(inst, jobs={"good": job(interval=1)})
 
     conn = sqlite3.connect(inst.db_dir / "REDSYS.db")
     with conn:
@@ -312,22 +216,7 @@ def test_bad_definitions_are_refused_or_isolated(inst: Instance) -> None:
 
 
 def test_misfire_while_down_runs_once_or_skips(inst: Instance) -> None:
-    apply(
-        inst,
-        """
-        [job.once]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        interval = 2
-        [job.skip]
-        schema = "DWH"
-        kind = "SQL"
-        action = "SELECT 1"
-        interval = 2
-        misfire = "SKIP"
-    """,
-    )
+    apply(inst, jobs={"once": job(interval=2), "skip": job(interval=2, misfire="SKIP")})
     start(inst)
     wait_for(lambda: runs(inst, "once") and runs(inst, "skip"), timeout=20)
     redctl(inst, "stop")
@@ -349,5 +238,5 @@ def test_misfire_while_down_runs_once_or_skips(inst: Instance) -> None:
     )
     first_once = runs(inst, "once")[-before["once"] - 1]
     first_skip = runs(inst, "skip")[-before["skip"] - 1]
-    assert "misfire" in (first_once.message or "") and "running once" in first_once.message
+    assert "misfire" in (first_once.message or "") and "running once" in (first_once.message or "")
     assert first_skip.state == "SKIPPED" and "skipped (policy SKIP)" in (first_skip.message or "")

@@ -8,8 +8,6 @@ with a clear error, an existing file is not replaced unless asked.
 from __future__ import annotations
 
 import csv
-import email
-import email.policy
 import getpass
 import io
 import os
@@ -17,24 +15,22 @@ import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from aiosmtpd.controller import Controller
 
 from redpss import wire
 from redpss.errors import RemoteError
 from redpss.roles.base import RoleContext
 from redpss.roles.sendfile import Sendfile
-from redpss.roles.sendmail import Sendmail
-from tests.conftest import wait_for
-from tests.integration.test_services_support import (
+from tests.conftest import free_port, wait_for
+from tests.integration.role_support import (
     MakeInstance,
-    free_port,
+    Stack,
     role_context,
     running,
 )
@@ -247,42 +243,16 @@ def test_an_unknown_host_is_refused(make_instance: MakeInstance, sshd: Sshd) -> 
     assert exc.value.code == "host_key" and "known_hosts" in exc.value.message
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.mails: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.mails.append(msg)  # type: ignore[arg-type]
-        return "250 OK"
-
-
 @pytest.fixture
-def mail_services(make_instance: MakeInstance) -> Iterator[tuple[RoleContext, Inbox]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=30)
-    controller.start()
-    ctx = role_context(
-        make_instance,
-        sendmail_smtp_host="127.0.0.1",
-        sendmail_smtp_port=port,
-        sendmail_smtp_encr="PLAIN",
-        sendmail_smtp_from="redsys@example.com",
-        sendfile_batch_size=100,
-    )
-    fill(ctx)
-    try:
-        with running(Sendmail, ctx), running(Sendfile, ctx):
-            yield ctx, inbox
-    finally:
-        controller.stop()
+def mail_stack(make_stack: Callable[..., Stack]) -> Stack:
+    """The service roles with SALES filled into STAGE, sendmail relaying to a relay."""
+    stack = make_stack(sendfile_batch_size=100)
+    fill(stack.ctx)
+    return stack
 
 
-def test_an_export_goes_by_mail_as_an_attachment(
-    mail_services: tuple[RoleContext, Inbox],
-) -> None:
-    ctx, inbox = mail_services
+def test_an_export_goes_by_mail_as_an_attachment(mail_stack: Stack) -> None:
+    ctx, inbox = mail_stack.ctx, mail_stack.relay.inbox
     res = send(
         ctx,
         schema="STAGE",
@@ -296,7 +266,9 @@ def test_an_export_goes_by_mail_as_an_attachment(
     assert msg["Subject"] == "sales export"
     parts = [p for p in msg.iter_attachments() if p.get_filename() == "sales.csv"]
     assert len(parts) == 1
-    text = parts[0].get_payload(decode=True).decode("utf-8")
+    payload = parts[0].get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    text = payload.decode("utf-8")
     assert csv_rows(text)[1:] == expected_csv(ROWS)
     # the export file was removed once sendmail had spooled it
     assert not any((ctx.instance.home / "tmp" / "sendfile").iterdir())

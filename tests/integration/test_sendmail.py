@@ -6,127 +6,25 @@ delivery → still once, 5xx → dead letter, an interrupted delivery is never r
 
 from __future__ import annotations
 
-import email
-import email.policy
-import ssl
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from redpss import wire
 from redpss.errors import RemoteError
 from redpss.roles.base import RoleContext
 from redpss.roles.sendmail import Sendmail
-from tests.conftest import wait_for
-from tests.integration.test_services_support import (
-    MakeInstance,
-    free_port,
-    role_context,
-    running,
-)
+from tests.conftest import MakeRelay, wait_for
+from tests.integration.role_support import MakeInstance, role_context, running
+from tests.smtp_relay import Relay
 
 USER, PASSWORD = "redsys", "s3cret"
 
 
-@dataclass
-class Inbox:
-    """What the relay accepted, and who logged in."""
-
-    mails: list[email.message.EmailMessage] = field(default_factory=list)
-    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
-    logins: list[str] = field(default_factory=list)
-    tls: list[bool] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.mails)
-
-
-class Handler:
-    def __init__(self, inbox: Inbox) -> None:
-        self.inbox = inbox
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
-    ) -> str:
-        if address.startswith("nobody@"):
-            return "550 5.1.1 no such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.inbox.lock:
-            self.inbox.mails.append(msg)  # type: ignore[arg-type]
-            self.inbox.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos)))
-            self.inbox.tls.append(session.ssl is not None)
-        return "250 Message accepted"
-
-
-@dataclass
-class Relay:
-    port: int
-    cafile: Path
-    inbox: Inbox
-    start: Callable[[], None]
-    stop: Callable[[], None]
-
-
 @pytest.fixture
-def relay(tmp_path: Path) -> Iterator[Relay]:
-    """An aiosmtpd relay demanding STARTTLS and AUTH; started by ``start()``, not at once."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(ctx)
-    cafile = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(cafile))
-    inbox = Inbox()
-    port = free_port()
-    current: list[Controller] = []
-
-    def authenticator(
-        server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
-            USER.encode(),
-            PASSWORD.encode(),
-        )
-        if ok:
-            inbox.logins.append(USER)
-        return AuthResult(success=ok)
-
-    def start() -> None:
-        c = Controller(
-            Handler(inbox),
-            hostname="127.0.0.1",
-            port=port,
-            tls_context=ctx,
-            require_starttls=True,
-            auth_required=True,
-            authenticator=authenticator,
-            ready_timeout=30,
-        )
-        c.start()
-        current.append(c)
-
-    def stop() -> None:
-        while current:
-            current.pop().stop()
-
-    try:
-        yield Relay(port, cafile, inbox, start, stop)
-    finally:
-        stop()
+def relay(make_relay: MakeRelay) -> Relay:
+    """A relay demanding STARTTLS and AUTH; down until the test calls ``start()``."""
+    return make_relay(tls=True, login=(USER, PASSWORD), start=False)
 
 
 def context(make_instance: MakeInstance, relay: Relay, **extra: Any) -> RoleContext:

@@ -10,30 +10,19 @@ from redpss.instance import Instance
 from tests.conftest import run_cli, wait_for
 from tests.integration.sched_support import (
     apply,
-    inst,
+    file_watcher,
+    job,
     redctl,
     runs,
     start,
 )
 
-__all__ = ["inst"]  # the fixture, imported for pytest
-
 
 def test_file_watcher_fires_errors_are_not_retried_until_reset(inst: Instance) -> None:
     apply(
         inst,
-        """
-        [job.load_in]
-        schema = "DWH"
-        kind = "CMD"
-        action = "fail_on_bad.sh"
-        [watcher.inbox]
-        schema = "DWH"
-        kind = "FILE"
-        pattern = '^(good|bad)_.*\\.csv$'
-        interval = 1
-        executor = "load_in"
-    """,
+        jobs={"load_in": job("CMD", "fail_on_bad.sh")},
+        watchers={"inbox": file_watcher(r"^(good|bad)_.*\.csv$", "load_in")},
     )
     start(inst)
     inbox = inst.home / "data" / "input"
@@ -68,28 +57,14 @@ def test_file_watcher_fires_errors_are_not_retried_until_reset(inst: Instance) -
 
 
 def test_file_watcher_load_job_lands_rows_once(inst: Instance) -> None:
+    columns = [{"name": "ID", "type": "DECIMAL(18,0)"}, {"name": "AMOUNT", "type": "DECIMAL(12,2)"}]
     apply(
         inst,
-        """
-        [loader.sales]
-        pattern = '^sales_.*\\.csv$'
-        target = "DWH.SALES"
-        columns = [
-          { name = "ID", type = "DECIMAL(18,0)" },
-          { name = "AMOUNT", type = "DECIMAL(12,2)" },
-        ]
-        [job.load_sales]
-        schema = "DWH"
-        kind = "LOAD"
-        action = "sales"
-        pool = "loader"
-        [watcher.sales_files]
-        schema = "DWH"
-        kind = "FILE"
-        pattern = '^sales_'
-        interval = 1
-        executor = "load_sales"
-    """,
+        loaders={
+            "sales": {"pattern": r"^sales_.*\.csv$", "target": "DWH.SALES", "columns": columns}
+        },
+        jobs={"load_sales": job("LOAD", "sales", pool="loader")},
+        watchers={"sales_files": file_watcher("^sales_", "load_sales")},
     )
     start(inst)
     data = inst.home / "data"

@@ -13,6 +13,7 @@ import pytest
 from redpss import wire
 from redpss.errors import ProtocolError, RemoteError, ServiceUnavailable, WireError
 from redpss.wire import WireClient, WireServer
+from tests.conftest import free_port, wait_for
 from tests.unit.wire_support import (
     DEADLINE,
     HOST,
@@ -20,12 +21,10 @@ from tests.unit.wire_support import (
     Handler,
     Raw,
     ServerFactory,
-    free_port,
     make_client,
     make_raw,
     make_server,
     server,
-    wait_for,
 )
 
 __all__ = ["make_client", "make_raw", "make_server", "server"]  # fixtures, imported for pytest
@@ -86,7 +85,12 @@ def test_client_reconnects_after_server_closed_idle_connection(
     assert client.call("echo", n=1) == {"n": 1}
     sock = client._sock
     assert sock is not None
-    wait_for(lambda: wire._closed_by_peer(sock), "the server to close the idle connection")
+    wait_for(
+        lambda: wire._closed_by_peer(sock),
+        timeout=DEADLINE,
+        every=0.01,
+        what="the server to close the idle connection",
+    )
     assert client.call("echo", n=2) == {"n": 2}
 
 
