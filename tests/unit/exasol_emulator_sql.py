@@ -214,7 +214,7 @@ def translate(query: str, context: Context) -> Translation:
     return found
 
 
-def _check_version(tree: exp.Expression, version: tuple[int, int]) -> None:
+def _check_version(tree: exp.Expr, version: tuple[int, int]) -> None:
     """Before 8.32 a TIMESTAMP has no precision and holds milliseconds: ``TIMESTAMP(p)`` is a
     syntax error there (changelog 13409). A literal with more than three fractional digits is
     refused too: what 7.1 does with one is unverified, so the backend must not write one."""
@@ -328,13 +328,13 @@ def _now_utc() -> exp.Expression:
 
 def _rewrite_time(tree: exp.Expr, db_timezone: str, session_timezone: str) -> None:
     # POSIX_TIME() is the current moment in seconds since 1970-01-01 UTC, whatever the zones
-    for node in list(tree.find_all(exp.Anonymous)):
-        if node.name.upper() == "POSIX_TIME" and not node.expressions:
-            node.replace(exp.Anonymous(this="epoch", expressions=[_now_utc()]))
-    for node in list(tree.find_all(exp.Systimestamp)):
-        node.replace(_now_in(db_timezone))
-    for node in list(tree.find_all(exp.CurrentTimestamp)):
-        node.replace(_now_in(session_timezone))
+    for call in list(tree.find_all(exp.Anonymous)):
+        if call.name.upper() == "POSIX_TIME" and not call.expressions:
+            call.replace(exp.Anonymous(this="epoch", expressions=[_now_utc()]))
+    for systimestamp in list(tree.find_all(exp.Systimestamp)):
+        systimestamp.replace(_now_in(db_timezone))
+    for current in list(tree.find_all(exp.CurrentTimestamp)):
+        current.replace(_now_in(session_timezone))
     for column in list(tree.find_all(exp.Column)):
         name = column.this
         if column.table or not isinstance(name, exp.Identifier) or name.quoted:
@@ -343,10 +343,10 @@ def _rewrite_time(tree: exp.Expr, db_timezone: str, session_timezone: str) -> No
             column.replace(exp.Literal.string(db_timezone))
         elif name.this.upper() == "SESSIONTIMEZONE":
             column.replace(exp.Literal.string(session_timezone))
-    for node in list(tree.find_all(exp.ConvertTimezone)):
-        options = node.args.get("options") or exp.Literal.string(DEFAULT_TIME_ZONE_BEHAVIOR)
-        args = [node.args["timestamp"], node.args["source_tz"], node.args["target_tz"], options]
-        node.replace(exp.Anonymous(this="exa_emu_convert_tz", expressions=args))
+    for convert in list(tree.find_all(exp.ConvertTimezone)):
+        options = convert.args.get("options") or exp.Literal.string(DEFAULT_TIME_ZONE_BEHAVIOR)
+        args = [convert.args["timestamp"], convert.args["source_tz"], convert.args["target_tz"]]
+        convert.replace(exp.Anonymous(this="exa_emu_convert_tz", expressions=[*args, options]))
     for node in list(tree.find_all(exp.DateDiff)):
         unit = node.args.get("unit")
         factor = _SECONDS.get(str(unit.name).upper()) if unit is not None else None

@@ -26,6 +26,10 @@ class FakeStatement:
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self._rows
 
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
     def rowcount(self) -> int:
         return self._count
 
@@ -69,6 +73,9 @@ class FakeConnection:
                 raise errors.pop(0)
         self.db.log.append((self.number, query))
         return FakeStatement([(self.number,)], 1)
+
+    def execute_sql_script(self, script: str) -> list[FakeStatement]:
+        raise AssertionError("the session tests send no scripts")
 
     def commit(self) -> None:
         self.db.log.append((self.number, COMMIT_SQL))

@@ -150,7 +150,7 @@ DIALECTS = (Dialect.of("7.1.30"), Dialect.of("8.32.0"))
 
 
 def _ddl() -> list[tuple[str, str]]:
-    found = []
+    found: list[tuple[str, str]] = []
     scopes: tuple[tuple[Literal["REDSYS", "TARGET"], str], ...] = (
         ("REDSYS", "REDSYS"),
         ("TARGET", "STAGE"),

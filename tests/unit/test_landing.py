@@ -387,7 +387,7 @@ def test_file_vanishing_while_claimed(env: Env, monkeypatch: pytest.MonkeyPatch)
     env.add("two", pattern=r"\.csv$", target="DWH.SALES")
     env.drop("gone.csv", GOOD)
     env.drop("kept.csv", GOOD.replace("1,", "7,"))
-    real = landing.open_regular
+    real = landing.lifecycle.open_regular
 
     def vanish(path: Path) -> Opened:
         if path.name.endswith("gone.csv"):

@@ -111,7 +111,7 @@ def test_open_regular_judges_what_it_opened(
     plain = tmp_path / "note.csv"
     plain.write_text("x\n")
     real_open = os.open
-    monkeypatch.setattr(lifecycle.os, "open", lambda p, flags: real_open(fifo, flags))
+    monkeypatch.setattr(os, "open", lambda p, flags: real_open(fifo, flags))
     with pytest.raises(FileRejected, match="FIFO"):
         open_regular(plain)
 
@@ -126,7 +126,7 @@ def test_an_unreadable_file_is_refused_with_its_mode(
     def denied(p: Any, flags: int) -> int:
         raise PermissionError(errno.EACCES, "Permission denied", str(p))
 
-    monkeypatch.setattr(lifecycle.os, "open", denied)
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(FileRejected, match=r"not readable for the loader .*mode 0600"):
         open_regular(path)
 

@@ -10,7 +10,8 @@ import pytest
 from redpss.errors import ServiceUnavailable
 from redpss.wire import WireClient, WireServer
 from redpss.wire.client import _refuse_self_connection, open_connection
-from tests.unit.wire_support import HOST, SECRET, Handler, free_port
+from tests.conftest import free_port
+from tests.unit.wire_support import HOST, SECRET, Handler
 
 
 def test_backoff_client_does_not_touch_the_network_until_its_delay_passed() -> None:
