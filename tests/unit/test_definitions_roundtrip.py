@@ -30,7 +30,7 @@ from redpss.sched.definitions import apply_file, export_text, loader_table, remo
 IDENT = st.from_regex(r"[A-Z][A-Z0-9_]{0,20}", fullmatch=True).filter(
     lambda s: not s.startswith("ADM_") and s not in ("REDSYS", "LOG_MESSAGES")
 )
-TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
 TYPES = st.sampled_from(["VARCHAR(100)", "CHAR(3)", "DECIMAL(18,2)", "DECIMAL(9,0)", "DOUBLE",
                          "DATE", "TIMESTAMP", "BOOLEAN"])  # fmt: skip
 ONE_CHAR = st.sampled_from([",", ";", "\t", "|", "'", '"'])
