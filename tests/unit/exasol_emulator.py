@@ -210,7 +210,7 @@ class EmulatedDatabase:
         try:
             user = self.privileges.login(str(getattr(settings, "user", None) or DBA))
         except Denied as exc:
-            raise pyexasol.ExaAuthError(_Options(), str(exc)) from None
+            raise pyexasol.ExaAuthError(_Options(), "08004", str(exc)) from None
         with self._lock:
             self.connects += 1
             conn = EmulatedConnection(self, self.connects, user)
@@ -459,7 +459,8 @@ class EmulatedConnection:
         elif sql.REFUSED_RE.match(query):
             raise self._error(query, OTHER, "not emulated (see tests/unit/exasol_emulator.py)")
         elif m := sql.CONNECTION_RE.match(query):
-            self._allowed(query, lambda: self.db.privileges.created_connection(self.user, m[1]))
+            created = m[1]
+            self._allowed(query, lambda: self.db.privileges.created_connection(self.user, created))
             self._run(sql.STORE_CONNECTION, [m.group(1), m.group(2).replace("''", "'")])
         elif m := sql.SCRIPT_RE.match(query):
             schema = m.group(2) or self.current_schema()

@@ -79,7 +79,7 @@ def _name(table: exp.Table) -> tuple[str, str]:
     return table.db.upper(), table.name.upper()
 
 
-def access_of(tree: exp.Expression) -> Access:
+def access_of(tree: exp.Expr) -> Access:
     """What ``tree`` needs; a script call ``S.F(…)`` in it is replaced by NULL (the emulator
     checks the call, it does not run the script)."""
     calls = []
