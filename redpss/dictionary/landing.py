@@ -12,7 +12,8 @@ the instance, ``REDSYS.ADM_LOAD_LEDGER``, is offered as the union over all schem
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -84,6 +85,15 @@ class LandingStore(abc.ABC):
         An existing table must have the mapped columns; otherwise DictionaryError names the
         missing ones.
         """
+
+    @contextmanager
+    def load_session(self, loader: Loader) -> Iterator[None]:
+        """Hold what the loads of one run into ``loader.target`` can share (e.g. a connection).
+
+        Each :meth:`load_rows` inside still commits on its own. The default holds nothing.
+        """
+        del loader
+        yield
 
     @abc.abstractmethod
     def load_rows(

@@ -46,22 +46,24 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from redpss.errors import FileRejected
 
 __all__ = [
     "Claim",
+    "Due",
     "LandingZone",
     "Opened",
     "archive",
     "claim",
     "claim_key",
     "complete_files",
+    "complete_names",
     "issued",
     "open_regular",
     "purge_expired",
@@ -134,30 +136,43 @@ def is_data_name(name: str) -> bool:
     return not name.endswith(PARTIAL_SUFFIXES + MARKER_SUFFIXES + (ERROR_SUFFIX,))
 
 
-def complete_files(
-    input_dir: Path, pattern: re.Pattern[str], *, quiet_period: float, marker: bool
-) -> list[Path]:
-    """Files in ``input_dir`` matching ``pattern`` (``search``) that are complete, oldest first.
+class Due(NamedTuple):
+    """A complete file of ``input/``: its name, and its size and mtime when it was judged."""
+
+    name: str
+    size: int
+    mtime_ns: int
+
+
+def complete_names(
+    input_dir: Path, select: Callable[[str], object], *, quiet_period: float, marker: bool
+) -> list[Due]:
+    """The files in ``input_dir`` whose name ``select`` accepts and that are complete, oldest
+    first (by their last change, then name).
 
     ``marker``: complete when ``<name>.done`` or ``<name>.ok`` exists. Otherwise: unchanged
-    (size, mtime, ctime) for ``quiet_period`` seconds.
-    Symbolic links are listed too (by their own times) so the loader can refuse them.
+    (size, mtime, ctime) for ``quiet_period`` seconds. Symbolic links and special files are
+    listed too (by their own times) so the loader can refuse them; folders are not.
+
+    One ``scandir`` and one ``lstat`` per selected name, and nothing else per file (no path
+    objects: at 100 000 waiting files making them took 3 of the 4 seconds of a scan); a
+    caller makes the path of the file it claims.
     """
     now = time.time()
-    found: list[tuple[float, Path]] = []
+    found: list[tuple[float, str, int, int]] = []
     try:
         entries = list(os.scandir(input_dir))
     except FileNotFoundError:
         return []
-    names = {e.name for e in entries}
+    names = {e.name for e in entries} if marker else set()
     for entry in entries:
         name = entry.name
-        if not is_data_name(name) or not pattern.search(name):
+        if not is_data_name(name) or not select(name):
             continue
         try:
-            st = entry.stat(follow_symlinks=False)
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False):  # the directory entry's type: no syscall
                 continue
+            st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue
         changed = max(st.st_mtime, st.st_ctime)
@@ -166,9 +181,17 @@ def complete_files(
                 continue
         elif now - changed < quiet_period:
             continue
-        found.append((changed, Path(entry.path)))
-    found.sort(key=lambda item: (item[0], item[1].name))
-    return [path for _, path in found]
+        found.append((changed, name, st.st_size, st.st_mtime_ns))
+    found.sort()
+    return [Due(name, size, mtime) for _, name, size, mtime in found]
+
+
+def complete_files(
+    input_dir: Path, pattern: re.Pattern[str], *, quiet_period: float, marker: bool
+) -> list[Path]:
+    """:func:`complete_names` of the names ``pattern`` finds (``search``), as paths."""
+    due = complete_names(input_dir, pattern.search, quiet_period=quiet_period, marker=marker)
+    return [input_dir / d.name for d in due]
 
 
 # -- claim and finish ------------------------------------------------------------------------

@@ -37,17 +37,10 @@ def complete_files(
     input_dir: Path, pattern: re.Pattern[str], *, quiet_period: float
 ) -> list[tuple[str, tuple[int, int]]]:
     """Names and (size, mtime) signatures of the complete files in ``input_dir`` matching."""
-    paths = lifecycle.complete_files(input_dir, pattern, quiet_period=quiet_period, marker=False)
-    found = [(p.name, _signature(p)) for p in paths]
-    return [(name, sig) for name, sig in found if sig != (-1, -1)]
-
-
-def _signature(path: Path) -> tuple[int, int]:
-    try:
-        st = path.lstat()  # a link's own: a dangling one must fire too, and go to error/
-    except FileNotFoundError:
-        return (-1, -1)
-    return (st.st_size, st.st_mtime_ns)
+    due = lifecycle.complete_names(
+        input_dir, pattern.search, quiet_period=quiet_period, marker=False
+    )  # one lstat per name, the signature from it (a link's own: a dangling one fires too)
+    return [(d.name, (d.size, d.mtime_ns)) for d in due]
 
 
 class Watchers:

@@ -307,3 +307,47 @@ def test_opened_closes_once(tmp_path: Path) -> None:
     assert isinstance(opened, Opened) and opened.view.read_text() == "x"
     opened.close()
     opened.close()
+
+
+# -- at size -----------------------------------------------------------------------------------
+
+
+def test_complete_names_oldest_first_with_signatures(tmp_path: Path) -> None:
+    for i, name in enumerate(("b.csv", "a.csv", "c.txt", ".hidden.csv", "d.csv.part")):
+        (tmp_path / name).write_text("x" * i)
+        os.utime(tmp_path / name, (1000 - i, 1000 - i))
+    (tmp_path / "folder.csv").mkdir()
+    due = lifecycle.complete_names(
+        tmp_path, lambda n: n.endswith(".csv"), quiet_period=0, marker=False
+    )
+    # oldest change first: the ctime (set when written), not the mtime set back by utime
+    assert [(d.name, d.size) for d in due] == [("b.csv", 0), ("a.csv", 1)]
+    assert due[1].mtime_ns == 999 * 10**9
+
+
+def test_a_run_holds_one_connection_and_lets_it_go(make_instance: Any, dic: Dictionary) -> None:
+    inst = make_instance("tst1")
+    zone = zone_of(inst, inst.load_config())
+    for i, body in enumerate(("one\n", "a\nb,c\n", "three\n")):
+        (zone.input / f"note_{i}.csv").write_text(body)
+    config = inst.load_config()
+    quick = dataclasses.replace(config.redsys, sched_file_quiet_period=0.0)
+    result = run_load(
+        instance=inst, config=dataclasses.replace(config, redsys=quick), dictionary=dic,
+        loader="notes", key=None, run_id=1, schema="DWH",
+    )  # fmt: skip
+    assert (result.files, result.errors, result.rows) == (2, 1, 2)  # a rollback between
+    assert dic._held() == {}  # type: ignore[attr-defined]
+
+
+def test_sweep_looks_for_expired_files_every_so_often(make_instance: Any, dic: Dictionary) -> None:
+    inst = make_instance("tst1")
+    config = inst.load_config()
+    old = dataclasses.replace(config.redsys, landing_archive_retention=-1.0)
+    config = dataclasses.replace(config, redsys=old)
+    zone = zone_of(inst, config)
+    (zone.archive / "a.csv").write_text("x")
+    assert sweep(inst, config, dic) == ["deleted 1 archived and 0 rejected file(s) past retention"]
+    (zone.archive / "b.csv").write_text("x")
+    assert sweep(inst, config, dic) == []  # not again within PURGE_EVERY
+    assert (zone.archive / "b.csv").exists()

@@ -9,6 +9,7 @@ archived without its rows.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,8 @@ def sqlite_column_type(generic: str) -> str:
 
 class SqliteLanding(SqliteCore, LandingStore):
     """Loader definitions in REDSYS; target tables and their ledger in the schema's file."""
+
+    _sessions = threading.local()  # per thread: {schema file: the connection a run holds}
 
     # -- loader definitions ------------------------------------------------------------------
 
@@ -163,19 +166,59 @@ class SqliteLanding(SqliteCore, LandingStore):
             self._ledger_insert(conn, entry, LOADED, max(count, 0))
         return LoadOutcome(LOADED, max(count, 0))
 
+    def _held(self) -> dict[Path, sqlite3.Connection]:
+        held: dict[Path, sqlite3.Connection] | None = getattr(self._sessions, "held", None)
+        if held is None:
+            held = self._sessions.held = {}
+        return held
+
+    @contextmanager
+    def load_session(self, loader: Loader) -> Iterator[None]:
+        """Keep one connection to the schema's file for the loads of a run (in this thread).
+
+        Opening a connection per file, and closing the last one — which checkpoints the WAL
+        into the database file and syncs it — cost about 6 ms a file (measured: 65 files/s
+        for small files); each load still commits durably on its own.
+        """
+        path = self._schema_path(loader.schema)
+        held = self._held()
+        if path in held:
+            yield
+            return
+        with self._connect(path) as conn:
+            held[path] = conn
+            try:
+                yield
+            finally:
+                del held[path]
+
     @contextmanager
     def _durable_write(self, path: Path) -> Iterator[sqlite3.Connection]:
         """Like ``_write``, but the commit is synced to disk (``synchronous = FULL``)."""
-        with self._connect(path) as conn:
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        conn = self._held().get(path)
+        if conn is None:
+            with self._connect(path) as conn, self._durable(conn):
                 yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            return
+        try:
+            with self._durable(conn):
+                yield conn
+        except sqlite3.Error as exc:
+            raise DictionaryError(f"{path.name}: {exc}") from exc
+
+    @staticmethod
+    @contextmanager
+    def _durable(conn: sqlite3.Connection) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` with ``synchronous = FULL``; roll back on error."""
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @staticmethod
     def _ledger_insert(
