@@ -165,6 +165,7 @@ class ServerSection:
     sendmail_retry_max: float = 600.0
     sendmail_give_up: int = 259200
     sendmail_max_size: int = 26214400
+    sendmail_attach_dirs: str = "data/export, tmp/sendfile"
     # landing zone (issue 5): see docs/landing.md
     landing_archive_retention: float = 7.0
     landing_error_retention: float = 30.0
@@ -418,7 +419,43 @@ def _check_consistency(cfg: Config, raw: RawFile, where: str, errors: list[str])
             f"{where}, {line_of('redsys', 'heartbeat_interval')}: [redsys] heartbeat_interval "
             "must be above 0"
         )
+    for problem in attach_dir_problems(s.sendmail_attach_dirs):
+        errors.append(f"{where}, {line_of('redsys', 'sendmail_attach_dirs')}: [redsys] {problem}")
     _check_ports(cfg, raw, where, errors)
+
+
+NEVER_ATTACHED = ("etc", "data/db", "log", "spool")
+"""Folders of ``$REDENV_HOME`` no mail may take a file from: secrets, the dictionary, logs,
+other mails. ``tmp/`` as a whole is refused too (supervisord's files, the draft of
+``redctl config edit``); a folder below it may be named."""
+
+
+def attach_dirs(text: str) -> tuple[str, ...]:
+    """The folders of ``sendmail_attach_dirs``: comma-separated, relative to ``$REDENV_HOME``."""
+    return tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+
+
+_FOLDER_RE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
+
+
+def attach_dir_problems(text: str) -> list[str]:
+    """What is wrong with a value of ``sendmail_attach_dirs`` (empty: nothing)."""
+    problems = []
+    for folder in attach_dirs(text):
+        parts = folder.split("/")
+        where = f"sendmail_attach_dirs: {folder!r}"
+        if not _FOLDER_RE.fullmatch(folder) or {".", ".."} & set(parts):
+            problems.append(f"{where} must be a folder below $REDENV_HOME (relative, no '..')")
+        elif folder == "tmp" or any(
+            folder == never or folder.startswith(never + "/") or never.startswith(folder + "/")
+            for never in NEVER_ATTACHED
+        ):
+            never = ", ".join(f"{n}/" for n in NEVER_ATTACHED)
+            problems.append(
+                f"{where} would let mails carry files of {never} or tmp/; name a folder of its "
+                "own (e.g. data/export)"
+            )
+    return problems
 
 
 def _check_ports(cfg: Config, raw: RawFile, where: str, errors: list[str]) -> None:

@@ -1,7 +1,8 @@
 """A mail request of the database, checked and composed into an RFC 5322 message.
 
-Attachments are named by path inside ``$REDENV_HOME`` (relative to it, or absolute below it)
-and are read *now*, so the spooled mail no longer depends on the file.
+Attachments are named by path inside an attachment folder of ``$REDENV_HOME`` (relative to it,
+or absolute below it; :mod:`redpss.mail.attach`) and are read *now*, so the spooled mail no
+longer depends on the file.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
-from pathlib import Path
 from typing import Any
+
+from redpss.mail.attach import AttachFolders, Attachment
 
 __all__ = ["MAX_RECIPIENTS", "Composed", "check_address", "compose"]
 
@@ -62,20 +64,20 @@ def _text(args: dict[str, Any], field: str, default: str | None = None, limit: i
     return value
 
 
-def attachment_path(home: Path, value: object, field: str) -> Path:
-    """The regular file ``value`` names inside ``home``; ValueError when it is not one."""
-    if not isinstance(value, str) or not value or "\0" in value:
-        raise ValueError(f"{field} must be a path inside the instance")
-    root = home.resolve()
-    path = (root / value).resolve()  # an absolute value replaces root, and is checked too
-    if not path.is_relative_to(root):
-        raise ValueError(f"{field} {value!r} is outside the instance ($REDENV_HOME)")
-    if not path.is_file():
-        raise ValueError(f"{field} {value!r} is not a file")
-    return path
+def _attachments(args: dict[str, Any], folders: AttachFolders, room: int) -> list[Attachment]:
+    files = args.get("attachments", [])
+    if not isinstance(files, list):
+        raise ValueError("'attachments' must be a list of paths")
+    attached = []
+    for i, f in enumerate(files):
+        attached.append(folders.read(f, f"'attachments[{i}]'", limit=max(room, 0)))
+        room -= len(attached[-1].data)
+    return attached
 
 
-def compose(args: dict[str, Any], *, home: Path, sender: str, max_size: int) -> Composed:
+def compose(
+    args: dict[str, Any], *, folders: AttachFolders, sender: str, max_size: int
+) -> Composed:
     """Check the arguments of ``send`` and compose the message; ValueError names the field."""
     unknown = set(args) - _ARGS
     if unknown:
@@ -94,12 +96,8 @@ def compose(args: dict[str, Any], *, home: Path, sender: str, max_size: int) -> 
     key = args.get("key")
     if key is not None and (not isinstance(key, str) or not key or len(key) > 200):
         raise ValueError("'key' must be a non-empty string of at most 200 characters")
-    files = args.get("attachments", [])
-    if not isinstance(files, list):
-        raise ValueError("'attachments' must be a list of paths")
-    paths = [attachment_path(home, f, f"'attachments[{i}]'") for i, f in enumerate(files)]
-    size = sum(p.stat().st_size for p in paths) + len(body)
-    if size > max_size:
+    attached = _attachments(args, folders, max_size - len(body))
+    if sum(len(a.data) for a in attached) + len(body) > max_size:
         raise ValueError(f"the mail would exceed sendmail_max_size ({max_size} bytes)")
 
     sender = sender or f"redsys@{socket.getfqdn()}"
@@ -114,10 +112,10 @@ def compose(args: dict[str, Any], *, home: Path, sender: str, max_size: int) -> 
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     msg.set_content(body, subtype="html" if html else "plain")
-    for path in paths:
-        kind, encoding = mimetypes.guess_type(path.name)
+    for item in attached:
+        kind, encoding = mimetypes.guess_type(item.name)
         if kind is None or encoding is not None:
             kind = "application/octet-stream"
         main, sub = kind.split("/", 1)
-        msg.add_attachment(path.read_bytes(), maintype=main, subtype=sub, filename=path.name)
+        msg.add_attachment(item.data, maintype=main, subtype=sub, filename=item.name)
     return Composed(sender, to + cc + bcc, subject, msg.as_bytes(policy=SMTP), key)

@@ -8,9 +8,11 @@ Below ``$REDENV_HOME/spool/sendmail``::
     sent/       accepted by the relay (kept log_retention days)
     dead/       undeliverable; <id>.reason says why
 
-A mail is one file ``<id>.mail``: a JSON header line (envelope, subject, times) followed by the
-message. It moves between folders only by ``rename`` (atomic, same filesystem), followed by an
-fsync of the folder, so after any crash it is in exactly one place. A mail found in
+The folders are 0700 and the files 0600: a mail may carry an export or a report, and only the
+instance user may read it. A mail is one file ``<id>.mail``: a JSON header line (envelope,
+subject, times) followed by the message. It moves between folders only by ``rename`` (atomic,
+same filesystem), followed by an fsync of the folder, so after any crash it is in exactly one
+place. A mail found in
 ``inflight/`` at start was interrupted *while the relay had it*: whether the relay accepted it
 cannot be known, so it goes to ``dead/`` with that reason rather than risk a second delivery
 (``requeue`` sends it again on purpose).
@@ -26,7 +28,7 @@ import time
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from redpss.mail.message import Composed
 
@@ -51,9 +53,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _create(path: Path) -> BinaryIO:
+    """A new file only the instance user can read (mails carry exports)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    return os.fdopen(fd, "wb")
+
+
 def _write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    with tmp.open("wb") as fh:
+    with _create(tmp) as fh:
         fh.write(data)
         if sync:
             fh.flush()
@@ -68,8 +76,11 @@ class Spool:
         """Use (and create) the spool below ``root``."""
         self.root = root
         self._lock = threading.Lock()
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        root.chmod(0o700)  # also a spool made by an older version with the umask's mode
         for name in FOLDERS:
-            (root / name).mkdir(parents=True, exist_ok=True)
+            (root / name).mkdir(mode=0o700, exist_ok=True)
+            (root / name).chmod(0o700)
 
     def folder(self, name: str) -> Path:
         """One of :data:`FOLDERS`."""
@@ -104,7 +115,7 @@ class Spool:
             if mail.key is not None and self.where(mail_id) is not None:
                 return mail_id, True
             tmp = self._path("tmp", mail_id)
-            with tmp.open("wb") as fh:
+            with _create(tmp) as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())

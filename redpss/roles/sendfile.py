@@ -396,7 +396,7 @@ class Sendfile(Role):
     def start(self) -> None:
         """Clear exports left by a previous process; listen on ``sendfile_port``."""
         shutil.rmtree(self.work, ignore_errors=True)
-        self.work.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(mode=0o700, parents=True, exist_ok=True)  # exports: the instance user's
         self.server.start()
 
     def stop(self) -> None:

@@ -22,7 +22,9 @@ import threading
 import time
 from typing import Any
 
+from redpss.config import attach_dirs
 from redpss.errors import MailError, RemoteError
+from redpss.mail.attach import AttachFolders
 from redpss.mail.message import compose
 from redpss.mail.relay import Relay
 from redpss.mail.spool import Spool
@@ -45,6 +47,7 @@ class Sendmail(Role):
         super().__init__(ctx)
         cfg = ctx.config.redsys
         self.spool = Spool(ctx.instance.home / "spool" / "sendmail")
+        self.folders = AttachFolders(ctx.instance.home, attach_dirs(cfg.sendmail_attach_dirs))
         self.relay = Relay(
             cfg.sendmail_smtp_host,
             cfg.sendmail_smtp_port,
@@ -75,6 +78,7 @@ class Sendmail(Role):
 
     def start(self) -> None:
         """Recover the spool, start delivering, listen; returns when the port accepts."""
+        self.folders.prepare()
         for mail_id in self.spool.recover():
             log.error("role=sendmail mail=%s interrupted in delivery: dead-lettered", mail_id)
         for mail_id in self.spool.ids("queue"):
@@ -118,7 +122,7 @@ class Sendmail(Role):
         cfg = self.ctx.config.redsys
         mail = compose(
             args,
-            home=self.ctx.instance.home,
+            folders=self.folders,
             sender=cfg.sendmail_smtp_from,
             max_size=cfg.sendmail_max_size,
         )

@@ -70,7 +70,8 @@ def test_mail_with_attachment_over_starttls_and_auth(
 ) -> None:
     relay.start()
     ctx = context(make_instance, relay)
-    report = ctx.instance.home / "data" / "archive" / "report.csv"
+    report = ctx.instance.home / "data" / "export" / "report.csv"
+    report.parent.mkdir(exist_ok=True)
     report.write_text("a;b\n1;2\n")
     with running(Sendmail, ctx):
         r = send(
@@ -80,7 +81,7 @@ def test_mail_with_attachment_over_starttls_and_auth(
             bcc=["audit@example.com"],
             subject="Load done ✓",
             body="Rows: 2",
-            attachments=["data/archive/report.csv"],
+            attachments=["data/export/report.csv"],
         )
         assert r["state"] == "queue" and r["duplicate"] is False
         wait_for(lambda: relay.inbox.count() == 1, timeout=60, what="mail at the relay")
@@ -192,7 +193,11 @@ def test_interrupted_delivery_is_dead_lettered_not_repeated(
         ({"to": "a@b.c", "subject": "a\nb"}, "'subject'"),
         ({"to": "a@b.c", "subject": "x", "attachments": ["../../etc/passwd"]}, "outside"),
         ({"to": "a@b.c", "subject": "x", "attachments": ["/etc/passwd"]}, "outside"),
-        ({"to": "a@b.c", "subject": "x", "attachments": ["nope.csv"]}, "not a file"),
+        ({"to": "a@b.c", "subject": "x", "attachments": ["nope.csv"]}, "not in a folder"),
+        ({"to": "a@b.c", "subject": "x", "attachments": ["etc/secret"]}, "not in a folder"),
+        ({"to": "a@b.c", "subject": "x", "attachments": ["data/archive/x.csv"]}, "not in a folder"),
+        ({"to": "a@b.c", "subject": "x", "attachments": ["data/export/nope.csv"]}, "not exist"),
+        ({"to": "a@b.c", "subject": "x", "attachments": ["data/export/../db/REDSYS.db"]}, "not in"),
         ({"to": "a@b.c", "subject": "x", "html": "yes"}, "'html'"),
         ({"to": "a@b.c", "subject": "x", "priority": 1}, "priority"),
     ],
