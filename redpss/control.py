@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from redpss import compose, shutdown
-from redpss.config import Config
+from redpss.config import Config, ServerSection
 from redpss.dictionary import (
     DOWN_STATES,
     Dictionary,
@@ -40,12 +40,13 @@ from redpss.ports import ephemeral_advice, ephemeral_ports
 from redpss.roles import enabled_roles
 from redpss.sched.control import restore_preclone
 from redpss.shutdown import StopReport
-from redpss.supervisor import ProcessInfo, Supervisor
+from redpss.supervisor import Leftover, ProcessInfo, Supervisor, end_leftovers
 
 __all__ = [
     "EXIT_DEGRADED",
     "EXIT_RUNNING",
     "EXIT_STOPPED",
+    "EXIT_UNKNOWN",
     "InstanceStatus",
     "RoleRow",
     "abort",
@@ -68,6 +69,9 @@ log = logging.getLogger(__name__)
 EXIT_RUNNING = 0
 EXIT_DEGRADED = 1
 EXIT_STOPPED = 3
+EXIT_UNKNOWN = 4
+"""LSB "status unknown": the heartbeats (the dictionary) could not be read."""
+UNSUPERVISED = "UNSUPERVISED"
 
 HEARTBEAT_WAIT = 15.0
 
@@ -88,31 +92,69 @@ class RoleRow:
 
 @dataclass(frozen=True)
 class InstanceStatus:
-    """The whole instance as ``redctl status`` shows it."""
+    """The whole instance as ``redctl status`` shows it.
+
+    ``unsupervised`` names roles that run without a supervisord (it was killed); ``unreadable``
+    says why the heartbeats could not be read (then the roles' health is unknown).
+    """
 
     instance: str
     running: bool
     suspended: bool
     roles: tuple[RoleRow, ...]
+    unsupervised: tuple[str, ...] = ()
+    unreadable: str = ""
+    supervisor_died: int = 0
 
     @property
     def exit_code(self) -> int:
-        """0 all roles running, 3 stopped, 1 degraded (some role down or silent)."""
+        """0 all roles running, 3 stopped, 1 degraded (some role down or silent, or roles
+        running without supervisor), 4 unknown (heartbeats not readable)."""
+        if self.unsupervised or (self.supervisor_died and not self.running):
+            return EXIT_DEGRADED  # LSB 1: dead, and its pid file is left
         if not self.running:
             return EXIT_STOPPED
-        if all(r.state in ("RUNNING", "SUSPENDED") and r.alert < 2 for r in self.roles):
+        down = any(r.state not in ("RUNNING", "SUSPENDED") for r in self.roles)
+        if self.unreadable and not down:
+            return EXIT_UNKNOWN
+        if not down and all(r.alert < 2 for r in self.roles):
             return EXIT_RUNNING
         return EXIT_DEGRADED
 
     @property
     def summary(self) -> str:
-        """One word for the instance: RUNNING, SUSPENDED, DEGRADED or STOPPED."""
+        """One word: RUNNING, SUSPENDED, DEGRADED, UNSUPERVISED, UNKNOWN or STOPPED."""
         code = self.exit_code
-        if code == EXIT_STOPPED:
+        if self.unsupervised:
+            return UNSUPERVISED
+        if code == EXIT_STOPPED or not self.running:
             return "STOPPED"
+        if code == EXIT_UNKNOWN:
+            return "UNKNOWN"
         if code == EXIT_DEGRADED:
             return "DEGRADED"
         return "SUSPENDED" if self.suspended else "RUNNING"
+
+    @property
+    def message(self) -> str:
+        """What the operator must know beyond the rows, and what to do ("" when nothing)."""
+        notes = []
+        if self.unsupervised:
+            notes.append(
+                f"roles running without supervisor ({', '.join(self.unsupervised)}): "
+                "supervisord is gone; redctl stop ends them (redctl abort kills them), "
+                "redctl start ends them and starts the instance"
+            )
+        elif self.supervisor_died and not self.running:
+            notes.append(
+                f"supervisord (pid {self.supervisor_died}) ended without redctl stop (killed, "
+                "or the host went down); its roles stopped with it: redctl start"
+            )
+        if self.unreadable:
+            notes.append(
+                f"heartbeats not readable, the roles' health is unknown: {self.unreadable}"
+            )
+        return "; ".join(notes)
 
 
 @contextlib.contextmanager
@@ -190,6 +232,7 @@ def start(
         raise SupervisorError(
             f"instance {inst.name} is already running (use redctl restart to restart it)"
         )
+    _end_leftovers(inst, config, "start")
     _check_ports_free(config)
     _check_ephemeral_ports(inst, config)
     with open_instance_dictionary(inst, config) as dictionary:
@@ -246,10 +289,37 @@ def _wait_heartbeats(inst: Instance, config: Config, procs: list[ProcessInfo]) -
     )
 
 
-def stop(inst: Instance, config: Config | None) -> bool:
-    """Stop gracefully; return False if the instance was not running.
+def _end_leftovers(inst: Instance, config: Config | None, what: str) -> list[Leftover]:
+    """End the roles of the instance that run without its supervisord (it was killed): SIGTERM
+    and the grace time (``abort``: SIGKILL at once); say which. Return them."""
+    left = Supervisor(inst).leftovers()
+    if not left:
+        return []
+    grace = config.redsys.stop_grace if config is not None else ServerSection.stop_grace
+    listed = ", ".join(f"{p.role} (pid {p.pid})" for p in left)
+    log.warning(
+        "instance=%s %s: %s roles running without supervisor: %s",
+        inst.name,
+        what,
+        "killing" if what == "abort" else "stopping",
+        listed,
+    )
+    killed = end_leftovers(left, grace=0 if what == "abort" else grace + 5)
+    if killed and what != "abort":
+        log.warning(
+            "instance=%s killed after %d s: %s",
+            inst.name,
+            grace + 5,
+            ", ".join(f"{p.role} (pid {p.pid})" for p in killed),
+        )
+    return left
 
-    Works without a usable configuration too (``config`` None: the default grace time).
+
+def stop(inst: Instance, config: Config | None) -> bool:
+    """Stop gracefully; return False if nothing of the instance was running.
+
+    Works without a usable configuration too (``config`` None: the default grace time). Roles
+    left running without supervisor are stopped too.
     """
     return stop_report(inst, config).was_running
 
@@ -260,20 +330,38 @@ def stop_report(
     """Stop gracefully role by role, telling ``progress`` what it waits for; then verify that
     no process of the instance is left (:mod:`redpss.shutdown`)."""
     _not_in_container_mode(inst, "stop")
-    return shutdown.stop(inst, config, progress=progress)
+    say = progress or (lambda _line: None)
+    began = time.monotonic()
+    ended = [] if Supervisor(inst).is_running() else _end_leftovers(inst, config, "stop")
+    for proc in ended:
+        say(f"  {proc.role} (pid {proc.pid}) was running without supervisor: stopped")
+    report = shutdown.stop(inst, config, progress=progress)
+    if ended:
+        report.was_running = True
+        report.roles = [
+            {"role": p.role, "result": "stopped (was running without supervisor)", "seconds": 0.0}
+            for p in ended
+        ]
+        report.seconds = time.monotonic() - began
+    return report
 
 
 def abort(inst: Instance, config: Config | None) -> list[str]:
-    """Kill every role now and stop supervisord; return the roles that were killed."""
+    """Kill every role now and stop supervisord; return the roles that were killed.
+
+    supervisord restarts none of them meanwhile (see :meth:`Supervisor.abort`); roles left
+    running without supervisor are killed too.
+    """
     _not_in_container_mode(inst, "stop")
     killed = Supervisor(inst).abort()
+    killed += [p.role for p in _end_leftovers(inst, config, "abort")]
     if config is None:
-        return killed
+        return sorted(set(killed))
     with contextlib.suppress(DictionaryError), open_instance_dictionary(inst, config) as d:
         for row in d.pss_status():
             if row.state != "STOPPED":
                 d.role_stopped(row.role, pid=row.pid or 0, exit_info="killed by redctl abort")
-    return killed
+    return sorted(set(killed))
 
 
 def suspend(inst: Instance) -> bool:
@@ -293,7 +381,12 @@ def resume(inst: Instance) -> bool:
 
 
 def _row(
-    name: str, proc: ProcessInfo | None, beat: RoleStatus | None, running: bool, suspended: bool
+    name: str,
+    proc: ProcessInfo | None,
+    beat: RoleStatus | None,
+    running: bool,
+    suspended: bool,
+    unreadable: bool = False,
 ) -> RoleRow:
     if not running or proc is None:
         reason = "instance stopped" if not running else "not configured in supervisord"
@@ -302,6 +395,8 @@ def _row(
     state = "SUSPENDED" if suspended and proc.state == "RUNNING" else proc.state
     if proc.state != "RUNNING":
         alert, reason = 2, proc.description or proc.state
+    elif unreadable:
+        alert, reason = 1, "heartbeat not readable"
     elif beat is None or beat.pid != proc.pid:
         alert, reason = 1, "no heartbeat yet"
     else:
@@ -326,6 +421,19 @@ def _row(
     )
 
 
+def _unsupervised_row(left: Leftover, beat: RoleStatus | None) -> RoleRow:
+    return RoleRow(
+        role=left.role,
+        state=UNSUPERVISED,
+        pid=left.pid,
+        uptime=None,
+        heartbeat_age=beat.heartbeat_age if beat and beat.pid == left.pid else None,
+        restarts=beat.restarts if beat else 0,
+        alert=2,
+        reason="running without supervisor (supervisord is gone): redctl stop",
+    )
+
+
 def in_container(env: Mapping[str, str] | None = None) -> bool:
     """Whether this process runs in a container of the instance (the image's REDPSS_CONTAINER)."""
     return (os.environ if env is None else env).get("REDPSS_CONTAINER") == "1"
@@ -343,26 +451,35 @@ def status(inst: Instance, config: Config | None) -> InstanceStatus:
     sup = Supervisor(inst)
     procs = {p.name: p for p in sup.processes()}
     running = bool(procs)
+    left = {p.role: p for p in sup.leftovers()}
     beats: dict[str, RoleStatus] = {}
+    unreadable = ""
     if config is not None:
-        try:
-            with open_instance_dictionary(inst, config) as dictionary:
-                beats = {b.role: b for b in dictionary.pss_status()}
-        except DictionaryError as exc:
-            log.warning("instance=%s heartbeats not readable: %s", inst.name, exc)
+        beats, unreadable = _read_beats(inst, config)
+    else:
+        unreadable = "red_params.conf is not usable (see the error above)"
     names = enabled_roles(config) if config is not None else list(procs)
+    names += [n for n in left if n not in names]
     suspended = inst.suspend_flag.exists()
-    rows = tuple(_row(name, procs.get(name), beats.get(name), running, suspended) for name in names)
-    return InstanceStatus(inst.name, running, suspended, rows)
+    rows = tuple(
+        _unsupervised_row(left[name], beats.get(name))
+        if name in left and name not in procs
+        else _row(name, procs.get(name), beats.get(name), running, suspended, bool(unreadable))
+        for name in names
+    )
+    unsupervised = tuple(f"{p.role} pid {p.pid}" for p in left.values())
+    died = 0 if running else sup.died()
+    return InstanceStatus(inst.name, running, suspended, rows, unsupervised, unreadable, died)
 
 
-def _read_beats(inst: Instance, config: Config) -> dict[str, RoleStatus]:
+def _read_beats(inst: Instance, config: Config) -> tuple[dict[str, RoleStatus], str]:
+    """The heartbeat rows by role, and "" or why they could not be read."""
     try:
         with open_instance_dictionary(inst, config) as dictionary:
-            return {b.role: b for b in dictionary.pss_status()}
+            return {b.role: b for b in dictionary.pss_status()}, ""
     except DictionaryError as exc:
         log.warning("instance=%s heartbeats not readable: %s", inst.name, exc)
-        return {}
+        return {}, str(exc)
 
 
 def heartbeat_status(inst: Instance, config: Config) -> InstanceStatus:
@@ -371,7 +488,7 @@ def heartbeat_status(inst: Instance, config: Config) -> InstanceStatus:
     A role is up while its record is not in a down state and not silent for more than three
     intervals (ALERT < 2); the instance runs while one role is up.
     """
-    beats = _read_beats(inst, config)
+    beats, unreadable = _read_beats(inst, config)
     suspended = inst.suspend_flag.exists()
     now = datetime.now(UTC)
     rows = []
@@ -396,8 +513,9 @@ def heartbeat_status(inst: Instance, config: Config) -> InstanceStatus:
                 reason=beat.alert_reason or "",
             )
         )
-    running = any(r.state not in DOWN_STATES and r.alert < 2 for r in rows)
-    return InstanceStatus(inst.name, running, suspended, tuple(rows))
+    # unreadable heartbeats: the roles may well run, their state is unknown (exit 4)
+    running = bool(unreadable) or any(r.state not in DOWN_STATES and r.alert < 2 for r in rows)
+    return InstanceStatus(inst.name, running, suspended, tuple(rows), unreadable=unreadable)
 
 
 def _rows_inside(inst: Instance, role: str) -> tuple[dict[str, RoleRow], str]:

@@ -6,11 +6,20 @@ to supervisord over XML-RPC on that socket.
 
 Start order is the roles' priority (sched before jmon); supervisord stops in reverse order, each
 role with SIGTERM (graceful) and ``stop_grace`` seconds before SIGKILL.
+
+**Supervision survives its supervisor** (issue #14): a role started by supervisord asks the
+kernel for SIGTERM when supervisord dies (:func:`die_with_supervisor`, ``PR_SET_PDEATHSIG``),
+so a ``kill -9`` of supervisord stops the roles gracefully instead of orphaning them. What is
+left all the same (a role that hangs in its stop, roles of an older version) is found by
+:func:`leftover_roles` — processes of ``redpss role … --instance <name>`` whose environment
+names this instance's ``REDENV_HOME`` and that no running supervisord of the instance owns — and
+``status`` reports them, ``stop``/``abort``/``start`` end them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -23,10 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from redpss.config import Config
-from redpss.errors import SupervisorError
+from redpss.errors import RoleError, SupervisorError
 from redpss.instance import Instance, template_text
 
-__all__ = ["ProcessInfo", "Supervisor"]
+__all__ = ["Leftover", "ProcessInfo", "Supervisor", "die_with_supervisor", "leftover_roles"]
 
 log = logging.getLogger(__name__)
 
@@ -217,15 +226,44 @@ class Supervisor:
         self._wait_gone(pid, timeout)
 
     def abort(self, *, timeout: float = 10.0) -> list[str]:
-        """Kill every role now (SIGKILL to its process group), then stop supervisord."""
-        killed = []
-        for proc in self.processes():
-            if proc.pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                killed.append(proc.name)
+        """Kill every role now, without supervisord restarting any; then stop supervisord.
+
+        Each role's process group is frozen (SIGSTOP) first, so no role runs another line;
+        then supervisord is told to stop them all (a role it is stopping is not restarted) and
+        the groups get SIGKILL. Returns the roles that were running.
+        """
+        if not self.is_running():
+            self._remove_stale_socket()
+            return []
+        procs = [p for p in self.processes() if p.pid]
+        names = [p.name for p in procs]
+        for proc in procs:
+            _killpg(proc.pid, signal.SIGSTOP)
+        with self._rpc() as rpc:
+            rpc.supervisor.stopAllProcesses(False)
+        deadline = time.monotonic() + timeout
+        while procs:
+            for proc in procs:
+                _killpg(proc.pid, signal.SIGKILL)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+            # until supervisord saw each exit (a role it was starting is stopped by it too)
+            procs = [p for p in self.processes() if p.pid]
         self.stop(timeout=timeout)
-        return killed
+        return names
+
+    def died(self) -> int:
+        """The pid of this instance's supervisord if it ended without a stop (its pid file is
+        left and names no running supervisord: killed, or the host crashed); else 0."""
+        pid = self._pid()
+        if pid and not (_running(pid) and _is_supervisord(pid)):
+            return pid
+        return 0
+
+    def leftovers(self) -> list[Leftover]:
+        """Role processes of the instance that this supervisord does not own (see the module)."""
+        return leftover_roles(self.inst, frozenset(p.pid for p in self.processes() if p.pid))
 
     def process(self, name: str) -> ProcessInfo | None:
         """The supervised role ``name``; None when supervisord does not run or lacks it."""
@@ -275,6 +313,11 @@ class Supervisor:
                 path.unlink()
 
 
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -288,3 +331,127 @@ def _alive(pid: int) -> bool:
     except ChildProcessError:
         return True
     return done == 0
+
+
+# ---------------------------------------------------------------------- a supervisor that dies
+
+_PR_SET_PDEATHSIG = 1
+_PROC = "/proc"
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"{_PROC}/{pid}/cmdline", "rb") as fh:
+            return [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def _is_supervisord(pid: int) -> bool:
+    return any(a.endswith(("supervisord", "supervisor.supervisord")) for a in _cmdline(pid)[:3])
+
+
+def die_with_supervisor(env: dict[str, str] | None = None) -> None:
+    """In a role that supervisord started: get SIGTERM (a graceful stop) when supervisord dies.
+
+    Does nothing elsewhere (container mode, a role run by hand). Raises :class:`RoleError` when
+    supervisord is already gone (it died between starting us and this call).
+    """
+    env = dict(os.environ) if env is None else env
+    if env.get("SUPERVISOR_ENABLED") != "1":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        log.warning("PR_SET_PDEATHSIG not set (%s): role outlives supervisord", os.strerror(err))
+        return
+    if not _is_supervisord(os.getppid()):
+        raise RoleError("supervisord that started this role is gone; not starting")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A role process of the instance that no running supervisord owns."""
+
+    pid: int
+    role: str
+    pgid: int
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        with open(f"{_PROC}/{pid}/environ", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return {}
+    out = {}
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            out[key.decode(errors="replace")] = value.decode(errors="replace")
+    return out
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as fh:
+            # "pid (comm) S ...": the state follows the last ")"
+            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def leftover_roles(inst: Instance, owned: frozenset[int] = frozenset()) -> list[Leftover]:
+    """Every live ``redpss role`` process of ``inst`` whose pid is not in ``owned``."""
+    found = []
+    for entry in os.listdir(_PROC):
+        if not entry.isdigit() or int(entry) in owned or int(entry) == os.getpid():
+            continue
+        pid = int(entry)
+        args = _cmdline(pid)
+        if "redpss.cli.redpss" not in args or "role" not in args:
+            continue
+        try:
+            name = args[args.index("role") + 1]
+            instance = args[args.index("--instance") + 1]
+        except (ValueError, IndexError):
+            continue
+        if instance != inst.name or _environ(pid).get("REDENV_HOME") != str(inst.home):
+            continue
+        if _zombie(pid):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            found.append(Leftover(pid, name, os.getpgid(pid)))
+    return sorted(found, key=lambda x: x.pid)
+
+
+def _signal(proc: Leftover, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if proc.pgid == proc.pid:  # supervisord made it the leader of its own group
+            os.killpg(proc.pgid, sig)
+        else:
+            os.kill(proc.pid, sig)
+
+
+def end_leftovers(leftovers: Sequence[Leftover], *, grace: float) -> list[Leftover]:
+    """SIGTERM each leftover role (its process group), SIGKILL what still runs after ``grace``
+    seconds (0: SIGKILL at once); return those that had to be killed."""
+    if grace > 0:
+        for proc in leftovers:
+            _signal(proc, signal.SIGTERM)
+            _signal(proc, signal.SIGCONT)  # a stopped (frozen) role handles its SIGTERM too
+        deadline = time.monotonic() + grace
+        while any(_running(p.pid) for p in leftovers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    killed = [p for p in leftovers if _running(p.pid)]
+    for proc in killed:
+        _signal(proc, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(_running(p.pid) for p in killed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return killed
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie that is not our child waits for its parent to reap)."""
+    return _alive(pid) and not _zombie(pid)

@@ -76,10 +76,12 @@ further commands:
 
 exit codes:
   0  done (status: every role running)
-  1  failed (status: degraded, some role down or without heartbeat)
+  1  failed (status: degraded, some role down or without heartbeat, or roles running
+     without supervisor)
   2  usage error, or an unknown job or watcher name (the nearest names are shown)
   3  status: the instance is stopped; stop --if-idle: refused, runs are active (named)
-  4  stop, abort, restart: processes of the instance are left (named; stop --force kills them)
+  4  status: unknown, the heartbeats (the dictionary) could not be read;
+     stop, abort, restart: processes of the instance are left (named; stop --force kills them)
 """
 
 
@@ -165,6 +167,7 @@ def _print_status(st: control.InstanceStatus, as_json: bool) -> None:
                 {
                     "instance": st.instance,
                     "state": st.summary,
+                    "message": st.message,
                     "roles": [asdict(r) for r in st.roles],
                 },
                 indent=2,
@@ -172,6 +175,8 @@ def _print_status(st: control.InstanceStatus, as_json: bool) -> None:
         )
         return
     print(f"instance {st.instance}: {st.summary}")
+    if st.message:
+        print(st.message)
     header = (
         f"{'ROLE':<10} {'STATE':<10} {'PID':>7} {'UPTIME':>9} {'HEARTBEAT':>10} "
         f"{'RESTARTS':>8} {'ALERT':>5}  REASON"

@@ -21,6 +21,7 @@ from redpss.instance import resolve_instance
 from redpss.logs import configure
 from redpss.roles import ROLES, role_class
 from redpss.roles.base import RoleContext, run_role
+from redpss.supervisor import die_with_supervisor
 
 __all__ = ["main"]
 
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # first: a role must not outlive the supervisord that started it (issue #14)
+    die_with_supervisor()
     inst = resolve_instance(args.instance).require()
     config = inst.load_config()
     level = LogLevel.TRACE if args.trace else config.redsys.log_level
