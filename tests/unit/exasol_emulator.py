@@ -96,18 +96,23 @@ from sqlglot.errors import SqlglotError
 from tests.unit import exasol_emulator_sql as sql
 from tests.unit.exasol_emulator_import import import_rows
 from tests.unit.exasol_emulator_privs import DBA, Denied, Privileges
+from tests.unit.exasol_emulator_tx import (
+    CATALOG,
+    OTHER,
+    TableLocks,
+    Transactions,
+)
 
 __all__ = ["EmulatedConnection", "EmulatedDatabase", "EmulatedStatement"]
 
 T = TypeVar("T")
 
-CONFLICT, CONSTRAINT, OTHER, DENIED = "40001", "27001", "42000", "42500"
+DENIED = "42500"
 DEFAULT_TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF6"
 """Exasol's default NLS_TIMESTAMP_FORMAT (changelog 13409: "remains unchanged")."""
 DEFAULT_RELEASE = "8.32.0"
 """The version an emulated database answers as unless told otherwise (the first with
 ``TIMESTAMP(p)``); ``release="7.1.30"`` emulates the older SQL."""
-LOCK_WAIT = 10.0
 TOLERATED_RESERVED: frozenset[str] = frozenset()
 """Reserved words taken as unquoted identifiers all the same: none, as on Exasol (the backend
 quotes the model's reserved column names, STATE and SOURCE)."""
@@ -199,8 +204,8 @@ class EmulatedDatabase:
         self.commits = 0
         self.last_write: dict[str, int] = {}
         """The commit that last wrote each ``SCHEMA.TABLE`` (for transaction collisions)."""
-        self.write_lock = threading.Lock()
-        """Held by the one transaction that writes (Exasol makes other writers wait)."""
+        self.locks = TableLocks()
+        """Table-level write locks (tests/unit/exasol_emulator_tx.py)."""
         self._lock = threading.Lock()
         self._open: list[EmulatedConnection] = []
 
@@ -287,7 +292,7 @@ class _Options:
     options: ClassVar[dict[str, object]] = {"dsn": "emulated", "user": "", "verbose_error": False}
 
 
-class EmulatedConnection:
+class EmulatedConnection(Transactions):
     """The Connection protocol of the Exasol session, on a DuckDB cursor."""
 
     def __init__(self, db: EmulatedDatabase, number: int, user: str = DBA) -> None:
@@ -299,9 +304,10 @@ class EmulatedConnection:
         self.session["NLS_TIMESTAMP_FORMAT"] = DEFAULT_TIMESTAMP_FORMAT
         self.is_closed = False
         self._in_tx = False
-        self._writing = False
         self._began_after = 0  # the database's commits before this transaction began
         self._written: set[str] = set()
+        self._read: set[str] = set()  # tables this transaction read
+        self._replay: list[tuple[str, Sequence[object] | None]] = []  # its writes, in order
 
     def __repr__(self) -> str:
         return f"EmulatedConnection(#{self.number})"
@@ -372,6 +378,7 @@ class EmulatedConnection:
             self._allowed(
                 "IMPORT", lambda: privileges.require_object(self.user, "INSERT", schema, name)
             )
+            self._lock(f"{schema.upper()}.{name.upper()}", "IMPORT")
         except pyexasol.ExaQueryError as exc:
             raise ExaImportError(self, (exc,)) from exc
         try:
@@ -384,66 +391,6 @@ class EmulatedConnection:
     def _check_open(self) -> None:
         if self.is_closed:
             raise pyexasol.ExaRuntimeError(self, "Exasol connection was closed")
-
-    def _begin(self, write: bool) -> None:
-        if write and not self._writing:
-            # Exasol makes a second writer wait for the first; DuckDB would fail it at once
-            if not self.db.write_lock.acquire(timeout=LOCK_WAIT):
-                raise self._error("", CONFLICT, f"no write lock within {LOCK_WAIT} s")
-            self._writing = True
-        if not self._in_tx:
-            self.cursor.execute("BEGIN TRANSACTION")
-            self._in_tx = True
-            self._began_after = self.db.commits
-
-    def _end(self, what: str) -> None:
-        written, self._written = self._written, set()
-        try:
-            if self._in_tx:
-                self._in_tx = False
-                self.cursor.execute(what)
-                if what == "COMMIT" and written:
-                    with self.db._lock:
-                        self.db.commits += 1
-                        self.db.last_write.update(dict.fromkeys(written, self.db.commits))
-        except duckdb.Error as exc:
-            raise self._translate_error(what, exc) from exc
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        if self._writing:
-            self._writing = False
-            self.db.write_lock.release()
-
-    def _error(self, query: str, code: str, message: str) -> pyexasol.ExaQueryError:
-        return pyexasol.ExaQueryError(self, query, code, f"emulated: {message}")
-
-    def _translate_error(self, query: str, exc: duckdb.Error) -> pyexasol.ExaQueryError:
-        text = str(exc)
-        if isinstance(exc, duckdb.TransactionException) and "aborted" in text:
-            text += (
-                " (Exasol would go on after a failed statement; the emulator cannot: "
-                "see its module doc)"
-            )
-            return self._error(query, OTHER, text)
-        if isinstance(exc, duckdb.TransactionException):
-            return self._error(query, CONFLICT, f"transaction collision: {text}")
-        if isinstance(exc, duckdb.ConstraintException):
-            code = CONSTRAINT
-            if "CHECK constraint" in text and sql.LENGTH_CHECK in text:
-                text = f"data exception - string data, right truncation: {text}"
-            return self._error(query, code, text)
-        return self._error(query, OTHER, text)
-
-    def _run(
-        self, statement: str, params: Sequence[object] | None = None, *, write: bool = True
-    ) -> duckdb.DuckDBPyConnection:
-        self._begin(write)
-        try:
-            return self.cursor.execute(statement, params)
-        except duckdb.Error as exc:
-            raise self._translate_error(statement, exc) from exc
 
     def _special(self, query: str) -> EmulatedStatement | None:
         """Statements that are no SQL for sqlglot (or not for DuckDB): None for the others."""
@@ -461,11 +408,13 @@ class EmulatedConnection:
         elif m := sql.CONNECTION_RE.match(query):
             created = m[1]
             self._allowed(query, lambda: self.db.privileges.created_connection(self.user, created))
+            self._lock(CATALOG, query)
             self._run(sql.STORE_CONNECTION, [m.group(1), m.group(2).replace("''", "'")])
         elif m := sql.SCRIPT_RE.match(query):
             schema = m.group(2) or self.current_schema()
             privileges = self.db.privileges
             self._allowed(query, lambda: privileges.require_create(self.user, "SCRIPT", schema))
+            self._lock(CATALOG, query)
             self._run(sql.STORE_SCRIPT, (schema, m.group(3), (m.group(1) or "LUA").upper(), query))
             privileges.created_script(self.user, schema, m.group(3), query)
         elif sql.GRANT_RE.match(query):
@@ -496,15 +445,7 @@ class EmulatedConnection:
         after = done.after
         if done.creates and self._run(sql.TABLE_EXISTS, done.creates, write=False).fetchone():
             after = ()
-        self._allowed(
-            query, lambda: self.db.privileges.check(self.user, done.access, self.current_schema())
-        )
-        write = done.kind != "query"
-        if done.clock or done.kind != "other":  # a view may read the clock too
-            now = self.db.clock().astimezone(UTC).replace(tzinfo=None)
-            self._run(
-                f"SET VARIABLE {sql.CLOCK_VARIABLE} = TIMESTAMP '{now.isoformat()}'", write=False
-            )
+        write = self._prepare(query, done)
         for extra in done.before:
             self._run(extra)
         try:
@@ -527,13 +468,25 @@ class EmulatedConnection:
             self._run(extra)
         return result
 
-    def _collision(self, exc: pyexasol.ExaQueryError, target: str | None) -> Exception:
-        """A duplicate key of a row committed after this transaction began is Exasol's
-        transaction collision (serializable isolation), not a constraint violation."""
-        duplicate = exc.code == CONSTRAINT and "Duplicate key" in str(exc.message)
-        if not duplicate or self.db.last_write.get(target or "", 0) <= self._began_after:
-            return exc
-        return self._error(exc.query, CONFLICT, f"transaction collision on {target}")
+    def _prepare(self, query: str, done: sql.Translation) -> bool:
+        """Privileges, reads, write locks and the clock of one statement; whether it writes."""
+        self._allowed(
+            query, lambda: self.db.privileges.check(self.user, done.access, self.current_schema())
+        )
+        current = self.current_schema()
+        self._read.update(
+            f"{schema or current}.{name}" for schema, name in done.access.reads if schema or current
+        )
+        if done.kind == "other":
+            self._lock(CATALOG, query)  # DDL: DuckDB changes its catalog one at a time
+        for _privilege, schema, name in done.access.writes:
+            self._lock(f"{schema or current}.{name}", query)
+        if done.clock or done.kind != "other":  # a view may read the clock too
+            now = self.db.clock().astimezone(UTC).replace(tzinfo=None)
+            self._run(
+                f"SET VARIABLE {sql.CLOCK_VARIABLE} = TIMESTAMP '{now.isoformat()}'", write=False
+            )
+        return done.kind != "query"
 
     def _alter_session(self, name: str, value: str) -> None:
         text = value.strip()

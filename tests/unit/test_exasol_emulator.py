@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -208,3 +209,65 @@ def test_null_is_the_largest_value_in_order_by(conn: EmulatedConnection) -> None
     assert (desc, asc) == ([(None,), ("b",), ("a",)], [("a",), ("b",), (None,)])
     last = conn.execute("SELECT NAME FROM S.T ORDER BY NAME DESC NULLS LAST").fetchall()
     assert last == [("b",), ("a",), (None,)]
+
+
+def test_a_failed_statement_fails_alone(
+    empty_exa_db: EmulatedDatabase, conn: EmulatedConnection
+) -> None:
+    """Exasol aborts the statement, not the transaction: the earlier work commits."""
+    conn.execute("INSERT INTO S.T (NAME) VALUES ('kept')")
+    with pytest.raises(pyexasol.ExaQueryError, match="right truncation"):
+        conn.execute("INSERT INTO S.T (NAME) VALUES ('toolong')")
+    conn.execute("INSERT INTO S.T (NAME) VALUES ('also')")
+    conn.commit()
+    assert empty_exa_db.query("SELECT NAME FROM S.T ORDER BY ID") == [("kept",), ("also",)]
+
+
+def test_a_second_writer_of_a_table_waits_for_commit(
+    empty_exa_db: EmulatedDatabase, conn: EmulatedConnection
+) -> None:
+    """Table-level locks: a writer of another table goes on, a writer of the same table waits
+    (WAIT FOR COMMIT) and then writes, having read nothing of it before."""
+    conn.execute("CREATE TABLE S.U (A DECIMAL(9,0))")
+    conn.commit()
+    conn.execute("INSERT INTO S.T (NAME) VALUES ('one')")
+    other = empty_exa_db.connect()
+    try:
+        other.execute("INSERT INTO S.U (A) VALUES (1)")  # another table: no wait
+        assert empty_exa_db.locks.waits == 0
+        done = threading.Event()
+
+        def second_writer() -> None:
+            other.execute("INSERT INTO S.T (NAME) VALUES ('two')")
+            other.commit()
+            done.set()
+
+        worker = threading.Thread(target=second_writer)
+        worker.start()
+        assert not done.wait(0.3)  # held by conn's open transaction
+        conn.commit()
+        worker.join(timeout=10)
+        assert done.is_set() and empty_exa_db.locks.waits == 1
+    finally:
+        other.close()
+    assert empty_exa_db.query("SELECT NAME FROM S.T ORDER BY ID") == [("one",), ("two",)]
+
+
+def test_two_transactions_that_read_a_table_cannot_both_write_it(
+    empty_exa_db: EmulatedDatabase, conn: EmulatedConnection
+) -> None:
+    """Exasol's read/write conflict: one of them is rolled back (40001)."""
+    other = empty_exa_db.connect()
+    try:
+        conn.execute("SELECT COUNT(*) FROM S.T")
+        other.execute("SELECT COUNT(*) FROM S.T")
+        conn.execute("INSERT INTO S.T (NAME) VALUES ('a')")
+        conn.commit()
+        with pytest.raises(pyexasol.ExaQueryError) as info:
+            other.execute("INSERT INTO S.T (NAME) VALUES ('b')")
+        assert info.value.code == "40001"
+        other.execute("INSERT INTO S.T (NAME) VALUES ('b')")  # a new transaction may
+        other.commit()
+    finally:
+        other.close()
+    assert empty_exa_db.query("SELECT COUNT(*) FROM S.T") == [(2,)]

@@ -86,3 +86,35 @@ def test_schemas_are_checked(stage: Dictionary) -> None:
 )  # fmt: skip
 def test_exasol_types_map_to_kinds(declared: str, kind: str) -> None:
     assert exasol_kind(declared) == kind
+
+
+def _open_transactions(db: EmulatedDatabase) -> list[object]:
+    return [c for c in db._open if not c.is_closed and c._in_tx]
+
+
+def test_an_export_leaves_no_read_transaction_open(
+    stage: Dictionary, exa_db: EmulatedDatabase
+) -> None:
+    """An open read transaction keeps its read locks until it ends: other sessions may then
+    WAIT FOR COMMIT (Exasol's knowledge base). The export reads on a connection of its own,
+    rolled back and closed when the rows are out, or when the export is abandoned."""
+    assert len(list(stage.export_rows("STAGE", "odd name", batch_size=10))) == 3
+    assert _open_transactions(exa_db) == []
+    abandoned = stage.export_rows("STAGE", "odd name", batch_size=10)
+    next(abandoned)
+    stage.heartbeat("sendfile", pid=1)  # a unit of the same thread commits meanwhile
+    _names, rows = next(abandoned)  # the result set goes on
+    assert len(rows) == 10
+    abandoned.close()
+    assert _open_transactions(exa_db) == []
+
+
+def test_the_object_listing_reads_one_system_table_per_query(
+    stage: Dictionary, exa_db: EmulatedDatabase
+) -> None:
+    """A query over two system tables read-locks every object of both; one table filtered
+    on one column locks that schema's objects only (knowledge base, "Filter on system tables
+    and transaction conflicts")."""
+    assert stage.export_objects("STAGE")[:2] == ["ADM_JOB_LOG", "ADM_LOAD_LOG"]
+    listing = [q for _, q in exa_db.statements if "EXA_ALL_TABLES" in q or "EXA_ALL_VIEWS" in q]
+    assert listing and all("UNION" not in q.upper() for q in listing)

@@ -238,3 +238,23 @@ def test_pyexasol_is_pinned_to_what_the_backend_needs() -> None:
     assert set(map(str, pin)) == {">=2.3", "<4"}
     assert Version(importlib.metadata.version("pyexasol")) in pin
     assert callable(getattr(pyexasol.ExaConnection, "execute_sql_script", None))
+
+
+@pytest.mark.parametrize("code", ["40001", "40002", "40005", "40011", "40017", "40019"])
+def test_every_rolled_back_transaction_is_run_again(code: str) -> None:
+    """Exasol's knowledge base ("Clients and Fail Safety"): after these the transaction was
+    rolled back (collision, or a reconnect after a failure): the unit runs again."""
+    db, clock = FakeDatabase(), Clock()
+    db.fail_on["MERGE"] = [pyexasol.ExaQueryError(_Dummy(), "MERGE …", code, "rolled back")]
+    session = _session(db, clock)
+    session.transaction(lambda tx: tx.execute("MERGE INTO REDSYS.X"), what="upsert")
+    assert db.rollbacks == 1 and session.reconnects == 0
+
+
+@pytest.mark.parametrize("code", ["40004", "40009", "40018", "40020", "08001"])
+def test_a_failed_reconnect_opens_a_new_connection(code: str) -> None:
+    db, clock = FakeDatabase(), Clock()
+    db.fail_on["MERGE"] = [pyexasol.ExaQueryError(_Dummy(), "MERGE …", code, "reconnect failed")]
+    session = _session(db, clock)
+    session.transaction(lambda tx: tx.execute("MERGE INTO REDSYS.X"), what="upsert")
+    assert db.connects == 2 and session.reconnects == 1

@@ -7,9 +7,11 @@ wrote is ever part of the SQL text; filter values become literals. The rows are 
 batches, so memory stays bounded by a batch. Values come as the SQLite backend gives them for
 the same kind: DECIMAL with scale 0 as int, other numbers as float, DATE and TIMESTAMP as text.
 
-The lookups are ordinary units (retried after a reconnect); the SELECT runs once
-(:meth:`Session.raw`): a connection lost in the middle of an export is a DictionaryError, and
-SENDFILE starts the export again.
+The lookups are ordinary units (retried after a reconnect); the SELECT runs once on a connection
+of its own (:meth:`Session.dedicated`), which is rolled back and closed when the export ends or
+is abandoned: no read transaction stays open, and the thread's other units may commit meanwhile.
+A connection lost in the middle of an export is a DictionaryError, and SENDFILE starts the
+export again.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from redpss.dictionary.export import (
 
 __all__ = ["ExasolExport", "exasol_kind"]
 
-EXPORT_OBJECTS_SQL = (
-    "SELECT TABLE_NAME FROM SYS.EXA_ALL_TABLES WHERE TABLE_SCHEMA = {schema} "
-    "UNION ALL SELECT VIEW_NAME FROM SYS.EXA_ALL_VIEWS WHERE VIEW_SCHEMA = {schema} ORDER BY 1"
-)
+# One system table per query, filtered on one column: Exasol then read-locks only that schema's
+# objects; a query over two system tables (a UNION) read-locks every object of both (knowledge
+# base, "Filter on system tables and transaction conflicts").
+EXPORT_TABLES_SQL = "SELECT TABLE_NAME FROM SYS.EXA_ALL_TABLES WHERE TABLE_SCHEMA = {schema}"
+EXPORT_VIEWS_SQL = "SELECT VIEW_NAME FROM SYS.EXA_ALL_VIEWS WHERE VIEW_SCHEMA = {schema}"
 EXPORT_COLUMNS_SQL = (
     "SELECT COLUMN_NAME, COLUMN_TYPE FROM SYS.EXA_ALL_COLUMNS WHERE COLUMN_SCHEMA = {schema} "
     "AND COLUMN_TABLE = {table} ORDER BY COLUMN_ORDINAL_POSITION"
@@ -81,7 +84,12 @@ class ExasolExport(ExasolCore, ExportStore):
 
     @staticmethod
     def _objects(tx: Tx, schema: str) -> list[str]:
-        return [str(r[0]) for r in tx.rows(EXPORT_OBJECTS_SQL, schema=schema)]
+        names = [
+            str(r[0])
+            for q in (EXPORT_TABLES_SQL, EXPORT_VIEWS_SQL)
+            for r in tx.rows(q, schema=schema)
+        ]
+        return sorted(names)
 
     @staticmethod
     def _columns(tx: Tx, schema: str, name: str) -> list[ExportColumn]:
@@ -142,7 +150,7 @@ class ExasolExport(ExasolCore, ExportStore):
     def _batches(
         self, sql: str, picked: list[str], convert: list[Callable[[Any], Any]], size: int
     ) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
-        with self.session.raw(what=f"export {sql[:80]}") as conn:
+        with self.session.dedicated(what=f"export {sql[:80]}") as conn:
             stmt: Any = conn.execute(sql)
             try:
                 first = True

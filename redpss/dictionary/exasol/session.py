@@ -7,8 +7,10 @@ connection is dropped, and after a backoff (0.25 s doubling up to 5 s) a new one
 its session settings applied again, and the *whole unit* runs again — until
 ``exa_reconnect_timeout`` is used up; then DictionaryError says the database is away, and the
 role keeps its work (the run-log writer keeps its batch, dbls its queue, the loader leaves the
-file in ``work/``) to try again later. A transaction conflict (SQLSTATE 40001, Exasol's
-serializable isolation) is rolled back and retried the same way.
+file in ``work/``) to try again later. A transaction the database rolled back (SQLSTATE 40001,
+a collision of Exasol's serializable isolation, and the other "transaction was rolled back"
+states of :data:`ROLLED_BACK_SQLSTATES`) is rolled back and retried the same way; the states of
+a failed reconnect (:data:`RECONNECT_SQLSTATES`) count as a broken connection.
 
 A unit may run twice when the connection broke after the database committed it but before
 the answer arrived. The units are written for that: upserts are MERGEs, a load checks the
@@ -47,7 +49,13 @@ os.environ.setdefault("EXASOL_TELEMETRY_DISABLE", "1")
 
 T = TypeVar("T")
 
-CONFLICT_SQLSTATE = "40001"
+ROLLED_BACK_SQLSTATES = frozenset(
+    {"40001", "40002", "40003", "40005", "40007", "40008", "40010", "40011", "40017", "40019"}
+)
+"""The transaction was rolled back (a collision, or the driver reconnected after a failure):
+run the unit again. Exasol's knowledge base, "Clients and Fail Safety"."""
+RECONNECT_SQLSTATES = frozenset({"40004", "40009", "40018", "40020", "08001"})
+"""The reconnect failed or the connection is lost (same article): open a new connection."""
 FIRST_DELAY = 0.25
 MAX_DELAY = 5.0
 _FINGERPRINT_RE = re.compile(r"[0-9A-Fa-f]{64}")
@@ -161,7 +169,10 @@ def _classify(exc: BaseException) -> str | None:
     if isinstance(exc, pyexasol.ExaAuthError | pyexasol.ExaConnectionDsnError):
         return None
     if isinstance(exc, pyexasol.ExaQueryError):
-        return "conflict" if str(exc.code) == CONFLICT_SQLSTATE else None
+        code = str(exc.code)
+        if code in RECONNECT_SQLSTATES:
+            return "broken"
+        return "conflict" if code in ROLLED_BACK_SQLSTATES else None
     if isinstance(
         exc,
         pyexasol.ExaCommunicationError | pyexasol.ExaConnectionError | pyexasol.ExaRuntimeError,
@@ -258,20 +269,50 @@ class Session:
         """The calling thread's connection, opened (and set up) when it has none."""
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect(self.settings)
-            try:
-                dialect = dialect_of(conn, self.settings.dsn)  # 7.1 or newer, or refused
-                for statement in self.setup_statements():
-                    conn.execute(statement)
-                conn.commit()
-            except BaseException:
-                _quietly(conn.close)
-                raise
+            conn = self._open_connection()
             self._local.conn = conn
-            with self._lock:
-                self._open.append(conn)
-                self._dialect = dialect
         return conn
+
+    def _open_connection(self) -> Connection:
+        """A new connection, its version known (7.1 or newer, or refused) and set up."""
+        conn = self._connect(self.settings)
+        try:
+            dialect = dialect_of(conn, self.settings.dsn)
+            for statement in self.setup_statements():
+                conn.execute(statement)
+            conn.commit()
+        except BaseException:
+            _quietly(conn.close)
+            raise
+        with self._lock:
+            self._open.append(conn)
+            self._dialect = dialect
+        return conn
+
+    @contextmanager
+    def dedicated(self, *, what: str) -> Iterator[Connection]:
+        """A connection of its own for one long read (an export), not retried: the thread's
+        units may commit meanwhile without ending its result set, and its read transaction
+        ends with it (rolled back, the connection closed) — an open read transaction keeps
+        read locks that make other sessions WAIT FOR COMMIT (Exasol's knowledge base)."""
+        try:
+            conn = self._open_connection()
+        except BaseException as exc:
+            if _is_pyexasol_error(exc):
+                raise self._error(what, exc) from exc
+            raise
+        try:
+            yield conn
+        except BaseException as exc:
+            if _is_pyexasol_error(exc):
+                raise self._error(what, exc) from exc
+            raise
+        finally:
+            _quietly(conn.rollback)
+            with self._lock:
+                if conn in self._open:
+                    self._open.remove(conn)
+            _quietly(conn.close)
 
     @property
     def dialect(self) -> Dialect:
