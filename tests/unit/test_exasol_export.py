@@ -105,7 +105,7 @@ def test_an_export_leaves_no_read_transaction_open(
     stage.heartbeat("sendfile", pid=1)  # a unit of the same thread commits meanwhile
     _names, rows = next(abandoned)  # the result set goes on
     assert len(rows) == 10
-    abandoned.close()
+    abandoned.close()  # type: ignore[attr-defined]  # a generator
     assert _open_transactions(exa_db) == []
 
 
