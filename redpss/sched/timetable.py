@@ -4,19 +4,34 @@ Built from the definitions and rebuilt whenever they change, without a restart: 
 changed interval or cron expression, a (de)activated or deleted job or watcher take effect at
 the next look (``sched_definitions_poll`` seconds, or at once after ``redctl reload``).
 
-Misfires are explicit. A run is a misfire when it is handed over more than
-``sched_misfire_grace`` seconds after it was due — because the stack was down (found at start
-from the job's last run) or busy. The job's misfire policy decides: ``RUN_ONCE`` runs it once
-now (all missed runs coalesced into one), ``SKIP`` records one SKIPPED run that says how many
-were missed. Either way the job log says so.
+**Every fire time is handed over exactly once.** Each entry keeps the next fire time of its
+APScheduler trigger that has not been handed over yet; handing it over moves the entry to the
+trigger's following fire, strictly after it. A loop that wakes early, late, twice, or after a
+clock step (NTP) can therefore neither repeat a fire nor lose one: fires that passed while
+the loop did not look (a forward step, a busy host) are coalesced into one hand-over that says
+how many it covers; a backward step only delays the next fire. Job runs are handed over
+``ahead`` seconds early (sched starts them at their due time); watcher checks at their time.
+The entries sit in a heap ordered by hand-over point, so a look costs O(fires), not O(entries).
 
-Like APScheduler, an interval job's first run is one interval after it was scheduled.
+**The grid of an interval job is a function of its definition**: it starts one interval after
+the definition's last change (``CHANGED_AT``; like APScheduler, the first run is one interval
+after the job was scheduled). A restarted jmon therefore computes the same due times as the
+one before it, and sched recognises a fire it was already given. Cron expressions are
+evaluated in UTC (no daylight saving time).
+
+Misfires are explicit. A hand-over is a misfire when it is more than ``sched_misfire_grace``
+seconds late, or covers more than one fire — because the stack was down (found at start from
+the job's last run) or the host was busy or the clock stepped forward. The job's misfire
+policy decides: ``RUN_ONCE`` runs it once now (all covered fires coalesced into one run),
+``SKIP`` records one SKIPPED run that says how many were missed. Either way the job log says so.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,17 +51,24 @@ __all__ = ["Due", "Timetable"]
 log = logging.getLogger(__name__)
 
 MAX_COUNT = 100_000  # missed fires counted at most (a 1 s job down for a day: 86 400)
+_TICK = timedelta(microseconds=1)
+_NO_TRIGGER: Any = None
 
 
 @dataclass(frozen=True)
 class Due:
-    """Something to hand over to sched: a job run (maybe a misfire) or a watcher check."""
+    """Something to hand over to sched: a job run (maybe a misfire) or a watcher check.
+
+    ``fires`` is how many fire times of the trigger this hand-over covers: 1, or more when
+    missed fires were coalesced into it (the first of them is ``due``).
+    """
 
     kind: str  # "job" or "watch"
     name: str
     due: datetime
     note: str | None = None
     skip: bool = False
+    fires: int = 1
 
     def to_wire(self) -> dict[str, Any]:
         """The form sched's ``submit`` op takes."""
@@ -59,7 +81,7 @@ class Due:
         }
 
 
-@dataclass
+@dataclass(eq=False)
 class _Entry:
     kind: str
     name: str
@@ -67,7 +89,10 @@ class _Entry:
     trigger: BaseTrigger
     next_fire: datetime | None
     policy: str = "RUN_ONCE"
-    fires: int = field(default=0)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.name)
 
 
 def _job_signature(job: JobDef) -> tuple[Any, ...]:
@@ -77,11 +102,17 @@ def _job_signature(job: JobDef) -> tuple[Any, ...]:
 class Timetable:
     """Next fire times of every active job and watcher."""
 
-    def __init__(self, *, grace: float) -> None:
+    def __init__(self, *, grace: float, ahead: float = 0.0) -> None:
         self.grace = timedelta(seconds=grace)
+        self.ahead = timedelta(seconds=ahead)
         self.entries: dict[tuple[str, str], _Entry] = {}
         self.errors: dict[str, str] = {}
         self.loaded = False
+        # (hand-over point, sequence, entry, fire): an item is stale once its entry moved on
+        # or was replaced; stale items are dropped when they come to the top
+        self._heap: list[tuple[datetime, int, _Entry, datetime]] = []
+        self._seq = itertools.count()
+        self.changes = 0  # grows whenever a next fire changes (snapshot pushes compare it)
 
     # ------------------------------------------------------------------ building
 
@@ -107,7 +138,7 @@ class Timetable:
             except DefinitionError as exc:
                 errors[job.name] = str(exc)
                 continue
-            wanted[("job", job.name)] = entry
+            wanted[entry.key] = entry
         for w in watchers:
             if not w.active:
                 continue
@@ -116,11 +147,21 @@ class Timetable:
             except DefinitionError as exc:
                 errors[w.name] = str(exc)
                 continue
-            wanted[("watch", w.name)] = self._watch_entry(w, now)
+            entry = self._watch_entry(w, now)
+            wanted[entry.key] = entry
         new_errors = [msg for name, msg in errors.items() if self.errors.get(name) != msg]
         self.errors = errors
+        for key, entry in wanted.items():
+            if self.entries.get(key) is not entry:
+                self._push(entry)
+        if set(wanted) != set(self.entries) or any(
+            self.entries.get(k) is not e for k, e in wanted.items()
+        ):
+            self.changes += 1
         self.entries = wanted
         self.loaded = True
+        if len(self._heap) > 4 * len(self.entries) + 64:
+            self._compact()
         return new_errors
 
     def _job_entry(self, job: JobDef, last: RunRecord | None, now: datetime) -> _Entry:
@@ -128,19 +169,19 @@ class Timetable:
         sig = _job_signature(job)
         if old is not None and old.signature == sig:
             return old
-        # at jmon's start the last run tells what was missed while the stack was down;
-        # a job that is new, changed or re-activated later starts from now
-        anchor = last.queued_at if (last is not None and not self.loaded) else now
+        # at jmon's start the last run tells what was missed while the stack was down (the
+        # fires after it); a job that is new, changed or re-activated later owes nothing
+        # before now
+        restart = last is not None and not self.loaded
+        since = last.queued_at + _TICK if last is not None and restart else now
         if job.schedule_type == "INTERVAL":
             assert job.interval_seconds is not None
-            start = anchor + timedelta(seconds=job.interval_seconds)
-            trigger = job_trigger(job, start=start)
-            assert trigger is not None
-            first = trigger.get_next_fire_time(None, start)
+            scheduled = job.changed_at or (last.queued_at if last is not None and restart else now)
+            trigger = job_trigger(job, start=scheduled + timedelta(seconds=job.interval_seconds))
         else:
             trigger = job_trigger(job)
-            assert trigger is not None
-            first = trigger.get_next_fire_time(None, anchor + timedelta(seconds=1))
+        assert trigger is not None
+        first = trigger.get_next_fire_time(None, since)
         return _Entry("job", job.name, sig, trigger, first, job.misfire_policy)
 
     def _watch_entry(self, w: WatcherDef, now: datetime) -> _Entry:
@@ -151,54 +192,107 @@ class Timetable:
         trigger = watcher_trigger(w, start=now)
         return _Entry("watch", w.name, sig, trigger, now)
 
+    def _lead(self, entry: _Entry) -> timedelta:
+        return self.ahead if entry.kind == "job" else timedelta(0)
+
+    def _push(self, entry: _Entry) -> None:
+        if entry.next_fire is not None:
+            point = entry.next_fire - self._lead(entry)
+            heapq.heappush(self._heap, (point, next(self._seq), entry, entry.next_fire))
+
+    def _stale(self, entry: _Entry, fire: datetime) -> bool:
+        return self.entries.get(entry.key) is not entry or entry.next_fire != fire
+
+    def _compact(self) -> None:
+        self._heap = [item for item in self._heap if not self._stale(item[2], item[3])]
+        heapq.heapify(self._heap)
+
     # ------------------------------------------------------------------ running
 
-    def due(self, now: datetime, *, suspended: bool = False, ahead: float = 0.0) -> list[Due]:
-        """Everything due by ``now`` (job runs: by ``now + ahead``), and advance those entries.
+    def due(self, now: datetime, *, suspended: bool = False) -> list[Due]:
+        """Everything to hand over at ``now`` (job runs up to ``ahead`` early); advance those.
 
-        Nothing is returned while suspended (the entries move on all the same).
+        Each fire time is returned once. Nothing is returned while suspended (the entries
+        move on all the same).
         """
         out: list[Due] = []
-        horizon = now + timedelta(seconds=ahead)
-        for entry in self.entries.values():
-            fire = entry.next_fire
-            if fire is None or fire > (horizon if entry.kind == "job" else now):
+        while self._heap and self._heap[0][0] <= now:
+            _, _, entry, fire = heapq.heappop(self._heap)
+            if self._stale(entry, fire):
                 continue
-            missed, following = self._advance(entry, fire, now)
+            count, following = self._advance(entry, fire, now)
             entry.next_fire = following
+            self._push(entry)
+            self.changes += 1
             if suspended:
                 continue
             if entry.kind == "watch":
-                out.append(Due("watch", entry.name, fire))
+                out.append(Due("watch", entry.name, fire, fires=count))
                 continue
-            out.append(self._job_due(entry, fire, missed, now))
+            out.append(self._job_due(entry, fire, count, now))
         return out
 
     def _advance(self, entry: _Entry, fire: datetime, now: datetime) -> tuple[int, datetime | None]:
-        """Count the further fires up to ``now`` (missed) and find the next one after it."""
-        missed = 0
-        following = entry.trigger.get_next_fire_time(fire, now)
-        while following is not None and following <= now and missed < MAX_COUNT:
-            missed += 1
-            following = entry.trigger.get_next_fire_time(following, now)
-        if following is not None and following <= now:  # counted enough: jump ahead
-            following = entry.trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
-        return missed, following
+        """Count the fires from ``fire`` up to ``now``; find the first one after them.
 
-    def _job_due(self, entry: _Entry, fire: datetime, missed: int, now: datetime) -> Due:
+        The trigger is asked for the fire after ``fire`` as of ``max(now, fire)``: asked as of
+        a ``now`` before ``fire`` (a hand-over ahead of time), a cron trigger answers ``fire``
+        itself again.
+        """
+        count = 1
+        following = entry.trigger.get_next_fire_time(fire, max(now, fire))
+        while following is not None and following <= now and count < MAX_COUNT:
+            count += 1
+            following = entry.trigger.get_next_fire_time(following, following)
+        if following is not None and (following <= now or following <= fire):
+            # counted enough (or a trigger that did not move on): jump past now
+            following = entry.trigger.get_next_fire_time(None, max(now, fire) + _TICK)
+        return count, following
+
+    def _job_due(self, entry: _Entry, fire: datetime, count: int, now: datetime) -> Due:
         late = now - fire
-        if late <= self.grace and missed == 0:
+        if late <= self.grace and count == 1:
             return Due("job", entry.name, fire)
-        total = missed + 1
         what = (
-            f"misfire: {total} run(s) due since {fire.isoformat(timespec='seconds')} "
+            f"misfire: {count} run(s) due since {fire.isoformat(timespec='seconds')} "
             f"were not started on time (late by {late.total_seconds():.1f} s)"
         )
         if entry.policy == "SKIP":
-            log.warning("job=%s %s; skipped by its misfire policy SKIP", entry.name, what)
-            return Due("job", entry.name, fire, note=f"{what}; skipped (policy SKIP)", skip=True)
-        log.warning("job=%s %s; running once (policy RUN_ONCE)", entry.name, what)
-        return Due("job", entry.name, fire, note=f"{what}; running once (policy RUN_ONCE)")
+            note = f"{what}; skipped (policy SKIP)"
+            return Due("job", entry.name, fire, note=note, skip=True, fires=count)
+        note = f"{what}; running once (policy RUN_ONCE)"
+        return Due("job", entry.name, fire, note=note, fires=count)
+
+    def regroup(self, kept: list[Due], now: datetime) -> list[Due]:
+        """What was handed over but not taken (sched away), as it must be offered at ``now``.
+
+        The fires of one job kept since then become one hand-over again, a misfire by its
+        policy when it is late now or covers several fires; a watcher is checked once.
+        """
+        jobs: dict[str, list[Due]] = {}
+        watches: dict[str, list[Due]] = {}
+        for d in kept:
+            (jobs if d.kind == "job" else watches).setdefault(d.name, []).append(d)
+        out = [
+            Due("watch", name, group[0].due, fires=sum(d.fires for d in group))
+            for name, group in watches.items()
+        ]
+        for name, group in jobs.items():
+            first, count = group[0], sum(d.fires for d in group)
+            if count == 1 and (first.note is not None or now - first.due <= self.grace):
+                out.append(first)  # on time still, or said already
+                continue
+            entry = self.entries.get(("job", name))
+            policy = entry.policy if entry is not None else ("SKIP" if first.skip else "RUN_ONCE")
+            probe = _Entry("job", name, (), _NO_TRIGGER, None, policy)
+            out.append(self._job_due(probe, first.due, count, now))
+        return out
+
+    def next_handover(self) -> datetime | None:
+        """When :meth:`due` will next have something: the earliest hand-over point."""
+        while self._heap and self._stale(self._heap[0][2], self._heap[0][3]):
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
 
     def next_wakeup(self) -> datetime | None:
         """The earliest next fire over all entries."""
@@ -207,10 +301,11 @@ class Timetable:
 
     def snapshot(self, limit: int = 50) -> list[dict[str, Any]]:
         """The next ``limit`` fires, soonest first (for ``redctl show``)."""
-        items = sorted(
+        items = heapq.nsmallest(
+            limit,
             (e for e in self.entries.values() if e.next_fire is not None),
             key=lambda e: e.next_fire or datetime.max.replace(tzinfo=UTC),
-        )[:limit]
+        )
         return [
             {
                 "kind": e.kind,

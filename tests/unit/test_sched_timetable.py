@@ -117,8 +117,8 @@ def test_watchers_are_checked_at_once_then_every_interval() -> None:
 
 
 def test_jobs_are_handed_over_ahead_watchers_are_not() -> None:
-    tt = Timetable(grace=5)
+    tt = Timetable(grace=5, ahead=0.5)
     tt.load([job("exe")], [WatcherDef("w", "DWH", "FILE", "x", "exe", check_interval=60)], {}, T0)
     tt.due(T0)  # the watcher's first check
-    early = tt.due(T0 + timedelta(seconds=9, milliseconds=600), ahead=0.5)
+    early = tt.due(T0 + timedelta(seconds=9, milliseconds=600))
     assert [(d.kind, d.due, d.note) for d in early] == [("job", T0 + timedelta(seconds=10), None)]

@@ -1,0 +1,184 @@
+"""jmon's loop (Monitor) on a fake clock: it sleeps until there is something to do, never spins,
+hands every fire over once, keeps what sched did not take and backs off while sched is away."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from redpss.dictionary import Dictionary
+from redpss.dictionary.jobs import JobDef, WatcherDef
+from redpss.errors import WireError
+from redpss.sched.monitor import RETRY_CAP, Monitor, Periods
+
+class FakeClock:
+    """Wall and monotonic time that move only when the test says so (from the real now: the
+    dictionary stamps definitions with the real clock)."""
+
+    def __init__(self) -> None:
+        self.wall = datetime.now(UTC)
+        self.mono = 1000.0
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+class FakeSched:
+    """Answers jmon's requests like sched, or refuses the connection while ``down``."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.items: list[dict[str, Any]] = []
+        self.calls: dict[str, int] = {}
+        self.refused = 0
+
+    def __call__(self, op: str, /, **args: Any) -> Any:
+        if self.down:
+            self.refused += 1
+            raise WireError("connection refused")
+        self.calls[op] = self.calls.get(op, 0) + 1
+        if op == "submit":
+            self.items.extend(args["items"])
+            return [{"name": i["name"], "state": "QUEUED"} for i in args["items"]]
+        if op == "stats":
+            return {"default": {"size": 4, "busy": 0, "queued": 0, "ended": 0}}
+        return None
+
+
+def monitor(dic: Dictionary, sched: FakeSched, clock: FakeClock) -> Monitor:
+    m = Monitor(dic, sched, periods=Periods(definitions=2.0, stats=60.0), clock=clock)
+    m.reload(force=True)
+    return m
+
+
+def run_for(m: Monitor, clock: FakeClock, seconds: float, jitter: float = 0.0) -> int:
+    """Turn the loop like the jmon role for ``seconds`` of simulated time; return the turns."""
+    rng = random.Random(7)
+    end = clock.mono + seconds
+    turns = 0
+    while clock.mono < end:
+        wait = m.turn()
+        turns += 1
+        clock.sleep(wait + rng.uniform(0.0, jitter))
+    return turns
+
+
+def test_one_watcher_every_2_s_is_not_a_busy_wait(dic: Dictionary) -> None:
+    """#13: jmon spun in the half second before each check of a 2-s FILE watcher."""
+    dic.apply_definitions(
+        [JobDef("exe", "OPS", "SQL", "SELECT 1")],
+        [WatcherDef("w", "OPS", "FILE", "^x", "exe", check_interval=2)],
+    )
+    clock, sched = FakeClock(), FakeSched()
+    m = monitor(dic, sched, clock)
+    turns = run_for(m, clock, 60.0, jitter=0.003)
+    checks = [i for i in sched.items if i["kind"] == "watch"]
+    assert 30 <= len(checks) <= 31
+    # a check every 2 s and a definitions look every 2 s, on one grid or two: <= 2 per check
+    assert turns <= 2 * len(checks) + 3
+
+
+def test_a_thousand_watchers_over_an_hour_turns_bounded_by_fires(dic: Dictionary) -> None:
+    """Loop turns over a simulated hour are bounded by the fires and the chores, not by time."""
+    rng = random.Random(13)
+    watchers = [
+        WatcherDef(f"w{i}", "OPS", "FILE", f"^f{i}_", "exe", check_interval=rng.randint(5, 600))
+        for i in range(1000)
+    ]
+    dic.apply_definitions([JobDef("exe", "OPS", "SQL", "SELECT 1")], watchers)
+    clock, sched = FakeClock(), FakeSched()
+    m = monitor(dic, sched, clock)
+    start = clock.wall
+    turns = run_for(m, clock, 3600.0, jitter=0.002)
+    instants = {
+        start + timedelta(seconds=k * w.check_interval)
+        for w in watchers
+        for k in range(3600 // w.check_interval + 1)
+    }
+    checks = [i for i in sched.items if i["kind"] == "watch"]
+    expected = sum(3600 // w.check_interval + 1 for w in watchers)
+    assert expected - 1000 <= len(checks) <= expected  # each check handed over once
+    chores = 3600 / 2.0 + 3600 / 60.0  # definitions looks and statistics
+    assert turns <= len(instants) + chores + 10
+
+
+def test_nothing_scheduled_sleeps_for_the_chores_only(dic: Dictionary) -> None:
+    dic.apply_definitions(
+        [JobDef("nightly", "OPS", "SQL", "SELECT 1", schedule_type="CRON", cron_expr="0 2 * * *")],
+        [],
+    )
+    clock, sched = FakeClock(), FakeSched()
+    m = monitor(dic, sched, clock)
+    turns = run_for(m, clock, 600.0)
+    assert turns <= 600 / 2.0 + 600 / 60.0 + 3
+    assert "submit" not in sched.calls
+    assert sched.calls.get("timetable", 0) <= 2  # pushed when it changed, not every second
+
+
+def test_cron_every_minute_is_handed_over_once_a_minute(dic: Dictionary) -> None:
+    dic.apply_definitions(
+        [JobDef("tick", "OPS", "CMD", "t.sh", schedule_type="CRON", cron_expr="* * * * *")], []
+    )
+    clock, sched = FakeClock(), FakeSched()
+    m = monitor(dic, sched, clock)
+    minute = clock.wall.replace(second=0, microsecond=0)
+    run_for(m, clock, 180.0, jitter=0.05)
+    dues = [i["due"] for i in sched.items if i["name"] == "tick"]
+    assert dues == [(minute + timedelta(minutes=k)).isoformat() for k in (1, 2, 3)]
+    assert all(i["note"] is None and not i["skip"] for i in sched.items)
+
+
+def test_sched_away_keeps_runs_and_backs_off(dic: Dictionary) -> None:
+    dic.apply_definitions(
+        [JobDef("j", "OPS", "SQL", "SELECT 1", schedule_type="INTERVAL", interval_seconds=10)], []
+    )
+    clock, sched = FakeClock(), FakeSched()
+    m = monitor(dic, sched, clock)
+    sched.down = True
+    turns = run_for(m, clock, 120.0)
+    # back-off doubling to RETRY_CAP: tries bounded by time / (cap / 2) plus the ramp
+    assert sched.refused <= 120 / (RETRY_CAP / 2) + 8
+    assert turns <= 120 / 2.0 + sched.refused + 5
+    assert sum(d.fires for d in m.pending) >= 11  # kept (coalesced), not lost
+    sched.down = False
+    run_for(m, clock, 10.0)
+    handed = [i for i in sched.items if i["name"] == "j"]
+    # what was kept goes out as one misfire (policy RUN_ONCE), then the job is on time again
+    assert "misfire: 12 run(s) due since" in handed[0]["note"]
+    assert [i["note"] for i in handed[1:]] == [None] * (len(handed) - 1)
+    assert len({i["due"] for i in handed}) == len(handed)
+    assert m.pending == []
+
+
+def test_a_failing_dictionary_does_not_make_the_loop_spin(
+    dic: Dictionary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redpss.errors import DictionaryError
+
+    clock, sched = FakeClock(), FakeSched()
+    m = monitor(dic, sched, clock)
+
+    def away() -> str:
+        raise DictionaryError("the dictionary is locked")
+
+    monkeypatch.setattr(dic, "definitions_stamp", away)
+    turns = 0
+    end = clock.mono + 60
+    while clock.mono < end:
+        try:
+            wait = m.turn()
+        except DictionaryError:
+            wait = m.sleep_time()
+        turns += 1
+        clock.sleep(wait)
+    assert turns <= 60 / 2.0 + 3
