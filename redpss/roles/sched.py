@@ -123,6 +123,10 @@ class Sched(Role):
         if job is None:
             return {"name": name, "state": "UNKNOWN", "message": f"no job {name!r}"}
         due = datetime.fromisoformat(item["due"]) if item.get("due") else None
+        if due is not None and not self.engine.first_handover(name, due):
+            # jmon offered it again (its request timed out after sched took it, or a restarted
+            # jmon recomputed it): a fire time is taken once
+            return {"name": name, "state": "DUPLICATE", "message": f"due {due} was taken already"}
         if item.get("skip"):
             return self.engine.skip(job, item.get("note") or "skipped", due=due)
         return {"name": name, **self.engine.submit(job, due=due, note=item.get("note"))}

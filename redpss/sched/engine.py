@@ -107,6 +107,13 @@ class Definitions:
             self._stamp = stamp
             return True
 
+    def current(self, job: JobDef) -> JobDef | None:
+        """``job`` as defined now (as last read); None if it was deactivated or deleted."""
+        if not self._stamp:
+            return job  # not read yet: nothing to compare with
+        now = self.jobs.get(job.name)
+        return now if now is not None and now.active else None
+
     def job(self, name: str) -> JobDef | None:
         """The definition of job ``name``, re-read once if it is not known."""
         self.refresh()
@@ -149,6 +156,7 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._pending: list[tuple[datetime, int, JobDef, str | None]] = []
         self._seq = itertools.count()
+        self._taken: dict[str, datetime] = {}  # per job: the latest due time jmon handed over
         self.paused: Any = lambda: False  # set by the role: True while suspended
         self.on_end: list[Any] = []  # callbacks(run, outcome), e.g. the watchers' bookkeeping
 
@@ -192,7 +200,11 @@ class Engine:
                 log.info("%d run(s) due while suspended were not started", len(due))
                 continue
             for when, _, job, note in due:
-                self._enqueue(job, due=when, note=note)
+                current = self.definitions.current(job)
+                if current is None:
+                    log.info("job=%s due %s not started: deactivated or deleted", job.name, when)
+                    continue
+                self._enqueue(current, due=when, note=note)
 
     def shutdown(self, grace: float) -> None:
         """Stop taking runs; let running ones finish within ``grace``; abort the rest."""
@@ -295,6 +307,19 @@ class Engine:
             self._log(run, QUEUED, message=note)
             self.pool_cond[job.pool].notify()
         return {"run_id": run.run_id, "state": QUEUED, "message": note}
+
+    def first_handover(self, name: str, due: datetime) -> bool:
+        """True the first time jmon hands over fire time ``due`` of job ``name``.
+
+        jmon hands the fires of a job over in increasing order, so a due time not after the
+        latest one taken was taken already.
+        """
+        with self.cond:
+            last = self._taken.get(name)
+            if last is not None and due <= last:
+                return False
+            self._taken[name] = due
+            return True
 
     def skip(self, job: JobDef, message: str, *, due: datetime | None = None) -> dict[str, Any]:
         """Record a run of ``job`` as SKIPPED with ``message`` (a misfire under policy SKIP)."""

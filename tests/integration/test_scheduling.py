@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import textwrap
+import time
 from datetime import timedelta
 
 from redpss.instance import Instance
@@ -70,6 +71,30 @@ def test_cron_job_is_scheduled_at_the_next_minute(inst: Instance) -> None:
     assert isinstance(nxt, str)
     minute = int(nxt[14:16])
     assert minute % 5 == 0 and nxt[17:19] == "00"
+
+
+def test_cron_every_minute_runs_once_a_minute(inst: Instance) -> None:
+    """#13: a `* * * * *` CMD job ran 4-8 times a minute and logged thousands of SKIPPED."""
+    script(inst.home / "cmd" / "tick.sh", 'echo "$RED_RUN_ID" >> "$REDENV_HOME/tmp/ticks"')
+    apply(
+        inst,
+        """
+        [job.tick]
+        schema = "DWH"
+        kind = "CMD"
+        action = "tick.sh"
+        cron = "* * * * *"
+    """,
+    )
+    start(inst)
+    ticks = inst.home / "tmp" / "ticks"
+    wait_for(lambda: ticks.exists(), timeout=75, what="the first minute's run")
+    wait_for(lambda: states(inst, "tick") == ["OK"], timeout=10, what="the run OK")
+    time.sleep(3)  # not a synchronisation: the time in which #13's copies came
+    assert states(inst, "tick") == ["OK"]  # no second copy, no SKIPPED row
+    assert len(ticks.read_text().split()) == 1
+    started = runs(inst, "tick")[0].started_at
+    assert started is not None and started.second == 0  # within the second it was due
 
 
 def test_pools_cap_concurrency_and_timeout_kills(inst: Instance) -> None:

@@ -221,7 +221,8 @@ def test_watcher_checks_follow_their_interval_once_each(
 def test_cron_is_handed_over_once_though_the_loop_looks_ahead() -> None:
     """The bug of #13: a cron entry looked at before its fire was handed over every turn."""
     tt = Timetable(grace=5.0, ahead=AHEAD)
-    tt.load([JobDef("c", "DWH", "CMD", "x", schedule_type="CRON", cron_expr="* * * * *")], [], {}, T0)
+    cron = JobDef("c", "DWH", "CMD", "x", schedule_type="CRON", cron_expr="* * * * *")
+    tt.load([cron], [], {}, T0)
     fire = datetime(2026, 3, 28, 22, 18, tzinfo=UTC)
     handed = []
     now = fire - timedelta(seconds=0.5)
