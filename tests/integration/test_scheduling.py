@@ -19,6 +19,7 @@ from tests.integration.sched_support import (
     job,
     redctl,
     runs,
+    script,
     start,
     states,
 )
@@ -76,16 +77,7 @@ def test_cron_job_is_scheduled_at_the_next_minute(inst: Instance) -> None:
 def test_cron_every_minute_runs_once_a_minute(inst: Instance) -> None:
     """#13: a `* * * * *` CMD job ran 4-8 times a minute and logged thousands of SKIPPED."""
     script(inst.home / "cmd" / "tick.sh", 'echo "$RED_RUN_ID" >> "$REDENV_HOME/tmp/ticks"')
-    apply(
-        inst,
-        """
-        [job.tick]
-        schema = "DWH"
-        kind = "CMD"
-        action = "tick.sh"
-        cron = "* * * * *"
-    """,
-    )
+    apply(inst, jobs={"tick": job("CMD", "tick.sh", cron="* * * * *")})
     start(inst)
     ticks = inst.home / "tmp" / "ticks"
     wait_for(lambda: ticks.exists(), timeout=75, what="the first minute's run")
