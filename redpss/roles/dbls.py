@@ -4,8 +4,13 @@ A Lua script in the database sends a *buffer* of log lines for one target schema
 ``log``). DBLS appends them to ``$REDENV_HOME/log/DB/<SCHEMA>/<YYYY-MM-DD>.log`` (UTC date) and
 acknowledges only after they reached the disk: with ``dbls_fsync = true`` (default) the file
 is ``fdatasync``-ed before the reply, otherwise the lines are in the OS page cache (they survive
-a crash of DBLS, not of the host). A buffer is checked as a whole before anything is written:
-either all its lines are written or none.
+a crash of DBLS, not of the host). A buffer is checked as a whole before anything is written,
+and written all or nothing: when the disk refuses part of it (full disk, quota, I/O error) the
+file is cut back to where the buffer began and the request is refused (``disk_full`` or
+``write_failed``), so the client's retry neither duplicates lines nor glues them to a torn one.
+A torn last line found when a file is opened (a host crash mid-write: never acknowledged) is cut
+off too. While the disk is full, dbls reports it as a problem in its heartbeat (status ALERT 1
+with the reason) and accepts buffers again by itself once one fits.
 
 ERROR and ALERT lines also go to ``<SCHEMA>.LOG_MESSAGES``. That happens in a background
 thread fed by a bounded queue, so a slow or absent dictionary never delays file logging; when
@@ -16,6 +21,7 @@ are deleted once a day.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -25,9 +31,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from redpss.errors import DictionaryError
+from redpss.errors import DictionaryError, RemoteError
 from redpss.logs import purge_old_logs
 from redpss.roles.base import Role, RoleContext
 from redpss.wire import Peer, WireServer
@@ -122,7 +128,7 @@ def parse_buffer(
 
 
 class LogFiles:
-    """The open day files of ``log/DB``; appends are serialised per schema."""
+    """The open day files of ``log/DB``; appends are serialised per schema, all or nothing."""
 
     def __init__(self, root: Path, *, fsync: bool) -> None:
         """Write below ``root`` (``log/DB``); ``fsync`` each append when asked."""
@@ -130,35 +136,92 @@ class LogFiles:
         self.fsync = fsync
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
-        self._files: dict[str, tuple[Path, IO[bytes]]] = {}
+        self._files: dict[str, tuple[Path, int]] = {}
 
     def append(self, schema: str, lines: list[str], day: str) -> Path:
-        """Append ``lines`` to the schema's file of ``day``; return when they are on disk."""
+        """Append ``lines`` to the schema's file of ``day``; return when they are on disk.
+
+        Raises :class:`OSError` when the disk refuses them; then nothing of them is in the file.
+        """
         with self._lock:
             lock = self._locks.setdefault(schema, threading.Lock())
         data = ("\n".join(lines) + "\n").encode("utf-8")
         with lock:
             path = self.root / schema / f"{day}.log"
-            current = self._files.get(schema)
-            if current is None or current[0] != path or not path.exists():
-                if current is not None:
-                    current[1].close()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                current = (path, path.open("ab"))
-                self._files[schema] = current
-            fh = current[1]
-            fh.write(data)
-            fh.flush()
-            if self.fsync:
-                os.fdatasync(fh.fileno())
+            fd = self._fd(schema, path)
+            size = os.fstat(fd).st_size  # O_APPEND: the buffer goes right after this
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self.fsync:
+                    os.fdatasync(fd)
+            except OSError:
+                self._cut(schema, path, fd, size)
+                raise
         return path
+
+    def _fd(self, schema: str, path: Path) -> int:
+        current = self._files.get(schema)
+        if current is not None and current[0] == path and path.exists():
+            return current[1]
+        if current is not None:
+            os.close(current[1])
+            del self._files[schema]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            _cut_torn_line(path, fd)
+        except OSError:
+            os.close(fd)
+            raise
+        self._files[schema] = (path, fd)
+        return fd
+
+    def _cut(self, schema: str, path: Path, fd: int, size: int) -> None:
+        """Take a partly written buffer back out of the file (freeing the space it took)."""
+        try:
+            os.ftruncate(fd, size)
+            if self.fsync:
+                os.fdatasync(fd)
+        except OSError as exc:
+            # the file may now end in part of the buffer: reopening it cuts a torn line off
+            log.error("role=dbls %s: partly written buffer not taken back: %s", path, exc)
+            os.close(fd)
+            self._files.pop(schema, None)
 
     def close(self) -> None:
         """Close every open file."""
         with self._lock:
-            for _, fh in self._files.values():
-                fh.close()
+            for _, fd in self._files.values():
+                os.close(fd)
             self._files.clear()
+
+
+def _cut_torn_line(path: Path, fd: int) -> None:
+    """Cut a last line without its newline (never acknowledged) off a file being opened."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return
+    with path.open("rb") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        # look back for the last full line, a block at a time
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            fh.seek(start)
+            block = fh.read(end - start)
+            at = block.rfind(b"\n")
+            if at >= 0:
+                keep = start + at + 1
+                break
+            end = start
+        else:
+            keep = 0
+    os.ftruncate(fd, keep)
+    log.warning("role=dbls %s: cut a torn last line (%d bytes) off", path, size - keep)
 
 
 class Dbls(Role):
@@ -180,6 +243,7 @@ class Dbls(Role):
         self._count_lock = threading.Lock()
         self._writer: threading.Thread | None = None
         self._last_purge = 0.0
+        self._disk_problem = ""
         self.server = WireServer(
             self,
             host=cfg.dbls_host,
@@ -218,7 +282,8 @@ class Dbls(Role):
 
     def info(self) -> str:
         """What the heartbeat row shows."""
-        return f"port {self.server.port}, {self._written} lines"
+        disk = f"; {self._disk_problem}" if self._disk_problem else ""
+        return f"port {self.server.port}, {self._written} lines{disk}"
 
     def _purge(self) -> None:
         self._last_purge = time.monotonic()
@@ -232,7 +297,11 @@ class Dbls(Role):
         """Wire op ``log``: append a buffer of lines for a schema; reply when on disk."""
         now = datetime.now(UTC)
         schema, lines = parse_buffer(args, max_line=self.max_line, now=now)
-        path = self.files.append(schema, [ln.text for ln in lines], now.strftime("%Y-%m-%d"))
+        try:
+            path = self.files.append(schema, [ln.text for ln in lines], now.strftime("%Y-%m-%d"))
+        except OSError as exc:
+            raise self._refused(schema, len(lines), exc) from exc
+        self._disk_ok()
         source = args.get("source") or f"{peer.host}"
         queued = 0
         for ln in lines:
@@ -247,6 +316,25 @@ class Dbls(Role):
             self._written += len(lines)
         rel = path.relative_to(self.ctx.instance.home)
         return {"written": len(lines), "file": str(rel), "messages": queued}
+
+    def _refused(self, schema: str, count: int, exc: OSError) -> RemoteError:
+        """The error reply for a buffer the disk refused; the problem shown in status."""
+        where = self.files.root / schema
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        why = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror
+        text = f"cannot write {where}: {why or exc}"
+        if self._disk_problem != text:
+            log.error(
+                "role=dbls %s; buffers are refused (none written in part) until it works", text
+            )
+        self._disk_problem = text
+        code = "disk_full" if full else "write_failed"
+        return RemoteError(code, f"{text}; none of the {count} lines was written, send them again")
+
+    def _disk_ok(self) -> None:
+        if self._disk_problem:
+            log.info("role=dbls writing again (was: %s)", self._disk_problem)
+            self._disk_problem = ""
 
     # -- the dictionary writer ----------------------------------------------------------------
 

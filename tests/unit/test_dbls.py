@@ -1,12 +1,16 @@
-"""DBLS: checking a log buffer (no server)."""
+"""DBLS: checking a log buffer, writing it all or nothing (no server)."""
 
 from __future__ import annotations
 
+import errno
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from redpss.roles.dbls import parse_buffer
+from redpss.roles.dbls import LogFiles, parse_buffer
 
 NOW = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
 
@@ -51,3 +55,66 @@ def test_object_lines_are_formatted_with_time_level_and_source() -> None:
 def test_bad_buffers_name_the_field(args: dict[str, object], field: str) -> None:
     with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]")):
         parse_buffer(args, max_line=100, now=NOW)
+
+
+# -- all or nothing (issue #14: a refused buffer left 2 844 lines and a torn one behind) -------
+
+_FILL = """
+import os, resource, signal, sys
+from pathlib import Path
+from redpss.roles.dbls import LogFiles
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+files = LogFiles(Path(sys.argv[1]), fsync=True)
+lines = [f"INFO line {i:05d} " + "x" * 80 for i in range(int(sys.argv[3]))]
+try:
+    files.append("OPS", lines, "2026-01-01")
+except OSError as exc:
+    print("refused", exc.errno)
+else:
+    print("written")
+"""
+
+
+def _fill(root: Path, limit: int, count: int) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", _FILL, str(root), str(limit), str(count)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def test_a_buffer_the_disk_refuses_in_part_is_taken_back_whole(tmp_path: Path) -> None:
+    day = tmp_path / "OPS" / "2026-01-01.log"
+    assert _fill(tmp_path, 1 << 20, 100) == "written"
+    before = day.read_bytes()
+    # 10 000 lines of ~100 bytes do not fit below 256 KiB: the write stops in the middle
+    assert _fill(tmp_path, 256 << 10, 10_000) == f"refused {errno.EFBIG}"
+    assert day.read_bytes() == before
+    # the retry, once it fits, writes the buffer exactly once
+    assert _fill(tmp_path, 4 << 20, 10_000) == "written"
+    lines = day.read_text().splitlines()
+    # 100 + 10 000 lines, no line twice but the 100 the two buffers share, none torn
+    assert len(lines) == 10_100 and len(set(lines)) == 10_000
+    assert all(line.startswith("INFO line ") and line.endswith("x" * 80) for line in lines)
+
+
+def test_a_torn_last_line_is_cut_off_before_the_next_buffer(tmp_path: Path) -> None:
+    day = tmp_path / "OPS" / "2026-01-01.log"
+    day.parent.mkdir()
+    day.write_bytes(b"INFO one\nINFO two\nINFO thr")  # a crash in the middle of a write
+    files = LogFiles(tmp_path, fsync=False)
+    try:
+        files.append("OPS", ["INFO four"], "2026-01-01")
+    finally:
+        files.close()
+    assert day.read_text() == "INFO one\nINFO two\nINFO four\n"
+    day.write_bytes(b"no newline at all")
+    files = LogFiles(tmp_path, fsync=False)
+    try:
+        files.append("OPS", ["INFO five"], "2026-01-01")
+    finally:
+        files.close()
+    assert day.read_text() == "INFO five\n"
