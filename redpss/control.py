@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from redpss import compose, shutdown
+from redpss import compose, preclone, shutdown
 from redpss.config import Config, ServerSection
 from redpss.dictionary import (
     DOWN_STATES,
@@ -38,7 +38,6 @@ from redpss.errors import DictionaryError, RedpssError, SupervisorError
 from redpss.instance import Instance, record_ports
 from redpss.ports import ephemeral_advice, ephemeral_ports
 from redpss.roles import enabled_roles
-from redpss.sched.control import restore_preclone
 from redpss.shutdown import StopReport
 from redpss.supervisor import Leftover, ProcessInfo, Supervisor, end_leftovers
 
@@ -55,6 +54,7 @@ __all__ = [
     "in_container",
     "open_instance_dictionary",
     "require_process_mode",
+    "require_stopped",
     "resume",
     "start",
     "status",
@@ -241,7 +241,7 @@ def start(
             inst.db_dir.mkdir(parents=True, exist_ok=True)
             dictionary.init()
         dictionary.reset_status()
-        restored = restore_preclone(inst, dictionary)
+        restored = preclone.restore_if_cloned(inst, dictionary)
         if restored is not None:
             log.warning("instance=%s preclone state restored: %s", inst.name, restored)
     if suspended:
@@ -253,6 +253,12 @@ def start(
     procs = sup.start()
     _wait_heartbeats(inst, config, procs)
     return status(inst, config)
+
+
+def require_stopped(inst: Instance, what: str) -> None:
+    """Refuse ``what`` while the instance runs (its roles would see a half-changed state)."""
+    if Supervisor(inst).is_running():
+        raise SupervisorError(f"instance {inst.name} is running: stop it before {what}")
 
 
 def require_process_mode(inst: Instance, what: str) -> None:

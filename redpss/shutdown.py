@@ -10,10 +10,12 @@ watched).
 
 Every stop, graceful or forced, ends with :func:`leftovers`: the processes of the instance
 still alive — supervisord, a role, a command started by jexec (and whatever it forked). They
-are found in ``/proc`` by the instance's environment (``REDENV_HOME``), which every role and
-every command inherits; the caller's own process chain, interactive processes (with a
-controlling terminal: an operator's shell after ``eval "$(redsysctl env …)"``) and the CLI
-tools are not the instance's. A stop that leaves something is exit 4 naming each process.
+are found in ``/proc`` by their environment: ``REDENV_HOME`` of the instance and a mark that
+only the instance's processes carry (``REDPSS_ROLE``, which supervisord sets for each role, or
+``RED_RUN_ID``, which sched gives each command), both inherited by whatever they start. An
+operator's shell after ``eval "$(redsysctl env …)"``, and anything it runs, has
+``REDENV_HOME`` but no mark: not the instance's. The caller's own process chain never counts.
+A stop that leaves something is exit 4 naming each process.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ EXIT_LEFTOVERS = 4
 """The stop is done but processes of the instance are left."""
 
 _SCHED_MARGIN = 5
-_CLI_MODULES = ("redpss.cli.", "/bin/redctl", "/bin/redsysctl", "/bin/restctl")
+ROLE_ENV = "REDPSS_ROLE"
+"""Set by supervisord for each role (conf via :mod:`redpss.supervisor`): every process a role
+starts inherits it, an operator's shell does not."""
 
 
 @dataclass(frozen=True)
@@ -374,12 +378,12 @@ def _supervisord_pid(inst: Instance) -> int:
         return 0
 
 
-def _what(inst: Instance, pid: int, argv: list[str], stat: list[str]) -> str | None:
+def _what(inst: Instance, pid: int, argv: list[str]) -> str | None:
     """What process ``pid`` is for the instance; None when it is not the instance's."""
     line = " ".join(argv)
-    if "supervisord" in line and str(inst.supervisor_conf) in line:
-        return "supervisord"
-    if pid == _supervisord_pid(inst) and "supervisord" in line:
+    if "supervisord" in line and (
+        str(inst.supervisor_conf) in line or pid == _supervisord_pid(inst)
+    ):
         return "supervisord"
     env = _environ(pid)
     if env.get("REDENV_HOME") != str(inst.home):
@@ -389,9 +393,9 @@ def _what(inst: Instance, pid: int, argv: list[str], stat: list[str]) -> str | N
         return f"role {argv[i + 1]}" if i + 1 < len(argv) else "role"
     if "RED_RUN_ID" in env:
         return f"command of run {env['RED_RUN_ID']} (job {env.get('RED_JOB', '?')})"
-    if int(stat[4]) != 0 or any(m in line for m in _CLI_MODULES):
-        return None  # an operator's shell or tool, not the instance's
-    return "process with the instance's environment"
+    if ROLE_ENV in env:
+        return f"process started by role {env[ROLE_ENV]}"
+    return None  # the instance's environment alone: an operator's shell or tool
 
 
 def leftovers(inst: Instance) -> list[Leftover]:
@@ -405,7 +409,7 @@ def leftovers(inst: Instance) -> list[Leftover]:
         if stat is None or stat[0] in ("Z", "X"):
             continue
         argv = _cmdline(entry)
-        what = _what(inst, entry, argv, stat)
+        what = _what(inst, entry, argv)
         if what is not None:
             found.append(Leftover(entry, what, " ".join(argv)[:300]))
     return found

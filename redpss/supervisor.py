@@ -102,10 +102,12 @@ class Supervisor:
             ]
             if trace:
                 command.append("--trace")
+            # REDPSS_ROLE marks the role and all it starts: redctl stop finds what is left
+            marked = f"{environment},REDPSS_ROLE={_quote_env(role)}"
             text += program.format(
                 role=role,
                 command=_pct(" ".join(command)),
-                environment=environment,
+                environment=marked,
                 priority=priority * 10,
                 startsecs=START_SECS,
                 stopwaitsecs=config.redsys.stop_grace + 5,

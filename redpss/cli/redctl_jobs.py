@@ -189,22 +189,6 @@ def _reload(inst: Instance, args: argparse.Namespace) -> int:
     return 0
 
 
-def _preclone(inst: Instance, args: argparse.Namespace) -> int:
-    with open_instance_dictionary(inst, inst.load_config()) as d:
-        state = jobs.preclone(inst, d)
-    path = inst.tmp / "preclone" / jobs.PRECLONE_FILE
-    _emit(
-        args,
-        state,
-        lambda: print(
-            f"saved to {path}: {len(state['jobs'])} job and {len(state['watchers'])} watcher "
-            "flags; restore the database now — the next redctl start puts them back and clears "
-            "the cloned logs"
-        ),
-    )
-    return 0
-
-
 def db_apply(inst: Instance, file: str) -> int:
     """``redctl db apply FILE``."""
     with open_instance_dictionary(inst, inst.load_config()) as d:
@@ -240,5 +224,4 @@ HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
     "list_db_watcher": _list_watchers,
     "toggle_db_watcher": _toggle("watcher"),
     "start_job": _start(True),
-    "preclone": _preclone,
 }

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from redpss import audit, control, shutdown
+from redpss import audit, control, preclone, shutdown
 from redpss.cli import redctl_config
 from redpss.config import Config
 from redpss.errors import ConfigError, RedpssError
@@ -59,7 +59,7 @@ def audit_command(args: argparse.Namespace) -> str | None:
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
-    """Options of the guide's commands that this module handles (stop, abort)."""
+    """Options of the guide's commands that this module handles (stop, abort, preclone)."""
     if name == "stop":
         p.add_argument(
             "--dry-run",
@@ -79,6 +79,21 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     if name == "abort":
         p.add_argument(
             "--dry-run", action="store_true", help="show what abort would kill; change nothing"
+        )
+    if name == "preclone":
+        what = p.add_mutually_exclusive_group()
+        what.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="show what would be saved, and what a waiting state would do; change nothing",
+        )
+        what.add_argument(
+            "--cancel", action="store_true", help="drop the waiting state: a start restores nothing"
+        )
+        what.add_argument(
+            "--restore",
+            action="store_true",
+            help="restore the waiting state now (instance stopped), even without a clone seen",
         )
 
 
@@ -313,8 +328,72 @@ class UsageError(RedpssError):
     exit_code = 2
 
 
+def _preclone(inst: Instance, args: argparse.Namespace) -> int:
+    with control.open_instance_dictionary(inst, inst.load_config()) as d:
+        if args.dry_run:
+            return _preclone_dry_run(inst, d, args)
+        if args.cancel:
+            kept = preclone.cancel(inst)
+            _emit(
+                args,
+                {"cancelled": str(kept)},
+                f"preclone state cancelled (kept as {kept}); the next start restores nothing",
+            )
+            return 0
+        if args.restore:
+            state = preclone.pending(inst)
+            if state is None:
+                raise preclone.PrecloneError("no preclone state waits: nothing to restore")
+            control.require_stopped(inst, "preclone --restore")
+            done = preclone.restore(inst, d, state)
+            _emit(
+                args,
+                done,
+                f"restored: {done['flags_restored']} flags, "
+                f"{done['log_rows_cleared']} log rows and {done['log_files_removed']} log "
+                "files cleaned",
+            )
+            return 0
+        state = preclone.save(inst, d)
+    path = preclone.state_path(inst)
+    _emit(
+        args,
+        state,
+        f"saved to {path}: {len(state['jobs'])} job and {len(state['watchers'])} watcher "
+        "flags, identity stamp written into the dictionary; restore the database now — the "
+        "next redctl start sees the clone, puts the flags back and clears the cloned logs "
+        "(a start without a clone changes nothing)",
+    )
+    return 0
+
+
+def _preclone_dry_run(inst: Instance, d: Any, args: argparse.Namespace) -> int:
+    doc = preclone.plan(inst, d)
+    save = doc["would_save"]
+    lines = [
+        f"preclone would save {len(save['jobs'])} job and {len(save['watchers'])} "
+        f"watcher flags to {preclone.state_path(inst)} and write a new identity stamp"
+    ]
+    waiting = doc["pending"]
+    if waiting is not None:
+        seen = {
+            True: "a clone happened: the next start restores it and clears the logs",
+            False: "no clone seen yet: the next start changes nothing",
+            None: "the state has no identity stamp: only --restore restores it",
+        }
+        lines.append(f"a state of {waiting['saved_at']} waits; {seen[waiting['clone_seen']]}")
+    lines.append("(dry run: nothing was changed)")
+    _emit(args, doc, "\n".join(lines))
+    return 0
+
+
+def _emit(args: argparse.Namespace, doc: Any, text: str) -> None:
+    print(json.dumps(doc, indent=2, default=str) if args.json else text)
+
+
 HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
     "stop": _stop,
+    "preclone": _preclone,
     "abort": _abort,
     "audit": _audit,
     "config": redctl_config.run,

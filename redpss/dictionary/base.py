@@ -202,6 +202,14 @@ class Dictionary(JobStore, LandingStore, ExportStore, abc.ABC):
         """Mark ``role`` STOPPED with LAST_EXIT ``exit_info`` if process ``pid`` owns it."""
 
     @abc.abstractmethod
+    def identity_stamp(self, instance: str) -> str | None:
+        """The identity stamp of ``instance`` (``redctl preclone``); None when it has none."""
+
+    @abc.abstractmethod
+    def write_identity_stamp(self, instance: str, stamp: str, *, host: str, version: str) -> None:
+        """Replace the identity stamp of ``instance`` (``redctl preclone``)."""
+
+    @abc.abstractmethod
     def reset_status(self) -> None:
         """Forget every role's status (called at instance start)."""
 

@@ -341,6 +341,25 @@ LANDING_TABLES: tuple[Table, ...] = (
 )
 TABLES = TABLES + LANDING_TABLES
 
+OPS_TABLES: tuple[Table, ...] = (
+    Table(
+        "ADM_PSS_IDENTITY",
+        "REDSYS",
+        "the identity stamp of each instance on this dictionary: redctl preclone writes a new "
+        "one; a clone from another database replaces it, which is how start knows one happened",
+        (
+            Column("INSTANCE_NAME", "VARCHAR(16)", False, "instance name (lower case)"),
+            Column("STAMP", "VARCHAR(64)", False, "random stamp, also kept in tmp/preclone"),
+            _ts("STAMPED_AT", "when preclone wrote it", nullable=False),
+            _HOST,
+            Column("REDPSS_VERSION", "VARCHAR(64)", True, "redpss version that wrote it"),
+        ),
+        primary_key=("INSTANCE_NAME",),
+        writers="redctl preclone",
+    ),
+)
+TABLES = TABLES + OPS_TABLES
+
 VIEWS: tuple[View, ...] = (
     View("ALL_ADM_JOBS", "REDSYS", "ADM_JOBS", "the jobs the current user may see"),
     View("ALL_ADM_WATCHER", "REDSYS", "ADM_WATCHER", "the watchers the current user may see"),
@@ -381,6 +400,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         redsys=("ADM_LOADER", "ADM_LOADER_COLUMN"),
         target=("ADM_LOAD_LOG",),
     ),
+    Migration(3, "preclone: the identity stamp of each instance", redsys=("ADM_PSS_IDENTITY",)),
 )
 
 DICTIONARY = Model(TABLES, VIEWS, MIGRATIONS)

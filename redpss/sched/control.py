@@ -7,11 +7,9 @@ starting a job and showing runs ask the running sched over the wire protocol.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
-import shutil
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from redpss.config import Config
@@ -27,9 +25,7 @@ __all__ = [
     "find_watcher",
     "list_jobs",
     "list_watchers",
-    "preclone",
     "reload",
-    "restore_preclone",
     "show",
     "start_job",
     "toggle",
@@ -158,66 +154,6 @@ def show(config: Config) -> dict[str, Any]:
 def reload(inst: Instance) -> None:
     """Ask jmon to re-read the definitions now (it does by itself every few seconds)."""
     (inst.tmp / "reload").touch()
-
-
-# ---------------------------------------------------------------------- preclone
-
-PRECLONE_FILE = "preclone.json"
-
-
-def preclone(inst: Instance, dictionary: Dictionary) -> dict[str, Any]:
-    """Save what must survive a restore of the database from another instance.
-
-    Saved to ``$REDENV_HOME/tmp/preclone/preclone.json``: the instance registration (name,
-    version, dictionary version, time) and the ACTIVE flag of every job and watcher. The next
-    ``redctl start`` restores the flags into the (cloned) dictionary and clears the cloned
-    logs; see :func:`restore_preclone`.
-    """
-    from redpss import __version__
-
-    state = {
-        "instance": inst.name,
-        "saved_at": datetime.now(UTC).isoformat(),
-        "redpss": __version__,
-        "dictionary_version": dictionary.version(),
-        "jobs": {j.name: j.active for j in dictionary.jobs()},
-        "watchers": {w.name: w.active for w in dictionary.watchers()},
-    }
-    folder = inst.tmp / "preclone"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (PRECLONE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    tmp.replace(folder / PRECLONE_FILE)
-    return state
-
-
-def restore_preclone(inst: Instance, dictionary: Dictionary) -> dict[str, Any] | None:
-    """After a restore: put back the saved flags, clear cloned logs (DB and files).
-
-    Returns what was done, or None when no preclone state waits. The state file is kept as
-    ``preclone.json.restored-<time>`` for the audit.
-    """
-    path = inst.tmp / "preclone" / PRECLONE_FILE
-    if not path.exists():
-        return None
-    state = json.loads(path.read_text(encoding="utf-8"))
-    flags = 0
-    for kind, key in (("job", "jobs"), ("watcher", "watchers")):
-        for name, active in state.get(key, {}).items():
-            flags += bool(dictionary.set_active(kind, name, bool(active)))
-    cleared = dictionary.clear_logs()
-    files = 0
-    db_logs = inst.log_dir / "DB"
-    if db_logs.is_dir():
-        files = sum(1 for p in db_logs.rglob("*") if p.is_file())
-        shutil.rmtree(db_logs)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    path.rename(path.with_name(f"{PRECLONE_FILE}.restored-{stamp}"))
-    done = {"flags_restored": flags, "log_rows_cleared": cleared, "log_files_removed": files}
-    log.warning(
-        "instance=%s restored preclone state of %s: %s", inst.name, state.get("saved_at"), done
-    )
-    return done
 
 
 def exec_error_dicts(errors: list[ExecError]) -> list[dict[str, Any]]:

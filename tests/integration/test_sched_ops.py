@@ -1,33 +1,12 @@
-"""Operations around scheduling: preclone, export, the JMON statistics."""
+"""Operations around scheduling: export, the JMON statistics (preclone: test_preclone.py)."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 from redpss.instance import Instance
 from tests.conftest import wait_for
-from tests.integration.sched_support import MakeSchedInstance, apply, job, redctl, runs, states
-
-
-def test_preclone_then_start_restores_flags_and_clears_logs(inst: Instance) -> None:
-    apply(inst, jobs={"a": job(), "b": job(active=False)})
-    redctl(inst, "preclone")
-    assert (inst.tmp / "preclone" / "preclone.json").exists()
-    # the database is restored from another instance: other flags, foreign logs
-    redctl(inst, "toggle_db_job", "a")
-    redctl(inst, "toggle_db_job", "b")
-    redctl(inst, "start")
-    redctl(inst, "start_db_job", "a")
-    wait_for(lambda: states(inst, "a") == ["OK"], timeout=15)
-    redctl(inst, "stop")
-    redctl(inst, "preclone")
-    redctl(inst, "toggle_db_job", "a")
-    redctl(inst, "start")
-    flags = {r["job"]: r["active"] for r in json.loads(redctl(inst, "--json", "list_db_jobs"))}
-    assert flags == {"a": True, "b": False}  # as saved by the last preclone
-    assert runs(inst, "a") == []
-    assert list((inst.tmp / "preclone").glob("preclone.json.restored-*"))
+from tests.integration.sched_support import MakeSchedInstance, apply, job, redctl
 
 
 def test_export_round_trip(inst: Instance) -> None:

@@ -59,6 +59,9 @@ SAMPLES: dict[str, object] = {
     "applied_by": "0.1.0",
     "fmt": "YYYY-MM-DD HH24:MI:SS.FF6",
     "seconds": 30,
+    # the identity stamp (redctl preclone)
+    "instance": "tst1",
+    "stamp": "5f0c9d4e8a1b4c2d9e7f6a5b4c3d2e1f",
     # jobs
     "row_text": "COALESCE(HASH_MD5(CAST(JOB_NAME AS VARCHAR(2000000))), '-') || "
     "COALESCE(HASH_MD5(CAST(ACTIVE AS VARCHAR(2000000))), '-')",

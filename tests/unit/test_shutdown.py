@@ -40,18 +40,19 @@ def test_leftovers_are_found_by_the_instance_environment(
     command = spawn(procs, ["sleep", "60"], {**home, "RED_RUN_ID": "42", "RED_JOB": "nightly"})
     role = spawn(procs, [sys.executable, "-c", "import time; time.sleep(60)", "redpss.cli.redpss",
                          "role", "jmon"], home)  # fmt: skip
-    stray = spawn(procs, ["sleep", "61"], home)
+    started = spawn(procs, ["sleep", "61"], {**home, "REDPSS_ROLE": "rest"})  # e.g. gunicorn
+    # the operator's shell and what it runs (a `tail` in a pipeline, without a terminal) have
+    # the instance's environment but no mark of the instance
+    shell = spawn(procs, ["sleep", "64"], home)
     spawn(procs, ["sleep", "62"], {"REDENV_HOME": str(other.home), "RED_RUN_ID": "1"})
     spawn(procs, ["sleep", "63"], {})
-    tool = spawn(procs, [sys.executable, "-c", "import time; time.sleep(60)", "redpss.cli.redctl"],
-                 home)  # fmt: skip
     found = {x.pid: x.what for x in shutdown.leftovers(inst)}
     assert found == {
         command: "command of run 42 (job nightly)",
         role: "role jmon",
-        stray: "process with the instance's environment",
+        started: "process started by role rest",
     }
-    assert tool not in found
+    assert shell not in found
     killed, left = shutdown.kill_leftovers(inst)
     assert {x.pid for x in killed} == set(found)
     assert left == []
@@ -59,15 +60,16 @@ def test_leftovers_are_found_by_the_instance_environment(
 
 def test_own_process_chain_is_never_a_leftover(tmp_path: Path) -> None:
     inst = Instance("lf2", tmp_path)
-    # the operator's redctl runs with the instance's environment (the bin/redctl wrapper),
-    # without a terminal under systemd or cron: it does not find itself nor its parent
+    # a command of a run that calls redctl (a maintenance job): the command and its redctl
+    # carry the instance's marks, yet redctl does not find itself nor its parent
     code = (
         "import sys; from pathlib import Path; from redpss import shutdown, instance; "
         f"print(shutdown.leftovers(instance.Instance('lf2', Path({str(tmp_path)!r}))))"
     )
     out = subprocess.run(
         ["sh", "-c", f'{sys.executable} -c "{code}"; true'],
-        env={**os.environ, "REDENV_HOME": str(inst.home)}, capture_output=True, text=True,
+        env={**os.environ, "REDENV_HOME": str(inst.home), "RED_RUN_ID": "7"},
+        capture_output=True, text=True,
         start_new_session=True, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == "[]", out.stderr

@@ -59,6 +59,12 @@ ROLE_STOPPED_SQL = (
     "WHERE ROLE = {role} AND PID = {pid}"
 )
 RESET_STATUS_SQL = "DELETE FROM REDSYS.ADM_PSS_STATUS"
+IDENTITY_SQL = "SELECT STAMP FROM REDSYS.ADM_PSS_IDENTITY WHERE INSTANCE_NAME = {instance}"
+IDENTITY_DELETE_SQL = "DELETE FROM REDSYS.ADM_PSS_IDENTITY WHERE INSTANCE_NAME = {instance}"
+IDENTITY_INSERT_SQL = (
+    "INSERT INTO REDSYS.ADM_PSS_IDENTITY (INSTANCE_NAME, STAMP, STAMPED_AT, HOST, "
+    "REDPSS_VERSION) VALUES ({instance}, {stamp}, {now}, {host}, {version})"
+)
 PSS_STATUS_SQL = "SELECT {columns!r} FROM REDSYS.STA_PSS_STATUS ORDER BY ROLE"
 PSS_STATUS_AT_SQL = "SELECT {columns!r} FROM ({select!r}) ORDER BY ROLE"
 LOG_INSERT_SQL = (
@@ -142,6 +148,24 @@ class ExasolStatus(ExasolCore):
     def reset_status(self) -> None:
         """Delete every role's status row."""
         self.tx(lambda tx: tx.execute(RESET_STATUS_SQL), what="resetting the role status")
+
+    def identity_stamp(self, instance: str) -> str | None:
+        """The identity stamp of ``instance``; None when it has none."""
+        rows = self.tx(
+            lambda tx: tx.rows(IDENTITY_SQL, instance=instance), what="reading the identity stamp"
+        )
+        return None if not rows else str(rows[0][0])
+
+    def write_identity_stamp(self, instance: str, stamp: str, *, host: str, version: str) -> None:
+        """Replace the identity stamp of ``instance``."""
+        now = utcnow()
+
+        def unit(tx: Tx) -> None:
+            tx.execute(IDENTITY_DELETE_SQL, instance=instance)
+            tx.execute(IDENTITY_INSERT_SQL, instance=instance, stamp=stamp, now=now, host=host,
+                       version=version)  # fmt: skip
+
+        self.tx(unit, what="writing the identity stamp")
 
     def pss_status(self, now: datetime | None = None) -> list[RoleStatus]:
         """Return ``STA_PSS_STATUS`` sorted by role; with ``now``, ages are measured then."""

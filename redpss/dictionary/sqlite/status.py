@@ -107,6 +107,24 @@ class SqliteStatus(SqliteCore):
         with self._write(self._redsys) as conn:
             conn.execute("DELETE FROM ADM_PSS_STATUS")
 
+    def identity_stamp(self, instance: str) -> str | None:
+        """The identity stamp of ``instance``; None when it has none."""
+        with self._connect(self._redsys) as conn:
+            row = conn.execute(
+                "SELECT STAMP FROM ADM_PSS_IDENTITY WHERE INSTANCE_NAME = ?", (instance,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def write_identity_stamp(self, instance: str, stamp: str, *, host: str, version: str) -> None:
+        """Replace the identity stamp of ``instance``."""
+        with self._write(self._redsys) as conn:
+            conn.execute("DELETE FROM ADM_PSS_IDENTITY WHERE INSTANCE_NAME = ?", (instance,))
+            conn.execute(
+                "INSERT INTO ADM_PSS_IDENTITY (INSTANCE_NAME, STAMP, STAMPED_AT, HOST, "
+                "REDPSS_VERSION) VALUES (?, ?, ?, ?, ?)",
+                (instance, stamp, to_db(_utcnow()), host, version),
+            )
+
     def pss_status(self, now: datetime | None = None) -> list[RoleStatus]:
         """Return ``STA_PSS_STATUS`` sorted by role; with ``now``, ages are measured then."""
         with self._connect(self._redsys) as conn:
