@@ -92,8 +92,8 @@ def test_cancel_and_forced_restore(inst: Instance) -> None:
     start(inst)
     assert "running: stop it" in redctl(inst, "preclone", "--restore", ok=False)
     redctl(inst, "stop")
-    out = run_cli("redctl", "--json", "preclone", "--restore", inst=inst)
-    done = json.loads(out.stdout)
+    restored = run_cli("redctl", "--json", "preclone", "--restore", inst=inst)
+    done = json.loads(restored.stdout)
     assert done["flags_restored"] == 2
     assert flags(inst) == {"a": True, "b": False}
     audit = [json.loads(x) for x in (inst.log_dir / "audit.log").read_text().splitlines()]
