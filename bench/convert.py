@@ -3,9 +3,12 @@
 Throughput: the same JSON (one object per line, one nested object flattened) and Parquet file is
 converted by :func:`redpss.landing.convert.convert_file` (streaming: batch by batch, bounded
 memory) and by bare pyarrow (``pyarrow.json.read_json`` / ``pyarrow.parquet.read_table`` of the
-whole file, ``flatten()``, ``pyarrow.csv.write_csv``), best of ``--repeat`` each (the two
-alternate), in MB of input per second. The ratio reported is the lower of the two formats;
-target >= 0.9.
+whole file, ``flatten()``, ``pyarrow.csv.write_csv``), in MB of input per second. Each format's
+file is first grown (its rows repeated) until one conversion takes at least ``--min-run``
+seconds (a 0.16 s Parquet run moved the ratio between 0.75 and 0.99 from run to run); then
+``--pairs`` pairs run, bare and ours alternating which goes first, and the ratio of a format is
+the median of its pairs' ratios (their spread is printed). The ratio reported is the lower of
+the two formats; target >= 0.9.
 
 The Parquet twin of a JSON file is written the way producers write Parquet: pyarrow's default
 row groups of 1 Mi rows (``ROW_GROUP_ROWS``). For memory, the same rows are also written as ONE
@@ -23,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,6 +118,48 @@ def row_groups(path: Path) -> str:
     return f"{meta.num_row_groups} row group{'s' if meta.num_row_groups > 1 else ''}"
 
 
+def grow(path: Path, kind: str, times: int) -> Path:
+    """``path`` with its rows repeated ``times`` times (the same shape, a longer run)."""
+    grown = path.with_name(f"grown{times}-{path.name}")
+    if kind == "JSON":
+        with grown.open("wb") as out:
+            for _ in range(times):
+                with path.open("rb") as f:
+                    while chunk := f.read(1 << 24):
+                        out.write(chunk)
+        return grown
+    source = pq.ParquetFile(path)
+    with pq.ParquetWriter(grown, source.schema_arrow) as writer:
+        for _ in range(times):
+            for group in range(source.metadata.num_row_groups):
+                writer.write_table(source.read_row_group(group), row_group_size=ROW_GROUP_ROWS)
+    return grown
+
+
+def sized(path: Path, kind: str, min_run: float, root: Path) -> Path:
+    """``path``, grown until one conversion (the faster side, ours) takes ``min_run`` s."""
+    took = min(ours(path, root / "ours.csv", kind) for _ in range(2))
+    if took >= min_run:
+        return path
+    return grow(path, kind, math.ceil(min_run * 1.25 / took))
+
+
+def pairs(path: Path, kind: str, count: int, root: Path) -> tuple[list[float], float, float]:
+    """``count`` alternating pairs: the bare/ours ratio of each, and the median times."""
+    ratios, bares, ourses = [], [], []
+    for i in range(count):
+        if i % 2:
+            o = ours(path, root / "ours.csv", kind)
+            b = bare(path, root / "bare.csv", kind)
+        else:
+            b = bare(path, root / "bare.csv", kind)
+            o = ours(path, root / "ours.csv", kind)
+        ratios.append(b / o)
+        bares.append(b)
+        ourses.append(o)
+    return ratios, statistics.median(bares), statistics.median(ourses)
+
+
 def bare(source: Path, target: Path, kind: str) -> float:
     begun = time.perf_counter()
     table = pa_json.read_json(source) if kind == "JSON" else pq.read_table(source)
@@ -157,26 +204,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=100.0, help="JSON size for throughput")
     parser.add_argument("--big-mb", type=float, default=600.0, help="JSON size for peak RSS")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=5, help="bare/ours pairs per format (>= 5)")
+    parser.add_argument("--min-run", type=float, default=1.0, help="seconds per measured run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-convert") as tmp:
         root = Path(tmp)
         src = {"JSON": root / "in.json", "PARQUET": root / "in.parquet"}
-        rows = write_json(src["JSON"], args.mb)
+        write_json(src["JSON"], args.mb)
         write_parquet(src["JSON"], src["PARQUET"])
         ratios = {}
-        for kind, path in src.items():
+        for kind, first in src.items():
+            path = sized(first, kind, args.min_run, root)
             mb = path.stat().st_size / 1e6
-            shape = f" ({row_groups(path)})" if kind == "PARQUET" else ""
-            b = o = float("inf")
-            for _ in range(args.repeat):  # alternated: a burst of load hits both sides alike
-                b = min(b, bare(path, root / "bare.csv", kind))
-                o = min(o, ours(path, root / "ours.csv", kind))
+            rows = pq.ParquetFile(path).metadata.num_rows if kind == "PARQUET" else None
+            shape = f" ({row_groups(path)}, {rows} rows)" if kind == "PARQUET" else ""
+            found, b, o = pairs(path, kind, args.pairs, root)
             same = (root / "bare.csv").stat().st_size == (root / "ours.csv").stat().st_size
-            ratios[kind] = b / o
+            ratios[kind] = statistics.median(found)
             print(
-                f"{kind:7} {mb:7.1f} MB {rows} rows{shape}: bare pyarrow {mb / b:7.1f} MB/s, "
-                f"convert_file {mb / o:7.1f} MB/s, ratio {b / o:.2f} (same CSV size: {same})"
+                f"{kind:7} {mb:7.1f} MB{shape}: bare pyarrow {mb / b:7.1f} MB/s ({b:.2f} s), "
+                f"convert_file {mb / o:7.1f} MB/s ({o:.2f} s); ratio median of {len(found)} "
+                f"pairs {ratios[kind]:.2f} (spread {min(found):.2f}..{max(found):.2f}; "
+                f"same CSV size: {same})"
             )
         for path in root.glob("*.csv"):
             path.unlink()
