@@ -414,6 +414,12 @@ def _check_consistency(cfg: Config, raw: RawFile, where: str, errors: list[str])
             f"{where}, {line_of('redsys', 'cfi_pasv_port_end')}: [redsys] cfi_pasv_port_end "
             f"({s.cfi_pasv_port_end}) is below cfi_pasv_port_start ({s.cfi_pasv_port_start})"
         )
+    if s.log_retention < 1:
+        # 0 or less would mean "every log file is old": the purge would empty log/ (#14)
+        errors.append(
+            f"{where}, {line_of('redsys', 'log_retention')}: [redsys] log_retention must be at "
+            f"least 1 (days), not {s.log_retention}"
+        )
     if s.heartbeat_interval <= 0:
         errors.append(
             f"{where}, {line_of('redsys', 'heartbeat_interval')}: [redsys] heartbeat_interval "

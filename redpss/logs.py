@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
+import stat
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from redpss.config import LogLevel
 
-__all__ = ["ALERT", "TRACE", "configure", "level_number", "purge_old_logs"]
+__all__ = ["ALERT", "TRACE", "configure", "files_open_below", "level_number", "purge_old_logs"]
 
 TRACE = 5
 ALERT = 45
@@ -70,25 +73,71 @@ def configure(
     root.setLevel(level_number(level))
 
 
-def purge_old_logs(log_dir: Path, retention_days: int, *, now: float | None = None) -> list[Path]:
+def purge_old_logs(
+    log_dir: Path,
+    retention_days: int,
+    *,
+    now: float | None = None,
+    open_files: set[tuple[int, int]] | None = None,
+) -> list[Path]:
     """Delete regular files below ``log_dir`` not modified for ``retention_days``; return them.
 
-    Files that are still written (the current ``*.log`` of a role) are kept by their mtime.
-    The audit log (``audit.log``, :mod:`redpss.audit`) is the trail of every change and is
-    never purged.
+    Never deleted, whatever their age: a file some process has open (a role's current log,
+    ``supervisord.log``: found in ``/proc/*/fd``, or given as ``open_files``, (device, inode)
+    pairs); a file of the current day (modified today, or named with today's date, local or UTC,
+    as ``log/DB/<SCHEMA>/<YYYY-MM-DD>.log``); the audit log (``audit.log``, :mod:`redpss.audit`),
+    the trail of every change. ``retention_days`` below 1 is refused (``red_params.conf``
+    refuses it first), because it would mean "everything".
     """
+    if retention_days < 1:
+        raise ValueError(f"log retention must be at least 1 day, not {retention_days}")
     now = time.time() if now is None else now
-    limit = now - retention_days * 86400
+    local = datetime.fromtimestamp(now)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    limit = min(now - retention_days * 86400, midnight)
+    today = {local.date().isoformat(), datetime.fromtimestamp(now, UTC).date().isoformat()}
     removed: list[Path] = []
     if not log_dir.is_dir():
         return removed
+    held = files_open_below(log_dir) if open_files is None else open_files
     for path in log_dir.rglob("*"):
-        if path.name == "audit.log":
+        if path.name == "audit.log" or any(day in path.name for day in today):
             continue
         try:
-            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < limit:
-                path.unlink()
-                removed.append(path)
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime >= limit:
+                continue
+            if (st.st_dev, st.st_ino) in held:
+                continue
+            path.unlink()
+            removed.append(path)
         except FileNotFoundError:
             continue
     return removed
+
+
+def files_open_below(folder: Path) -> set[tuple[int, int]]:
+    """(device, inode) of every file below ``folder`` that a process has open (``/proc``).
+
+    Only processes this user may inspect are seen: the instance's own roles and tools.
+    """
+    prefix = str(folder.resolve()) + os.sep
+    found: set[tuple[int, int]] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            link = f"{fd_dir}/{fd}"
+            try:
+                if not os.readlink(link).startswith(prefix):
+                    continue
+                st = os.stat(link)
+            except OSError:
+                continue
+            found.add((st.st_dev, st.st_ino))
+    return found

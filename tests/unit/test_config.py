@@ -160,3 +160,12 @@ def test_unknown_section_and_unreadable_file(conf: Path, tmp_path: Path) -> None
 def test_line_that_is_not_a_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"x.conf, line 2: cannot read this line"):
         parse_config("[redsys]\nthis is not ini\n", path=tmp_path / "x.conf")
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_log_retention_below_one_day_is_refused(conf: Path, value: str) -> None:
+    # issue #14: 0 was accepted and the purge emptied log/ of the running instance
+    edit(conf, "log_retention = 30", f"log_retention = {value}")
+    message = refused(conf)
+    line = line_of(conf, "log_retention =")
+    assert f"line {line}: [redsys] log_retention must be at least 1 (days), not {value}" in message
