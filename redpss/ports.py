@@ -34,7 +34,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,15 +225,17 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def choose_port_base(used: set[int], proc: Path = _PROC) -> int:
+def choose_port_base(
+    used: set[int], proc: Path = _PROC, free: Callable[[int], bool] = port_free
+) -> int:
     """The first block from :data:`PORT_RANGE_START` below the ephemeral range that is not in
-    ``used`` and where nothing listens; above the range when below is full."""
+    ``used`` and where nothing listens (``free``); above the range when below is full."""
     low, high = ephemeral_range(proc)
     spans = [(PORT_RANGE_START, low), (high + 1, PORT_LIMIT + 1)]
     for first, end in spans:
         for base in range(first, end - PORT_BLOCK + 1, PORT_BLOCK):
             block = range(base, base + PORT_BLOCK)
-            if used.isdisjoint(block) and all(port_free(p) for p in block):
+            if used.isdisjoint(block) and all(free(p) for p in block):
                 return base
     raise InstanceError(
         f"no free block of {PORT_BLOCK} ports from {PORT_RANGE_START} outside the ephemeral "

@@ -52,12 +52,20 @@ def test_ports_inside_the_range_are_named_unless_reserved(tmp_path: Path) -> Non
 
 def test_default_blocks_lie_below_the_ephemeral_range(tmp_path: Path) -> None:
     proc = _proc(tmp_path, PORT_RANGE_START + 3 * PORT_BLOCK, 60999)
-    assert choose_port_base(set(), proc) == PORT_RANGE_START
+
+    def free(port: int) -> bool:  # this host's listeners are not the point here
+        return True
+
+    assert choose_port_base(set(), proc, free) == PORT_RANGE_START
     used = set(range(PORT_RANGE_START, PORT_RANGE_START + PORT_BLOCK + 1))
-    assert choose_port_base(used, proc) == PORT_RANGE_START + 2 * PORT_BLOCK
+    assert choose_port_base(used, proc, free) == PORT_RANGE_START + 2 * PORT_BLOCK
     # below the range full: above it
     used |= set(range(PORT_RANGE_START, PORT_RANGE_START + 3 * PORT_BLOCK))
-    assert choose_port_base(used, proc) == 61000
+    assert choose_port_base(used, proc, free) == 61000
+    # a block where something listens is skipped
+    assert choose_port_base(set(), proc, lambda p: p != PORT_RANGE_START + 7) == (
+        PORT_RANGE_START + PORT_BLOCK
+    )
 
 
 def test_an_explicit_base_inside_the_range_is_refused(tmp_path: Path) -> None:
