@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from redpss import compose, preclone, shutdown
-from redpss.config import Config, ServerSection
+from redpss.config import Config, ServerSection, require_private_secrets
 from redpss.dictionary import (
     DOWN_STATES,
     Dictionary,
@@ -232,6 +232,7 @@ def start(
         raise SupervisorError(
             f"instance {inst.name} is already running (use redctl restart to restart it)"
         )
+    require_private_secrets(config)
     _end_leftovers(inst, config, "start")
     _check_ports_free(config)
     _check_ephemeral_ports(inst, config)

@@ -267,11 +267,15 @@ def create_instance(
             base = port_base
         for sub in SUBDIRS:
             (inst.home / sub).mkdir(parents=True, exist_ok=True)
+        for private in (inst.etc, inst.db_dir):  # secrets, the dictionary: no one else's
+            private.chmod(0o750)
         text = conf_text(inst, base)
         _write_secret(inst.etc / "secret", secrets.token_urlsafe(32))
         # cfisrv's FTPS password (cfi_password = file:cfi_password in the template)
         _write_secret(inst.etc / "cfi_password", secrets.token_urlsafe(24))
-        inst.conf_path.write_text(text, encoding="utf-8")
+        # 0600: an operator may write a secret into it (exa_password …); start refuses the file
+        # readable by others while it holds one (config.exposed_secrets)
+        _write_private(inst.conf_path, text)
         registry.record(inst.conf_path, set(range(base, base + PORT_BLOCK)))
     for tool in ("redctl", "restctl"):
         path = inst.home / "bin" / tool
@@ -294,9 +298,14 @@ def port_base_of(config_sched_port: int) -> int:
 
 
 def _write_secret(path: Path, value: str) -> None:
+    _write_private(path, value + "\n")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` (it must not exist) readable by the instance user only."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def record_ports(inst: Instance, config: Config) -> None:

@@ -1,4 +1,8 @@
-"""A secret value of red_params.conf: never shown in ``repr``, logs or errors."""
+"""A secret value of red_params.conf: never shown in ``repr``, logs or errors.
+
+A secret remembers where it came from (:attr:`Secret.source`), so that start can refuse one
+that other users can read (:func:`redpss.config.exposed_secrets`).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,12 @@ __all__ = ["Secret", "read_secret"]
 class Secret:
     """A secret value: compared and used like a string, never shown in ``repr`` or logs."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "source")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, source: str = "") -> None:
+        """``source``: ``file:<absolute path>``, ``env:<NAME>``, or empty for a literal value."""
         self._value = value
+        self.source = source
 
     def reveal(self) -> str:
         """Return the secret in clear text (for the one place that needs it)."""
@@ -42,12 +48,12 @@ def read_secret(text: str, base: Path, env: Mapping[str, str]) -> Secret:
         name = text[4:]
         if name not in env:
             raise ValueError(f"environment variable {name} is not set")
-        return Secret(env[name])
+        return Secret(env[name], text)
     if text.startswith("file:"):
         path = Path(text[5:]).expanduser()
         path = path if path.is_absolute() else base / path
         try:
-            return Secret(path.read_text(encoding="utf-8").strip())
+            return Secret(path.read_text(encoding="utf-8").strip(), f"file:{path}")
         except OSError as exc:
             raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
     return Secret(text)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from redpss import __version__
 from redpss.cli.common import add_instance_option, fail, guarded
-from redpss.config import LogLevel
+from redpss.config import LogLevel, require_private_secrets
 from redpss.control import open_instance_dictionary
 from redpss.dictionary import open_config_dictionary
 from redpss.instance import resolve_instance
@@ -57,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     die_with_supervisor()
     inst = resolve_instance(args.instance).require()
     config = inst.load_config()
+    require_private_secrets(config)  # a role restarted by supervisord checks again
     level = LogLevel.TRACE if args.trace else config.redsys.log_level
     configure(
         level=level,

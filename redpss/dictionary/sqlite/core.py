@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -166,6 +166,17 @@ def _utcnow() -> datetime:
 # -- the backend -----------------------------------------------------------------------------
 
 
+def _create_private(db_dir: Path, path: Path) -> None:
+    """Make the folder (0750) and an empty database file (0640) unless they exist.
+
+    SQLite would create the file with the umask's mode, usually readable by every user; its
+    ``-wal`` and ``-shm`` files take the mode of the database file.
+    """
+    db_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640))
+
+
 class SqliteCore(Dictionary):
     """Files, connections and migrations; the area mixins of this package build on it."""
 
@@ -190,7 +201,7 @@ class SqliteCore(Dictionary):
             raise DictionaryError(f"{what} does not exist in {self.db_dir}; run redctl db init")
         try:
             if create:
-                self.db_dir.mkdir(parents=True, exist_ok=True)
+                _create_private(self.db_dir, path)
             uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
             conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:

@@ -1,0 +1,84 @@
+"""Issue 15 item 6: what holds a secret is created private, and start refuses it readable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from redpss.config import exposed_secrets, load_config, require_private_secrets
+from redpss.dictionary import open_dictionary
+from redpss.errors import ConfigError
+from redpss.instance import Instance, create_instance
+
+pytestmark = pytest.mark.unit
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.fixture
+def inst(tmp_path: Path) -> Instance:
+    inst = Instance("tst1", tmp_path)
+    create_instance(inst, port_base=22000)
+    return inst
+
+
+def test_create_makes_secrets_and_config_private(inst: Instance) -> None:
+    for name in ("secret", "cfi_password", "red_params.conf"):
+        assert mode(inst.etc / name) == 0o600, name
+    assert mode(inst.etc) == 0o750 and mode(inst.db_dir) == 0o750
+    assert exposed_secrets(inst.load_config()) == []
+
+
+def test_dictionary_files_are_made_0640(tmp_path: Path) -> None:
+    dictionary = open_dictionary("sqlite", db_dir=tmp_path / "db")
+    dictionary.init()
+    dictionary.ensure_schema("STAGE")
+    files = sorted((tmp_path / "db").iterdir())
+    assert {p.name for p in files} >= {"REDSYS.db", "STAGE.db"}
+    for path in files:  # -wal and -shm take the mode of their database
+        assert mode(path) == 0o640, path.name
+    assert mode(tmp_path / "db") == 0o750
+
+
+@pytest.mark.parametrize("bits", [0o644, 0o604, 0o602, 0o666])
+def test_a_secret_file_others_can_read_or_write_is_named(inst: Instance, bits: int) -> None:
+    secret = inst.etc / "secret"
+    secret.chmod(bits)
+    (problem,) = exposed_secrets(inst.load_config())
+    assert "[redsys] pss_secret" in problem and str(secret) in problem
+    assert f"mode {bits:04o}" in problem and f"chmod 600 {secret}" in problem
+    with pytest.raises(ConfigError, match="refusing to start"):
+        require_private_secrets(inst.load_config())
+
+
+def test_group_may_read_a_secret(inst: Instance) -> None:
+    (inst.etc / "cfi_password").chmod(0o640)
+    inst.conf_path.chmod(0o640)
+    assert exposed_secrets(inst.load_config()) == []
+
+
+def test_a_literal_secret_in_a_readable_config_is_named(inst: Instance) -> None:
+    text = inst.conf_path.read_text().replace("exa_password =\n", "exa_password = hunter2\n")
+    inst.conf_path.write_text(text)
+    assert exposed_secrets(load_config(inst.conf_path)) == []  # still 0600
+    inst.conf_path.chmod(0o644)
+    (problem,) = exposed_secrets(load_config(inst.conf_path))
+    assert "[rest] exa_password" in problem and "hunter2" not in problem
+    assert f"chmod 600 {inst.conf_path}" in problem
+
+
+def test_a_readable_config_without_literal_secrets_is_fine(inst: Instance) -> None:
+    inst.conf_path.chmod(0o644)
+    assert exposed_secrets(inst.load_config()) == []
+
+
+def test_an_env_secret_has_no_file_to_check(inst: Instance) -> None:
+    text = inst.conf_path.read_text().replace("pss_secret = file:secret", "pss_secret = env:S")
+    inst.conf_path.write_text(text)
+    inst.conf_path.chmod(0o644)
+    cfg = load_config(inst.conf_path, env={"S": "from-env"})
+    assert cfg.redsys.pss_secret.source == "env:S"
+    assert exposed_secrets(cfg) == []
