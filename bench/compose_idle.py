@@ -12,7 +12,8 @@ What counts is the CPU time the containers' cgroups used in a window (Docker's s
 project, divided by the window: the health checks Docker runs inside the containers count, as
 they run in the containers' cgroups. Next to each window, the same number of bare containers of
 the same image running ``sleep infinity`` (no role, no health check) is measured over the same
-window: the floor of an idle container on this engine. The engine's own processes (dockerd,
+window: the floor of an idle container on this engine. Each container's CPU is taken over its own
+interval (the ``read`` times of its two samples). The engine's own processes (dockerd,
 containerd, shims: they start each health check) are reported apart, for information.
 
 The last line: ``RESULT compose_idle value=<median % of one core> unit=% target=<5 ok=...``.
@@ -33,6 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,14 +70,35 @@ def _api(sock: str, path: str) -> object:
         conn.close()
 
 
-def container_cpu_ns(sock: str, ids: list[str]) -> dict[str, int]:
-    """Cumulative CPU time (ns) of each container's cgroup, from the stats API."""
-    out = {}
-    for cid in ids:
-        doc = _api(sock, f"/containers/{cid}/stats?stream=false&one-shot=true")
+def _read_time(text: str) -> float:
+    """The stats' ``read`` timestamp (RFC 3339, nanoseconds) as seconds since the epoch."""
+    stamp, _, frac = text.rstrip("Z").partition(".")
+    seconds = datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
+    return seconds + float(f"0.{frac or 0}")
+
+
+def container_cpu(sock: str, ids: list[str]) -> dict[str, tuple[float, int]]:
+    """Per container: (time of the sample, cumulative CPU ns of its cgroup), from the stats API
+    (asked for all containers at once: each answer takes the engine about a second)."""
+
+    def one(cid: str) -> tuple[str, tuple[float, int]]:
+        doc = _api(sock, f"/containers/{cid}/stats?stream=false")
         assert isinstance(doc, dict)
-        out[doc["name"].lstrip("/")] = int(doc["cpu_stats"]["cpu_usage"]["total_usage"])
-    return out
+        usage = int(doc["cpu_stats"]["cpu_usage"]["total_usage"])
+        return doc["name"].lstrip("/"), (_read_time(doc["read"]), usage)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(ids))) as pool:
+        return dict(pool.map(one, ids))
+
+
+def percent(
+    before: dict[str, tuple[float, int]], after: dict[str, tuple[float, int]]
+) -> dict[str, float]:
+    """% of one core per container between two samples, each over its own interval."""
+    return {
+        name: (after[name][1] - before[name][1]) / 1e9 / (after[name][0] - before[name][0]) * 100
+        for name in after
+    }
 
 
 def engine_ticks() -> int:
@@ -146,6 +170,7 @@ def measure(
         for i in range(len(ids)):
             bare.append(
                 docker("run", "-d", "--rm", "--name", f"bench-idle-bare-{i}", "--init",
+                       "--no-healthcheck",
                        "--network", "none", IMAGE, "sleep", "infinity").strip()
             )  # fmt: skip
         print(f"instance idle1: {len(ids)} containers healthy; {len(bare)} bare containers")
@@ -153,14 +178,14 @@ def measure(
         ours, floor, engine = [], [], []
         per: dict[str, float] = {}
         for w in range(windows):
-            a0, b0, e0 = container_cpu_ns(sock, ids), container_cpu_ns(sock, bare), engine_ticks()
+            a0, b0, e0 = container_cpu(sock, ids), container_cpu(sock, bare), engine_ticks()
             t0 = time.monotonic()
             time.sleep(seconds)  # the measured window: the instance is left alone
-            a1, b1, e1 = container_cpu_ns(sock, ids), container_cpu_ns(sock, bare), engine_ticks()
+            a1, b1, e1 = container_cpu(sock, ids), container_cpu(sock, bare), engine_ticks()
             dt = time.monotonic() - t0
-            window = {n: (a1[n] - a0[n]) / 1e9 / dt * 100 for n in a1}
+            window = percent(a0, a1)
             ours.append(sum(window.values()))
-            floor.append(sum((b1[n] - b0[n]) / 1e9 / dt * 100 for n in b1))
+            floor.append(sum(percent(b0, b1).values()))
             engine.append((e1 - e0) / CLK_TCK / dt * 100)
             print(
                 f"window {w + 1}/{windows} ({dt:.0f} s): instance {ours[-1]:.2f} %, "
