@@ -14,12 +14,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from redpss.dictionary.loaders import Loader
+from redpss.errors import DictionaryError
 
-__all__ = ["DUPLICATE", "LOADED", "LandingStore", "LedgerEntry", "LoadOutcome"]
+__all__ = ["DUPLICATE", "LOADED", "ImportSource", "LandingStore", "LedgerEntry", "LoadOutcome"]
 
 LOADED = "LOADED"
 DUPLICATE = "DUPLICATE"
@@ -53,6 +54,19 @@ class LoadOutcome:
     status: str
     rows: int
     previous: LedgerEntry | None = None
+
+
+@dataclass(frozen=True)
+class ImportSource:
+    """Where the database reads a claimed file itself (``method = "import"``): cfisrv's
+    ``work/`` folder as ``ftp://host:port/work/`` (explicit TLS), its user and password, and the
+    pin of its certificate's public key (``sha256//`` + base64), which the database checks
+    from Exasol 8.32 on."""
+
+    url: str
+    user: str
+    password: str = field(repr=False)
+    public_key: str | None = None
 
 
 class LandingStore(abc.ABC):
@@ -110,6 +124,24 @@ class LandingStore(abc.ABC):
         LOADED) runs inside the same transaction, following ``loader.duplicates``: SKIP records
         a DUPLICATE ledger row and inserts nothing, LOAD loads again, ERROR records nothing.
         """
+
+    def load_file(
+        self,
+        loader: Loader,
+        *,
+        file_name: str,
+        positions: Sequence[int],
+        source: ImportSource,
+        entry: LedgerEntry,
+    ) -> LoadOutcome:
+        """Let the database read ``file_name`` from ``source`` into ``loader.target`` itself
+        (the columns from CSV fields ``positions``), with ``entry`` in the ledger, atomically;
+        duplicates as :meth:`load_rows`. Only a database that can reach cfisrv can: this
+        default raises DictionaryError."""
+        raise DictionaryError(
+            f"loader {loader.name}: method = import needs dictionary = exasol (the database "
+            "reads the file from cfisrv); this dictionary can only take rows (method = transport)"
+        )
 
     @abc.abstractmethod
     def target_row_count(self, schema: str, table: str) -> int:

@@ -23,6 +23,7 @@ TOML shape (every key but ``pattern``, ``target`` and ``columns`` is optional)::
     fixed_width = false                   # true: columns need start and size
     marker = "none"                       # none | .done | .ok
     duplicates = "skip"                   # skip | load | error
+    method = "transport"                  # transport | import (Exasol reads it from cfisrv)
     active = true
     description = "daily sales"
     columns = [
@@ -55,6 +56,10 @@ __all__ = [
 FORMATS = ("CSV", "JSON", "PARQUET")
 MARKERS = ("NONE", ".done", ".ok")
 DUPLICATE_POLICIES = ("SKIP", "LOAD", "ERROR")
+LOAD_METHODS = ("TRANSPORT", "IMPORT")
+"""TRANSPORT: redpss reads the file and sends the rows (pyexasol's HTTP transport, or SQLite);
+IMPORT: the database reads the claimed file itself from cfisrv (``IMPORT … FROM CSV AT
+'ftp://…'``; Exasol only), for files Exasol's CSV reader reads as ours would."""
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
 _IDENT_RE = re.compile(r"[A-Z][A-Z0-9_]{0,127}")
@@ -100,6 +105,7 @@ class Loader:
     duplicates: str = "SKIP"
     active: bool = True
     description: str | None = None
+    method: str = "TRANSPORT"
 
     @property
     def target(self) -> str:
@@ -288,8 +294,26 @@ def parse_loader(name: str, table: dict[str, object]) -> Loader:
         duplicates=t.choice("duplicates", DUPLICATE_POLICIES, "SKIP"),
         active=t.flag("active", True),
         description=t.text("description"),
+        method=t.choice("method", LOAD_METHODS, "TRANSPORT"),
     )
     t.check_unknown()
     if loader.fixed_width and loader.format != "CSV":
         raise ValueError(f"{where}: key 'fixed_width' applies to format CSV only")
+    if loader.method == "IMPORT" and (why := import_refusal(loader)):
+        raise ValueError(f"{where}: key 'method' = \"import\": {why}")
     return loader
+
+
+def import_refusal(loader: Loader) -> str | None:
+    """Why the database's own CSV reader cannot load ``loader``'s files as ours would (None: it
+    can). Exasol's reader treats ``#`` lines as comments, knows no strptime formats, no header
+    names and other boolean spellings (docs/dictionary.md, "The IMPORT from cfisrv")."""
+    if loader.format != "CSV" or loader.fixed_width or loader.quote is None:
+        return "only delimited, quoted CSV can be imported by the database"
+    if any(parse_loader_type(c.type)[0] == "BOOLEAN" for c in loader.columns):
+        return "BOOLEAN columns need redpss's reader"
+    if loader.date_format != "%Y-%m-%d" or loader.timestamp_format:
+        return "date and timestamp formats other than ISO 8601 need redpss's reader"
+    if any(c.format for c in loader.columns):
+        return "per-column formats need redpss's reader"
+    return None

@@ -35,6 +35,7 @@ LOAD_FORMATS = ("CSV", "JSON", "PARQUET")
 LOAD_MARKERS = ("NONE", ".done", ".ok")
 DUPLICATE_POLICIES = ("SKIP", "LOAD", "ERROR")
 LOAD_STATUSES = ("LOADED", "DUPLICATE")
+LOAD_METHODS = ("TRANSPORT", "IMPORT")
 
 
 def _ts(name: str, comment: str, *, nullable: bool = True) -> Column:
@@ -295,6 +296,15 @@ LANDING_TABLES: tuple[Table, ...] = (
             _DESC,
             _CREATED,
             _CHANGED,
+            Column(
+                "LOAD_METHOD",
+                "VARCHAR(16)",
+                False,
+                "TRANSPORT: redpss sends the rows; IMPORT: Exasol reads the file from cfisrv",
+                "'TRANSPORT'",
+                LOAD_METHODS,
+                since=4,
+            ),
         ),
         primary_key=("LOADER_NAME",),
         writers="operators (redctl db apply, SQL, REST); read by sched",
@@ -401,6 +411,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         target=("ADM_LOAD_LOG",),
     ),
     Migration(3, "preclone: the identity stamp of each instance", redsys=("ADM_PSS_IDENTITY",)),
+    Migration(
+        4,
+        "load method of a loader: rows sent by redpss, or IMPORT by Exasol from cfisrv",
+    ),
 )
 
 DICTIONARY = Model(TABLES, VIEWS, MIGRATIONS)

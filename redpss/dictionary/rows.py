@@ -58,7 +58,7 @@ LOG_COLUMNS = (
 LOADER_COLUMNS = (
     "LOADER_NAME, FILE_PATTERN, SCHEMA_NAME, TABLE_NAME, FILE_FORMAT, FILE_ENCODING, "
     "COLUMN_SEPARATOR, QUOTE_CHAR, HEADER, NULL_STRING, DATE_FORMAT, TIMESTAMP_FORMAT, "
-    "FIXED_WIDTH, MARKER, DUPLICATE_POLICY, ACTIVE, DESCRIPTION"
+    "FIXED_WIDTH, MARKER, DUPLICATE_POLICY, ACTIVE, DESCRIPTION, LOAD_METHOD"
 )
 COLUMN_COLUMNS = (
     "LOADER_NAME, COL_POS, COL_NAME, COL_DATA_TYPE, COL_SOURCE, COL_SOURCE_POS, COL_FORMAT, "
@@ -130,20 +130,20 @@ def loader_values(loader: Loader) -> list[object]:
         loader.name, loader.pattern, loader.schema, loader.table, loader.format,
         loader.encoding, loader.delimiter, loader.quote, bool(loader.header), loader.null_string,
         loader.date_format, loader.timestamp_format, bool(loader.fixed_width), loader.marker,
-        loader.duplicates, bool(loader.active), loader.description,
+        loader.duplicates, bool(loader.active), loader.description, loader.method,
     ]  # fmt: skip
 
 
 def loader_from(row: Sequence[Any], columns: list[LoaderColumn]) -> Loader:
     """A row of :data:`LOADER_COLUMNS` with its column mapping."""
     (name, pattern, schema, table, fmt, enc, sep, quote, header, null, dfmt, tfmt, fixed,
-     marker, dup, active, desc) = row  # fmt: skip
+     marker, dup, active, desc, method) = row  # fmt: skip
     return Loader(
         name=name, pattern=pattern, schema=schema, table=table, columns=tuple(columns),
         format=fmt, encoding=enc, delimiter=sep, quote=quote or None, header=bool(header),
         null_string=null or "", date_format=dfmt, timestamp_format=tfmt or "",
         fixed_width=bool(fixed), marker=marker, duplicates=dup, active=bool(active),
-        description=desc,
+        description=desc, method=method or "TRANSPORT",
     )  # fmt: skip
 
 

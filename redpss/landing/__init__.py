@@ -189,8 +189,18 @@ class _Run:
         )
         # The readers (and pyarrow behind them) are imported by the loading process only:
         # every other user of the landing package (sched's watchers, redctl) stays light.
-        from redpss.landing.readers import read_rows
+        from redpss.landing.readers import import_positions, read_rows
 
+        if self.loader.method == "IMPORT":  # the database reads the claimed file from cfisrv
+            from redpss.dictionary.exasol.cfi import import_source
+
+            return self.dictionary.load_file(
+                self.loader,
+                file_name=item.path.name,
+                positions=import_positions(opened.view, self.loader),
+                source=import_source(self.config, self.instance.etc),
+                entry=entry,
+            )
         max_record = self.config.redsys.landing_max_record
         rows = read_rows(opened.view, self.loader, max_record=max_record)
         return self.dictionary.load_rows(self.loader, rows, entry=entry)

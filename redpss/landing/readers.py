@@ -30,7 +30,7 @@ from redpss.dictionary.loaders import Loader, LoaderColumn, parse_loader_type
 from redpss.errors import FileRejected
 from redpss.landing.streams import json_batches, parquet_batches
 
-__all__ = ["Converter", "bulk_converter", "converter", "read_rows"]
+__all__ = ["Converter", "bulk_converter", "converter", "import_positions", "read_rows"]
 
 Converter = Callable[[Any], Any]
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
@@ -224,6 +224,23 @@ def _csv_indexes(loader: Loader, header: list[str] | None) -> list[int]:
             raise FileRejected(f"the header has no field {c.source or c.name!r}", line=1)
         indexes.append(names[key])
     return indexes
+
+
+def import_positions(path: Path, loader: Loader) -> list[int]:
+    """The 1-based CSV fields of ``loader``'s columns in ``path``, as our reader maps them (by
+    the header's names): what the database's IMPORT takes (``method = "import"``); its own
+    reader skips the header but does not match names. FileRejected when a field is missing."""
+    header = None
+    if loader.header:
+        try:
+            with path.open(encoding=loader.encoding, newline="") as stream:
+                reader = csv.reader(stream, delimiter=loader.delimiter, quotechar=loader.quote)
+                header = next(reader, [])
+        except UnicodeDecodeError as exc:
+            raise FileRejected(
+                f"not valid {loader.encoding} in the header: {exc}", line=1
+            ) from None
+    return [i + 1 for i in _csv_indexes(loader, header)]
 
 
 def _csv_rows_exact(path: Path, loader: Loader, max_record: int) -> Iterator[list[Any]]:

@@ -251,6 +251,7 @@ def loader_table(loader: Loader) -> dict[str, Any]:
         ("null_string", "null"), ("date_format", "date_format"),
         ("timestamp_format", "timestamp_format"), ("fixed_width", "fixed_width"),
         ("marker", "marker"), ("duplicates", "duplicates"), ("active", "active"),
+        ("method", "method"),
     ):  # fmt: skip
         value = getattr(loader, attr)
         if value != getattr(defaults, attr) or attr == "active":

@@ -94,6 +94,7 @@ from pyexasol.exceptions import ExaImportError
 from sqlglot.errors import SqlglotError
 
 from tests.unit import exasol_emulator_sql as sql
+from tests.unit.exasol_emulator_files import IMPORT_FILE_RE, FileServer, import_file
 from tests.unit.exasol_emulator_import import import_rows
 from tests.unit.exasol_emulator_privs import DBA, Denied, Privileges
 from tests.unit.exasol_emulator_tx import (
@@ -191,6 +192,8 @@ class EmulatedDatabase:
             self.duck.execute(f"ATTACH '{copy_of}' AS saved (READ_ONLY)")
             self.duck.execute("COPY FROM DATABASE saved TO memory")
             self.duck.execute("DETACH saved")
+        self.file_servers: dict[str, FileServer] = {}
+        """Servers an ``IMPORT … FROM CSV AT '<url>'`` reads from, by URL prefix."""
         self.privileges = Privileges()
         """Users, owners and grants (tests/unit/exasol_emulator_privs.py)."""
         if copy_of is not None:
@@ -403,6 +406,8 @@ class EmulatedConnection(Transactions):
             self._run(f"SET schema = '{name}'", write=False)
             self._run(f"SET search_path = '{name},main'", write=False)
             self.session["CURRENT_SCHEMA"] = name
+        elif m := IMPORT_FILE_RE.match(query):
+            return self._import_file(query, m)
         elif sql.REFUSED_RE.match(query):
             raise self._error(query, OTHER, "not emulated (see tests/unit/exasol_emulator.py)")
         elif m := sql.CONNECTION_RE.match(query):
@@ -423,6 +428,15 @@ class EmulatedConnection(Transactions):
         else:
             return None
         return EmulatedStatement([], 0)
+
+    def _import_file(self, query: str, m: re.Match[str]) -> EmulatedStatement:
+        """``IMPORT … FROM CSV AT`` a file server (tests/unit/exasol_emulator_files.py)."""
+        schema, table = (n.strip('"').upper() for n in (m["schema"], m["table"]))
+        privileges = self.db.privileges
+        self._allowed(query, lambda: privileges.require_system(self.user, "IMPORT"))
+        self._allowed(query, lambda: privileges.require_object(self.user, "INSERT", schema, table))
+        self._lock(f"{schema}.{table}", query)
+        return EmulatedStatement([], import_file(self, query, m))
 
     def _allowed(self, query: str, check: Callable[[], T]) -> T:
         """``check()``; its Denied is Exasol's insufficient privileges error (42500)."""

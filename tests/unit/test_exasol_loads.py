@@ -254,3 +254,33 @@ def test_the_import_from_cfisrv_is_a_valid_statement() -> None:
                                "columns": [{"name": "F", "type": "BOOLEAN"}]}),
             url="ftp://h/", user="u", password="p", file_name="f", dialect=NEWEST,
         )  # fmt: skip
+
+
+def test_a_refused_certificate_is_no_database_away(
+    ready: Dictionary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ETL-5106 naming a certificate (an Exasol that verifies file connections and a transport
+    without its pin) cannot heal by retrying: FileRejected with the reason, not DictionaryError
+    (which requeues the file at every run); ETL-5106 of a dropped peer still is."""
+
+    def certificate(conn: Any) -> Exception:
+        text = (
+            "ETL-5106: Following error occured while reading data from external connection "
+            "[https://10.0.0.9:8653/000.csv failed. [SSL certificate problem: self-signed "
+            "certificate],[60]]"
+        )
+        return pyexasol.ExaQueryError(conn, "IMPORT INTO", "42636", text)
+
+    _import_failing(monkeypatch, certificate)
+    with pytest.raises(FileRejected, match="refused the TLS certificate of pyexasol's HTTP"):
+        ready.load_rows(LOADER, OneShot(ROWS), entry=_entry())
+
+    def peer(conn: Any) -> Exception:
+        text = (
+            "ETL-5106: [... failed after 200009 bytes. [Failure when receiving data from the peer]]"
+        )
+        return pyexasol.ExaQueryError(conn, "IMPORT INTO", "42636", text)
+
+    _import_failing(monkeypatch, peer)
+    with pytest.raises(DictionaryError, match="nothing was committed"):
+        ready.load_rows(LOADER, OneShot(ROWS), entry=_entry("C2"))

@@ -105,6 +105,7 @@ SAMPLES: dict[str, object] = {
     "password": "s3'cret",
     "file": "L20261123T120000-1a2b3c.sales.csv",
     "csv_cols": "1, 2, 3 FORMAT='YYYY-MM-DD'",
+    "public_key": " PUBLIC KEY 'sha256//YHistZoLhU9+FKoSEHHbNGtC/Ee4KT75DDBO+s5OG8o='",
     # export
     "filters": " WHERE \"NAME\" = 'it''s' AND \"DAY\" IS NULL",
     "options": " ENCODING = 'UTF-8' COLUMN SEPARATOR = ';' COLUMN DELIMITER = '\"' SKIP = 1",
@@ -116,10 +117,12 @@ COMMANDS: dict[str, re.Pattern[str]] = {
     "CREATE OR REPLACE LUA": re.compile(
         r"CREATE OR REPLACE LUA (SCALAR |SET )?SCRIPT [A-Z_]+\.[A-Z_]+ ?\(.*", re.S
     ),
-    # IMPORT … FROM CSV AT '<url>' [USER … IDENTIFIED BY …] FILE '<name>' [(csv_cols)] [opts]
+    # IMPORT … FROM CSV AT '<url>' [USER … IDENTIFIED BY …] [PUBLIC KEY '…'] FILE '<name>'
+    # [(csv_cols)] [opts]
     "IMPORT INTO": re.compile(
         r"IMPORT INTO (\"[^\"]+\"|[A-Z_]+)\.(\"[^\"]+\"|[A-Z_]+)( \([^)]*\))? FROM CSV AT '[^']*'"
-        r"( USER '(?:[^']|'')*' IDENTIFIED BY '(?:[^']|'')*')? FILE '(?:[^']|'')*'"
+        r"( USER '(?:[^']|'')*' IDENTIFIED BY '(?:[^']|'')*')?( PUBLIC KEY 'sha256//[^']+')?"
+        r" FILE '(?:[^']|'')*'"
         r"( \(\d+( FORMAT='[^']+')?(, \d+( FORMAT='[^']+')?)*\))?"
         r"( (ENCODING|COLUMN SEPARATOR|COLUMN DELIMITER|ROW SEPARATOR|NULL) = '(?:[^']|'')*'"
         r"| SKIP = \d+)*"

@@ -7,12 +7,13 @@ TRUE/FALSE, NULL as an empty field (Exasol reads an empty field as
 NULL). DATE and TIMESTAMP columns carry their format in the IMPORT (:func:`csv_cols`), so the
 session's NLS settings do not matter. A value the transport cannot take is FileRejected.
 
-:func:`cfi_import_sql` builds the other way in, for large files the database reads itself from
-cfisrv (``IMPORT … FROM CSV AT 'ftp://…/work/' … FILE …``; cfisrv speaks explicit TLS). It is
-not wired into the loads: Exasol's CSV reader differs from ours (``#`` lines are comments, no
-strptime formats per column, header names are not matched, other boolean spellings and
-encoding names, no trimming of numbers), so it fits only loaders that need none of that;
-docs/dictionary.md says more.
+:func:`cfi_import_sql` builds the other way in, ``method = "import"``: the database reads the
+claimed file itself from cfisrv (``IMPORT … FROM CSV AT 'ftp://…/work/' … FILE …``: ``ftp://``
+because cfisrv speaks explicit TLS, ``ftps://`` would be implicit TLS; from Exasol 8.32 with
+``PUBLIC KEY`` of cfisrv's certificate, :mod:`~redpss.dictionary.exasol.cfi`). Exasol's CSV
+reader differs from ours (``#`` lines are comments, no strptime formats, header names are not
+matched, other boolean spellings), so only loaders that need none of that may choose it
+(:func:`redpss.dictionary.loaders.import_refusal`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from redpss.dictionary.exasol.dialect import Dialect
 from redpss.dictionary.exasol.sqltext import ident, literal, render
-from redpss.dictionary.loaders import Loader, LoaderColumn, parse_loader_type
+from redpss.dictionary.loaders import Loader, LoaderColumn, import_refusal, parse_loader_type
 from redpss.errors import FileRejected
 
 __all__ = ["Feed", "cfi_import_sql", "csv_cols", "csv_value", "exasol_column_type"]
@@ -35,7 +36,7 @@ DATE_FORMAT = "YYYY-MM-DD"
 # The database reads the claimed file from cfisrv's work/ folder (see the module doc).
 CFI_IMPORT_SQL = (
     "IMPORT INTO {schema!q}.{table!q} ({columns!r}) FROM CSV AT {url} "
-    "USER {user} IDENTIFIED BY {password} FILE {file} ({csv_cols!r}){options!r}"
+    "USER {user} IDENTIFIED BY {password}{public_key!r} FILE {file} ({csv_cols!r}){options!r}"
 )
 
 
@@ -160,23 +161,17 @@ def cfi_import_sql(
     file_name: str,
     dialect: Dialect,
     positions: Sequence[int] | None = None,
+    public_key: str | None = None,
 ) -> str:
     """``IMPORT INTO`` the loader's target from ``file_name`` at ``url`` (cfisrv's work/).
 
-    ``url`` is e.g. ``ftps://cfihost:2121/work/``; ``positions`` are the 1-based CSV fields of
-    the columns (default 1..n). ValueError for a loader this statement cannot read as our
-    reader would (see the module doc).
+    ``url`` is e.g. ``ftp://cfihost:2121/work/``; ``positions`` are the 1-based CSV fields of
+    the columns (default 1..n); ``public_key`` (``sha256//…``) is written from Exasol 8.32 on.
+    ValueError for a loader this statement cannot read as our reader would (module doc).
     """
-    if loader.format != "CSV" or loader.fixed_width or loader.quote is None:
-        raise ValueError(f"loader {loader.name}: only delimited, quoted CSV can be imported")
-    if any(parse_loader_type(c.type)[0] == "BOOLEAN" for c in loader.columns):
-        raise ValueError(f"loader {loader.name}: BOOLEAN fields need our reader")
-    if (
-        loader.date_format != "%Y-%m-%d"
-        or loader.timestamp_format
-        or any(c.format for c in loader.columns)
-    ):
-        raise ValueError(f"loader {loader.name}: per-column formats need our reader")
+    if why := import_refusal(loader):
+        raise ValueError(f"loader {loader.name}: {why}")
+    pin = public_key if dialect.public_key else None  # before 8.32 the clause is unknown
     options = [
         f"ENCODING = {literal(loader.encoding.upper())}",
         f"COLUMN SEPARATOR = {literal(loader.delimiter)}",
@@ -195,6 +190,7 @@ def cfi_import_sql(
         user=user,
         password=password,
         file=file_name,
+        public_key=f" PUBLIC KEY {literal(pin)}" if pin else "",
         csv_cols=", ".join(csv_cols(loader.columns, dialect, positions)),
         options="".join(f" {o}" for o in options),
     )

@@ -25,11 +25,18 @@ from collections.abc import Iterable, Sequence
 
 from redpss.dictionary.base import check_schema_name
 from redpss.dictionary.exasol.core import ExasolCore, utcnow
-from redpss.dictionary.exasol.csvload import Feed, csv_cols, exasol_column_type
+from redpss.dictionary.exasol.csvload import Feed, cfi_import_sql, csv_cols, exasol_column_type
 from redpss.dictionary.exasol.jobs import check_allowed
 from redpss.dictionary.exasol.session import Tx, _classify, error_text
 from redpss.dictionary.exasol.sqltext import from_db, ident, literal, literals
-from redpss.dictionary.landing import DUPLICATE, LOADED, LandingStore, LedgerEntry, LoadOutcome
+from redpss.dictionary.landing import (
+    DUPLICATE,
+    LOADED,
+    ImportSource,
+    LandingStore,
+    LedgerEntry,
+    LoadOutcome,
+)
 from redpss.dictionary.loaders import Loader, LoaderColumn
 from redpss.dictionary.rows import (
     COLUMN_COLUMNS,
@@ -47,6 +54,27 @@ __all__ = ["ExasolLanding"]
 
 # conversion errors of IMPORT (a value the column cannot take): the file's fault, not ours
 _DATA_ERROR_RE = re.compile(r"\bETL-3\d{3}\b|Transformation of value")
+# the database refused the certificate of the transport or of cfisrv (ETL-5106 "error occured
+# while … external connection" with curl's reason): not the database being away — retrying
+# cannot help until the certificates are set up, so the file is refused with that reason
+_CERTIFICATE_ERROR_RE = re.compile(
+    r"\bETL-5\d{3}\b.*(certificate|public key|SSL_ERROR_SSL|CERTIFICATE_VERIFY)", re.I | re.S
+)
+
+
+def refused(text: str, what: str) -> FileRejected | None:
+    """The FileRejected of a load the database refused for a reason that is not the database
+    being away: a value (``ETL-3…``), or a certificate (``ETL-5…`` naming one); else None."""
+    if _DATA_ERROR_RE.search(text):
+        return FileRejected(f"the database refused a value: {text}")
+    if _CERTIFICATE_ERROR_RE.search(text):
+        return FileRejected(
+            f"the database refused the TLS certificate of {what} — not the file's fault, and "
+            "retrying cannot help: set up the certificates (docs/dictionary.md, 'The IMPORT "
+            f"from cfisrv'), then move the file back to data/input: {text}"
+        )
+    return None
+
 
 LOADER_CREATED_SQL = "SELECT CREATED_AT FROM REDSYS.ADM_LOADER WHERE LOADER_NAME = {name}"
 DELETELOADER_COLUMNS_SQL = "DELETE FROM REDSYS.ADM_LOADER_COLUMN WHERE LOADER_NAME = {name}"
@@ -96,7 +124,7 @@ class ExasolLanding(ExasolCore, LandingStore):
         """Create or replace ``loader`` and its column mapping in one transaction."""
         check_allowed(self.model, "ADM_LOADER", {
             "FILE_FORMAT": loader.format, "MARKER": loader.marker,
-            "DUPLICATE_POLICY": loader.duplicates,
+            "DUPLICATE_POLICY": loader.duplicates, "LOAD_METHOD": loader.method,
         })  # fmt: skip
         names = [c.name for c in loader.columns]
         if len(set(names)) != len(names):  # UNIQUE (LOADER_NAME, COL_NAME) in SQLite
@@ -228,8 +256,8 @@ class ExasolLanding(ExasolCore, LandingStore):
                 raise feed.failure from None  # the reader's: FileRejected, a vanished file
             errors = list(getattr(exc, "exceptions", None) or [exc])
             text = "; ".join(error_text(e) for e in errors)
-            if _DATA_ERROR_RE.search(text):
-                raise FileRejected(f"the database refused a value: {text}") from exc
+            if rejection := refused(text, "pyexasol's HTTP transport"):
+                raise rejection from exc
             broken = any(_classify(e) == "broken" for e in errors)
             if broken or getattr(tx.conn, "is_closed", False):
                 self.session.drop()
@@ -237,6 +265,51 @@ class ExasolLanding(ExasolCore, LandingStore):
                 f"load of {entry.file_name} into {loader.target} failed, nothing was "
                 f"committed: {text}"
             ) from exc
+
+    def load_file(
+        self,
+        loader: Loader,
+        *,
+        file_name: str,
+        positions: Sequence[int],
+        source: ImportSource,
+        entry: LedgerEntry,
+    ) -> LoadOutcome:
+        """The database reads ``file_name`` from cfisrv (``IMPORT … FROM CSV AT``), the ledger
+        row in the same transaction. The file stays in ``work/`` until then, so a unit run
+        again after a broken connection simply imports again (its own ledger row first)."""
+        schema = check_schema_name(loader.schema)
+
+        def unit(tx: Tx) -> LoadOutcome:
+            done = tx.rows(LEDGER_CLAIM_SQL, columns=LEDGER_COLUMNS, schema=schema,
+                           claim=entry.claim_id)  # fmt: skip
+            if done:
+                mine = ledger_from(done[0], from_db)
+                if mine.status == LOADED:
+                    return LoadOutcome(LOADED, mine.row_count)
+                return LoadOutcome(DUPLICATE, 0, self._first_loaded(tx, schema, entry))
+            previous = None
+            if loader.duplicates != "LOAD":
+                previous = self._first_loaded(tx, schema, entry)
+            if previous is not None:
+                if loader.duplicates == "SKIP":
+                    self._ledger_insert(tx, schema, entry, DUPLICATE, 0)
+                return LoadOutcome(DUPLICATE, 0, previous)
+            sql = cfi_import_sql(
+                loader, url=source.url, user=source.user, password=source.password,
+                file_name=file_name, dialect=tx.dialect, positions=positions,
+                public_key=source.public_key,
+            )  # fmt: skip
+            try:
+                count = tx.statement(sql)
+            except Exception as exc:
+                if rejection := refused(error_text(exc), f"cfisrv at {source.url}"):
+                    raise rejection from exc
+                raise
+            self._ledger_insert(tx, schema, entry, LOADED, count)
+            return LoadOutcome(LOADED, count)
+
+        return self.tx(unit, what=f"import of {entry.file_name} into {loader.target} from cfisrv")
 
     @staticmethod
     def _first_loaded(tx: Tx, schema: str, entry: LedgerEntry) -> LedgerEntry | None:

@@ -51,7 +51,7 @@ class SqliteLanding(SqliteCore, LandingStore):
     def upsert_loader(self, loader: Loader) -> bool:
         """Create or replace ``loader`` and its column mapping in one transaction."""
         now = to_db(_utcnow())
-        marks = ", ".join("?" * 17)
+        marks = ", ".join("?" * len(loader_values(loader)))
         with self._write(self._redsys) as conn:
             old = conn.execute(
                 "SELECT CREATED_AT FROM ADM_LOADER WHERE LOADER_NAME = ?", (loader.name,)
