@@ -294,7 +294,9 @@ class Engine:
             if not self.accepting:
                 return {"run_id": None, "state": "REFUSED", "message": "sched is stopping"}
             active = self.active_runs(job.name)
-            if active >= job.max_parallel:
+            # a watcher's runs (one per key: every file must be handled) are never skipped:
+            # they wait for a worker of the pool; max_parallel caps the other runs
+            if key is None and active >= job.max_parallel:
                 message = (
                     f"skipped: {active} run(s) of {job.name} already queued or running "
                     f"(max_parallel {job.max_parallel})"

@@ -15,7 +15,7 @@ from typing import Protocol
 from redpss.config import Config
 from redpss.dictionary import Dictionary
 from redpss.dictionary.jobs import ABORTED, FAILED, OK, TIMEOUT, JobDef
-from redpss.errors import RedpssError, RemoteError, WireError
+from redpss.errors import DictionaryError, LoadError, RedpssError, RemoteError, WireError
 from redpss.instance import Instance
 from redpss.landing import run_load
 from redpss.wire import WireClient, call, local_address
@@ -27,11 +27,35 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a run ended."""
+    """How a run ended.
+
+    ``transient``: it failed for a reason outside the job and its input (the dictionary
+    locked or away, the disk, jexec not answering) that a later try can overcome; a watcher
+    tries such a key again instead of counting an executor error.
+    """
 
     state: str
     rows: int | None = None
     message: str | None = None
+    transient: bool = False
+
+
+_TRANSIENT_TEXT = ("database is locked", "database table is locked", "database is busy")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it was raised from) says: the dictionary or the disk failed,
+    not the job or its input."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and not isinstance(seen, FileNotFoundError):
+            return True
+        if isinstance(seen, DictionaryError) and any(t in str(seen) for t in _TRANSIENT_TEXT):
+            return True
+        if isinstance(seen, DictionaryError) and isinstance(exc, LoadError):
+            return True  # the landing zone requeued the file: the database failed, not it
+        seen = seen.__cause__
+    return False
 
 
 class Cancel(Protocol):
@@ -67,7 +91,7 @@ def execute(job: JobDef, ctx: RunContext) -> Outcome:
     except TimeoutError as exc:
         return Outcome(TIMEOUT, message=str(exc))
     except RedpssError as exc:
-        return Outcome(FAILED, message=str(exc))
+        return Outcome(FAILED, message=str(exc), transient=is_transient(exc))
     except Exception as exc:  # a job must never take sched down
         log.exception("run=%d job=%s failed unexpectedly", ctx.run_id, job.name)
         return Outcome(FAILED, message=f"{type(exc).__name__}: {exc}")
@@ -106,9 +130,10 @@ def _cmd(job: JobDef, ctx: RunContext) -> Outcome:
         with WireClient(host, cfg.jexec_port, secret=secret, timeout=limit + 30) as client:
             result: dict[str, object] = client.request("run", request)
     except RemoteError as exc:
-        return Outcome(FAILED, message=f"jexec refused: {exc.message}")
+        stopping = exc.code == "stopping"
+        return Outcome(FAILED, message=f"jexec refused: {exc.message}", transient=stopping)
     except WireError as exc:
-        return Outcome(FAILED, message=f"jexec does not answer: {exc}")
+        return Outcome(FAILED, message=f"jexec does not answer: {exc}", transient=True)
     finally:
         done.set()
     output = _output(result)

@@ -1,15 +1,26 @@
 """Watchers: checks that fire the executor job of a watcher, and what sched remembers of them.
 
 * ``FILE``: complete files in ``data/input`` whose name matches the pattern (``re.search``),
-  as the landing zone decides (:func:`redpss.landing.lifecycle.complete_files`: unchanged for
-  ``sched_file_quiet_period`` seconds; hidden files and uploads in progress never fire).
+  as the landing zone decides (:func:`redpss.landing.lifecycle.complete_names`: unchanged for
+  ``sched_file_quiet_period`` seconds; hidden files and uploads in progress never fire). Every
+  complete file is its own key and its own executor run, started oldest first; up to the size
+  of the executor's pool run at once, and when one ends the next file of the backlog starts at
+  once — a batch of files drains at loader speed, not one file per check interval.
 * ``SQL``: the query's result (one value, or a hash of all rows) is compared with the value of
   the last successful fire; a different value fires.
 
 A key (file name or value) fires once while its executor run is queued or running. A failed
 executor run is counted in ``ADM_WATCHER_EXEC_ERROR``; a key with an entry there does not fire
-again until ``redctl we_reset_error`` clears it — no retry loop. A file that was handled
-successfully but is still in ``data/input`` fires again only when it changes.
+again until ``redctl we_reset_error`` clears it — no retry loop. A run that failed for a
+transient reason (the dictionary locked or away, the disk) is not the key's fault: it is not
+an executor error, and the watcher tries the key again after a back-off (doubling from
+:data:`RETRY_FIRST` to :data:`RETRY_CAP` seconds). A file that was handled successfully but is
+still in ``data/input`` fires again only when it changes.
+
+A check that fails (a SQL watcher's query on a missing table, an unreadable ``data/input``) is
+counted in the same table under the key :data:`CHECK_KEY` with the database's message, so
+``list_db_watcher`` and ``we_list_error`` show it; it does not stop the checks, and
+``we_reset_error`` clears it.
 """
 
 from __future__ import annotations
@@ -17,30 +28,47 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from redpss.dictionary.jobs import OK, QUEUED, WatcherDef
+from redpss.dictionary.jobs import OK, QUEUED, JobDef, WatcherDef
 from redpss.errors import DictionaryError
 from redpss.landing import lifecycle
 from redpss.sched.engine import Engine, Run
 from redpss.sched.executors import Outcome
 
-__all__ = ["Watchers", "complete_files"]
+__all__ = ["CHECK_KEY", "Watchers", "complete_files"]
 
 log = logging.getLogger(__name__)
 
 SQL_WATCH_TIMEOUT = 60.0
+CHECK_KEY = "(check)"
+"""The key under which a failing check of a watcher is counted in ADM_WATCHER_EXEC_ERROR."""
+RETRY_FIRST = 1.0
+RETRY_CAP = 120.0
 
 
 def complete_files(
     input_dir: Path, pattern: re.Pattern[str], *, quiet_period: float
 ) -> list[tuple[str, tuple[int, int]]]:
-    """Names and (size, mtime) signatures of the complete files in ``input_dir`` matching."""
+    """Names and (size, mtime) signatures of the complete files in ``input_dir`` matching,
+    oldest first."""
     due = lifecycle.complete_names(
         input_dir, pattern.search, quiet_period=quiet_period, marker=False
     )  # one lstat per name, the signature from it (a link's own: a dangling one fires too)
     return [(d.name, (d.size, d.mtime_ns)) for d in due]
+
+
+@dataclass
+class _State:
+    """What sched remembers of one watcher between checks."""
+
+    backlog: deque[tuple[str, object]] = field(default_factory=deque)
+    running: int = 0
+    failing: str | None = None  # the message of the failing check, while it fails
+    retry: dict[str, tuple[float, float]] = field(default_factory=dict)  # key: (at, delay)
 
 
 class Watchers:
@@ -55,7 +83,8 @@ class Watchers:
         self.done_ok: dict[tuple[str, str], object] = {}
         self.last_value: dict[str, str] = {}
         self._signatures: dict[tuple[str, str], object] = {}
-        self._lock = threading.Lock()
+        self._states: dict[str, _State] = {}
+        self._lock = threading.RLock()
         self._queue: deque[str] = deque()
         self._cond = threading.Condition()
         self._stopping = False
@@ -86,11 +115,15 @@ class Watchers:
             self._cond.notify()
             return True
 
+    def _state(self, name: str) -> _State:
+        with self._lock:
+            return self._states.setdefault(name, _State())
+
     def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:
-                    self._cond.wait(1.0)
+                    self._cond.wait()
                 if self._stopping:
                     return
                 name = self._queue.popleft()
@@ -103,7 +136,11 @@ class Watchers:
             try:
                 self.check(watcher)
             except (DictionaryError, OSError, TimeoutError) as exc:
-                log.error("watcher=%s check failed: %s", name, exc)
+                self._check_failed(watcher, exc)
+            else:
+                self._check_ok(watcher)
+
+    # ------------------------------------------------------------------ checks
 
     def check(self, w: WatcherDef) -> int:
         """Check one watcher now; return how many runs it fired."""
@@ -111,34 +148,73 @@ class Watchers:
         if job is None:
             log.error("watcher=%s executor job %s does not exist", w.name, w.executor_job)
             return 0
-        blocked = {e.key for e in self.dictionary.exec_errors(w.name)}
-        fired = 0
+        blocked = {e.key for e in self.dictionary.exec_errors(w.name)} - {CHECK_KEY}
         if w.kind == "FILE":
             pattern = re.compile(w.watch_text)
-            for key, sig in complete_files(self.input_dir, pattern, quiet_period=self.quiet):
-                k = (w.name, key)
-                with self._lock:
-                    skip = k in self.in_flight or key in blocked or self.done_ok.get(k) == sig
-                if skip:
-                    continue
-                if not self.engine.has_capacity(job):
-                    break  # the rest waits for the next check
-                fired += self._fire(w, key, sig)
-        else:
-            value = self.dictionary.query_value(w.schema, w.watch_text, timeout=SQL_WATCH_TIMEOUT)
-            k = (w.name, value)
+            found = complete_files(self.input_dir, pattern, quiet_period=self.quiet)
+            state = self._state(w.name)
+            now = time.monotonic()
             with self._lock:
-                skip = value == self.last_value.get(w.name) or k in self.in_flight
-            if not skip and value not in blocked and self.engine.has_capacity(job):
-                fired += self._fire(w, value, value)
-        return fired
+                state.backlog = deque(
+                    (key, sig)
+                    for key, sig in found
+                    if (w.name, key) not in self.in_flight
+                    and key not in blocked
+                    and self.done_ok.get((w.name, key)) != sig
+                    and state.retry.get(key, (0.0, 0.0))[0] <= now
+                )
+            return self._pump(w, job)
+        value = self.dictionary.query_value(w.schema, w.watch_text, timeout=SQL_WATCH_TIMEOUT)
+        k = (w.name, value)
+        with self._lock:
+            skip = value == self.last_value.get(w.name) or k in self.in_flight
+            waiting = self._state(w.name).retry.get(value, (0.0, 0.0))[0] > time.monotonic()
+        if skip or waiting or value in blocked or not self.engine.has_capacity(job):
+            return 0
+        return self._fire(w, job, value, value)
 
-    def _fire(self, w: WatcherDef, key: str, sig: object) -> int:
-        job = self.engine.definitions.jobs[w.executor_job]
+    def _pump(self, w: WatcherDef, job: JobDef) -> int:
+        """Fire files of ``w``'s backlog, oldest first, while its pool has room for them."""
+        limit = self.engine.sizes.get(job.pool, 1)
+        state = self._state(w.name)
+        fired = 0
+        while True:
+            with self._lock:
+                if state.running >= limit or not state.backlog:
+                    return fired
+                key, sig = state.backlog.popleft()
+                if (w.name, key) in self.in_flight:
+                    continue
+            fired += self._fire(w, job, key, sig)
+
+    def _check_failed(self, w: WatcherDef, exc: Exception) -> None:
+        message = f"check failed: {exc}"
+        state = self._state(w.name)
+        if state.failing != message:
+            log.error("watcher=%s %s (counted under key %s)", w.name, message, CHECK_KEY)
+        else:
+            log.debug("watcher=%s %s", w.name, message)
+        state.failing = message
+        try:
+            self.dictionary.record_exec_error(w.schema, w.name, CHECK_KEY, message)
+        except DictionaryError as err:
+            log.warning("watcher=%s check error not recorded: %s", w.name, err)
+
+    def _check_ok(self, w: WatcherDef) -> None:
+        state = self._state(w.name)
+        if state.failing is not None:
+            log.info("watcher=%s checks work again (after: %s)", w.name, state.failing)
+            state.failing = None
+
+    # ------------------------------------------------------------------ runs
+
+    def _fire(self, w: WatcherDef, job: JobDef, key: str, sig: object) -> int:
         k = (w.name, key)
+        state = self._state(w.name)
         with self._lock:
             self.in_flight.add(k)
             self._signatures[k] = sig
+            state.running += 1
         result = self.engine.submit(
             job,
             key=key,
@@ -149,6 +225,7 @@ class Watchers:
         if result["state"] != QUEUED:
             with self._lock:
                 self.in_flight.discard(k)
+                state.running -= 1
             return 0
         log.info("watcher=%s fired key=%s run=%s job=%s", w.name, key, result["run_id"], job.name)
         return 1
@@ -158,7 +235,10 @@ class Watchers:
             return
         w, key = run.watcher, run.key
         k = (w.name, key)
-        if outcome.state != OK:
+        state = self._state(w.name)
+        if outcome.state != OK and outcome.transient:
+            self._retry_later(w, key, run, outcome)
+        elif outcome.state != OK:
             # recorded before the key is released, so no check in between can fire it again
             message = outcome.message or outcome.state
             try:
@@ -178,8 +258,30 @@ class Watchers:
                 )
         with self._lock:
             self.in_flight.discard(k)
+            state.running = max(state.running - 1, 0)
             sig = self._signatures.pop(k, None)
             if outcome.state == OK:
+                state.retry.pop(key, None)
                 self.done_ok[k] = sig
                 if w.kind == "SQL":
                     self.last_value[w.name] = key
+        job = self.engine.definitions.jobs.get(w.executor_job)
+        if w.kind == "FILE" and job is not None and not self._stopping:
+            self._pump(w, job)  # the next file of the backlog starts now, not at the next check
+
+    def _retry_later(self, w: WatcherDef, key: str, run: Run, outcome: Outcome) -> None:
+        state = self._state(w.name)
+        with self._lock:
+            _, last = state.retry.get(key, (0.0, 0.0))
+            delay = min(RETRY_CAP, max(RETRY_FIRST, last * 2))
+            state.retry[key] = (time.monotonic() + delay, delay)
+        log.warning(
+            "watcher=%s key=%s executor run %d %s for a transient reason; tried again in "
+            "%.0f s (not an executor error): %s",
+            w.name,
+            key,
+            run.run_id,
+            outcome.state,
+            delay,
+            (outcome.message or "")[:300],
+        )

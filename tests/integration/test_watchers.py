@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 from redpss.dictionary import open_dictionary
@@ -86,3 +87,98 @@ def test_file_watcher_load_job_lands_rows_once(inst: Instance) -> None:
         assert d.target_row_count("DWH", "SALES") == 2
     errors = json.loads(redctl(inst, "--json", "we_list_error"))
     assert [e["key"] for e in errors] == ["sales_bad.csv"]
+
+
+def test_failing_sql_watcher_is_counted_shown_and_reset(inst: Instance) -> None:
+    """#13: a SQL watcher on a missing table logged ERRORs while list_db_watcher said 0."""
+    apply(
+        inst,
+        jobs={"noop": job()},
+        watchers={
+            "orders": {
+                "schema": "DWH",
+                "kind": "SQL",
+                "query": "SELECT MAX(ID) FROM NO_SUCH_TABLE",
+                "executor": "noop",
+                "interval": 1,
+            }
+        },
+    )
+    start(inst)
+
+    def check_errors() -> list[dict[str, object]]:
+        rows = json.loads(redctl(inst, "--json", "we_list_error"))
+        return [r for r in rows if r["watcher"] == "orders" and int(r["count"]) >= 2]
+
+    rows = wait_for(check_errors, timeout=20, what="the failing check counted twice")
+    assert isinstance(rows, list)
+    assert rows[0]["key"] == "(check)"
+    assert "no such table: NO_SUCH_TABLE" in str(rows[0]["message"])
+    listed = json.loads(redctl(inst, "--json", "list_db_watcher"))
+    assert next(w for w in listed if w["watcher"] == "orders")["errors"] == 1
+    assert "no such table" in redctl(inst, "we_list_error", "orders")
+    # the table appears: checks work (the watcher fires), the count stays until reset
+    with open_dictionary("sqlite", db_dir=inst.db_dir) as d:
+        d.run_sql(
+            "DWH", "CREATE TABLE NO_SUCH_TABLE (ID INTEGER); INSERT INTO NO_SUCH_TABLE VALUES (7)"
+        )
+    wait_for(lambda: runs(inst, "noop"), timeout=20, what="the executor fired by the value")
+    redctl(inst, "we_reset_error", "orders")
+    assert json.loads(redctl(inst, "--json", "we_list_error")) == []
+    listed = json.loads(redctl(inst, "--json", "list_db_watcher"))
+    assert next(w for w in listed if w["watcher"] == "orders")["errors"] == 0
+
+
+def test_file_backlog_drains_at_executor_speed_not_one_per_check(inst: Instance) -> None:
+    """#13: 2 000 files behind a FILE watcher loaded at one file per check interval."""
+    apply(
+        inst,
+        jobs={"move": job("CMD", "fail_on_bad.sh", pool="action")},
+        watchers={"batch": file_watcher(r"^good_\d+\.csv$", "move", interval=30)},
+    )
+    inbox = inst.home / "data" / "input"
+    names = [f"good_{i:03d}.csv" for i in range(40)]
+    for name in names:
+        (inbox / name).write_text("x\n")
+    start(inst)  # the first check comes at once, the next only in 30 s
+    archive = inst.home / "data" / "archive"
+    wait_for(lambda: all((archive / n).exists() for n in names), timeout=25, what="all 40 handled")
+    fires = runs(inst, "batch", watcher=True)
+    assert sorted(f.watch_key or "" for f in fires) == names  # each its own key and run, once
+    assert {f.state for f in fires} == {"OK"}
+    assert len(runs(inst, "move")) == 40
+
+
+def test_a_load_failing_for_a_lock_is_retried_not_an_executor_error(inst: Instance) -> None:
+    """#14.7: a load that met "database is locked" became an executor error, the file stuck."""
+    columns = [{"name": "ID", "type": "DECIMAL(18,0)"}]
+    apply(
+        inst,
+        loaders={"f": {"pattern": r"^f_.*\.csv$", "target": "DWH.F", "columns": columns}},
+        # the runs are logged in OPS: the lock on DWH.db must not hold up the run log
+        jobs={"load_f": job("LOAD", "f", pool="loader", schema="OPS")},
+        watchers={"f_files": file_watcher("^f_", "load_f", schema="OPS")},
+    )
+    start(inst)
+    inbox, archive = inst.home / "data" / "input", inst.home / "data" / "archive"
+    (inbox / "f_1.csv").write_text("ID\n1\n")
+    wait_for(lambda: (archive / "f_1.csv").exists(), timeout=20, what="the first load")
+    holder = sqlite3.connect(inst.db_dir / "DWH.db", isolation_level=None, timeout=30)
+    holder.execute("BEGIN IMMEDIATE")  # another process writes DWH.db for longer than 10 s
+    try:
+        (inbox / "f_2.csv").write_text("ID\n2\n")
+
+        def failed_for_the_lock() -> bool:
+            return any("locked" in (r.message or "") for r in runs(inst, "load_f"))
+
+        wait_for(failed_for_the_lock, timeout=40, what="a load failing for the lock")
+        assert json.loads(redctl(inst, "--json", "we_list_error")) == []
+        assert (inbox / "f_2.csv").exists()  # requeued, not in error/
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    wait_for(lambda: (archive / "f_2.csv").exists(), timeout=60, what="the retry loading it")
+    with sqlite3.connect(inst.db_dir / "DWH.db") as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT ID FROM F")) == [1, 2]
+    assert json.loads(redctl(inst, "--json", "we_list_error")) == []
+    assert "tried again in" in (inst.log_dir / "sched.log").read_text()

@@ -48,6 +48,25 @@ DEFAULT_HEARTBEAT_INTERVAL = 5.0
 
 _VERSION_TABLE = "ADM_VERSION_HISTORY"
 _READY_LOCK = threading.Lock()
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def writer_lock(path: Path) -> threading.RLock:
+    """The lock the writers of one database file in this process take before ``BEGIN``.
+
+    SQLite's busy timeout makes a writer of another process wait for the write lock; writers
+    within one process (the loader pool's threads, the run log writer) queue here instead, for
+    as long as the writer before them needs — a load that reads a big file inside its
+    transaction can hold the file longer than any timeout. No code holds two of these at once.
+    """
+    key = os.path.abspath(path)
+    with _WRITERS_LOCK:
+        lock = _WRITERS.get(key)
+        if lock is None:
+            lock = _WRITERS[key] = threading.RLock()
+        return lock
+
 
 # -- DDL from the model -----------------------------------------------------------------------
 
@@ -216,7 +235,7 @@ class SqliteCore(Dictionary):
     @contextmanager
     def _write(self, path: Path, *, create: bool = False) -> Iterator[sqlite3.Connection]:
         """Yield a connection inside ``BEGIN IMMEDIATE``; commit on success, else roll back."""
-        with self._connect(path, create=create) as conn:
+        with writer_lock(path), self._connect(path, create=create) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn

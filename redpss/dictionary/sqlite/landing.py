@@ -27,7 +27,7 @@ from redpss.dictionary.rows import (
     loader_from,
     loader_values,
 )
-from redpss.dictionary.sqlite.core import SqliteCore, _utcnow, from_db, to_db
+from redpss.dictionary.sqlite.core import SqliteCore, _utcnow, from_db, to_db, writer_lock
 from redpss.errors import DictionaryError
 
 __all__ = ["SqliteLanding", "sqlite_column_type"]
@@ -197,11 +197,11 @@ class SqliteLanding(SqliteCore, LandingStore):
         """Like ``_write``, but the commit is synced to disk (``synchronous = FULL``)."""
         conn = self._held().get(path)
         if conn is None:
-            with self._connect(path) as conn, self._durable(conn):
+            with writer_lock(path), self._connect(path) as conn, self._durable(conn):
                 yield conn
             return
         try:
-            with self._durable(conn):
+            with writer_lock(path), self._durable(conn):
                 yield conn
         except sqlite3.Error as exc:
             raise DictionaryError(f"{path.name}: {exc}") from exc
