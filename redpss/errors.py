@@ -21,9 +21,16 @@
     │                               has .line and .byte when known)
     ├── DefinitionsError            a definitions file (redctl db apply) is refused (names
     │                               file, table and key)
+    ├── DefinitionError             one job or watcher definition cannot be scheduled (names
+    │                               the job or watcher and the field)
+    ├── NotFound                    a job, watcher or loader name that does not exist (lists
+    │                               the nearest names)
     └── RoleError                   a role is unknown or could not start
 
 Backend errors are translated once, at the boundary where they occur, and chained with ``from``.
+A module may define a narrower error of its own (``PrecloneError``, ``UnknownKey`` …) as a
+subclass of one of these; every public exception class of redpss is in this tree
+(``tests/unit/test_errors.py``).
 """
 
 from __future__ import annotations
@@ -99,6 +106,14 @@ class FileRejected(LoadError):
 
 class DefinitionsError(RedpssError):
     """A job/watcher/loader definitions file is refused; nothing was changed."""
+
+
+class DefinitionError(RedpssError):
+    """A job or watcher definition cannot be scheduled; the message names what is wrong."""
+
+
+class NotFound(RedpssError):
+    """A job, watcher or loader name that does not exist; the message lists the nearest names."""
 
 
 class RoleError(RedpssError):

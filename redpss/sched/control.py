@@ -15,7 +15,7 @@ from typing import Any
 from redpss.config import Config
 from redpss.dictionary import Dictionary
 from redpss.dictionary.jobs import ExecError, JobDef, WatcherDef
-from redpss.errors import RedpssError, RemoteError, WireError
+from redpss.errors import NotFound, RedpssError, RemoteError, WireError
 from redpss.instance import Instance
 from redpss.wire import call
 
@@ -34,10 +34,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class NotFound(RedpssError):
-    """A job or watcher name that does not exist; the message lists the nearest names."""
 
 
 def _nearest(name: str, names: list[str], what: str) -> NotFound:

@@ -23,12 +23,9 @@ from redpss.dictionary.model import (
     SCHEDULE_TYPES,
     WATCHER_KINDS,
 )
+from redpss.errors import DefinitionError  # in the one exception tree; named here as before
 
 __all__ = ["DefinitionError", "check_job", "check_watcher", "job_trigger", "watcher_trigger"]
-
-
-class DefinitionError(ValueError):
-    """A job or watcher definition cannot be scheduled; the message names what is wrong."""
 
 
 def _one_of(what: str, value: str, allowed: tuple[str, ...], name: str) -> None:

@@ -258,3 +258,16 @@ def test_a_failed_reconnect_opens_a_new_connection(code: str) -> None:
     session = _session(db, clock)
     session.transaction(lambda tx: tx.execute("MERGE INTO REDSYS.X"), what="upsert")
     assert db.connects == 2 and session.reconnects == 1
+
+
+def test_ctrl_c_during_a_connect_stays_a_keyboard_interrupt() -> None:
+    clock = Clock()
+
+    def interrupted(settings: ExaSettings) -> FakeConnection:
+        raise KeyboardInterrupt
+
+    session = Session(SETTINGS, connect=interrupted, sleep=clock.sleep, clock=clock)
+    with pytest.raises(KeyboardInterrupt):
+        session.transaction(lambda tx: None, what="heartbeat")
+    with pytest.raises(KeyboardInterrupt), session.dedicated(what="export"):
+        pass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,8 @@ from redpss.dictionary.exasol.sqltext import render
 from redpss.dictionary.jobs import SqlResult
 
 __all__ = ["ExasolSqlJobs"]
+
+log = logging.getLogger(__name__)
 
 _MESSAGE_LIMIT = 2000
 _RESULT_ROWS = 20
@@ -68,7 +71,8 @@ class ExasolSqlJobs(ExasolCore):
     def _reset_timeout(self, conn: Connection) -> None:
         try:
             conn.execute(render(SESSION_QUERY_TIMEOUT_SQL, seconds=0))
-        except Exception:  # a new connection starts with QUERY_TIMEOUT = 0: use one
+        except Exception as exc:  # a new connection starts with QUERY_TIMEOUT = 0: use one
+            log.warning("cannot reset QUERY_TIMEOUT (%s): the connection is replaced", exc)
             self.session.drop()
 
     def run_sql(self, schema: str, statement: str, *, timeout: float | None = None) -> int:

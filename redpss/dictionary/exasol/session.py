@@ -367,7 +367,7 @@ class Session:
         while True:
             try:
                 conn = self.connection()
-            except BaseException as exc:
+            except Exception as exc:  # not BaseException: Ctrl-C stays a KeyboardInterrupt
                 if _classify(exc) != "broken":
                     raise self._error(what, exc) from exc
                 delay = self._backoff(what, exc, deadline, delay)
