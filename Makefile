@@ -14,7 +14,7 @@ DEB_PACKAGES ?= lua5.1 lua5.4 lua-socket openssh-server docker.io debootstrap ch
 
 export REDHOME
 
-.PHONY: install sysdeps run demo-stop lint typecheck test test-unit test-integration test-faults test-security test-exasol \
+.PHONY: install install-system sysdeps run demo-stop lint typecheck test test-unit test-integration test-faults test-security test-exasol \
 	bench clean images up down logs ps test-container
 
 install: $(VENV)/.installed
@@ -58,6 +58,11 @@ run: install
 
 demo-stop: install
 	REDENV=$(INSTANCE) $(BIN)/redctl stop
+
+# Lays out $(REDHOME)/{bin,etc,lib,log,tmp} with redsysctl, redctl, restctl, redftp_* in bin/
+# (what conf/redsys.service calls). SOURCE=path also installs that tree's build as current.
+install-system: install
+	$(BIN)/redsysctl install $(if $(SOURCE),--from $(SOURCE))
 
 lint: install
 	$(BIN)/ruff check redpss tests bench

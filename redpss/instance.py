@@ -33,6 +33,8 @@ __all__ = [
     "PORT_BLOCK",
     "PORT_RANGE_START",
     "Instance",
+    "broken_instances",
+    "choose_free_base",
     "conf_text",
     "create_instance",
     "list_instances",
@@ -171,6 +173,12 @@ class Instance:
 
     def require(self) -> Instance:
         """Return self if the instance exists, else raise :class:`InstanceError`."""
+        if not self.exists() and self.home.is_dir() and any(self.home.iterdir()):
+            raise InstanceError(
+                f"{self.conf_path} is missing: instance {self.name!r} exists at {self.home} "
+                f"but has no configuration; recreate a default one with: redsysctl repair "
+                f"{self.name} (data, logs and secrets stay as they are)"
+            )
         if not self.exists():
             raise InstanceError(
                 f"instance {self.name!r} does not exist under {self.redhome / 'env'} "
@@ -203,6 +211,15 @@ def resolve_instance(
             'eval "$(redsysctl env NAME)"'
         )
     return Instance(check_name(chosen.lower()), home or redhome(env))
+
+
+def broken_instances(home: Path) -> list[Instance]:
+    """Instance folders under ``home`` whose ``red_params.conf`` is missing (``repair``)."""
+    env_dir = home / "env"
+    if not env_dir.is_dir():
+        return []
+    found = [Instance(p.name, home) for p in sorted(env_dir.iterdir()) if NAME_RE.match(p.name)]
+    return [i for i in found if not i.exists() and i.home.is_dir() and any(i.home.iterdir())]
 
 
 def list_instances(home: Path) -> list[Instance]:
@@ -286,6 +303,15 @@ def create_instance(
     return inst.conf_path
 
 
+def choose_free_base(inst: Instance) -> int:
+    """A free block of ports for ``inst`` (as ``create`` chooses one): ``redsysctl repair``."""
+    registry = host_registry(inst.redhome)
+    with registry.lock():
+        used = registry.used(besides=inst.conf_path)
+        used.update(_used_ports(list_instances(inst.redhome), inst))
+        return choose_port_base(set(used))
+
+
 def conf_text(inst: Instance, port_base: int) -> str:
     """The ``red_params.conf`` a new instance gets, with the ports of ``port_base``'s block."""
     ports = {key: port_base + off for key, off in _PORT_OFFSETS.items()}
@@ -320,7 +346,9 @@ def shell_env(inst: Instance) -> str:
     """Shell code for ``eval "$(redsysctl env NAME)"``: the guide's instance switch."""
     lines = [f"export {k}={shlex.quote(v)}" for k, v in inst.environment().items()]
     bin_dir = shlex.quote(str(inst.home / "bin"))
-    lines.append(f'export PATH={bin_dir}:"$PATH"')
+    # the host's tools (redsysctl, redftp_*: $REDHOME/bin) stay on the path after the switch
+    host_bin = shlex.quote(str(inst.redhome / "bin"))
+    lines.append(f'export PATH={bin_dir}:{host_bin}:"$PATH"')
     lines.append(f'export PS1={shlex.quote(inst.redenv + " ")}"${{PS1:-\\$ }}"')
     lines.append(f"cd {shlex.quote(str(inst.home))}")
     lines.append(f"echo 'current environment: {inst.redenv}'")

@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from redpss import __version__, audit, control, db_scripts
+from redpss import audit, control, db_scripts
 from redpss.cli import redctl_jobs, redctl_ops
 from redpss.cli.common import add_instance_option, fail, guarded, setup_cli_logging
 from redpss.config import Config
-from redpss.dictionary import SCHEMA_VERSION
 from redpss.dictionary.scripts import grantee_name
 from redpss.errors import ConfigError
 from redpss.instance import Instance, resolve_instance
@@ -243,29 +242,6 @@ def _start_trace(inst: Instance, args: argparse.Namespace) -> int:
     return 0
 
 
-def _version(inst: Instance, args: argparse.Namespace) -> int:
-    import supervisor.options
-
-    info = {
-        "redpss": __version__,
-        "python": sys.version.split()[0],
-        "supervisor": supervisor.options.VERSION,
-        "dictionary_schema": SCHEMA_VERSION,
-        "instance": inst.name,
-    }
-    try:
-        with control.open_instance_dictionary(inst, inst.load_config()) as dictionary:
-            info["dictionary_installed"] = dictionary.version()
-    except Exception as exc:  # version must print even on a broken instance
-        info["dictionary_installed"] = f"unknown ({exc})"
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        for key, value in info.items():
-            print(f"{key:<22} {value}")
-    return 0
-
-
 def _suspend(inst: Instance, args: argparse.Namespace) -> int:
     inst.require()
     changed = control.suspend(inst)
@@ -313,7 +289,6 @@ def _db(inst: Instance, args: argparse.Namespace) -> int:
 
 
 HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
-    "version": _version,
     "start": _start,
     "restart": _restart,
     "start_trace": _start_trace,

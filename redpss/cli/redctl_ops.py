@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -387,11 +389,90 @@ def _preclone_dry_run(inst: Instance, d: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def version_info(inst: Instance) -> dict[str, Any]:
+    """What ``redctl version`` shows: the build, the dictionary, the runtime, the image."""
+    import supervisor.options
+
+    from redpss import buildinfo, compose
+    from redpss.dictionary import SCHEMA_VERSION
+
+    build = buildinfo.build_info()
+    info: dict[str, Any] = {
+        "instance": inst.name,
+        "redpss": build.version,
+        "version_id": build.version_id,
+        "git_commit": build.git_commit + (" (with uncommitted changes)" if build.git_dirty else "")
+        or "unknown",
+        "build_date": build.build_date,
+        "dictionary_schema": SCHEMA_VERSION,
+    }
+    try:
+        with control.open_instance_dictionary(inst, inst.load_config()) as dictionary:
+            info["dictionary_installed"] = dictionary.version()
+    except Exception as exc:  # version must print even on a broken instance
+        info["dictionary_installed"] = f"unknown ({exc})"
+    runtime = buildinfo.runtime_info()
+    info.update(
+        python=runtime["python"],
+        openssl=runtime["openssl"],
+        supervisor=supervisor.options.VERSION,
+        installed_at=runtime["package_path"],
+    )
+    if control.in_container():
+        info["mode"] = "container (inside)"
+        info["image"] = os.environ.get("REDPSS_IMAGE", "unknown (see redctl version on the host)")
+    elif compose.is_compose(inst):
+        info["mode"] = "container"
+        info.update(image_info(inst))
+    else:
+        info["mode"] = "process"
+    return info
+
+
+def image_info(inst: Instance) -> dict[str, str]:
+    """The runtime image of an instance in container mode: its reference and digest."""
+    from redpss import compose
+
+    try:
+        image = compose.load_settings(inst).REDPSS_IMAGE
+    except RedpssError as exc:
+        return {"image": f"unknown ({exc})"}
+    try:
+        out = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}} {{json .RepoDigests}}", image],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"image": image, "image_digest": f"unknown (docker: {exc})"}
+    if out.returncode != 0:
+        why = (out.stderr.strip().splitlines() or ["no answer"])[-1]
+        return {"image": image, "image_digest": f"unknown (docker: {why})"}
+    image_id, _, repo = out.stdout.strip().partition(" ")
+    digests = json.loads(repo) if repo.startswith("[") else []
+    found = {"image": image, "image_id": image_id}
+    found["image_digest"] = ", ".join(digests) if digests else image_id
+    return found
+
+
+def _version(inst: Instance, args: argparse.Namespace) -> int:
+    info = version_info(inst)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:<20} {value}")
+    return 0
+
+
 def _emit(args: argparse.Namespace, doc: Any, text: str) -> None:
     print(json.dumps(doc, indent=2, default=str) if args.json else text)
 
 
 HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
+    "version": _version,
     "stop": _stop,
     "preclone": _preclone,
     "abort": _abort,

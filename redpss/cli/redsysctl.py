@@ -25,10 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from redpss import audit, compose
+from redpss.cli import redsysctl_ops
 from redpss.cli.common import guarded
 from redpss.errors import InstanceError
 from redpss.instance import (
     Instance,
+    broken_instances,
     check_name,
     create_instance,
     list_instances,
@@ -54,11 +56,18 @@ Set up:
   redsysctl compose instance ARGS...    docker compose ARGS for it (config, ps, logs ROLE, ...)
   redsysctl redctl instance ARGS...     redctl ARGS for the instance (in its container if any)
   eval "$(redsysctl env instance)"     switch this shell to the instance
-  redsysctl list"""
+  redsysctl shell instance [--install-alias]   open the instance's shell (CTRL-D leaves it)
+  redsysctl repair instance             recreate what is missing (a default red_params.conf …)
+  redsysctl list
+Install and upgrade (redsysctl install -h, redsysctl upgrade -h):
+  redsysctl install [--from SOURCE] [--no-switch]   $REDHOME/{bin,etc,lib,log,tmp}, builds
+  redsysctl versions                    installed builds and who runs which
+  redsysctl upgrade instance [--to VERSION | --rollback] [--verify-command CMD]"""
 
 EPILOG = """\
 exit codes: as redctl (0 ok / all running, 1 failed or degraded, 2 usage, 3 stopped);
-for the -all forms the worst of the instances (status-all: 3 only if all are stopped)."""
+for the -all forms the worst of the instances (status-all: 3 only if all are stopped);
+upgrade: 5 failed and rolled back by itself, 6 failed and the rollback failed too."""
 
 SINGLE = ("start", "stop", "status", "restart")
 ALL = ("start-all", "stop-all", "restart-all", "status-all")
@@ -97,9 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``redsysctl``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), "")
+    if first in redsysctl_ops.COMMANDS:
+        return redsysctl_ops.main(argv)
+    raw = list(argv)
     parser = build_parser()
     # `redsysctl redctl|compose instance ARGS...`: ARGS are redctl's / compose's (options too)
-    argv = list(sys.argv[1:] if argv is None else argv)
     rest: list[str] = []
     if len(argv) > 2 and argv[0] in ("redctl", "compose"):
         argv, rest = argv[:2], argv[2:]
@@ -113,7 +126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.command} needs an instance name")
     if (args.port_base is not None or args.autostart or args.compose) and args.command != "create":
         parser.error("--port-base, --autostart and --compose go with create")
-    raw = list(sys.argv[1:] if argv is None else argv)
     return guarded(lambda: _audited(args, raw))
 
 
@@ -140,7 +152,9 @@ def _run(args: argparse.Namespace) -> int:
     home = redhome()
     if args.command == "create":
         inst = Instance(check_name(args.instance), home)
+        _first_create(home)
         path = create_instance(inst, port_base=args.port_base, autostart=args.autostart)
+        _point_new_instance(inst)
         print(f"instance {inst.name} created: {inst.home}")
         if args.compose:
             compose.enable(inst)
@@ -152,9 +166,18 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(shell_env(resolve_instance(args.instance, home=home).require()))
         return 0
     if args.command == "list":
+        from redpss.install import instance_build
+
         for inst in list_instances(home):
             auto = " (autostart)" if inst.autostart_flag.exists() else ""
-            print(f"{inst.name}{auto}  {inst.home}")
+            build = instance_build(inst)
+            runs = f"  {build.version_id}" if build is not None else ""
+            print(f"{inst.name}{auto}  {inst.home}{runs}")
+        for broken in broken_instances(home):
+            print(
+                f"{broken.name}  {broken.home}  BROKEN: {broken.conf_path.name} is missing "
+                f"(redsysctl repair {broken.name})"
+            )
         return 0
     if args.command == "compose":
         return _compose_cli(resolve_instance(args.instance, home=home).require(), args.args)
@@ -186,7 +209,34 @@ def _redctl(inst: Instance, *command: str) -> int:
         else [sys.executable, "-m", "redpss.cli.redctl", "--instance", inst.name]
     )
     env = {**os.environ, **inst.environment(), audit.VIA_ENV: "redsysctl"}
+    env.pop("PYTHONPATH", None)  # this tool's build; the instance's tools choose their own
     return subprocess.run([*cmd, *command], env=env, check=False).returncode
+
+
+def _first_create(home: Path) -> None:
+    """The first ``create`` of a host lays out ``$REDHOME`` and its tools (``install``)."""
+    if not (home / "bin" / "redsysctl").exists():
+        from redpss.install import install
+
+        install(home)
+        print(f"{home}: laid out (redsysctl install): tools in {home / 'bin'}")
+
+
+def _point_new_instance(inst: Instance) -> None:
+    """A new instance runs the host's current build (if one is installed); the aliases of
+    ``redsysctl shell --install-alias`` get its name."""
+    from redpss.install import current_build, point_instance, write_instance_tools
+    from redpss.switch import aliases_text
+
+    build = current_build(inst.redhome)
+    if build is not None:
+        point_instance(inst, build)
+        print(f"runs build {build.version_id}")
+    else:
+        write_instance_tools(inst, None)
+    aliases = inst.redhome / "etc" / "aliases.sh"
+    if aliases.exists():
+        aliases.write_text(aliases_text(inst.redhome), encoding="utf-8")
 
 
 def _compose_cli(inst: Instance, args: Sequence[str]) -> int:
