@@ -86,8 +86,12 @@ test-faults: install sysdeps
 test-security: install sysdeps
 	$(BIN)/pytest -m security $(PYTEST_ARGS)
 
+# The exasol tier: every test against each image of REDPSS_EXASOL_IMAGES, one database after the
+# other, as the non-DBA dictionary user REDPSS_DICT (tests/exasol/conftest.py). The version matrix:
+#   make test-exasol REDPSS_EXASOL_IMAGES="exasol/docker-db:7.1.30 exasol/docker-db:2025.1.8"
+# Skips (and says why) only when no Docker engine answers or an image cannot be pulled.
 test-exasol: install
-	$(BIN)/pytest -m exasol $(PYTEST_ARGS)
+	REDPSS_EXASOL_IMAGES="$(REDPSS_EXASOL_IMAGES)" $(BIN)/pytest -m exasol $(PYTEST_ARGS)
 
 bench: install
 	@set -e; for b in bench/*.py; do [ -e "$$b" ] || continue; $(BIN)/python "$$b"; done

@@ -1,18 +1,29 @@
-"""The exasol tier: a real Exasol database from ``exasol/docker-db`` through testcontainers.
+"""The exasol tier: real Exasol databases from ``exasol/docker-db`` through testcontainers.
 
-Run it with ``make test-exasol`` on a machine whose Docker engine can pull the image and run a
-privileged container with about 4 GiB of memory to spare. Where the image cannot be had (no
-registry, as on this project's CI machines) or no engine answers, every test skips with that
-exact reason.
+Run it with ``make test-exasol`` on a machine whose Docker engine can pull the images and run a
+privileged container with about 4 GiB of memory to spare. ``REDPSS_EXASOL_IMAGES`` lists the
+images to run every test against, one after the other (spaces or commas between them), e.g. an
+Exasol 7.1 and a current one::
 
-The database is started once per session. Its SQL port is published on the host; the database
-reaches the roles of the test instance (dbls, sendmail, jexec, cfisrv) at the gateway address of
-Docker's bridge network, so those roles bind to all interfaces in this tier.
+    REDPSS_EXASOL_IMAGES="exasol/docker-db:7.1.30 exasol/docker-db:2025.1.8" make test-exasol
+
+(default: ``REDPSS_EXASOL_IMAGE``, else ``exasol/docker-db:latest``). A test **skips only when
+no Docker engine answers or an image cannot be pulled** (no registry, as on this project's CI
+machines), and says which; any other trouble of the fixtures — the container not starting, the
+database not answering SQL in time — fails.
+
+Each database is started once. As SYS (the DBA) the fixture creates the dictionary user
+``REDPSS_DICT`` with exactly the system privileges docs/dictionary.md tells a DBA to grant
+(``ddl.DICTIONARY_USER_PRIVILEGES``): the backend and the test instances log in as that user,
+never as SYS; only the tests' own set-up and checks use SYS. The SQL port is published on the
+host; the database reaches the roles of the test instance (dbls, sendmail, jexec, cfisrv) at
+the gateway address of Docker's bridge network, so those roles bind to all interfaces here.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,12 +35,24 @@ import pytest
 import requests
 
 from redpss.dictionary import Dictionary, open_dictionary
+from redpss.dictionary.exasol.ddl import dictionary_user_grants
 from redpss.dictionary.exasol.session import ExaSettings
 from redpss.instance import Instance
 
-IMAGE = os.environ.get("REDPSS_EXASOL_IMAGE", "exasol/docker-db:latest")
+IMAGES = tuple(
+    i
+    for i in re.split(
+        r"[\s,]+",
+        os.environ.get("REDPSS_EXASOL_IMAGES")
+        or os.environ.get("REDPSS_EXASOL_IMAGE")
+        or "exasol/docker-db:latest",
+    )
+    if i
+)
 SQL_PORT = 8563
 PASSWORD = "exasol"  # the image's default password of SYS
+DICT_USER = "REDPSS_DICT"
+DICT_PASSWORD = "Redpss_dict_123"
 STARTUP_TIMEOUT = 900.0  # a cold docker-db needs a few minutes
 TEST_SCHEMAS = ("REDSYS", "DWH", "STAGE")
 
@@ -43,29 +66,38 @@ class ExasolDb:
     host: str
     port: int
     gateway: str
+    image: str = ""
 
     @property
     def dsn(self) -> str:
         return f"{self.host}:{self.port}"
 
     def settings(self) -> ExaSettings:
+        """How the dictionary user (no DBA) logs in: what the backend and instances use."""
+        return ExaSettings(
+            dsn=self.dsn, user=DICT_USER, password=DICT_PASSWORD, certificate="nocertcheck"
+        )
+
+    def sys_settings(self) -> ExaSettings:
+        """How SYS, the DBA, logs in (the tests' own set-up and checks)."""
         return ExaSettings(dsn=self.dsn, user="SYS", password=PASSWORD, certificate="nocertcheck")
 
     def dictionary(self, settings: ExaSettings | None = None) -> Dictionary:
-        """The Exasol dictionary backend on this database (as SYS)."""
+        """The Exasol dictionary backend on this database (as the dictionary user)."""
         return open_dictionary(
             "exasol", db_dir=Path("/nonexistent"), exasol=settings or self.settings()
         )
 
-    def connect(self) -> Any:
-        """A plain pyexasol connection as SYS (autocommit), for the tests' own checks."""
+    def connect(self, *, as_dictionary_user: bool = False) -> Any:
+        """A plain pyexasol connection (autocommit) for the tests' own checks: as SYS, or as
+        the dictionary user (what its SQL jobs may do)."""
         import pyexasol
 
-        kwargs = self.settings().connect_kwargs() | {"autocommit": True}
-        return pyexasol.connect(**kwargs)
+        settings = self.settings() if as_dictionary_user else self.sys_settings()
+        return pyexasol.connect(**(settings.connect_kwargs() | {"autocommit": True}))
 
 
-def _unavailable() -> str | None:
+def _unavailable(image: str = IMAGES[0]) -> str | None:
     """None when the image is present or can be pulled, else why not.
 
     Only the known causes are a reason to skip: no engine (its socket missing, or nothing
@@ -83,14 +115,14 @@ def _unavailable() -> str | None:
         except requests.exceptions.ConnectionError as exc:
             return f"no Docker engine reachable at {_where()}: {exc}"
         try:
-            client.images.get(IMAGE)
+            client.images.get(image)
             return None
         except docker.errors.ImageNotFound:
             pass
         try:
-            client.images.pull(IMAGE)
+            client.images.pull(image)
         except docker.errors.APIError as exc:
-            return f"image {IMAGE} cannot be pulled: {exc.explanation or exc}"
+            return f"image {image} cannot be pulled: {exc.explanation or exc}"
         return None
     finally:
         client.close()
@@ -118,16 +150,29 @@ def _wait_until_sql_answers(db: ExasolDb) -> None:
     pytest.fail(f"Exasol did not accept SQL within {STARTUP_TIMEOUT} s: {last}")
 
 
-@pytest.fixture(scope="session")
-def exasol() -> Iterator[ExasolDb]:
-    """A running exasol/docker-db for the whole session."""
-    reason = _unavailable()
+def _create_dictionary_user(db: ExasolDb) -> None:
+    conn = db.connect()
+    try:
+        conn.execute(f"DROP USER IF EXISTS {DICT_USER} CASCADE")
+        conn.execute(f'CREATE USER {DICT_USER} IDENTIFIED BY "{DICT_PASSWORD}"')
+        for grant in dictionary_user_grants(DICT_USER):
+            conn.execute(grant)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session", params=IMAGES)
+def exasol(request: pytest.FixtureRequest) -> Iterator[ExasolDb]:
+    """A running exasol/docker-db per image of ``REDPSS_EXASOL_IMAGES`` (one after the
+    other), with the dictionary user created (module doc)."""
+    image = str(request.param)
+    reason = _unavailable(image)
     if reason is not None:
         pytest.skip(reason)
     from testcontainers.core.container import DockerContainer
 
     container = (
-        DockerContainer(IMAGE)
+        DockerContainer(image)
         .with_kwargs(privileged=True, shm_size="1g")
         .with_exposed_ports(SQL_PORT)
     )
@@ -138,8 +183,10 @@ def exasol() -> Iterator[ExasolDb]:
             container.get_container_host_ip(),
             int(container.get_exposed_port(SQL_PORT)),
             gateway,
+            image,
         )
         _wait_until_sql_answers(db)
+        _create_dictionary_user(db)
         yield db
 
 
@@ -169,8 +216,8 @@ def exa_instance(clean_db: ExasolDb, make_instance: Callable[..., Instance]) -> 
         "exa1",
         dictionary="exasol",
         exa_connection=clean_db.dsn,
-        exa_username="SYS",
-        exa_password=PASSWORD,
+        exa_username=DICT_USER,
+        exa_password=DICT_PASSWORD,
         exa_certificate="nocertcheck",
         exa_reconnect_timeout="60",
         dbls_host=everywhere,

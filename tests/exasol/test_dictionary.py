@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from redpss.dictionary import SCHEMA_VERSION, compute_alert
+from redpss.dictionary.exasol.dialect import Dialect
 from redpss.errors import DictionaryError
 from tests.exasol.conftest import ExasolDb
 
@@ -94,3 +95,28 @@ def test_wrong_password_is_a_clear_error(clean_db: ExasolDb) -> None:
     with clean_db.dictionary(settings) as dic, pytest.raises(DictionaryError) as err:
         dic.version()
     assert "password" in str(err.value).lower() or "auth" in str(err.value).lower()
+
+
+def test_the_dictionary_user_is_no_dba_and_the_ddl_fits_the_version(clean_db: ExasolDb) -> None:
+    """The tier runs as REDPSS_DICT with the documented privileges only; TIMESTAMP(6) from
+    8.32, TIMESTAMP (milliseconds) before (changelog 13409; 15378 shows it as TIMESTAMP(3))."""
+    with clean_db.dictionary() as dic:
+        database = dic.database()
+        dic.init()
+    assert database.startswith("Exasol ") and database.endswith(f" at {clean_db.dsn}")
+    dialect = Dialect.of(database.split()[1])
+    conn = clean_db.connect()
+    try:
+        dba = conn.execute(
+            "SELECT COUNT(*) FROM EXA_DBA_ROLE_PRIVS WHERE GRANTEE = 'REDPSS_DICT' "
+            "AND GRANTED_ROLE = 'DBA'"
+        ).fetchval()
+        kind = conn.execute(
+            "SELECT COLUMN_TYPE FROM EXA_ALL_COLUMNS WHERE COLUMN_SCHEMA = 'REDSYS' "
+            "AND COLUMN_TABLE = 'ADM_PSS_STATUS' AND COLUMN_NAME = 'HEARTBEAT_AT'"
+        ).fetchval()
+    finally:
+        conn.close()
+    assert dba == 0
+    expected = {"TIMESTAMP", "TIMESTAMP(3)"} if dialect.fraction_digits == 3 else {"TIMESTAMP(6)"}
+    assert kind in expected

@@ -4,12 +4,14 @@ dbls and sendmail of a running instance, and Exasol reads a file from cfisrv wit
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from redpss.dictionary.loaders import parse_loader
 from redpss.instance import Instance
+from redpss.landing import run_load, zone_of
 from tests.conftest import MakeRelay, run_cli, wait_for
 from tests.exasol.conftest import ExasolDb
 from tests.smtp_relay import Relay
@@ -45,7 +47,8 @@ def scripted(exa_instance: Instance, relay: Relay) -> Iterator[Instance]:
 
 
 def _value(db: ExasolDb, query: str) -> object:
-    conn = db.connect()
+    """``query`` as the dictionary user (no DBA): its SQL jobs call the scripts it installed."""
+    conn = db.connect(as_dictionary_user=True)
     try:
         return conn.execute(query).fetchval()
     finally:
@@ -72,23 +75,25 @@ def test_lua_scripts_call_dbls_and_sendmail(
 
 
 def test_exasol_imports_a_file_from_cfisrv(scripted: Instance, clean_db: ExasolDb) -> None:
+    """``method = "import"``: the database reads the claimed file from cfisrv over ``ftp://``
+    (cfisrv speaks explicit TLS; ``ftps://`` would be implicit TLS), with ``PUBLIC KEY`` of
+    cfisrv's self-signed certificate from Exasol 8.32 (verified by default from 2025.1)."""
     inst = scripted
     config = inst.load_config()
-    work: Path = inst.home / "data" / "work"
-    (work / "import_me.csv").write_text("1,Bonn\n2,Ulm\n")
-    password = config.redsys.cfi_password.reveal()
-    conn = clean_db.connect()
-    # ftp:// (not ftps://): cfisrv speaks explicit TLS (AUTH TLS) and requires it; Exasol then
-    # encrypts the whole transfer. ftps:// would be implicit TLS, which cfisrv does not offer.
-    try:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS DWH")
-        conn.execute("CREATE TABLE DWH.CITIES (ID DECIMAL(9,0), NAME VARCHAR(20))")
-        conn.execute(
-            "IMPORT INTO DWH.CITIES FROM CSV AT "
-            f"'ftp://{clean_db.gateway}:{config.redsys.cfi_port}/work/' "
-            f"USER '{config.redsys.cfi_user}' IDENTIFIED BY '{password}' "
-            "FILE 'import_me.csv' COLUMN SEPARATOR = ','"
-        )
-        assert conn.execute("SELECT COUNT(*) FROM DWH.CITIES").fetchval() == 2
-    finally:
-        conn.close()
+    loader = parse_loader(
+        "cities",
+        {"pattern": "^cities", "target": "DWH.CITIES", "method": "import",
+         "columns": [{"name": "ID", "type": "DECIMAL(9,0)"},
+                     {"name": "NAME", "type": "VARCHAR(20)", "source": "city"}]},
+    )  # fmt: skip
+    zone = zone_of(inst, config)
+    (zone.input / "cities_1.csv").write_text("city,ID\nBonn,1\nUlm,2\n")
+    with clean_db.dictionary() as dic:
+        dic.upsert_loader(loader)
+        quiet = dataclasses.replace(config.redsys, sched_file_quiet_period=0.0)
+        result = run_load(
+            instance=inst, config=dataclasses.replace(config, redsys=quiet), dictionary=dic,
+            loader="cities", key=None, run_id=1, schema="DWH",
+        )  # fmt: skip
+        assert (result.files, result.rows, result.errors) == (1, 2, 0), result.message
+        assert dic.target_row_count("DWH", "CITIES") == 2
