@@ -31,13 +31,13 @@ from redpss.dictionary import (
     DOWN_STATES,
     Dictionary,
     RoleStatus,
-    compute_alert,
     open_config_dictionary,
 )
 from redpss.errors import DictionaryError, RedpssError, SupervisorError
+from redpss.health import SUSPENDED, is_healthy, judge
 from redpss.instance import Instance, record_ports
 from redpss.ports import ephemeral_advice, ephemeral_ports
-from redpss.roles import enabled_roles
+from redpss.roles import PAUSING_ROLES, enabled_roles
 from redpss.shutdown import StopReport
 from redpss.supervisor import Leftover, ProcessInfo, Supervisor, end_leftovers
 
@@ -78,7 +78,8 @@ HEARTBEAT_WAIT = 15.0
 
 @dataclass(frozen=True)
 class RoleRow:
-    """One role in ``redctl status``."""
+    """One role in ``redctl status``; ``healthy`` is the one verdict of
+    :func:`redpss.health.is_healthy` (up, not silent, no problem reported)."""
 
     role: str
     state: str
@@ -88,6 +89,7 @@ class RoleRow:
     restarts: int
     alert: int
     reason: str
+    healthy: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,9 @@ class InstanceStatus:
 
     @property
     def exit_code(self) -> int:
-        """0 all roles running, 3 stopped, 1 degraded (some role down or silent, or roles
-        running without supervisor), 4 unknown (heartbeats not readable)."""
+        """0 every role healthy, 3 stopped, 1 degraded (a role down, silent or reporting a
+        problem such as a dead serve loop, or roles running without supervisor), 4 unknown
+        (heartbeats not readable)."""
         if self.unsupervised or (self.supervisor_died and not self.running):
             return EXIT_DEGRADED  # LSB 1: dead, and its pid file is left
         if not self.running:
@@ -117,7 +120,7 @@ class InstanceStatus:
         down = any(r.state not in ("RUNNING", "SUSPENDED") for r in self.roles)
         if self.unreadable and not down:
             return EXIT_UNKNOWN
-        if not down and all(r.alert < 2 for r in self.roles):
+        if not down and all(r.healthy for r in self.roles):
             return EXIT_RUNNING
         return EXIT_DEGRADED
 
@@ -387,6 +390,21 @@ def resume(inst: Instance) -> bool:
     return True
 
 
+def _suspension(name: str, state: str, suspended: bool) -> tuple[str, str | None]:
+    """The state shown for a role while the instance is ``suspended``, and what to add to its
+    reason: a role that pauses (jmon, sched, the converters) is SUSPENDED; a service that keeps
+    serving stays RUNNING, with "instance suspended" in its reason."""
+    if not suspended or state != "RUNNING":
+        return state, None
+    if name in PAUSING_ROLES:
+        return SUSPENDED, None
+    return state, "instance suspended"
+
+
+def _with_note(reason: str | None, note: str | None) -> str:
+    return "; ".join(part for part in (reason, note) if part)
+
+
 def _row(
     name: str,
     proc: ProcessInfo | None,
@@ -396,26 +414,28 @@ def _row(
     unreadable: bool = False,
 ) -> RoleRow:
     if not running or proc is None:
-        reason = "instance stopped" if not running else "not configured in supervisord"
-        return RoleRow(name, "STOPPED", 0, None, None, beat.restarts if beat else 0, 2, reason)
+        down = "instance stopped" if not running else "not configured in supervisord"
+        return RoleRow(name, "STOPPED", 0, None, None, beat.restarts if beat else 0, 2, down)
     # the suspended mode is the instance's flag, not what the last heartbeat said
-    state = "SUSPENDED" if suspended and proc.state == "RUNNING" else proc.state
+    state, note = _suspension(name, proc.state, suspended)
+    reason: str | None
     if proc.state != "RUNNING":
-        alert, reason = 2, proc.description or proc.state
+        alert, reason, healthy = 2, proc.description or proc.state, False
     elif unreadable:
-        alert, reason = 1, "heartbeat not readable"
+        alert, reason, healthy = 1, "heartbeat not readable", False
     elif beat is None or beat.pid != proc.pid:
-        alert, reason = 1, "no heartbeat yet"
+        alert, reason, healthy = 1, "no heartbeat yet", False
     else:
-        alert, why = compute_alert(
+        verdict = judge(
             state=state,
             heartbeat_age=beat.heartbeat_age,
             heartbeat_interval=beat.heartbeat_interval,
             restarts=beat.restarts,
             last_exit=beat.last_exit,
             info=None,
+            problems=beat.problems,
         )
-        reason = why or ""
+        alert, reason, healthy = verdict.alert, verdict.reason, verdict.healthy
     return RoleRow(
         role=name,
         state=state,
@@ -424,7 +444,8 @@ def _row(
         heartbeat_age=beat.heartbeat_age if beat else None,
         restarts=beat.restarts if beat else 0,
         alert=alert,
-        reason=reason,
+        reason=_with_note(reason, note),
+        healthy=healthy,
     )
 
 
@@ -505,7 +526,7 @@ def heartbeat_status(inst: Instance, config: Config) -> InstanceStatus:
             rows.append(RoleRow(name, "STOPPED", 0, None, None, 0, 2, "no heartbeat record"))
             continue
         up = beat.state not in DOWN_STATES and beat.alert < 2
-        state = "SUSPENDED" if suspended and up else beat.state
+        state, note = _suspension(name, beat.state, suspended) if up else (beat.state, None)
         started = beat.started_at
         uptime = (now - started).total_seconds() if up and started is not None else None
         rows.append(
@@ -517,7 +538,8 @@ def heartbeat_status(inst: Instance, config: Config) -> InstanceStatus:
                 heartbeat_age=beat.heartbeat_age,
                 restarts=beat.restarts,
                 alert=beat.alert,
-                reason=beat.alert_reason or "",
+                reason=_with_note(beat.alert_reason, note),
+                healthy=is_healthy(state, beat.alert, beat.problems),
             )
         )
     # unreadable heartbeats: the roles may well run, their state is unknown (exit 4)
@@ -544,7 +566,8 @@ def _sftp_row(svc: compose.ServiceState | None) -> RoleRow:
         why = "no container" if svc is None else f"container {svc.state}"
         return RoleRow("sftp", "STOPPED", 0, None, None, 0, 2, why)
     alert = {"healthy": 0, "": 0, "starting": 1}.get(svc.health, 2)
-    return RoleRow("sftp", "RUNNING", 0, None, None, 0, alert, svc.health or "")
+    healthy = svc.health in ("healthy", "")
+    return RoleRow("sftp", "RUNNING", 0, None, None, 0, alert, svc.health or "", healthy)
 
 
 def compose_status(inst: Instance, config: Config) -> InstanceStatus:

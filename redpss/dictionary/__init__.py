@@ -26,7 +26,6 @@ from redpss.dictionary.base import (
     LogMessage,
     RoleStart,
     RoleStatus,
-    compute_alert,
 )
 from redpss.dictionary.model import SCHEMA_VERSION
 from redpss.errors import DictionaryError
@@ -94,7 +93,6 @@ __all__ = [
     "LogMessage",
     "RoleStart",
     "RoleStatus",
-    "compute_alert",
     "open_config_dictionary",
     "open_dictionary",
 ]

@@ -3,8 +3,8 @@
 Roles and the CLI talk to :class:`Dictionary` only; they never see SQL or a dialect. All
 timestamps crossing this interface are timezone-aware UTC :class:`datetime` values.
 
-The ALERT rule of ``STA_PSS_STATUS`` is written once more here, in Python
-(:func:`compute_alert`), as the reference the backends' SQL is tested against.
+The ALERT rule of ``STA_PSS_STATUS`` is written once more in Python,
+:func:`redpss.health.judge`, as the reference the backends' SQL is tested against.
 """
 
 from __future__ import annotations
@@ -21,19 +21,44 @@ from redpss.dictionary.jobs import JobStore
 from redpss.dictionary.landing import LandingStore
 from redpss.dictionary.model import LOG_LEVELS, REDSYS
 from redpss.errors import DictionaryError
+from redpss.health import (
+    ALERT_ERROR,
+    ALERT_OK,
+    ALERT_WARNING,
+    DOWN_STATES,
+    EXITED,
+    FAILED,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    SUSPENDED,
+    is_healthy,
+)
 
-STARTING = "STARTING"
-RUNNING = "RUNNING"
-SUSPENDED = "SUSPENDED"
-STOPPING = "STOPPING"
-STOPPED = "STOPPED"
-FAILED = "FAILED"
-EXITED = "EXITED"
-
-DOWN_STATES = (STOPPED, FAILED, EXITED)
-"""Role states that raise ALERT 2 on their own."""
-
-ALERT_OK, ALERT_WARNING, ALERT_ERROR = 0, 1, 2
+# the role states and the ALERT levels are the health module's (one verdict, redpss/health.py)
+__all__ = [
+    "ALERT_ERROR",
+    "ALERT_OK",
+    "ALERT_WARNING",
+    "DOWN_STATES",
+    "EXITED",
+    "FAILED",
+    "PROCESS_STARTED",
+    "RUNNING",
+    "SCHEMA_NAME_RE",
+    "STARTING",
+    "STOPPED",
+    "STOPPING",
+    "SUSPENDED",
+    "Dictionary",
+    "LogMessage",
+    "RoleStart",
+    "RoleStatus",
+    "check_log_level",
+    "check_schema_name",
+    "same_process",
+]
 
 PROCESS_STARTED = datetime.now(UTC)
 """When this process started (imported the dictionary). A role's row written before that is
@@ -80,6 +105,12 @@ class RoleStatus:
     heartbeat_age: float | None
     alert: int
     alert_reason: str | None
+    problems: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the role does its work (:func:`redpss.health.is_healthy`)."""
+        return is_healthy(self.state, self.alert, self.problems)
 
 
 @dataclass(frozen=True)
@@ -104,36 +135,6 @@ def check_log_level(level: str) -> str:
 def same_process(old_pid: int | None, pid: int, old_started: datetime | None) -> bool:
     """Whether a role's row (pid, STARTED_AT) was written by this very process."""
     return old_pid == pid and old_started is not None and old_started >= PROCESS_STARTED
-
-
-def compute_alert(
-    *,
-    state: str,
-    heartbeat_age: float | None,
-    heartbeat_interval: float,
-    restarts: int,
-    last_exit: str | None,
-    info: str | None,
-) -> tuple[int, str | None]:
-    """Return ``(ALERT, ALERT_REASON)`` for one role; the first matching rule wins.
-
-    2: state STOPPED/FAILED/EXITED, or no heartbeat for more than 3 intervals.
-    1: heartbeat older than 2 intervals, RESTARTS > 0, or state SUSPENDED.
-    0: otherwise. Ages are truncated to whole seconds in the reason text.
-    """
-    age = heartbeat_age
-    if state in DOWN_STATES:
-        return ALERT_ERROR, f"state {state}" + (f": {last_exit}" if last_exit is not None else "")
-    if age is not None and age > 3 * heartbeat_interval:
-        return ALERT_ERROR, f"no heartbeat for {int(age)} s"
-    if age is not None and age > 2 * heartbeat_interval:
-        return ALERT_WARNING, f"heartbeat late ({int(age)} s)"
-    if restarts > 0:
-        last = last_exit if last_exit is not None else "unknown"
-        return ALERT_WARNING, f"restarted {restarts} times; last: {last}"
-    if state == SUSPENDED:
-        return ALERT_WARNING, "suspended" + (f": {info}" if info is not None else "")
-    return ALERT_OK, None
 
 
 class Dictionary(JobStore, LandingStore, ExportStore, abc.ABC):
@@ -189,9 +190,17 @@ class Dictionary(JobStore, LandingStore, ExportStore, abc.ABC):
 
     @abc.abstractmethod
     def heartbeat(
-        self, role: str, *, pid: int, state: str = RUNNING, info: str | None = None
+        self,
+        role: str,
+        *,
+        pid: int,
+        state: str = RUNNING,
+        info: str | None = None,
+        problems: str | None = None,
     ) -> bool:
-        """Refresh the heartbeat, STATE and INFO of ``role`` as written by process ``pid``.
+        """Refresh the heartbeat, STATE, INFO and PROBLEMS of ``role`` as written by process
+        ``pid`` (PROBLEMS: what the role reports wrong, :class:`redpss.health.RoleHealth`;
+        a dictionary older than version 3 has no place for it and keeps none).
 
         Returns False, changing nothing, when another process owns the role's row. When the
         role has no row at all, one is created.

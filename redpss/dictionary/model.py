@@ -23,6 +23,8 @@ from redpss.dictionary.objects import parse_type as parse_type  # re-exported
 
 REDSYS = "REDSYS"
 
+PROBLEMS_SINCE = 5
+"""The dictionary version that added ``ADM_PSS_STATUS.PROBLEMS`` (role health)."""
 ROLE_STATES = ("STARTING", "RUNNING", "SUSPENDED", "STOPPING", "STOPPED", "FAILED", "EXITED")
 RUN_STATES = ("QUEUED", "RUNNING", "OK", "FAILED", "TIMEOUT", "ABORTED", "SKIPPED")
 JOB_KINDS = ("SQL", "CMD", "LOAD")
@@ -178,6 +180,13 @@ TABLES: tuple[Table, ...] = (
             Column("LAST_EXIT", "VARCHAR(2000)", True, "how the previous process ended"),
             Column("VERSION", "VARCHAR(64)", True, "redpss version of the process"),
             Column("INFO", "VARCHAR(2000)", True, "free text, e.g. 'suspended by operator'"),
+            Column(
+                "PROBLEMS",
+                "VARCHAR(2000)",
+                True,
+                "what the role reports wrong with itself ('; '-joined), e.g. a dead serve loop",
+                since=PROBLEMS_SINCE,
+            ),
         ),
         primary_key=("ROLE",),
         writers="every role (heartbeat); redctl start (reset)",
@@ -415,6 +424,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "load method of a loader: rows sent by redpss, or IMPORT by Exasol from cfisrv",
     ),
+    Migration(PROBLEMS_SINCE, "role health: the problems a role reports in its heartbeat"),
 )
 
 DICTIONARY = Model(TABLES, VIEWS, MIGRATIONS)

@@ -43,7 +43,7 @@ def rest_status(inst: Instance, config: Config) -> tuple[int, RoleRow | None]:
     row = next((r for r in st.roles if r.role == ROLE), None)
     if row is None or row.state == "STOPPED" or not st.running:
         return EXIT_STOPPED, row
-    if row.state in ("RUNNING", "SUSPENDED") and row.alert < 2:
+    if row.healthy:  # the one verdict (redpss.health.is_healthy)
         return EXIT_RUNNING, row
     return EXIT_DEGRADED, row
 

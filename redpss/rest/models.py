@@ -50,6 +50,7 @@ class RoleRow(BaseModel):
     restarts: int
     alert: int
     reason: str
+    healthy: bool
 
 
 class Status(BaseModel):

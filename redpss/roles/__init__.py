@@ -7,15 +7,15 @@ stop them in reverse. A role that a later issue brings is added here and nowhere
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
-from redpss.config import Config
-from redpss.errors import RoleError
-
+# Neither typing nor redpss.config is imported at run time: `redpss role X --check` imports this
+# module and must stay cheap (bench/health_check.py). mypy reads a TYPE_CHECKING of any origin.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from redpss.config import Config
     from redpss.roles.base import Role
 
-__all__ = ["ROLES", "enabled_roles", "role_class"]
+__all__ = ["CFI_ROLES", "PAUSING_ROLES", "ROLES", "enabled_roles", "role_class"]
 
 # start order: the services for the database first (sched's CMD jobs go through jexec), then the
 # scheduler master, which must listen before the job monitor hands it work.
@@ -37,6 +37,9 @@ ROLES: dict[str, str] = {
 }
 # roles that run only when cfisrv is enabled (the guide: the converters serve the CFI loaders)
 CFI_ROLES = ("cfisrv", "json2csv", "parq2csv")
+# roles that stop working while the instance is suspended: their heartbeat says SUSPENDED (ALERT
+# 1); the others keep serving (the database still logs, mails, exports) and stay RUNNING
+PAUSING_ROLES = frozenset({"jmon", "sched", "json2csv", "parq2csv"})
 
 
 def enabled_roles(config: Config) -> list[str]:
@@ -51,6 +54,8 @@ def enabled_roles(config: Config) -> list[str]:
 
 def role_class(name: str) -> type[Role]:
     """The class of role ``name``; an unknown name is a :class:`RoleError` listing the known."""
+    from redpss.errors import RoleError
+
     try:
         module, _, attr = ROLES[name].partition(":")
     except KeyError:

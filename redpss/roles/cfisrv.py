@@ -59,6 +59,7 @@ LANDING_FOLDERS = ("input", "work", "error", "archive", EXPORT_FOLDER)
 """What the FTPS user sees in the root (``export/`` is not the landing zone's, but lives
 beside it so that a file moves out of it by a rename)."""
 _LOOP_TIMEOUT = 0.1
+SERVE_LOOP = "FTPS serve loop"  # its name in the role's health (redctl status)
 _JOIN_TIMEOUT = 10.0
 CERT_NAME = "cfisrv.crt"
 KEY_NAME = "cfisrv.key"
@@ -284,6 +285,7 @@ class Cfisrv(Role):
             self._thread = threading.Thread(target=self._loop, args=(server,), name="cfisrv")
             self._thread.daemon = True
             self._thread.start()
+            self.health.watch(SERVE_LOOP, self._thread)
         # FTPServer() has called listen(): the kernel accepts connections from here on
         log.info(
             "role=cfisrv listening on %s:%d (FTPS, passive %d-%d) user=%s root=%s",
@@ -299,8 +301,9 @@ class Cfisrv(Role):
         try:
             while not self._stop.is_set():
                 server.ioloop.loop(_LOOP_TIMEOUT, blocking=False)
-        except Exception:  # the loop must not die silently
+        except Exception as exc:  # the loop must not die silently
             log.exception("role=cfisrv server loop failed")
+            self.health.problem(SERVE_LOOP, f"{SERVE_LOOP} failed: {type(exc).__name__}: {exc}")
         finally:
             server.close_all()  # in the loop's own thread: pyftpdlib is not thread-safe
 

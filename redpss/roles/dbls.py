@@ -257,7 +257,9 @@ class Dbls(Role):
         """Start the dictionary writer, then listen; returns when the port accepts."""
         self._writer = threading.Thread(target=self._write_messages, name="dbls-dict", daemon=True)
         self._writer.start()
+        self.health.watch("dictionary writer", self._writer)
         self.server.start()
+        self.health.watch("request server", self.server.thread)
         self._purge()
 
     def stop(self) -> None:

@@ -139,6 +139,7 @@ class Jexec(Role):
         """Listen on ``jexec_port``; returns when it accepts."""
         self.cmd_dir.mkdir(parents=True, exist_ok=True)
         self.server.start()
+        self.health.watch("request server", self.server.thread)
 
     def stop(self) -> None:
         """Refuse new runs, give running ones ``stop_grace`` seconds, kill the rest; idempotent."""

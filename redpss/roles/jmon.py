@@ -69,6 +69,7 @@ class Jmon(Role):
         """Load the timetable (misfires while the stack was down) and start the loop."""
         self.monitor.reload(force=True)
         self._thread.start()
+        self.health.watch("scheduling loop", self._thread)
 
     def stop(self) -> None:
         """Stop the loop; idempotent."""

@@ -46,6 +46,7 @@ class Converter(Role):
             log.info("role=%s recover: %s", self.name, message)
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
+        self.health.watch("conversion loop", self._thread)
 
     def poll(self) -> list[str]:
         """Convert what is complete now (one pass)."""

@@ -61,6 +61,7 @@ class Sched(Role):
         self.engine.definitions.refresh(force=True)
         self.watchers.start()
         self.server.start()
+        self.health.watch("request server", self.server.thread)
         log.info(
             "role=sched listening on %s:%d pools %s",
             self.ctx.config.redsys.sched_host,

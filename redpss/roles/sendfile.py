@@ -398,6 +398,7 @@ class Sendfile(Role):
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(mode=0o700, parents=True, exist_ok=True)  # exports: the instance user's
         self.server.start()
+        self.health.watch("request server", self.server.thread)
 
     def stop(self) -> None:
         """Stop listening (requests in progress end with their connections); idempotent."""

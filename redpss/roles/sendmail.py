@@ -90,7 +90,9 @@ class Sendmail(Role):
             log.info("role=sendmail %d mails queued from before", len(self._due))
         self._thread = threading.Thread(target=self._deliver_loop, name="sendmail-deliver")
         self._thread.start()
+        self.health.watch("delivery", self._thread)
         self.server.start()
+        self.health.watch("request server", self.server.thread)
 
     def stop(self) -> None:
         """Stop listening, finish the mail in delivery, stop; idempotent."""

@@ -202,6 +202,12 @@ class WireServer(socketserver.ThreadingTCPServer):
         return {"pong": True, "server": self.name, "time": _utc_now()}
 
     @property
+    def thread(self) -> threading.Thread | None:
+        """The thread that accepts connections (None before :meth:`start`); role health
+        watches it (a dead accept loop makes the role unhealthy)."""
+        return self._thread
+
+    @property
     def port(self) -> int:
         """The port the server is bound to (the requested one before :meth:`start`)."""
         return int(self.server_address[1])

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from redpss.dictionary import SCHEMA_VERSION, compute_alert
+from redpss.dictionary import SCHEMA_VERSION
 from redpss.dictionary.exasol.dialect import Dialect
 from redpss.errors import DictionaryError
+from redpss.health import judge
 from tests.exasol.conftest import ExasolDb
 
 
@@ -44,19 +45,25 @@ def test_status_alert_matches_the_python_rule(clean_db: ExasolDb) -> None:
         dic.role_stopped("jmon", pid=2, exit_info="stopped by operator")
         dic.register_role("dbls", pid=3, host="h", version="t", heartbeat_interval=5)
         dic.register_role("dbls", pid=4, host="h", version="t", heartbeat_interval=5)
+        dic.register_role("cfisrv", pid=5, host="h", version="t", heartbeat_interval=5)
+        dic.heartbeat("cfisrv", pid=5, problems="serve loop is not running")
         later = datetime.now(UTC) + timedelta(seconds=12)
         for row in dic.pss_status(later):
-            expected = compute_alert(
+            expected = judge(
                 state=row.state,
                 heartbeat_age=row.heartbeat_age,
                 heartbeat_interval=row.heartbeat_interval,
                 restarts=row.restarts,
                 last_exit=row.last_exit,
                 info=row.info,
+                problems=row.problems,
             )
-            assert (row.alert, row.alert_reason) == expected, row
+            assert (row.alert, row.alert_reason) == (expected.alert, expected.reason), row
         by_role = {r.role: r for r in dic.pss_status()}
         assert by_role["jmon"].alert == 2 and by_role["dbls"].restarts == 1
+        cfisrv = by_role["cfisrv"]
+        assert (cfisrv.alert, cfisrv.alert_reason) == (1, "serve loop is not running")
+        assert not cfisrv.healthy
         assert dic.log_message("DWH", level="ERROR", message="it's broken") >= 1
         assert dic.all_log_messages()[0].message == "it's broken"
 

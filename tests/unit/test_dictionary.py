@@ -17,7 +17,6 @@ from redpss.dictionary import (
     Dictionary,
     RoleStart,
     base,
-    compute_alert,
     open_dictionary,
 )
 from redpss.dictionary.model import DICTIONARY, MIGRATIONS, TABLES
@@ -30,6 +29,7 @@ from redpss.dictionary.objects import (
 )
 from redpss.dictionary.sqlite import SqliteDictionary, to_db
 from redpss.errors import ConfigError, DictionaryError, MigrationError
+from redpss.health import judge
 from redpss.instance import Instance
 
 pytestmark = pytest.mark.unit
@@ -317,34 +317,39 @@ def test_reset_status_forgets_all_roles(dic: Dictionary) -> None:
 NOW = datetime(2030, 1, 2, 3, 4, 5, 250000, tzinfo=UTC)
 
 ALERT_CASES = [
-    # state, age (s, whole ms), interval, restarts, last_exit, info, expected alert
-    ("RUNNING", 4.0, 10.0, 0, None, None, 0),
-    ("STARTING", 0.5, 10.0, 0, None, None, 0),
-    ("RUNNING", 20.5, 10.0, 0, None, None, 1),
-    ("RUNNING", 31.25, 10.0, 0, None, None, 2),
-    ("RUNNING", 7.6, 2.5, 0, None, None, 2),
-    ("RUNNING", None, 10.0, 0, None, None, 0),
-    ("STOPPED", 1.0, 10.0, 0, "stopped", None, 2),
-    ("FAILED", 1.0, 10.0, 0, None, None, 2),
-    ("EXITED", 100.0, 10.0, 3, "exit 1", None, 2),
-    ("RUNNING", 1.0, 10.0, 2, "pid 5 exited", None, 1),
-    ("RUNNING", 1.0, 10.0, 1, None, None, 1),
-    ("RUNNING", 25.0, 10.0, 1, "pid 5 exited", None, 1),
-    ("SUSPENDED", 1.0, 10.0, 0, None, "by operator", 1),
-    ("SUSPENDED", 1.0, 10.0, 0, None, None, 1),
-    ("SUSPENDED", 45.0, 10.0, 0, None, None, 2),
+    # state, age (s, whole ms), interval, restarts, last_exit, info, problems, expected alert
+    ("RUNNING", 4.0, 10.0, 0, None, None, None, 0),
+    ("STARTING", 0.5, 10.0, 0, None, None, None, 0),
+    ("RUNNING", 20.5, 10.0, 0, None, None, None, 1),
+    ("RUNNING", 31.25, 10.0, 0, None, None, None, 2),
+    ("RUNNING", 7.6, 2.5, 0, None, None, None, 2),
+    ("RUNNING", None, 10.0, 0, None, None, None, 0),
+    ("STOPPED", 1.0, 10.0, 0, "stopped", None, None, 2),
+    ("FAILED", 1.0, 10.0, 0, None, None, None, 2),
+    ("EXITED", 100.0, 10.0, 3, "exit 1", None, None, 2),
+    ("RUNNING", 1.0, 10.0, 2, "pid 5 exited", None, None, 1),
+    ("RUNNING", 1.0, 10.0, 1, None, None, None, 1),
+    ("RUNNING", 25.0, 10.0, 1, "pid 5 exited", None, None, 1),
+    ("SUSPENDED", 1.0, 10.0, 0, None, "by operator", None, 1),
+    ("SUSPENDED", 1.0, 10.0, 0, None, None, None, 1),
+    ("SUSPENDED", 45.0, 10.0, 0, None, None, None, 2),
+    ("RUNNING", 1.0, 10.0, 0, None, None, "serve loop is not running", 1),
+    ("RUNNING", 25.0, 10.0, 2, "pid 5 exited", None, "relay refused login: 535", 1),
+    ("SUSPENDED", 1.0, 10.0, 0, None, None, "disk full: log/DB", 1),
+    ("RUNNING", 45.0, 10.0, 0, None, None, "serve loop is not running", 2),
+    ("STOPPED", 1.0, 10.0, 0, "stopped", None, "serve loop is not running", 2),
 ]
 
 
 def _set_role(path: Path, role: str, case: tuple[Any, ...], now: datetime) -> None:
-    state, age, interval, restarts, last_exit, info, _ = case
+    state, age, interval, restarts, last_exit, info, problems, _ = case
     beat = None if age is None else to_db(now - timedelta(seconds=age))
     _execute(
         path,
         "INSERT INTO ADM_PSS_STATUS (ROLE, STATE, PID, HOST, STARTED_AT, HEARTBEAT_AT, "
-        "HEARTBEAT_INTERVAL, RESTARTS, LAST_EXIT, VERSION, INFO) "
-        "VALUES (?, ?, 1, 'h', ?, ?, ?, ?, ?, '0.1.0', ?)",
-        (role, state, to_db(now), beat, interval, restarts, last_exit, info),
+        "HEARTBEAT_INTERVAL, RESTARTS, LAST_EXIT, VERSION, INFO, PROBLEMS) "
+        "VALUES (?, ?, 1, 'h', ?, ?, ?, ?, ?, '0.1.0', ?, ?)",
+        (role, state, to_db(now), beat, interval, restarts, last_exit, info, problems),
     )
 
 
@@ -352,18 +357,20 @@ def _set_role(path: Path, role: str, case: tuple[Any, ...], now: datetime) -> No
 def test_sql_alert_matches_the_python_rule(dic: Dictionary, case: tuple[Any, ...]) -> None:
     _set_role(_redsys(dic), "r", case, NOW)
     (status,) = dic.pss_status(now=NOW)
-    state, age, interval, restarts, last_exit, info, expected = case
+    state, age, interval, restarts, last_exit, info, problems, expected = case
     assert status.heartbeat_age == (None if age is None else pytest.approx(age, abs=1e-3))
-    reference = compute_alert(
+    reference = judge(
         state=state,
         heartbeat_age=age,
         heartbeat_interval=interval,
         restarts=restarts,
         last_exit=last_exit,
         info=info,
+        problems=problems,
     )
-    assert reference[0] == expected
-    assert (status.alert, status.alert_reason) == reference
+    assert reference.alert == expected
+    assert (status.alert, status.alert_reason) == (reference.alert, reference.reason)
+    assert (status.problems, status.healthy) == (problems, reference.healthy)
 
 
 def test_view_and_method_agree(dic: Dictionary) -> None:

@@ -19,13 +19,14 @@ import pytest
 import sqlglot
 
 from redpss.config import load_config
-from redpss.dictionary import SCHEMA_VERSION, Dictionary, compute_alert
+from redpss.dictionary import SCHEMA_VERSION, Dictionary
 from redpss.dictionary.exasol.sqltext import literal, render
 from redpss.dictionary.jobs import RunUpdate
 from redpss.dictionary.model import DICTIONARY, MIGRATIONS, TABLES
 from redpss.dictionary.objects import Column, Model
 from redpss.dictionary.scripts import SCRIPTS, db_script_statements
 from redpss.errors import DictionaryError, MigrationError
+from redpss.health import judge
 from redpss.instance import Instance
 from tests.unit import test_dictionary as shared
 from tests.unit import test_exasol_sql as statements
@@ -127,12 +128,25 @@ def test_reading_before_init_says_run_redctl_db_init(empty_exa_db: EmulatedDatab
 
 
 def _set_role(db: EmulatedDatabase, role: str, case: tuple[Any, ...], now: datetime) -> None:
-    state, age, interval, restarts, last_exit, info, _ = case
+    state, age, interval, restarts, last_exit, info, problems, _ = case
     beat = None if age is None else now - timedelta(seconds=age)
-    values = (role, state, 1, "h", now, beat, interval, restarts, last_exit, "0.1.0", info)
+    values = (
+        role,
+        state,
+        1,
+        "h",
+        now,
+        beat,
+        interval,
+        restarts,
+        last_exit,
+        "0.1.0",
+        info,
+        problems,
+    )
     db.query(
         'INSERT INTO REDSYS.ADM_PSS_STATUS (ROLE, "STATE", PID, HOST, STARTED_AT, HEARTBEAT_AT, '
-        "HEARTBEAT_INTERVAL, RESTARTS, LAST_EXIT, VERSION, INFO) "
+        "HEARTBEAT_INTERVAL, RESTARTS, LAST_EXIT, VERSION, INFO, PROBLEMS) "
         f"VALUES ({', '.join(literal(v) for v in values)})"
     )
 
@@ -143,18 +157,20 @@ def test_sql_alert_matches_the_python_rule(
 ) -> None:
     _set_role(exa_db, "r", case, shared.NOW)
     (status,) = exa_dic.pss_status(now=shared.NOW)
-    state, age, interval, restarts, last_exit, info, expected = case
+    state, age, interval, restarts, last_exit, info, problems, expected = case
     assert status.heartbeat_age == (None if age is None else pytest.approx(age, abs=1e-3))
-    reference = compute_alert(
+    reference = judge(
         state=state,
         heartbeat_age=age,
         heartbeat_interval=interval,
         restarts=restarts,
         last_exit=last_exit,
         info=info,
+        problems=problems,
     )
-    assert reference[0] == expected
-    assert (status.alert, status.alert_reason) == reference
+    assert reference.alert == expected
+    assert (status.alert, status.alert_reason) == (reference.alert, reference.reason)
+    assert (status.problems, status.healthy) == (problems, reference.healthy)
 
 
 @pytest.mark.parametrize("session_zone", ["UTC", "EUROPE/BERLIN", "AMERICA/NEW_YORK"])
@@ -167,7 +183,7 @@ def test_no_false_alert_in_the_hour_repeated_when_dst_ends(
     first_pass = datetime(2024, 10, 27, 0, 30, tzinfo=UTC)  # 02:30 CEST
     for moment in (first_pass, first_pass + timedelta(hours=1)):  # then 02:30 CET
         exa_db.query("DELETE FROM REDSYS.ADM_PSS_STATUS")
-        _set_role(exa_db, "sched", ("RUNNING", 1.0, 5.0, 0, None, None, 0), moment)
+        _set_role(exa_db, "sched", ("RUNNING", 1.0, 5.0, 0, None, None, None, 0), moment)
         exa_db.clock = lambda moment=moment: moment  # type: ignore[misc]
         reader = exa_db.connect()
         try:

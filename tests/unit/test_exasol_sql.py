@@ -46,6 +46,7 @@ SAMPLES: dict[str, object] = {
     "restarts": 2,
     "last_exit": "pid 1 exited",
     "info": None,
+    "problems": "serve loop is not running",
     "exit_info": "stopped",
     "columns": 'ROLE, "STATE"',
     "select": "SELECT 'a' AS ROLE, 'b' AS \"STATE\" FROM DUAL",

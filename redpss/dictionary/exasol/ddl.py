@@ -109,7 +109,8 @@ def whole_seconds_text(seconds_sql: str) -> str:
     return f"TO_CHAR(CAST(FLOOR({seconds_sql}) AS DECIMAL(18,0)))"
 
 
-# STA_PSS_STATUS: the ALERT rule of base.compute_alert in Exasol SQL. HEARTBEAT_AT is UTC; its
+# STA_PSS_STATUS: the ALERT rule of redpss.health.judge in Exasol SQL (the PROBLEMS lines from
+# version 3, when the column came). HEARTBEAT_AT is UTC; its
 # age is measured as above, so the view answers the same in every session time zone and across
 # DST changes. In Exasol '' is NULL and 'a' || NULL is 'a': the reasons are built with CASE,
 # not with COALESCE over a concatenation.
@@ -117,7 +118,7 @@ _STATUS_SELECT = """SELECT {columns},
     HEARTBEAT_AGE,
     CASE
         WHEN "STATE" IN ({down}) THEN 2
-        WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL THEN 2
+        WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL THEN 2{problems_alert}
         WHEN HEARTBEAT_AGE > 2 * HEARTBEAT_INTERVAL THEN 1
         WHEN RESTARTS > 0 THEN 1
         WHEN "STATE" = '{suspended}' THEN 1
@@ -127,7 +128,7 @@ _STATUS_SELECT = """SELECT {columns},
         WHEN "STATE" IN ({down}) THEN 'state ' || "STATE"
             || CASE WHEN LAST_EXIT IS NULL THEN '' ELSE ': ' || LAST_EXIT END
         WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL
-            THEN 'no heartbeat for ' || {age_text} || ' s'
+            THEN 'no heartbeat for ' || {age_text} || ' s'{problems_reason}
         WHEN HEARTBEAT_AGE > 2 * HEARTBEAT_INTERVAL
             THEN 'heartbeat late (' || {age_text} || ' s)'
         WHEN RESTARTS > 0
@@ -146,8 +147,12 @@ def status_select(model: Model, version: int, now_epoch: str = NOW_EPOCH) -> str
     """The SELECT of ``STA_PSS_STATUS``; ``now_epoch`` is an SQL expression of the current
     moment in seconds since 1970-01-01 UTC (``epoch_seconds`` of a literal in tests)."""
     base = model.table("ADM_PSS_STATUS")
+    columns = base.columns_at(version)
+    problems = any(c.name == "PROBLEMS" for c in columns)
     return _STATUS_SELECT.format(
-        columns=", ".join(ident(c.name) for c in base.columns_at(version)),
+        columns=", ".join(ident(c.name) for c in columns),
+        problems_alert="\n        WHEN PROBLEMS IS NOT NULL THEN 1" if problems else "",
+        problems_reason="\n        WHEN PROBLEMS IS NOT NULL THEN PROBLEMS" if problems else "",
         down=literals(DOWN_STATES),
         suspended=SUSPENDED,
         age=seconds_since("HEARTBEAT_AT", now_epoch),

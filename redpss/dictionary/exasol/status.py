@@ -18,7 +18,7 @@ from redpss.dictionary.exasol.core import ExasolCore, utcnow
 from redpss.dictionary.exasol.ddl import epoch_seconds, status_select
 from redpss.dictionary.exasol.session import Tx
 from redpss.dictionary.exasol.sqltext import from_db
-from redpss.dictionary.model import ROLE_STATES
+from redpss.dictionary.model import PROBLEMS_SINCE, ROLE_STATES
 from redpss.dictionary.rows import as_int, opt_int
 from redpss.errors import DictionaryError
 
@@ -28,6 +28,7 @@ _STATUS_COLUMNS = (
     'ROLE, "STATE", PID, HOST, STARTED_AT, HEARTBEAT_AT, HEARTBEAT_INTERVAL, RESTARTS, '
     "LAST_EXIT, VERSION, INFO, HEARTBEAT_AGE, ALERT, ALERT_REASON"
 )
+_PROBLEMS_COLUMN = ", PROBLEMS"  # from dictionary version 4 (PROBLEMS_SINCE)
 
 ROLE_ROW_SQL = (
     'SELECT PID, "STATE", HEARTBEAT_AT, RESTARTS, LAST_EXIT, STARTED_AT '
@@ -48,6 +49,11 @@ HEARTBEAT_SQL = (
     'UPDATE REDSYS.ADM_PSS_STATUS SET HEARTBEAT_AT = {now}, "STATE" = {state}, INFO = {info} '
     "WHERE ROLE = {role} AND PID = {pid}"
 )
+HEARTBEAT_PROBLEMS_SQL = (
+    'UPDATE REDSYS.ADM_PSS_STATUS SET HEARTBEAT_AT = {now}, "STATE" = {state}, INFO = {info}, '
+    "PROBLEMS = {problems} WHERE ROLE = {role} AND PID = {pid}"
+)
+ROLE_PROBLEMS_RESET_SQL = "UPDATE REDSYS.ADM_PSS_STATUS SET PROBLEMS = NULL WHERE ROLE = {role}"
 HEARTBEAT_NEW_ROW_SQL = (
     "MERGE INTO REDSYS.ADM_PSS_STATUS T USING (SELECT {role} AS ROLE FROM DUAL) S "
     'ON T.ROLE = S.ROLE WHEN NOT MATCHED THEN INSERT (ROLE, "STATE", PID, STARTED_AT, '
@@ -114,12 +120,20 @@ class ExasolStatus(ExasolCore):
                 last_exit=last_exit,
                 **common,
             )
+            if self._has_problems(tx):  # the new process has said nothing yet
+                tx.execute(ROLE_PROBLEMS_RESET_SQL, role=role)
             return RoleStart(previous_pid=old_pid, unclean=unclean, restarts=restarts)
 
         return self.tx(unit, what=f"registering role {role}")
 
     def heartbeat(
-        self, role: str, *, pid: int, state: str = RUNNING, info: str | None = None
+        self,
+        role: str,
+        *,
+        pid: int,
+        state: str = RUNNING,
+        info: str | None = None,
+        problems: str | None = None,
     ) -> bool:
         """Refresh ``role``'s heartbeat if ``pid`` owns the row; create the row if none."""
         if state not in ROLE_STATES:
@@ -128,13 +142,24 @@ class ExasolStatus(ExasolCore):
         params["now"] = utcnow()
 
         def unit(tx: Tx) -> bool:
-            if tx.execute(HEARTBEAT_SQL, **params):
+            if self._has_problems(tx):
+                if tx.execute(HEARTBEAT_PROBLEMS_SQL, problems=problems, **params):
+                    return True
+            elif tx.execute(HEARTBEAT_SQL, **params):
                 return True
             return bool(
                 tx.execute(HEARTBEAT_NEW_ROW_SQL, interval=DEFAULT_HEARTBEAT_INTERVAL, **params)
             )
 
         return self.tx(unit, what=f"heartbeat of {role}")
+
+    _problems_column = False
+
+    def _has_problems(self, tx: Tx) -> bool:
+        """Whether ADM_PSS_STATUS has the PROBLEMS column (version 4); once seen, remembered."""
+        if not self._problems_column:
+            self._problems_column = self._version_in(tx, "REDSYS") >= PROBLEMS_SINCE
+        return self._problems_column
 
     def role_stopped(self, role: str, *, pid: int, exit_info: str = "stopped") -> None:
         """Mark ``role`` STOPPED with LAST_EXIT ``exit_info`` if process ``pid`` owns it."""
@@ -171,11 +196,12 @@ class ExasolStatus(ExasolCore):
         """Return ``STA_PSS_STATUS`` sorted by role; with ``now``, ages are measured then."""
 
         def unit(tx: Tx) -> list[tuple[Any, ...]]:
+            columns = _STATUS_COLUMNS + (_PROBLEMS_COLUMN if self._has_problems(tx) else "")
             if now is None:
-                return tx.rows(PSS_STATUS_SQL, columns=_STATUS_COLUMNS)
+                return tx.rows(PSS_STATUS_SQL, columns=columns)
             moment = epoch_seconds(tx.literal(now))
             select = status_select(self.model, self._version_in(tx, "REDSYS"), moment)
-            return tx.rows(PSS_STATUS_AT_SQL, columns=_STATUS_COLUMNS, select=select)
+            return tx.rows(PSS_STATUS_AT_SQL, columns=columns, select=select)
 
         return [_role_status(r) for r in self.tx(unit, what="reading STA_PSS_STATUS")]
 
@@ -228,7 +254,8 @@ class ExasolStatus(ExasolCore):
 
 def _role_status(row: tuple[Any, ...]) -> RoleStatus:
     (role, state, pid, host, started, beat, interval, restarts, last_exit, version, info, age,
-     alert, reason) = row  # fmt: skip
+     alert, reason) = row[:14]  # fmt: skip
+    problems = row[14] if len(row) > 14 else None
     return RoleStatus(
         role=role,
         state=state,
@@ -244,6 +271,7 @@ def _role_status(row: tuple[Any, ...]) -> RoleStatus:
         heartbeat_age=None if age is None else float(age),
         alert=as_int(alert),
         alert_reason=reason,
+        problems=problems,
     )
 
 

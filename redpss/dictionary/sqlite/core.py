@@ -115,13 +115,14 @@ def table_ddl(table: Table, version: int) -> list[str]:
     return statements
 
 
-# STA_PSS_STATUS: the ALERT rule of base.compute_alert, in SQL. ``{now}`` is ``'now'`` in the
-# view and a bound parameter when the caller asks for another time.
+# STA_PSS_STATUS: the ALERT rule of redpss.health.judge, in SQL. ``{now}`` is ``'now'`` in the
+# view and a bound parameter when the caller asks for another time. ``{problems_alert}`` and
+# ``{problems_reason}`` are empty before PROBLEMS_SINCE (no PROBLEMS column yet).
 _STATUS_SQL = """SELECT {columns},
     HEARTBEAT_AGE,
     CASE
         WHEN STATE IN ({down}) THEN 2
-        WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL THEN 2
+        WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL THEN 2{problems_alert}
         WHEN HEARTBEAT_AGE > 2 * HEARTBEAT_INTERVAL THEN 1
         WHEN RESTARTS > 0 THEN 1
         WHEN STATE = '{suspended}' THEN 1
@@ -130,7 +131,7 @@ _STATUS_SQL = """SELECT {columns},
     CASE
         WHEN STATE IN ({down}) THEN 'state ' || STATE || COALESCE(': ' || LAST_EXIT, '')
         WHEN HEARTBEAT_AGE > 3 * HEARTBEAT_INTERVAL
-            THEN 'no heartbeat for ' || CAST(HEARTBEAT_AGE AS INTEGER) || ' s'
+            THEN 'no heartbeat for ' || CAST(HEARTBEAT_AGE AS INTEGER) || ' s'{problems_reason}
         WHEN HEARTBEAT_AGE > 2 * HEARTBEAT_INTERVAL
             THEN 'heartbeat late (' || CAST(HEARTBEAT_AGE AS INTEGER) || ' s)'
         WHEN RESTARTS > 0
@@ -143,6 +144,21 @@ FROM (
 )"""
 
 
+def _status_select(model: Model, version: int, now: str) -> str:
+    base = model.table("ADM_PSS_STATUS")
+    columns = [c.name for c in base.columns_at(version)]
+    problems = "PROBLEMS" in columns
+    return _STATUS_SQL.format(
+        columns=", ".join(columns),
+        down=", ".join(f"'{s}'" for s in DOWN_STATES),
+        suspended=SUSPENDED,
+        now="'now'" if now == "now" else "?",
+        base=base.name,
+        problems_alert="\n        WHEN PROBLEMS IS NOT NULL THEN 1" if problems else "",
+        problems_reason="\n        WHEN PROBLEMS IS NOT NULL THEN PROBLEMS" if problems else "",
+    )
+
+
 def view_ddl(view: View, model: Model, version: int) -> str:
     """Return the ``CREATE VIEW`` statement of ``view`` as of ``version``."""
     if view.name == "STA_PSS_STATUS":
@@ -150,17 +166,6 @@ def view_ddl(view: View, model: Model, version: int) -> str:
     if view.extra:
         raise MigrationError(f"the SQLite backend does not know how to compute {view.name}")
     return f"CREATE VIEW {view.name} AS SELECT * FROM {view.base}"
-
-
-def _status_select(model: Model, version: int, now: str) -> str:
-    base = model.table("ADM_PSS_STATUS")
-    return _STATUS_SQL.format(
-        columns=", ".join(c.name for c in base.columns_at(version)),
-        down=", ".join(f"'{s}'" for s in DOWN_STATES),
-        suspended=SUSPENDED,
-        now="'now'" if now == "now" else "?",
-        base=base.name,
-    )
 
 
 # -- values ----------------------------------------------------------------------------------

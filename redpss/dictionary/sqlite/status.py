@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from redpss.dictionary import base
 from redpss.dictionary.base import RUNNING, STOPPED, LogMessage, RoleStart, RoleStatus
-from redpss.dictionary.model import REDSYS, ROLE_STATES
+from redpss.dictionary.model import PROBLEMS_SINCE, REDSYS, ROLE_STATES
 from redpss.dictionary.sqlite.core import (
     DEFAULT_HEARTBEAT_INTERVAL,
     SqliteCore,
@@ -22,6 +23,8 @@ from redpss.errors import DictionaryError
 
 class SqliteStatus(SqliteCore):
     """Heartbeats of the roles and the ERROR/ALERT lines of the database."""
+
+    _problems_column = False
 
     # -- role status -------------------------------------------------------------------------
 
@@ -69,30 +72,50 @@ class SqliteStatus(SqliteCore):
                     role,
                 ),
             )
+            if self._has_problems(conn):  # the new process has said nothing yet
+                conn.execute("UPDATE ADM_PSS_STATUS SET PROBLEMS = NULL WHERE ROLE = ?", (role,))
         return RoleStart(previous_pid=old_pid, unclean=unclean, restarts=restarts)
 
     def heartbeat(
-        self, role: str, *, pid: int, state: str = RUNNING, info: str | None = None
+        self,
+        role: str,
+        *,
+        pid: int,
+        state: str = RUNNING,
+        info: str | None = None,
+        problems: str | None = None,
     ) -> bool:
         """Refresh ``role``'s heartbeat if ``pid`` owns the row; create the row if none."""
         if state not in ROLE_STATES:
             raise DictionaryError(f"unknown role state {state!r}; expected one of {ROLE_STATES}")
         now = to_db(_utcnow())
         with self._write(self._redsys) as conn:
+            # a dictionary not yet upgraded to PROBLEMS_SINCE (4) has no PROBLEMS column
+            if self._has_problems(conn):
+                info_set, info_cols, info_marks = "INFO = ?, PROBLEMS = ?", "INFO, PROBLEMS", "?, ?"
+                infos: tuple[str | None, ...] = (info, problems)
+            else:
+                info_set, info_cols, info_marks, infos = "INFO = ?", "INFO", "?", (info,)
             cur = conn.execute(
-                "UPDATE ADM_PSS_STATUS SET HEARTBEAT_AT = ?, STATE = ?, INFO = ? "
+                f"UPDATE ADM_PSS_STATUS SET HEARTBEAT_AT = ?, STATE = ?, {info_set} "
                 "WHERE ROLE = ? AND PID = ?",
-                (now, state, info, role, pid),
+                (now, state, *infos, role, pid),
             )
             if cur.rowcount:
                 return True
             cur = conn.execute(
                 "INSERT INTO ADM_PSS_STATUS (ROLE, STATE, PID, STARTED_AT, HEARTBEAT_AT, "
-                "HEARTBEAT_INTERVAL, RESTARTS, INFO) VALUES (?, ?, ?, ?, ?, ?, 0, ?) "
-                "ON CONFLICT (ROLE) DO NOTHING",
-                (role, state, pid, now, now, DEFAULT_HEARTBEAT_INTERVAL, info),
+                f"HEARTBEAT_INTERVAL, RESTARTS, {info_cols}) "
+                f"VALUES (?, ?, ?, ?, ?, ?, 0, {info_marks}) ON CONFLICT (ROLE) DO NOTHING",
+                (role, state, pid, now, now, DEFAULT_HEARTBEAT_INTERVAL, *infos),
             )
             return bool(cur.rowcount)
+
+    def _has_problems(self, conn: sqlite3.Connection) -> bool:
+        """Whether ADM_PSS_STATUS has the PROBLEMS column (version 4); once seen, remembered."""
+        if not self._problems_column:
+            self._problems_column = self._file_version(conn, REDSYS) >= PROBLEMS_SINCE
+        return self._problems_column
 
     def role_stopped(self, role: str, *, pid: int, exit_info: str = "stopped") -> None:
         """Mark ``role`` STOPPED with LAST_EXIT ``exit_info`` if process ``pid`` owns it."""
@@ -189,6 +212,7 @@ def _role_status(row: dict[str, Any]) -> RoleStatus:
         heartbeat_age=row["HEARTBEAT_AGE"],
         alert=int(row["ALERT"]),
         alert_reason=row["ALERT_REASON"],
+        problems=row.get("PROBLEMS"),
     )
 
 
