@@ -200,7 +200,7 @@ class Dictionary(JobStore, LandingStore, ExportStore, abc.ABC):
     ) -> bool:
         """Refresh the heartbeat, STATE, INFO and PROBLEMS of ``role`` as written by process
         ``pid`` (PROBLEMS: what the role reports wrong, :class:`redpss.health.RoleHealth`;
-        a dictionary older than version 4 has no place for it and keeps none).
+        a dictionary older than version 5 (PROBLEMS_SINCE) has no place for it and keeps none).
 
         Returns False, changing nothing, when another process owns the role's row. When the
         role has no row at all, one is created.

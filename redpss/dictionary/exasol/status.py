@@ -28,7 +28,7 @@ _STATUS_COLUMNS = (
     'ROLE, "STATE", PID, HOST, STARTED_AT, HEARTBEAT_AT, HEARTBEAT_INTERVAL, RESTARTS, '
     "LAST_EXIT, VERSION, INFO, HEARTBEAT_AGE, ALERT, ALERT_REASON"
 )
-_PROBLEMS_COLUMN = ", PROBLEMS"  # from dictionary version 4 (PROBLEMS_SINCE)
+_PROBLEMS_COLUMN = ", PROBLEMS"  # from dictionary version PROBLEMS_SINCE
 
 ROLE_ROW_SQL = (
     'SELECT PID, "STATE", HEARTBEAT_AT, RESTARTS, LAST_EXIT, STARTED_AT '
@@ -156,7 +156,7 @@ class ExasolStatus(ExasolCore):
     _problems_column = False
 
     def _has_problems(self, tx: Tx) -> bool:
-        """Whether ADM_PSS_STATUS has the PROBLEMS column (version 4); once seen, remembered."""
+        """Whether ADM_PSS_STATUS has the PROBLEMS column (PROBLEMS_SINCE); once seen, remembered."""
         if not self._problems_column:
             self._problems_column = self._version_in(tx, "REDSYS") >= PROBLEMS_SINCE
         return self._problems_column

@@ -90,7 +90,7 @@ class SqliteStatus(SqliteCore):
             raise DictionaryError(f"unknown role state {state!r}; expected one of {ROLE_STATES}")
         now = to_db(_utcnow())
         with self._write(self._redsys) as conn:
-            # a dictionary not yet upgraded to PROBLEMS_SINCE (4) has no PROBLEMS column
+            # a dictionary not yet upgraded to PROBLEMS_SINCE has no PROBLEMS column
             if self._has_problems(conn):
                 info_set, info_cols, info_marks = "INFO = ?, PROBLEMS = ?", "INFO, PROBLEMS", "?, ?"
                 infos: tuple[str | None, ...] = (info, problems)
@@ -112,7 +112,7 @@ class SqliteStatus(SqliteCore):
             return bool(cur.rowcount)
 
     def _has_problems(self, conn: sqlite3.Connection) -> bool:
-        """Whether ADM_PSS_STATUS has the PROBLEMS column (version 4); once seen, remembered."""
+        """Whether ADM_PSS_STATUS has the PROBLEMS column (PROBLEMS_SINCE); once seen, remembered."""
         if not self._problems_column:
             self._problems_column = self._file_version(conn, REDSYS) >= PROBLEMS_SINCE
         return self._problems_column
