@@ -156,7 +156,7 @@ class ExasolStatus(ExasolCore):
     _problems_column = False
 
     def _has_problems(self, tx: Tx) -> bool:
-        """Whether ADM_PSS_STATUS has the PROBLEMS column (PROBLEMS_SINCE); once seen, remembered."""
+        """Whether ADM_PSS_STATUS has the PROBLEMS column (PROBLEMS_SINCE); remembered once seen."""
         if not self._problems_column:
             self._problems_column = self._version_in(tx, "REDSYS") >= PROBLEMS_SINCE
         return self._problems_column

@@ -112,7 +112,7 @@ class SqliteStatus(SqliteCore):
             return bool(cur.rowcount)
 
     def _has_problems(self, conn: sqlite3.Connection) -> bool:
-        """Whether ADM_PSS_STATUS has the PROBLEMS column (PROBLEMS_SINCE); once seen, remembered."""
+        """Whether ADM_PSS_STATUS has the PROBLEMS column (PROBLEMS_SINCE); remembered once seen."""
         if not self._problems_column:
             self._problems_column = self._file_version(conn, REDSYS) >= PROBLEMS_SINCE
         return self._problems_column
