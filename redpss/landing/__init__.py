@@ -386,7 +386,8 @@ def sweep(
     now = time.monotonic()
     if now - _last_purge.get(zone.data, -PURGE_EVERY) >= PURGE_EVERY:
         _last_purge[zone.data] = now
-        archived = purge_expired(zone.archive, cfg.landing_archive_retention)
+        # the converters' originals keep their own retention (json2csv_/parq2csv_retention)
+        archived = purge_expired(zone.archive, cfg.landing_archive_retention, skip=converted)
         errored = purge_expired(zone.error, cfg.landing_error_retention)
         if archived or errored:
             done.append(

@@ -500,12 +500,18 @@ def requeue(zone: LandingZone, item: Claim) -> Path | None:
 
 
 def purge_expired(
-    folder: Path, retention_days: float, *, now: float | None = None, suffix: str = ""
+    folder: Path,
+    retention_days: float,
+    *,
+    now: float | None = None,
+    suffix: str = "",
+    skip: tuple[str, ...] = (),
 ) -> int:
     """Delete files in ``folder`` that arrived there more than ``retention_days`` ago.
 
     "Arrived" is the ctime: a rename sets it, while the mtime keeps the upload's time.
-    Only names ending with ``suffix`` (default: all). Returns the number of files deleted.
+    Only names ending with ``suffix`` (default: all) and not with one of ``skip``. Returns the
+    number of files deleted.
     """
     limit = (time.time() if now is None else now) - retention_days * 86400
     deleted = 0
@@ -514,7 +520,7 @@ def purge_expired(
     except FileNotFoundError:
         return 0
     for entry in entries:
-        if not entry.name.endswith(suffix):
+        if not entry.name.endswith(suffix) or (skip and entry.name.endswith(skip)):
             continue
         try:
             st = entry.stat(follow_symlinks=False)

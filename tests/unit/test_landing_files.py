@@ -351,3 +351,17 @@ def test_sweep_looks_for_expired_files_every_so_often(make_instance: Any, dic: D
     (zone.archive / "b.csv").write_text("x")
     assert sweep(inst, config, dic) == []  # not again within PURGE_EVERY
     assert (zone.archive / "b.csv").exists()
+
+
+def test_sweep_leaves_the_converters_originals_to_their_own_retention(
+    make_instance: Any, dic: Dictionary
+) -> None:
+    inst = make_instance("tst1")
+    config = inst.load_config()
+    old = dataclasses.replace(config.redsys, landing_archive_retention=-1.0)
+    config = dataclasses.replace(config, redsys=old)
+    zone = zone_of(inst, config)
+    for name in ("a.csv", "b.json", "c.parquet"):
+        (zone.archive / name).write_text("x")
+    sweep(inst, config, dic)
+    assert sorted(p.name for p in zone.archive.iterdir()) == ["b.json", "c.parquet"]
