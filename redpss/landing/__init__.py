@@ -122,7 +122,7 @@ class _Run:
             back = requeue(self.zone, item)
             where = "put back into input/" if back else f"left in work/ as {item.path.name}"
             raise LoadError(
-                f"loader {self.loader.name}: {item.name} rejected ({exc}) but error/ cannot "
+                f"loader {self.loader.name}: {item.name!r} rejected ({exc}) but error/ cannot "
                 f"take it: {err.strerror or err}; {where}"
             ) from err
         self.errors += 1

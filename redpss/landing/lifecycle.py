@@ -312,6 +312,19 @@ class Opened:
         self.close()
 
 
+def _has_hole(fd: int, size: int) -> bool:
+    """True when the open file has a hole before its end (``SEEK_HOLE``; a filesystem that
+    cannot tell says no)."""
+    if not size:
+        return False
+    try:
+        return os.lseek(fd, 0, os.SEEK_HOLE) < size
+    except OSError:
+        return False
+    finally:
+        os.lseek(fd, 0, os.SEEK_SET)
+
+
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
@@ -322,6 +335,10 @@ def open_regular(path: Path) -> Opened:
     FIFO blocks until a writer comes; a device may act on open). The open itself never
     follows a link (``O_NOFOLLOW``) nor waits (``O_NONBLOCK``), and ``fstat`` of the opened
     file decides, so a file swapped in after the ``lstat`` is judged as what was opened.
+    Refused too: a file with more than one name (a hard link: its other name may be anywhere on
+    the filesystem, ``etc/secret`` where ``fs.protected_hardlinks`` is off), and a sparse file
+    (holes read as NUL bytes that were never written: ``truncate -s 10T`` costs the uploader
+    nothing and would keep a loader hashing zeros for hours).
     FileNotFoundError when the file is gone; other OSErrors (the disk) propagate.
     """
     what = _what(path.lstat().st_mode)
@@ -342,6 +359,16 @@ def open_regular(path: Path) -> Opened:
         what = _what(st.st_mode)
         if what is not None:
             raise FileRejected(what)
+        if st.st_nlink > 1:
+            raise FileRejected(
+                f"a hard link: the file has {st.st_nlink} names, another one lies elsewhere "
+                "(the landing zone reads files that are only here); upload a copy"
+            )
+        if _has_hole(fd, st.st_size):
+            raise FileRejected(
+                f"a sparse file ({st.st_size} bytes, with holes that read as NUL bytes never "
+                "written): not data"
+            )
         if not os.path.isdir("/proc/self/fd"):
             raise OSError(errno.ENOENT, "/proc is not mounted: the landing zone needs it")
     except BaseException:

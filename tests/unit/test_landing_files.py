@@ -266,7 +266,7 @@ def test_a_rejected_file_error_cannot_take_goes_back_to_input(
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(lifecycle, "_write_atomic", full)
-    with pytest.raises(LoadError, match=r"note_bad.csv rejected .*2 fields.* error/ cannot take "
+    with pytest.raises(LoadError, match=r"'note_bad.csv' rejected .*2 fields.* error/ cannot take "
                        r"it: No space left on device; put back into input/"):  # fmt: skip
         _load(inst, dic, key="note_bad.csv")
     assert (zone.input / "note_bad.csv").read_text() == "a\nb,c\n"
@@ -365,3 +365,22 @@ def test_sweep_leaves_the_converters_originals_to_their_own_retention(
         (zone.archive / name).write_text("x")
     sweep(inst, config, dic)
     assert sorted(p.name for p in zone.archive.iterdir()) == ["b.json", "c.parquet"]
+
+
+def test_a_hard_link_and_a_sparse_file_are_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("top secret\n")
+    linked = tmp_path / "note.csv"
+    os.link(secret, linked)
+    with pytest.raises(FileRejected, match="hard link: the file has 2 names"):
+        open_regular(linked)
+    sparse = tmp_path / "sparse.csv"
+    with sparse.open("wb") as f:
+        f.write(b"a\n")
+        f.truncate(1 << 30)  # a gigabyte of nothing
+    with pytest.raises(FileRejected, match="sparse file"):
+        open_regular(sparse)
+    dense = tmp_path / "dense.csv"
+    dense.write_bytes(b"a\n" * 100_000)
+    with open_regular(dense) as opened:
+        assert opened.size == 200_000
