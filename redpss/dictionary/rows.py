@@ -160,3 +160,49 @@ def ledger_from(row: Sequence[Any], ts: TimestampParser) -> LedgerEntry:
         target=target, loader=loader, run_id=as_int(run_id), status=status,
         row_count=as_int(rows), loaded_at=ts(loaded_at),
     )  # fmt: skip
+
+
+def check_not_empty(table: str, values: dict[str, object]) -> None:
+    """DictionaryError naming ``TABLE.COLUMN`` for ``''`` in a NOT NULL text column of the
+    model (one without ``''`` as its default). Exasol stores ``''`` as NULL, which NOT NULL
+    refuses; SQLite would keep it: both backends refuse it alike, before writing anything."""
+    from redpss.dictionary.model import DICTIONARY
+    from redpss.dictionary.objects import parse_type
+    from redpss.errors import DictionaryError
+
+    columns = {c.name: c for c in DICTIONARY.table(table).columns}
+    for name, value in values.items():
+        column = columns[name]
+        text = parse_type(column.type).base == "VARCHAR"
+        if value == "" and text and not column.nullable and column.default != "''":
+            raise DictionaryError(
+                f"{table}.{name} must not be empty (Exasol stores '' as NULL; the column is "
+                "NOT NULL)"
+            )
+
+
+def check_definitions(jobs: Sequence[JobDef], watchers: Sequence[WatcherDef]) -> None:
+    """:func:`check_not_empty` for the text columns of job and watcher definitions."""
+    for j in jobs:
+        check_not_empty("ADM_JOBS", {
+            "JOB_NAME": j.name, "SCHEMA_NAME": j.schema, "JOB_KIND": j.kind,
+            "ACTION_TEXT": j.action, "POOL_NAME": j.pool, "SCHEDULE_TYPE": j.schedule_type,
+            "MISFIRE_POLICY": j.misfire_policy,
+        })  # fmt: skip
+    for w in watchers:
+        check_not_empty("ADM_WATCHER", {
+            "WATCHER_NAME": w.name, "SCHEMA_NAME": w.schema, "WATCHER_KIND": w.kind,
+            "WATCH_TEXT": w.watch_text, "EXECUTOR_JOB": w.executor_job,
+        })  # fmt: skip
+
+
+def check_loader(loader: Loader) -> None:
+    """:func:`check_not_empty` for the text columns of a loader and its column mapping."""
+    check_not_empty("ADM_LOADER", {
+        "LOADER_NAME": loader.name, "FILE_PATTERN": loader.pattern, "SCHEMA_NAME": loader.schema,
+        "TABLE_NAME": loader.table, "FILE_ENCODING": loader.encoding,
+        "COLUMN_SEPARATOR": loader.delimiter, "NULL_STRING": loader.null_string,
+        "DATE_FORMAT": loader.date_format, "TIMESTAMP_FORMAT": loader.timestamp_format,
+    })  # fmt: skip
+    for c in loader.columns:
+        check_not_empty("ADM_LOADER_COLUMN", {"COL_NAME": c.name, "COL_DATA_TYPE": c.type})

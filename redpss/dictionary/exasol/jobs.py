@@ -32,6 +32,8 @@ from redpss.dictionary.rows import (
     JOB_COLUMNS,
     WATCHER_COLUMNS,
     as_int,
+    check_definitions,
+    check_not_empty,
     job_from,
     log_columns,
     log_table,
@@ -201,6 +203,7 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
 
     def apply_definitions(self, jobs: list[JobDef], watchers: list[WatcherDef]) -> None:
         """Upsert jobs and watchers in one transaction (MERGE by name)."""
+        check_definitions(jobs, watchers)
         for j in jobs:
             check_allowed(self.model, "ADM_JOBS", {
                 "JOB_KIND": j.kind, "POOL_NAME": j.pool, "SCHEDULE_TYPE": j.schedule_type,
@@ -355,6 +358,7 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
 
     def record_exec_error(self, schema: str, watcher: str, key: str, message: str) -> int:
         """Count a failed executor run; return the new count."""
+        check_not_empty("ADM_WATCHER_EXEC_ERROR", {"WATCHER_NAME": watcher, "WATCH_KEY": key})
         self.ensure_ready(schema)
         params = {"schema": schema, "watcher": watcher, "key": key}
 

@@ -43,6 +43,7 @@ from redpss.dictionary.rows import (
     LEDGER_COLUMNS,
     LOADER_COLUMNS,
     as_int,
+    check_loader,
     column_from,
     ledger_from,
     loader_from,
@@ -122,6 +123,7 @@ class ExasolLanding(ExasolCore, LandingStore):
 
     def upsert_loader(self, loader: Loader) -> bool:
         """Create or replace ``loader`` and its column mapping in one transaction."""
+        check_loader(loader)
         check_allowed(self.model, "ADM_LOADER", {
             "FILE_FORMAT": loader.format, "MARKER": loader.marker,
             "DUPLICATE_POLICY": loader.duplicates, "LOAD_METHOD": loader.method,

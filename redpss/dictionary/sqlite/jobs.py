@@ -24,6 +24,8 @@ from redpss.dictionary.rows import (
     JOB_COLUMNS,
     LOG_COLUMNS,
     WATCHER_COLUMNS,
+    check_definitions,
+    check_not_empty,
     job_from,
     run_from,
     watcher_from,
@@ -70,6 +72,7 @@ class SqliteJobs(SqliteCore, JobStore):
 
     def apply_definitions(self, jobs: list[JobDef], watchers: list[WatcherDef]) -> None:
         """Upsert jobs and watchers in one transaction."""
+        check_definitions(jobs, watchers)
         now = to_db(_utcnow())
         with self._write(self._redsys) as conn:
             for j in jobs:
@@ -216,6 +219,7 @@ class SqliteJobs(SqliteCore, JobStore):
 
     def record_exec_error(self, schema: str, watcher: str, key: str, message: str) -> int:
         """Count a failed executor run; return the new count."""
+        check_not_empty("ADM_WATCHER_EXEC_ERROR", {"WATCHER_NAME": watcher, "WATCH_KEY": key})
         path = self.ensure_ready(schema)
         now = to_db(_utcnow())
         with self._write(path) as conn:

@@ -22,6 +22,7 @@ from redpss.dictionary.rows import (
     COLUMN_COLUMNS,
     LEDGER_COLUMNS,
     LOADER_COLUMNS,
+    check_loader,
     column_from,
     ledger_from,
     loader_from,
@@ -50,6 +51,7 @@ class SqliteLanding(SqliteCore, LandingStore):
 
     def upsert_loader(self, loader: Loader) -> bool:
         """Create or replace ``loader`` and its column mapping in one transaction."""
+        check_loader(loader)
         now = to_db(_utcnow())
         marks = ", ".join("?" * len(loader_values(loader)))
         with self._write(self._redsys) as conn:
