@@ -191,6 +191,13 @@ class ServerSection:
     mail2cmd_time_limit: int = 600
     # database-side scripts (issue 8): see docs/services.md
     db_scripts_host: str = ""
+    # OpenLineage run events of jobs and loads (issue 16, off while lineage_url is empty):
+    # see docs/operations.md
+    lineage_url: str = ""
+    lineage_endpoint: str = "api/v1/lineage"
+    lineage_namespace: str = ""
+    lineage_api_key: Secret = NO_SECRET
+    lineage_timeout: float = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)

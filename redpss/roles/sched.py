@@ -24,6 +24,7 @@ from typing import Any
 from redpss import landing
 from redpss.dictionary.jobs import SKIPPED
 from redpss.errors import RedpssError, RemoteError
+from redpss.lineage import Lineage
 from redpss.roles.base import Role, RoleContext
 from redpss.sched.engine import Engine
 from redpss.sched.watchers import Watchers
@@ -45,6 +46,7 @@ class Sched(Role):
         self.engine = Engine(ctx.instance, ctx.config, ctx.dictionary)
         self.engine.paused = ctx.suspended
         self.watchers = Watchers(self.engine)
+        self.lineage = Lineage.attach(self.engine)  # OpenLineage run events, when configured
         self.server = WireServer(
             self,
             host=cfg.sched_host,
@@ -74,6 +76,8 @@ class Sched(Role):
         self.server.stop()
         self.watchers.stop()
         self.engine.shutdown(grace=max(self.ctx.config.redsys.stop_grace - 5, 1))
+        if self.lineage is not None:
+            self.lineage.close(timeout=5.0)
 
     def tick(self) -> None:
         """Landing zone housekeeping: files no loader or FILE watcher wants go to error/."""

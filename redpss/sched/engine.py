@@ -159,6 +159,7 @@ class Engine:
         self._taken: dict[str, datetime] = {}  # per job: the latest due time jmon handed over
         self.paused: Any = lambda: False  # set by the role: True while suspended
         self.on_end: list[Any] = []  # callbacks(run, outcome), e.g. the watchers' bookkeeping
+        self.on_start: list[Any] = []  # callbacks(run) when a worker takes it (lineage)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -360,6 +361,8 @@ class Engine:
                 self.running[run.run_id] = run
                 self.busy[pool] += 1
             self._log(run, RUNNING, started=run.started_at)
+            for callback in self.on_start:
+                callback(run)
             ctx = RunContext(
                 self.instance, self.config, self.dictionary, run.run_id, run.key, run.cancel
             )
