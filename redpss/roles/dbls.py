@@ -48,6 +48,8 @@ _ALIASES = {"WARNING": "WARN", "CRITICAL": "ALERT", "FATAL": "ALERT"}
 SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _MAX_LINES = 100_000
 _PURGE_EVERY = 86400.0
+_SPACE_BACK = 1 << 20
+"""Free bytes on ``log/DB``'s filesystem that end a disk-full problem before the next buffer."""
 MAX_REQUEST = 32 << 20
 """Longest request line (a whole buffer) DBLS accepts, in bytes."""
 
@@ -244,6 +246,7 @@ class Dbls(Role):
         self._writer: threading.Thread | None = None
         self._last_purge = 0.0
         self._disk_problem = ""
+        self._disk_full = False
         self.server = WireServer(
             self,
             host=cfg.dbls_host,
@@ -274,9 +277,10 @@ class Dbls(Role):
         self.files.close()
 
     def tick(self) -> None:
-        """Once a day: delete DB log files past the retention."""
+        """Once a day: delete DB log files past the retention; see whether space is back."""
         if time.monotonic() - self._last_purge >= _PURGE_EVERY:
             self._purge()
+        self._space_back()
         with self._count_lock:
             dropped, self._dropped = self._dropped, 0
         if dropped:
@@ -284,8 +288,7 @@ class Dbls(Role):
 
     def info(self) -> str:
         """What the heartbeat row shows."""
-        disk = f"; {self._disk_problem}" if self._disk_problem else ""
-        return f"port {self.server.port}, {self._written} lines{disk}"
+        return f"port {self.server.port}, {self._written} lines"
 
     def _purge(self) -> None:
         self._last_purge = time.monotonic()
@@ -326,17 +329,29 @@ class Dbls(Role):
         why = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror
         text = f"cannot write {where}: {why or exc}"
         if self._disk_problem != text:
-            log.error(
-                "role=dbls %s; buffers are refused (none written in part) until it works", text
-            )
+            log.error("role=dbls %s; buffers are refused whole until one fits again", text)
         self._disk_problem = text
+        self._disk_full = full
+        self.health.problem("disk", text)  # status: ALERT 1 with this reason until a write works
         code = "disk_full" if full else "write_failed"
         return RemoteError(code, f"{text}; none of the {count} lines was written, send them again")
+
+    def _space_back(self) -> None:
+        """A full disk with room again ends the problem without waiting for the next buffer."""
+        if not (self._disk_problem and self._disk_full):
+            return
+        try:
+            st = os.statvfs(self.files.root)
+        except OSError:
+            return
+        if st.f_bavail * st.f_frsize >= _SPACE_BACK:
+            self._disk_ok()
 
     def _disk_ok(self) -> None:
         if self._disk_problem:
             log.info("role=dbls writing again (was: %s)", self._disk_problem)
             self._disk_problem = ""
+            self.health.clear("disk")
 
     # -- the dictionary writer ----------------------------------------------------------------
 

@@ -1,0 +1,78 @@
+"""Promise 4 (every fault heals or speaks; nothing written twice or torn): a full disk.
+
+Each test mounts a small tmpfs over one folder of a running instance, fills it, checks what the
+operator is told (``redctl status``: the role at ALERT 1 naming the cause), gives the space back
+and checks that the instance resumed by itself with nothing lost, doubled or torn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from redpss.errors import RemoteError
+from redpss.instance import Instance
+from redpss.wire import call
+from tests.conftest import run_cli, wait_for
+from tests.faults.disk import remount, tmpfs
+
+MakeInstance = Callable[..., Instance]
+
+
+def _status(inst: Instance) -> tuple[int, dict[str, dict[str, Any]]]:
+    out = run_cli("redctl", "--json", "status", inst=inst)
+    assert "Traceback" not in out.stderr, out.stderr
+    return out.returncode, {r["role"]: r for r in json.loads(out.stdout)["roles"]}
+
+
+def test_dbls_on_a_full_disk_refuses_whole_buffers_and_resumes(make_instance: MakeInstance) -> None:
+    """A buffer is refused whole (``disk_full``), status says so at ALERT 1; once there is
+    space again every buffer sent again is in the file exactly once, no line torn."""
+    inst = make_instance("tst1")
+    cfg = inst.load_config().redsys
+    with tmpfs(inst.log_dir / "DB", "256k") as folder:
+        out = run_cli("redctl", "start", inst=inst)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+        def send(n: int) -> dict[str, Any]:
+            lines = [f"INFO buffer {n:03d} line {i:03d} " + "x" * 60 for i in range(400)]
+            reply: dict[str, Any] = call(
+                "127.0.0.1", cfg.dbls_port, "log", secret=cfg.pss_secret.reveal(),
+                schema="OPS", lines=lines, timeout=30,
+            )  # fmt: skip
+            return reply
+
+        refused: list[int] = []
+        for n in range(40):  # ~38 KB a buffer: the disk is full after about 6
+            try:
+                send(n)
+            except RemoteError as exc:
+                assert exc.code == "disk_full", exc
+                assert "no space left on the device" in exc.message
+                assert "none of the 400 lines was written" in exc.message
+                refused.append(n)
+        assert refused, "the disk never filled"
+        day = next(folder.glob("OPS/*.log"))
+        text = day.read_text()
+        assert text.endswith("\n")
+        assert {line.split(" line ")[0] for line in text.splitlines()} == {
+            f"INFO buffer {n:03d}" for n in range(40) if n not in refused
+        }
+
+        def told() -> dict[str, Any] | None:
+            code, rows = _status(inst)
+            row = rows["dbls"]
+            return row if code == 1 and row["alert"] == 1 else None
+
+        row = wait_for(told, timeout=20, what="dbls at ALERT 1 in status")
+        assert "no space left on the device" in str(row["reason"]), row
+
+        remount(folder, "4m")  # the operator makes room: nothing else is needed
+        for n in refused:
+            send(n)  # the client's retry
+        wait_for(lambda: _status(inst)[0] == 0, timeout=20, what="status back to 0")
+        lines = day.read_text().splitlines()
+        assert len(lines) == len(set(lines)) == 40 * 400
+        assert all(line.endswith("x" * 60) for line in lines)
+        assert run_cli("redctl", "stop", inst=inst).returncode == 0
