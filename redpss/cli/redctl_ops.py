@@ -141,6 +141,11 @@ def add_parsers(sub: Any) -> None:
         help="only commands starting with COMMAND (e.g. config, db apply)",
     )
     p.add_argument("--tail", type=int, metavar="N", help="only the last N records")
+    p.add_argument(
+        "--host",
+        action="store_true",
+        help="with the host's lines too ($REDHOME/log/audit.log: install, aliases)",
+    )
 
 
 def _audit(inst: Instance, args: argparse.Namespace) -> int:
@@ -150,8 +155,11 @@ def _audit(inst: Instance, args: argparse.Namespace) -> int:
             since = audit.parse_since(args.since)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    paths = [audit.audit_path(inst.require().log_dir)]
+    if args.host:
+        paths.append(audit.audit_path(inst.redhome / "log"))
     found = audit.read_records(
-        [audit.audit_path(inst.require().log_dir)],
+        paths,
         since=since,
         user=args.user,
         command=args.command_prefix,

@@ -144,6 +144,14 @@ def _audited(args: argparse.Namespace, raw: list[str]) -> int:
         else resolve_instance(args.instance, home=home)
     )
     if args.command == "shell":
+        if args.install_alias:  # changes ~/.bashrc and $REDHOME/etc: the host's audit log
+            return audit.audited(
+                home / "log",
+                tool="redsysctl",
+                command="shell --install-alias",
+                args=raw,
+                action=lambda: _shell(inst, args),
+            )
         return _shell(inst, args)
     action = {"upgrade": _upgrade, "repair": _repair}[args.command]
     return audit.audited(
