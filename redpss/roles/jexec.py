@@ -13,6 +13,13 @@ The ``CMD`` jobs of the scheduler call this op.
 At most ``jexec_max_parallel`` commands run at once; a further request waits for a free slot.
 On stop no new command starts (reply code ``stopping``); running ones get ``stop_grace``
 seconds, then are killed.
+
+Every command of a run is booked (:class:`redpss.sched.commands.CommandBook`) so that the run
+log can tell the truth after a crash: ``runs`` lists the commands running and recently ended
+(with their pid and result), ``wait`` waits for one to end (a sched that restarted adopts the
+runs its predecessor started), ``kill`` ends one (SIGTERM, SIGKILL 2 s later, to its whole
+process group; ``by`` says who asked). Commands a dead jexec left running are killed when
+jexec starts, and booked as such.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import IO, Any
 
 from redpss.errors import RemoteError
 from redpss.roles.base import Role, RoleContext
+from redpss.sched.commands import CommandBook
 from redpss.wire import Peer, WireServer
 
 __all__ = ["Jexec", "resolve_command"]
@@ -124,7 +132,7 @@ class Jexec(Role):
         self._slots = threading.BoundedSemaphore(cfg.jexec_max_parallel)
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
-        self._by_run: dict[str, subprocess.Popen[bytes]] = {}
+        self.book = CommandBook(ctx.instance.tmp / "jexec")
         self._stopping = threading.Event()
         self._runs = 0
         self.server = WireServer(
@@ -138,6 +146,7 @@ class Jexec(Role):
     def start(self) -> None:
         """Listen on ``jexec_port``; returns when it accepts."""
         self.cmd_dir.mkdir(parents=True, exist_ok=True)
+        self.book.recover(os.getpid())
         self.server.start()
         self.health.watch("request server", self.server.thread)
 
@@ -182,17 +191,44 @@ class Jexec(Role):
         with self._slots:
             if self._stopping.is_set():
                 raise RemoteError("stopping", "jexec is stopping; no new commands start")
-            return self._run(path, argv, timeout, stdin, ids, peer, extra, run)
+            job = str(args.get("job", "-"))
+            return self._run(path, argv, timeout, stdin, ids, peer, extra, run, job)
 
     def op_kill(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        """Wire op ``kill``: kill the command of run ``run_id`` (its process group) now."""
+        """Wire op ``kill``: end the command of run ``run_id`` (its process group) now.
+
+        SIGTERM, and SIGKILL two seconds later if it still runs; ``by`` (optional) is who asked,
+        kept in the command's result.
+        """
         run = str(args["run_id"])
-        with self._lock:
-            proc = self._by_run.get(run)
-        if proc is not None:
-            log.warning("role=jexec run=%s killed on request from %s", run, peer.host)
-            _kill_group(proc, signal.SIGKILL)
-        return {"run_id": run, "killed": proc is not None}
+        by = args.get("by")
+        if by is not None and not isinstance(by, str):
+            raise ValueError("'by' must be a string")
+        cmd = self.book.kill(run, by)
+        running = cmd is not None and cmd.result is None
+        if running:
+            assert cmd is not None
+            log.warning(
+                "role=jexec run=%s killed on request of %s from %s", run, cmd.killed_by, peer.host
+            )
+        return {"run_id": run, "killed": running, "pid": cmd.pid if cmd else None}
+
+    def op_runs(self, args: dict[str, Any], peer: Peer) -> list[dict[str, Any]]:
+        """Wire op ``runs``: the commands of runs, running or ended in the last hour."""
+        del args, peer
+        return self.book.listing()
+
+    def op_wait(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """Wire op ``wait``: wait up to ``seconds`` (at most 30) for run ``run_id``'s command
+        to end; its state (``running``, ``ended`` with the result, ``unknown``). ``forget``:
+        drop an ended command from the book with this answer."""
+        del peer
+        seconds = args.get("seconds", 10)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError("'seconds' must be a number >= 0")
+        return self.book.wait(
+            str(args["run_id"]), min(float(seconds), 30.0), forget=bool(args.get("forget"))
+        )
 
     def _run(
         self,
@@ -204,6 +240,7 @@ class Jexec(Role):
         peer: Peer,
         extra_env: dict[str, str],
         run: str | None,
+        job: str,
     ) -> dict[str, Any]:
         limit = self.ctx.config.redsys.jexec_output_limit
         began = time.monotonic()
@@ -221,9 +258,8 @@ class Jexec(Role):
             raise RemoteError("exec_failed", f"cannot execute {path.name}: {exc.strerror}") from exc
         with self._lock:
             self._running.add(proc)
-            if run is not None:
-                self._by_run[run] = proc
             self._runs += 1
+        cmd = self.book.started(run, job, proc.pid) if run is not None else None
         assert proc.stdout is not None and proc.stderr is not None
         out, err = _Capture(proc.stdout, limit), _Capture(proc.stderr, limit)
         out.start()
@@ -245,8 +281,6 @@ class Jexec(Role):
         finally:
             with self._lock:
                 self._running.discard(proc)
-                if run is not None:
-                    self._by_run.pop(run, None)
         # a grandchild may hold the pipes open after the group was killed: do not wait forever
         out.join(_KILL_AFTER)
         err.join(_KILL_AFTER)
@@ -258,7 +292,7 @@ class Jexec(Role):
         )  # fmt: skip
         if err.total:
             log.debug("role=jexec %s command=%s stderr: %s", ids, rel, err.text()[:2000])
-        return {
+        result = {
             "command": str(rel),
             "exit_code": proc.returncode,
             "timed_out": timed_out,
@@ -267,7 +301,13 @@ class Jexec(Role):
             "stderr": err.text(),
             "stdout_truncated": out.total > limit,
             "stderr_truncated": err.total > limit,
+            "pid": proc.pid,
         }
+        if cmd is not None:
+            self.book.ended(cmd, result)  # kept for a sched that is no longer there to hear it
+            if cmd.killed_by is not None:
+                result["killed_by"] = cmd.killed_by
+        return result
 
 
 def _feed(pipe: IO[bytes], text: str) -> None:

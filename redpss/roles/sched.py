@@ -57,10 +57,10 @@ class Sched(Role):
 
     def start(self) -> None:
         """Recover, start pools and watchers, then listen; returns when the port accepts."""
+        self.engine.definitions.refresh(force=True)  # recovery looks the runs' jobs up
         self.engine.start()
         for line in landing.recover(self.ctx.instance, self.ctx.dictionary):
             log.warning("role=sched landing zone recovery: %s", line)
-        self.engine.definitions.refresh(force=True)
         self.watchers.start()
         self.server.start()
         self.health.watch("request server", self.server.thread)

@@ -34,7 +34,7 @@ from redpss.dictionary.jobs import (
     WatcherDef,
 )
 from redpss.instance import Instance
-from redpss.sched.executors import RunContext, execute
+from redpss.sched.executors import Outcome, RunContext, execute
 from redpss.sched.runlog import RunIds, RunLogWriter
 
 __all__ = ["Definitions", "Engine", "Run"]
@@ -50,13 +50,16 @@ class Flag:
     """A cancel flag: ``set()`` and ``is_set()`` like :class:`threading.Event`, without its
     lock and condition (a run's flag is only polled; creating 1 000 Events costs ~40 ms)."""
 
-    __slots__ = ("_set",)
+    __slots__ = ("_set", "by")
 
     def __init__(self) -> None:
         self._set = False
+        self.by: str | None = None
 
-    def set(self) -> None:
-        """Ask the run to stop."""
+    def set(self, by: str | None = None) -> None:
+        """Ask the run to stop; ``by``: the operator who killed it (None: sched stops)."""
+        if by is not None and not self._set:
+            self.by = by
         self._set = True
 
     def is_set(self) -> bool:
@@ -164,13 +167,15 @@ class Engine:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> int:
-        """Mark runs a dead sched left unfinished ABORTED, start writer and workers."""
-        aborted = self.dictionary.abort_unfinished(
-            f"sched restarted (pid {self.pid}): the run was interrupted and did not finish"
-        )
-        if aborted:
-            log.warning("marked %d runs ABORTED that a previous sched left unfinished", aborted)
+        """Settle the runs a dead sched left unfinished, start writer and workers.
+
+        Each ends in the log as it really ended (:mod:`.recovery`): a command that still runs
+        in jexec is adopted; returns how many runs were settled or adopted.
+        """
+        from redpss.sched.recovery import Recovery  # recovery builds on this module
+
         self.writer.start()
+        settled = Recovery(self).run()
         for pool, size in self.sizes.items():
             for i in range(size):
                 t = threading.Thread(
@@ -183,7 +188,7 @@ class Engine:
         self._threads.append(releaser)
         with self.cond:
             self.accepting = True
-        return aborted
+        return settled
 
     def _release_due(self) -> None:
         """Queue runs handed over ahead of time the moment they are due."""
@@ -227,12 +232,21 @@ class Engine:
                 self.cond.wait(0.1)
             leftover = list(self.running.values())
         for run in leftover:
-            run.cancel.set()  # commands are killed; SQL ends with the process
+            run.cancel.set()  # commands are killed (SIGTERM, SIGKILL 2 s later); SQL ends too
         with self.cond:
-            end = time.monotonic() + 2.0
+            end = time.monotonic() + 4.0
             while self.running and time.monotonic() < end:
                 self.cond.wait(0.1)
             for run in list(self.running.values()):
+                if run.job.kind == "CMD":
+                    # jexec did not confirm the end of its command: the run is not over; the
+                    # next sched settles it with jexec (adopts it, or logs how it ended)
+                    log.warning(
+                        "run=%d job=%s left RUNNING at stop: its command's end is unconfirmed",
+                        run.run_id,
+                        run.job.name,
+                    )
+                    continue
                 del self.running[run.run_id]
                 self._release(run)
                 self._final(
@@ -355,7 +369,7 @@ class Engine:
         while True:
             with self.cond:
                 while not queue:  # workers are daemon threads: they end with the process
-                    wake.wait(1.0)
+                    wake.wait()
                 run = queue.popleft()
                 run.started_at = _now()
                 self.running[run.run_id] = run
@@ -370,25 +384,37 @@ class Engine:
             outcome = execute(run.job, ctx)
             with self.cond:
                 self.busy[pool] -= 1
-                self.ended[pool] += 1
-                mine = self.running.pop(run.run_id, None) is not None
-                if mine:
-                    self._release(run)
-                    self._final(run, outcome.state, outcome.message, rows=outcome.rows)
-                if not self.accepting:
-                    self.cond.notify_all()  # shutdown waits for the running runs
+            self.end_run(run, outcome, time.monotonic() - begun)
+
+    def adopt(self, run: Run) -> None:
+        """Count ``run`` as running: its command runs on from a sched before this one."""
+        with self.cond:
+            self.running[run.run_id] = run
+            self.active[run.job.name] = self.active_runs(run.job.name) + 1
+
+    def end_run(self, run: Run, outcome: Outcome, seconds: float | None = None) -> None:
+        """``run`` ended with ``outcome``: log it, free its place, tell the callbacks."""
+        with self.cond:
+            self.ended[run.job.pool] = self.ended.get(run.job.pool, 0) + 1
+            mine = self.running.pop(run.run_id, None) is not None
             if mine:
-                log.info(
-                    "run=%d job=%s pool=%s %s in %.3f s%s",
-                    run.run_id,
-                    run.job.name,
-                    pool,
-                    outcome.state,
-                    time.monotonic() - begun,
-                    f": {outcome.message[:200]}" if outcome.message else "",
-                )
-                for callback in self.on_end:
-                    callback(run, outcome)
+                self._release(run)
+                self._final(run, outcome.state, outcome.message, rows=outcome.rows)
+            if not self.accepting:
+                self.cond.notify_all()  # shutdown waits for the running runs
+        if not mine:
+            return
+        log.info(
+            "run=%d job=%s pool=%s %s%s%s",
+            run.run_id,
+            run.job.name,
+            run.job.pool,
+            outcome.state,
+            f" in {seconds:.3f} s" if seconds is not None else "",
+            f": {outcome.message[:200]}" if outcome.message else "",
+        )
+        for callback in self.on_end:
+            callback(run, outcome)
 
     # ------------------------------------------------------------------ the run log
 

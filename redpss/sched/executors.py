@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import shlex
 import threading
+import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from redpss.config import Config
 from redpss.dictionary import Dictionary
-from redpss.dictionary.jobs import ABORTED, FAILED, OK, TIMEOUT, JobDef
+from redpss.dictionary.jobs import ABORTED, FAILED, KILLED, OK, TIMEOUT, JobDef
 from redpss.errors import DictionaryError, LoadError, RedpssError, RemoteError, WireError
 from redpss.instance import Instance
 from redpss.landing import run_load
@@ -122,25 +123,40 @@ def _cmd(job: JobDef, ctx: RunContext) -> Outcome:
         request["time_limit"] = job.timeout_seconds
     host, secret = local_address(cfg.jexec_host), cfg.pss_secret.reveal()
     done = threading.Event()
-    killer = threading.Thread(
-        target=_kill_on_cancel, args=(ctx, done, host, cfg.jexec_port, secret), daemon=True
-    )
+    killer = threading.Thread(target=_kill_on_cancel, args=(ctx, done), daemon=True)
     killer.start()
     try:
         with WireClient(host, cfg.jexec_port, secret=secret, timeout=limit + 30) as client:
-            result: dict[str, object] = client.request("run", request)
+            result: dict[str, Any] = client.request("run", request)
     except RemoteError as exc:
         stopping = exc.code == "stopping"
         return Outcome(FAILED, message=f"jexec refused: {exc.message}", transient=stopping)
     except WireError as exc:
-        return Outcome(FAILED, message=f"jexec does not answer: {exc}", transient=True)
+        # the command may have started and may still run (jexec died, the reply was lost):
+        # the run ends only when jexec says how its command ended
+        log.warning("run=%d lost jexec during the run (%s); asking how it ended", ctx.run_id, exc)
+        followed = follow(ctx.config, ctx.run_id, ctx.cancel)
+        if followed is None:
+            return Outcome(FAILED, message=f"jexec does not answer: {exc}", transient=True)
+        result = followed
     finally:
         done.set()
+    return command_outcome(result, limit=limit, cancel=ctx.cancel)
+
+
+def command_outcome(result: dict[str, Any], *, limit: float, cancel: Cancel) -> Outcome:
+    """The outcome of a run from its command's result as jexec gives it."""
     output = _output(result)
-    if ctx.cancel.is_set():
+    by = getattr(cancel, "by", None) if cancel.is_set() else None
+    if by is not None or result.get("killed_by") not in (None, "sched"):
+        who = by or result.get("killed_by")
+        return Outcome(KILLED, message=f"killed by {who}; output: {output}")
+    if cancel.is_set():
         return Outcome(
             ABORTED, message=f"killed: sched stopped and the grace time was over; output: {output}"
         )
+    if result.get("killed") or result.get("lost"):
+        return Outcome(ABORTED, message=str(result.get("message")))
     if result.get("timed_out"):
         return Outcome(TIMEOUT, message=f"killed after its timeout of {limit} s; output: {output}")
     if result.get("exit_code") != 0:
@@ -148,22 +164,74 @@ def _cmd(job: JobDef, ctx: RunContext) -> Outcome:
     return Outcome(OK, message=output or None)
 
 
-def _output(result: dict[str, object]) -> str:
+def _output(result: dict[str, Any]) -> str:
     out = str(result.get("stdout") or "").strip()
     err = str(result.get("stderr") or "").strip()
     return (out + (f"\nstderr: {err}" if err else ""))[-2000:]
 
 
-def _kill_on_cancel(
-    ctx: RunContext, done: threading.Event, host: str, port: int, secret: str
-) -> None:
-    """Ask jexec to kill the run's command if sched cancels the run (stop, grace over)."""
+def jexec_call(config: Config, op: str, *, timeout: float = 10.0, **args: Any) -> Any:
+    """One request to the instance's jexec."""
+    cfg = config.redsys
+    return call(
+        local_address(cfg.jexec_host),
+        cfg.jexec_port,
+        op,
+        secret=cfg.pss_secret.reveal(),
+        timeout=timeout,
+        **args,
+    )
+
+
+FOLLOW_WAIT = 10.0
+FOLLOW_RETRY_CAP = 10.0
+
+
+def follow(config: Config, run_id: int, cancel: Cancel) -> dict[str, Any] | None:
+    """Wait until jexec says how the command of ``run_id`` ended; its result.
+
+    None when jexec knows no such command (it never started, or ended over an hour ago).
+    While jexec does not answer, it is asked again (back-off up to 10 s): the run is not over
+    before its command is. A cancelled run's command is asked to be killed.
+    """
+    delay, asked_kill, since = 0.5, False, time.monotonic()
+    while True:
+        if cancel.is_set() and not asked_kill:
+            asked_kill = _ask_kill(config, run_id, getattr(cancel, "by", None))
+        try:
+            answer: dict[str, Any] = jexec_call(
+                config, "wait", timeout=FOLLOW_WAIT + 10, run_id=run_id, seconds=FOLLOW_WAIT,
+                forget=True,
+            )  # fmt: skip
+        except WireError as exc:
+            if time.monotonic() - since > 60:
+                log.warning("run=%d jexec still does not answer (%s); asking again", run_id, exc)
+                since = time.monotonic()
+            time.sleep(delay)
+            delay = min(delay * 2, FOLLOW_RETRY_CAP)
+            continue
+        delay = 0.5
+        if answer.get("state") == "ended":
+            result: dict[str, Any] = answer.get("result") or {}
+            return result
+        if answer.get("state") != "running":
+            return None
+
+
+def _ask_kill(config: Config, run_id: int, by: str | None) -> bool:
+    try:
+        jexec_call(config, "kill", timeout=5.0, run_id=run_id, by=by or "sched")
+    except WireError as exc:
+        log.warning("run=%d could not ask jexec to kill the command: %s", run_id, exc)
+        return False
+    return True
+
+
+def _kill_on_cancel(ctx: RunContext, done: threading.Event) -> None:
+    """Ask jexec to kill the run's command if sched cancels the run (stop, grace over, kill)."""
     while not done.wait(0.2):
         if ctx.cancel.is_set():
-            try:
-                call(host, port, "kill", secret=secret, timeout=5.0, run_id=ctx.run_id)
-            except WireError as exc:
-                log.warning("run=%d could not ask jexec to kill the command: %s", ctx.run_id, exc)
+            _ask_kill(ctx.config, ctx.run_id, getattr(ctx.cancel, "by", None))
             return
 
 

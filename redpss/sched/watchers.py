@@ -96,6 +96,11 @@ class Watchers:
         for run in self.dictionary.runs(watcher=True, states=(OK,), limit=1000):
             if run.watch_key is not None:
                 self.last_value.setdefault(run.name, run.watch_key)
+        with self.engine.cond, self._lock:  # runs adopted from a sched before: keys in flight
+            for adopted in self.engine.running.values():
+                if adopted.watcher is not None and adopted.key is not None:
+                    self.in_flight.add((adopted.watcher.name, adopted.key))
+                    self._state(adopted.watcher.name).running += 1
         self._thread.start()
 
     def stop(self) -> None:

@@ -141,7 +141,13 @@ def test_red_env_is_passed_and_a_run_can_be_killed(jexec: tuple[RoleContext, int
     )
     runner.start()
     wait_for(lambda: (ctx.instance.home / "tmp" / "sleep.pid").exists(), timeout=10)
-    assert call(jexec, "kill", run_id=43)["killed"] is True
+    assert call(jexec, "kill", run_id=43, by="alice")["killed"] is True
     runner.join(timeout=10)
-    assert result["exit_code"] == -9
+    assert result["exit_code"] == -15  # SIGTERM to the group (SIGKILL 2 s later if need be)
+    assert result["killed_by"] == "alice"
     assert call(jexec, "kill", run_id=43)["killed"] is False
+    # the result waits for a sched that did not hear it (one that restarted meanwhile)
+    listed = {c["run_id"]: c for c in call(jexec, "runs")}
+    assert listed["43"]["state"] == "ended" and listed["43"]["result"]["exit_code"] == -15
+    assert call(jexec, "wait", run_id=43, seconds=0, forget=True)["state"] == "ended"
+    assert call(jexec, "wait", run_id=43, seconds=0)["state"] == "unknown"

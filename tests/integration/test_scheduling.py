@@ -10,6 +10,7 @@ import sqlite3
 import textwrap
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from redpss.instance import Instance
 from tests.conftest import run_cli, wait_for
@@ -157,16 +158,71 @@ def test_suspend_and_resume(inst: Instance) -> None:
     assert count >= 2
 
 
-def test_kill_sched_mid_run_marks_it_aborted(inst: Instance) -> None:
-    apply(inst, jobs={"long": job("CMD", "sleep.sh 30")})
+def _pid_of(inst: Instance, role: str) -> int:
+    status = json.loads(
+        run_cli("redctl", "--json", "status", inst=inst).stdout
+    )  # exit 1 after a kill
+    return int(next(r for r in status["roles"] if r["role"] == role)["pid"] or 0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_kill_sched_mid_run_adopts_the_command_and_tells_the_truth(inst: Instance) -> None:
+    """#13: the run was logged ABORTED at once while jexec ran the command to its end."""
+    script(
+        inst.home / "cmd" / "long.sh",
+        'echo "$$" >> "$REDENV_HOME/tmp/long.starts"; sleep "$1"; echo done',
+    )
+    apply(inst, jobs={"long": job("CMD", "long.sh 8")})
     start(inst)
     redctl(inst, "start_db_job", "long")
-    wait_for(lambda: states(inst, "long") == ["RUNNING"], timeout=15, what="long RUNNING")
-    pid = json.loads(redctl(inst, "--json", "status"))
-    sched = next(r for r in pid["roles"] if r["role"] == "sched")
-    os.kill(int(sched["pid"]), signal.SIGKILL)
-    wait_for(lambda: states(inst, "long") == ["ABORTED"], timeout=30, what="ABORTED at restart")
-    assert "interrupted" in (runs(inst, "long")[0].message or "")
+    starts = inst.home / "tmp" / "long.starts"
+    wait_for(lambda: starts.exists() and states(inst, "long") == ["RUNNING"], timeout=15)
+    command = int(starts.read_text().split()[0])
+    old = _pid_of(inst, "sched")
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: _pid_of(inst, "sched") != old, timeout=30, what="sched restarted")
+    wait_for(
+        lambda: "adopted after sched restarted" in (inst.log_dir / "sched.log").read_text(),
+        timeout=30,
+        what="the run adopted",
+    )
+    # while the command lives the run is RUNNING, and no second copy may start
+    assert _alive(command)
+    assert states(inst, "long") == ["RUNNING"]
+    out = run_cli("redctl", "start_db_job", "long", inst=inst)
+    assert out.returncode == 1 and "max_parallel" in out.stderr  # (logged SKIPPED, not run)
+    deadline = time.monotonic() + 30
+    while _alive(command):  # sampling the invariant: not ended while its process lives
+        adopted = runs(inst, "long")[-1]
+        assert adopted.state == "RUNNING" or not _alive(command), adopted
+        assert time.monotonic() < deadline, "the command should end after 8 s"
+        time.sleep(0.2)
+    wait_for(lambda: states(inst, "long") == ["OK", "SKIPPED"], timeout=10, what="the run OK")
+    record = runs(inst, "long")[-1]
+    assert "done" in (record.message or "") and "adopted by sched pid" in (record.message or "")
+    assert len(starts.read_text().split()) == 1  # it ran once
+
+
+def test_kill_jexec_mid_run_kills_the_command_and_says_so(inst: Instance) -> None:
+    script(inst.home / "cmd" / "long.sh", 'echo "$$" >> "$REDENV_HOME/tmp/long.starts"; sleep 60')
+    apply(inst, jobs={"long": job("CMD", "long.sh")})
+    start(inst)
+    redctl(inst, "start_db_job", "long")
+    starts = inst.home / "tmp" / "long.starts"
+    wait_for(lambda: starts.exists() and states(inst, "long") == ["RUNNING"], timeout=15)
+    command = int(starts.read_text().split()[0])
+    os.kill(_pid_of(inst, "jexec"), signal.SIGKILL)
+    wait_for(lambda: states(inst, "long") == ["ABORTED"], timeout=40, what="the run ended")
+    assert not _alive(command)  # ended in the log only once its process is gone
+    assert "killed: jexec restarted" in (runs(inst, "long")[0].message or "")
 
 
 def test_sigterm_lets_runs_finish_then_aborts_the_rest(
