@@ -131,9 +131,7 @@ class Recovery:
         run = self._run_of(rec, fire, job)
         self.engine.adopt(run)
         what = "its command still runs in jexec" if confirmed else "jexec does not answer yet"
-        log.warning(
-            "run=%d job=%s adopted after sched restarted: %s", rec.run_id, rec.name, what
-        )
+        log.warning("run=%d job=%s adopted after sched restarted: %s", rec.run_id, rec.name, what)
         thread = threading.Thread(
             target=self._follow, args=(run, job), name=f"adopted-{rec.run_id}", daemon=True
         )
