@@ -11,7 +11,7 @@ from redpss.config import Config
 from redpss.control import EXIT_DEGRADED, EXIT_RUNNING, EXIT_STOPPED, RoleRow
 from redpss.errors import RedpssError
 from redpss.instance import Instance
-from redpss.roles.rest import READY_TIMEOUT, check_tls_files, wait_tls
+from redpss.rest.tls import READY_TIMEOUT, check_tls_files, wait_tls
 from redpss.supervisor import Supervisor
 
 __all__ = ["ROLE", "rest_status", "start", "stop"]

@@ -13,47 +13,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import ssl
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-from redpss.errors import RoleError, ServiceUnavailable
+from redpss.errors import RoleError
 from redpss.instance import Instance
 from redpss.rest import CERT_FILE, KEY_FILE, rest_log_dir, ssl_dir
+from redpss.rest.tls import READY_TIMEOUT, check_tls_files, wait_tls
 from redpss.roles.base import Role
-from redpss.wire import open_connection
 
-__all__ = ["Rest", "check_tls_files", "gunicorn_command", "wait_tls"]
+__all__ = ["Rest", "gunicorn_command"]
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT = 30.0
 WORKER_CLASS = "uvicorn_worker.UvicornWorker"
 APP = "redpss.rest.app:create_app()"
 # gunicorn's level names for the guide's
 _LEVELS = {"TRACE": "debug", "DEBUG": "debug", "INFO": "info", "WARN": "warning",
            "ERROR": "error", "ALERT": "critical"}  # fmt: skip
-
-
-def check_tls_files(inst: Instance) -> tuple[Path, Path]:
-    """The certificate and key of the API; :class:`RoleError` naming a missing or bad file."""
-    cert, key = ssl_dir(inst) / CERT_FILE, ssl_dir(inst) / KEY_FILE
-    for path, what in ((cert, "certificate"), (key, "private key")):
-        try:
-            with path.open("rb") as fh:
-                fh.read(1)
-        except OSError as exc:
-            raise RoleError(
-                f"REST API {what} {path} cannot be read ({exc.strerror}); the API is served "
-                "over HTTPS only (docs/rest.md)"
-            ) from exc
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
-    except (ssl.SSLError, ValueError) as exc:
-        raise RoleError(f"REST API certificate {cert} with key {key} not usable: {exc}") from exc
-    return cert, key
 
 
 def gunicorn_command(
@@ -78,33 +55,6 @@ def gunicorn_command(
         "--no-control-socket",
         APP,
     ]  # fmt: skip
-
-
-def wait_tls(
-    host: str, port: int, *, timeout: float, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Return once ``host:port`` completes a TLS handshake; :class:`RoleError` at the deadline.
-
-    With ``proc``, a child that exits meanwhile ends the wait at once.
-    """
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RoleError(f"gunicorn exited with status {proc.returncode} while starting")
-        try:
-            with (
-                open_connection(host, port, 1.0) as sock,
-                ctx.wrap_socket(sock, server_hostname=host),
-            ):
-                return
-        except (OSError, ServiceUnavailable) as exc:  # ServiceUnavailable: also self-connected
-            last = exc
-            time.sleep(0.1)
-    raise RoleError(f"REST API did not accept TLS on {host}:{port} within {timeout:.0f} s: {last}")
 
 
 class Rest(Role):

@@ -13,8 +13,8 @@ from redpss.errors import RedpssError, RoleError
 from redpss.instance import Instance
 from redpss.rest import audit_path, tokens_path, ui, views
 from redpss.rest.audit import write_audit
+from redpss.rest.tls import check_tls_files
 from redpss.rest.tokens import TokenStore
-from redpss.roles.rest import check_tls_files
 
 
 def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
