@@ -146,6 +146,16 @@ def _alerts(doc: dict[str, Any]) -> dict[str, tuple[str, int]]:
     return {r["role"]: (r["state"], r["alert"]) for r in doc["roles"]}
 
 
+def _drop_volumes(inst: Instance) -> None:
+    """Remove the project's named volumes (the sFTP host keys), which `make down` keeps."""
+    proc = run(
+        compose.compose_command(inst, "down", "--volumes"),
+        env=compose.compose_environment(inst),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.fixture(scope="module")
 def ci1(redhome_m: Path) -> Iterator[Instance]:
     """Instance ci1 up, with the operator's override and log rotation settings made first."""
@@ -158,6 +168,7 @@ def ci1(redhome_m: Path) -> Iterator[Instance]:
         yield inst
     finally:
         make("down", "ci1", redhome_m, check=False)
+        _drop_volumes(inst)
 
 
 def test_up_every_service_healthy_and_no_secret(ci1: Instance) -> None:
@@ -422,5 +433,6 @@ def test_two_instances_with_different_optional_roles_side_by_side(redhome_c: Pat
     finally:
         for inst in insts:
             make("down", inst.name, redhome_c, check=False)
+            _drop_volumes(inst)
     for inst in insts:
         assert _containers(compose.project_name(inst)) == []
