@@ -26,7 +26,6 @@ from redpss.dictionary.model import DICTIONARY, MIGRATIONS, TABLES
 from redpss.dictionary.objects import Column, Model
 from redpss.dictionary.scripts import SCRIPTS, db_script_statements
 from redpss.errors import DictionaryError, MigrationError
-from redpss.health import judge
 from redpss.instance import Instance
 from tests.unit import test_dictionary as shared
 from tests.unit import test_exasol_sql as statements
@@ -157,20 +156,7 @@ def test_sql_alert_matches_the_python_rule(
 ) -> None:
     _set_role(exa_db, "r", case, shared.NOW)
     (status,) = exa_dic.pss_status(now=shared.NOW)
-    state, age, interval, restarts, last_exit, info, problems, expected = case
-    assert status.heartbeat_age == (None if age is None else pytest.approx(age, abs=1e-3))
-    reference = judge(
-        state=state,
-        heartbeat_age=age,
-        heartbeat_interval=interval,
-        restarts=restarts,
-        last_exit=last_exit,
-        info=info,
-        problems=problems,
-    )
-    assert reference.alert == expected
-    assert (status.alert, status.alert_reason) == (reference.alert, reference.reason)
-    assert (status.problems, status.healthy) == (problems, reference.healthy)
+    shared.assert_row_follows_the_rule(status, case)
 
 
 @pytest.mark.parametrize("session_zone", ["UTC", "EUROPE/BERLIN", "AMERICA/NEW_YORK"])

@@ -3,6 +3,7 @@ heartbeat record and ``redpss role X --check``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -37,10 +39,12 @@ from redpss.roles import ROLES
 from redpss.roles.base import Role, RoleContext, RoleHealth, _beat
 from redpss.supervisor import ProcessInfo
 from tests.conftest import wait_for
+from tests.unit.test_dictionary import verdict_of
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+R = TypeVar("R", bound=Role)
 
 
 # -- the verdict, against the SQL of both backends' reference ------------------------------
@@ -111,15 +115,7 @@ def test_the_sql_of_sta_pss_status_is_the_python_verdict(
         )
     conn.close()
     (row,) = sqlite_dic.pss_status(now=NOW)
-    verdict = judge(
-        state=state,
-        heartbeat_age=age,
-        heartbeat_interval=interval,
-        restarts=restarts,
-        last_exit=last_exit,
-        info=info,
-        problems=problems,
-    )
+    verdict = verdict_of(record)
     assert (row.alert, row.alert_reason, row.healthy) == (
         verdict.alert,
         verdict.reason,
@@ -280,16 +276,28 @@ class _Serving(Role):
         self.health.start_thread("request server", self.release.wait)
 
 
+@contextlib.contextmanager
+def _registered(inst: Instance, role_cls: type[R]) -> Iterator[tuple[R, Dictionary]]:
+    """``role_cls`` started in this process on an initialised dictionary, registered, with one
+    heartbeat written; stopped at the end."""
+    with open_dictionary("sqlite", db_dir=inst.db_dir) as dic:
+        dic.init()
+        role = role_cls(RoleContext(inst, inst.load_config(), dic))
+        role.start()
+        try:
+            pid = os.getpid()
+            dic.register_role(role.name, pid=pid, host="h", version="t", heartbeat_interval=5)
+            _beat(role, role.ctx, pid)
+            yield role, dic
+        finally:
+            role.stop()
+
+
 def test_a_heartbeat_carries_the_problems_to_the_dictionary_and_the_record(
     checked_instance: Instance,
 ) -> None:
     inst = checked_instance
-    with open_dictionary("sqlite", db_dir=inst.db_dir) as dic:
-        dic.init()
-        role = _Serving(RoleContext(inst, inst.load_config(), dic))
-        role.start()
-        dic.register_role("jexec", pid=os.getpid(), host="h", version="t", heartbeat_interval=5)
-        _beat(role, role.ctx, os.getpid())
+    with _registered(inst, _Serving) as (role, dic):
         (row,) = dic.pss_status()
         assert (row.alert, row.problems, row.healthy) == (0, None, True)
         role.release.set()
@@ -324,6 +332,14 @@ def _proc(name: str, pid: int = 7) -> ProcessInfo:
     return ProcessInfo(name, "RUNNING", pid, 60.0, "", 0)
 
 
+def _beat_of(name: str, pid: int = 7, problems: str | None = None) -> RoleStatus:
+    """A fresh heartbeat row of ``name`` (ALERT 1 with the reason when it reports problems)."""
+    alert, reason = (1, problems) if problems else (0, None)
+    return RoleStatus(
+        name, "RUNNING", pid, "h", NOW, NOW, 5.0, 0, None, "t", None, 1.0, alert, reason, problems
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "suspended", "state", "alert", "reason"),
     [
@@ -338,19 +354,14 @@ def _proc(name: str, pid: int = 7) -> ProcessInfo:
 def test_a_suspended_instance_pauses_jmon_and_sched_while_services_keep_running(
     name: str, suspended: bool, state: str, alert: int, reason: str
 ) -> None:
-    beat = RoleStatus(name, "RUNNING", 7, "h", NOW, NOW, 5.0, 0, None, "t", None, 1.0, 0, None)
-    row = _row(name, _proc(name), beat, running=True, suspended=suspended)
+    row = _row(name, _proc(name), _beat_of(name), running=True, suspended=suspended)
     assert (row.state, row.alert, row.reason, row.healthy) == (state, alert, reason, True)
 
 
 def test_a_role_reporting_a_problem_makes_the_instance_degraded() -> None:
-    ok = RoleStatus("dbls", "RUNNING", 7, "h", NOW, NOW, 5.0, 0, None, "t", None, 1.0, 0, None)
-    sick = RoleStatus(
-        "cfisrv", "RUNNING", 8, "h", NOW, NOW, 5.0, 0, None, "t", None, 1.0, 1,
-        "FTPS serve loop is not running", problems="FTPS serve loop is not running",
-    )  # fmt: skip
+    sick = _beat_of("cfisrv", 8, problems="FTPS serve loop is not running")
     rows = (
-        _row("dbls", _proc("dbls"), ok, running=True, suspended=False),
+        _row("dbls", _proc("dbls"), _beat_of("dbls"), running=True, suspended=False),
         _row("cfisrv", _proc("cfisrv", 8), sick, running=True, suspended=False),
     )
     assert rows[1] == RoleRow(
@@ -371,26 +382,16 @@ def test_cfisrv_whose_serve_loop_dies_is_unhealthy_with_the_reason(
 ) -> None:
     from redpss.roles.cfisrv import Cfisrv
 
-    inst = checked_instance
-    with open_dictionary("sqlite", db_dir=inst.db_dir) as dic:
-        dic.init()
-        role = Cfisrv(RoleContext(inst, inst.load_config(), dic))
-        role.start()
-        try:
-            dic.register_role("cfisrv", pid=os.getpid(), host="h", version="t",
-                              heartbeat_interval=5)  # fmt: skip
-            _beat(role, role.ctx, os.getpid())
-            assert dic.pss_status()[0].healthy
+    with _registered(checked_instance, Cfisrv) as (role, dic):
+        assert dic.pss_status()[0].healthy
 
-            def broken(*args: object, **kwargs: object) -> None:
-                raise OSError(9, "Bad file descriptor")
+        def broken(*args: object, **kwargs: object) -> None:
+            raise OSError(9, "Bad file descriptor")
 
-            role._server.ioloop.loop = broken  # the poller's descriptor is gone
-            wait_for(lambda: role.health.problems(), what="the dead serve loop to be seen")
-            _beat(role, role.ctx, os.getpid())
-            (row,) = dic.pss_status()
-        finally:
-            role.stop()
+        role._server.ioloop.loop = broken  # the poller's descriptor is gone
+        wait_for(lambda: role.health.problems(), what="the dead serve loop to be seen")
+        _beat(role, role.ctx, os.getpid())
+        (row,) = dic.pss_status()
     reason = "FTPS serve loop failed: OSError: [Errno 9] Bad file descriptor"
     assert (row.state, row.alert, row.alert_reason, row.healthy) == ("RUNNING", 1, reason, False)
-    assert check(heartbeat_path(inst.home, "cfisrv")) == Verdict(1, reason, False)
+    assert check(heartbeat_path(checked_instance.home, "cfisrv")) == Verdict(1, reason, False)
