@@ -115,10 +115,14 @@ class Spool:
             if mail.key is not None and self.where(mail_id) is not None:
                 return mail_id, True
             tmp = self._path("tmp", mail_id)
-            with _create(tmp) as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                with _create(tmp) as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError:
+                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written mail behind
+                raise
             os.rename(tmp, self._path("queue", mail_id))
             _fsync_dir(self.folder("queue"))
         return mail_id, False

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from redpss.diskspace import has_room
 from redpss.errors import DictionaryError, RemoteError
 from redpss.logs import purge_old_logs
 from redpss.roles.base import Role, RoleContext
@@ -48,8 +49,6 @@ _ALIASES = {"WARNING": "WARN", "CRITICAL": "ALERT", "FATAL": "ALERT"}
 SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _MAX_LINES = 100_000
 _PURGE_EVERY = 86400.0
-_SPACE_BACK = 1 << 20
-"""Free bytes on ``log/DB``'s filesystem that end a disk-full problem before the next buffer."""
 MAX_REQUEST = 32 << 20
 """Longest request line (a whole buffer) DBLS accepts, in bytes."""
 
@@ -338,13 +337,7 @@ class Dbls(Role):
 
     def _space_back(self) -> None:
         """A full disk with room again ends the problem without waiting for the next buffer."""
-        if not (self._disk_problem and self._disk_full):
-            return
-        try:
-            st = os.statvfs(self.files.root)
-        except OSError:
-            return
-        if st.f_bavail * st.f_frsize >= _SPACE_BACK:
+        if self._disk_problem and self._disk_full and has_room(self.files.root):
             self._disk_ok()
 
     def _disk_ok(self) -> None:

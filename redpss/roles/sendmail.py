@@ -16,6 +16,7 @@ to the relay (:mod:`redpss.mail.relay`, STARTTLS or plain, SASL auth when
 
 from __future__ import annotations
 
+import errno
 import heapq
 import logging
 import threading
@@ -23,6 +24,7 @@ import time
 from typing import Any
 
 from redpss.config import attach_dirs
+from redpss.diskspace import has_room
 from redpss.errors import MailError, RemoteError
 from redpss.mail.attach import AttachFolders
 from redpss.mail.message import compose
@@ -47,6 +49,7 @@ class Sendmail(Role):
         super().__init__(ctx)
         cfg = ctx.config.redsys
         self.spool = Spool(ctx.instance.home / "spool" / "sendmail")
+        self._spool_refused = False  # the spool's disk refused the last mail
         self.folders = AttachFolders(ctx.instance.home, attach_dirs(cfg.sendmail_attach_dirs))
         self.relay = Relay(
             cfg.sendmail_smtp_host,
@@ -105,7 +108,9 @@ class Sendmail(Role):
         self.relay.close()
 
     def tick(self) -> None:
-        """Delete sent mails older than ``log_retention`` days."""
+        """Delete sent mails older than ``log_retention`` days; see whether space is back."""
+        if self._spool_refused and has_room(self.spool.root):
+            self._spool_ok()
         days = self.ctx.config.redsys.log_retention
         if removed := self.spool.purge("sent", time.time() - days * 86400):
             log.info("role=sendmail removed %d sent mails older than %d days", removed, days)
@@ -128,7 +133,12 @@ class Sendmail(Role):
             sender=cfg.sendmail_smtp_from,
             max_size=cfg.sendmail_max_size,
         )
-        mail_id, duplicate = self.spool.put(mail)
+        try:
+            mail_id, duplicate = self.spool.put(mail)
+        except OSError as exc:
+            raise self._not_spooled(exc) from exc
+        if self._spool_refused:
+            self._spool_ok()
         if duplicate:
             log.info("role=sendmail mail=%s key seen before: not spooled again", mail_id)
             return {"id": mail_id, "duplicate": True, "state": self.spool.where(mail_id)}
@@ -140,6 +150,24 @@ class Sendmail(Role):
             heapq.heappush(self._due, (0.0, time.time(), mail_id))
             self._cond.notify_all()
         return {"id": mail_id, "duplicate": False, "state": "queue"}
+
+    def _not_spooled(self, exc: OSError) -> RemoteError:
+        """A mail the spool's disk refused: nothing of it is kept; status shows why (ALERT 1)."""
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        why = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror
+        text = f"cannot spool mails in {self.spool.root}: {why or exc}"
+        self.health.problem("spool", text)
+        self._spool_refused = True
+        log.error("role=sendmail %s; the mail was refused, not spooled", text)
+        return RemoteError(
+            "disk_full" if full else "write_failed",
+            f"{text}; the mail was not spooled, send it again",
+        )
+
+    def _spool_ok(self) -> None:
+        self._spool_refused = False
+        self.health.clear("spool")
+        log.info("role=sendmail the spool takes mails again")
 
     def op_status(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         """Wire op ``status``: counts per spool folder and the relay's state (or one mail's)."""

@@ -14,7 +14,7 @@ from typing import Any
 from redpss.errors import RemoteError
 from redpss.instance import Instance
 from redpss.wire import call
-from tests.conftest import run_cli, wait_for
+from tests.conftest import MakeRelay, run_cli, wait_for
 from tests.faults.disk import remount, tmpfs
 
 MakeInstance = Callable[..., Instance]
@@ -75,4 +75,62 @@ def test_dbls_on_a_full_disk_refuses_whole_buffers_and_resumes(make_instance: Ma
         lines = day.read_text().splitlines()
         assert len(lines) == len(set(lines)) == 40 * 400
         assert all(line.endswith("x" * 60) for line in lines)
+        assert run_cli("redctl", "stop", inst=inst).returncode == 0
+
+
+def test_sendmail_on_a_full_spool_refuses_clearly_and_delivers_each_mail_once(
+    make_instance: MakeInstance, make_relay: MakeRelay
+) -> None:
+    """A mail that cannot be spooled is refused whole (nothing half-spooled, nothing sent), with
+    the cause; status names the full spool; after room is made, every mail sent again reaches
+    the relay exactly once."""
+    relay = make_relay()
+    inst = make_instance(
+        "tst1",
+        sendmail_smtp_host="127.0.0.1",
+        sendmail_smtp_port=str(relay.port),
+        sendmail_smtp_encr="PLAIN",
+        sendmail_smtp_from="redsys@example.com",
+        sendmail_retry_base="0.2",
+        sendmail_retry_max="1",
+    )
+    cfg = inst.load_config().redsys
+    spool = inst.home / "spool"
+    with tmpfs(spool, "512k"):
+        out = run_cli("redctl", "start", inst=inst)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+        def send(n: int) -> None:
+            call(
+                "127.0.0.1", cfg.sendmail_port, "send", secret=cfg.pss_secret.reveal(),
+                to=["ops@example.com"], subject=f"mail {n:03d}", body="x" * 30000, timeout=30,
+            )  # fmt: skip
+
+        refused: list[int] = []
+        failures: list[str] = []
+        for n in range(40):  # ~30 KB a mail, kept in sent/: the spool is full after ~16
+            try:
+                send(n)
+            except RemoteError as exc:
+                refused.append(n)
+                failures.append(f"{exc.code}: {exc.message}")
+        assert refused, "the spool never filled"
+        assert all("no space left" in f for f in failures), failures[:3]
+        out = run_cli("redctl", "--json", "status", inst=inst)
+        assert out.returncode == 1
+        assert "no space left for spool/" in json.loads(out.stdout)["message"]
+
+        def told() -> dict[str, Any] | None:
+            row = _status(inst)[1]["sendmail"]
+            return row if row["alert"] == 1 and "no space left" in str(row["reason"]) else None
+
+        wait_for(told, timeout=20, what="sendmail at ALERT 1 naming the full spool")
+        assert list((spool / "sendmail" / "tmp").iterdir()) == []  # nothing half-spooled
+
+        remount(spool, "8m")
+        for n in refused:
+            send(n)
+        wait_for(lambda: relay.inbox.count() >= 40, timeout=60, what="every mail delivered")
+        assert sorted(relay.inbox.subjects) == [f"mail {n:03d}" for n in range(40)]
+        wait_for(lambda: _status(inst)[0] == 0, timeout=20, what="status back to 0")
         assert run_cli("redctl", "stop", inst=inst).returncode == 0
