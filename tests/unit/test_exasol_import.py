@@ -187,3 +187,12 @@ def test_a_loader_the_database_cannot_read_as_we_would_is_refused() -> None:
             {"pattern": "x", "target": "DWH.B", "method": "import",
              "columns": [{"name": "F", "type": "BOOLEAN"}]},
         )  # fmt: skip
+
+
+def test_the_embedded_dictionary_refuses_an_import_loader(dic: Any) -> None:
+    """SQLite cannot read a file from cfisrv: the definition is refused when it is applied,
+    not at every load (which would put the file back into input/ again and again)."""
+    from redpss.errors import DictionaryError
+
+    with pytest.raises(DictionaryError, match="method = import needs dictionary = exasol"):
+        dic.upsert_loader(LOADER)

@@ -52,6 +52,11 @@ class SqliteLanding(SqliteCore, LandingStore):
     def upsert_loader(self, loader: Loader) -> bool:
         """Create or replace ``loader`` and its column mapping in one transaction."""
         check_loader(loader)
+        if loader.method == "IMPORT":  # the database would have to read the file: Exasol only
+            raise DictionaryError(
+                f"loader {loader.name}: method = import needs dictionary = exasol (the database "
+                "reads the file from cfisrv); the embedded dictionary takes method = transport"
+            )
         now = to_db(_utcnow())
         marks = ", ".join("?" * len(loader_values(loader)))
         with self._write(self._redsys) as conn:
