@@ -67,7 +67,10 @@ def _emit(args: argparse.Namespace, data: Any, table: Callable[[], None]) -> Non
 def _list_jobs(inst: Instance, args: argparse.Namespace) -> int:
     with open_instance_dictionary(inst, inst.load_config()) as d:
         rows = jobs.list_jobs(d)
-    cols = ("job", "schema", "kind", "pool", "schedule", "active", "last_state", "last_run")
+    cols = (
+        "job", "schema", "kind", "pool", "schedule", "active", "last_state", "last_run",
+        "next_run", "alert", "reason",
+    )  # fmt: skip
     _emit(args, rows, lambda: print_table(rows, cols))
     return 0
 

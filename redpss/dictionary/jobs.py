@@ -12,14 +12,17 @@ from datetime import datetime
 
 __all__ = [
     "FINAL_STATES",
+    "LATE_AFTER",
     "ExecError",
     "JobDef",
+    "JobStatus",
     "JobStore",
     "PoolSample",
     "RunRecord",
     "RunUpdate",
     "SqlResult",
     "WatcherDef",
+    "job_alert",
 ]
 
 QUEUED, RUNNING, OK, FAILED, TIMEOUT, ABORTED, SKIPPED, KILLED = (
@@ -126,6 +129,110 @@ class ExecError:
     first_seen: datetime
     last_seen: datetime
     message: str | None
+
+
+LATE_AFTER = 60.0
+"""Seconds after its planned next run before a scheduled job without a run since is late."""
+REASON_MESSAGE = 200
+"""Characters of a run's message quoted in ALERT_REASON."""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One row of ``STA_JOB_STATUS``: a job definition, its newest run, its next run, ALERT."""
+
+    job: str
+    schema: str
+    active: bool
+    last_run_id: int | None
+    last_state: str | None
+    last_queued_at: datetime | None
+    last_started_at: datetime | None
+    last_ended_at: datetime | None
+    last_message: str | None
+    last_seen_at: datetime | None
+    next_run_at: datetime | None
+    definition_error: str | None
+    planned_at: datetime | None
+    overdue_seconds: float | None
+    alert: int
+    alert_reason: str | None
+
+
+def job_alert(
+    *,
+    active: bool,
+    last_state: str | None,
+    last_message: str | None,
+    last_seen_at: datetime | None,
+    next_run_at: datetime | None,
+    definition_error: str | None,
+    overdue_seconds: float | None,
+) -> tuple[int, str | None]:
+    """ALERT and ALERT_REASON of a job: the rule ``STA_JOB_STATUS`` computes in SQL.
+
+    The first that holds: an inactive job is 0; a definition jmon refuses is 2; a last run
+    FAILED or TIMEOUT is 2; a scheduled job with no run queued since its planned next run,
+    more than :data:`LATE_AFTER` seconds after it, is 1 (late); a last run ABORTED or KILLED
+    is 1; else 0. An empty text counts as none (Exasol stores '' as NULL).
+    """
+    if not active:
+        return 0, None
+    if definition_error:
+        return 2, f"invalid definition: {definition_error}"
+    quoted = f": {last_message[:REASON_MESSAGE]}" if last_message else ""
+    if last_state in ("FAILED", "TIMEOUT"):
+        return 2, f"last run {last_state}{quoted}"
+    if (
+        next_run_at is not None
+        and overdue_seconds is not None
+        and overdue_seconds > LATE_AFTER
+        and (last_seen_at is None or last_seen_at < next_run_at)
+    ):
+        return 1, f"late: no run for {int(overdue_seconds)} s after it was due"
+    if last_state in ("ABORTED", "KILLED"):
+        return 1, f"last run {last_state}{quoted}"
+    return 0, None
+
+
+STATUS_RUN_COLUMNS = (
+    "LAST_RUN_ID",
+    "LAST_STATE",
+    "LAST_QUEUED_AT",
+    "LAST_STARTED_AT",
+    "LAST_ENDED_AT",
+    "LAST_MESSAGE",
+    "LAST_SEEN_AT",
+)
+"""The columns of ``ADM_JOB_STATUS`` that sched keeps (jmon keeps the others)."""
+StatusRun = tuple[
+    int | None, str | None, datetime | None, datetime | None, datetime | None, str | None,
+    datetime | None,
+]  # fmt: skip
+
+
+def next_status(old: StatusRun | None, updates: list[RunUpdate]) -> StatusRun:
+    """A job's :data:`STATUS_RUN_COLUMNS` after ``updates`` (its job runs, in order).
+
+    The newest run that is not SKIPPED is the last run (a newer run id replaces it; a change
+    of the same run updates it, a field left None keeps its value); every run, SKIPPED ones
+    too, moves LAST_SEEN_AT. Both backends use this, so they cannot disagree.
+    """
+    run_id, state, queued, started, ended, message, seen = old or (None,) * 7
+    for u in updates:
+        seen = u.queued_at if seen is None else max(seen, u.queued_at)
+        if u.state == "SKIPPED":
+            continue
+        if run_id is None or u.run_id > run_id:
+            run_id, state, queued, started, ended = (
+                u.run_id, u.state, u.queued_at, u.started_at, u.ended_at,
+            )  # fmt: skip
+            message = u.message
+        elif u.run_id == run_id:
+            state, queued = u.state, u.queued_at
+            started, ended = u.started_at or started, u.ended_at or ended
+            message = u.message if u.message is not None else message
+    return (run_id, state, queued, started, ended, message[:2000] if message else None, seen)
 
 
 @dataclass(frozen=True)
@@ -237,6 +344,24 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def query_value(self, schema: str, query: str, *, timeout: float | None = None) -> str:
         """Run a watcher's query in ``schema``; return its result as one comparable text."""
+
+    # -- job status (STA_JOB_STATUS) ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def record_job_status(self, updates: list[RunUpdate]) -> None:
+        """Keep ``ADM_JOB_STATUS`` up with these job run changes (watcher rows are ignored):
+        the newest run that is not SKIPPED is a job's last run; every run is a sign of life."""
+
+    @abc.abstractmethod
+    def record_job_plan(
+        self, next_runs: dict[str, datetime | None], errors: dict[str, str], at: datetime
+    ) -> None:
+        """jmon's view of every job: its next run (``next_runs``, None: not scheduled) and why
+        its definition is refused (``errors``); jobs in neither get NULL for both."""
+
+    @abc.abstractmethod
+    def job_status(self, now: datetime | None = None) -> list[JobStatus]:
+        """``STA_JOB_STATUS`` sorted by job; with ``now``, overdue times are measured then."""
 
     # -- JMON statistics -------------------------------------------------------------------
 

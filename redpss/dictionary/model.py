@@ -26,7 +26,9 @@ REDSYS = "REDSYS"
 PROBLEMS_SINCE = 5
 """The dictionary version that added ``ADM_PSS_STATUS.PROBLEMS`` (role health)."""
 ROLE_STATES = ("STARTING", "RUNNING", "SUSPENDED", "STOPPING", "STOPPED", "FAILED", "EXITED")
-RUN_STATES = ("QUEUED", "RUNNING", "OK", "FAILED", "TIMEOUT", "ABORTED", "SKIPPED")
+RUN_STATES = ("QUEUED", "RUNNING", "OK", "FAILED", "TIMEOUT", "ABORTED", "SKIPPED", "KILLED")
+JOB_STATUS_SINCE = 6
+"""The migration that added ADM_JOB_STATUS, STA_JOB_STATUS and the run state KILLED."""
 JOB_KINDS = ("SQL", "CMD", "LOAD")
 POOLS = ("default", "loader", "action")
 SCHEDULE_TYPES = ("INTERVAL", "CRON", "NONE")
@@ -379,6 +381,32 @@ OPS_TABLES: tuple[Table, ...] = (
 )
 TABLES = TABLES + OPS_TABLES
 
+# -- version 6: the status of every job (STA_JOB_STATUS) ---------------------------------------
+
+JOB_STATUS_TABLES: tuple[Table, ...] = (
+    Table(
+        "ADM_JOB_STATUS",
+        "REDSYS",
+        "per job: its newest run (from sched) and its next run and definition check (from jmon)",
+        (
+            Column("JOB_NAME", "VARCHAR(128)", False, "job"),
+            Column("LAST_RUN_ID", _ID, True, "the newest run that was not SKIPPED"),
+            Column("LAST_STATE", "VARCHAR(16)", True, "its state", values=RUN_STATES),
+            _ts("LAST_QUEUED_AT", "when it was queued"),
+            _ts("LAST_STARTED_AT", "when it started"),
+            _ts("LAST_ENDED_AT", "when it ended"),
+            Column("LAST_MESSAGE", "VARCHAR(2000)", True, "its message (start of it)"),
+            _ts("LAST_SEEN_AT", "newest QUEUED_AT of any run, SKIPPED ones too"),
+            _ts("NEXT_RUN_AT", "next due time as jmon planned it (NULL: not scheduled)"),
+            Column("DEFINITION_ERROR", "VARCHAR(2000)", True, "why jmon refuses the definition"),
+            _ts("PLANNED_AT", "when jmon wrote NEXT_RUN_AT and DEFINITION_ERROR"),
+        ),
+        primary_key=("JOB_NAME",),
+        writers="sched (run log writer), jmon (every sched_stats_interval and after a reload)",
+    ),
+)
+TABLES = TABLES + JOB_STATUS_TABLES
+
 VIEWS: tuple[View, ...] = (
     View("ALL_ADM_JOBS", "REDSYS", "ADM_JOBS", "the jobs the current user may see"),
     View("ALL_ADM_WATCHER", "REDSYS", "ADM_WATCHER", "the watchers the current user may see"),
@@ -389,6 +417,20 @@ VIEWS: tuple[View, ...] = (
         "role status with ALERT (docs/dictionary.md gives the rule)",
         (
             Column("HEARTBEAT_AGE", "DOUBLE", True, "seconds since the last heartbeat"),
+            Column("ALERT", "DECIMAL(1,0)", False, "0 ok, 1 warning, 2 alert"),
+            Column("ALERT_REASON", "VARCHAR(2000)", True, "why ALERT is not 0"),
+        ),
+    ),
+    View(
+        "STA_JOB_STATUS",
+        "REDSYS",
+        "ADM_JOB_STATUS",
+        "one row per job definition (ADM_JOBS) with its status and ALERT "
+        "(docs/dictionary.md gives the rule)",
+        (
+            Column("SCHEMA_NAME", "VARCHAR(128)", False, "the job's target schema"),
+            Column("ACTIVE", "BOOLEAN", False, "scheduled only when true"),
+            Column("OVERDUE_SECONDS", "DOUBLE", True, "seconds since NEXT_RUN_AT"),
             Column("ALERT", "DECIMAL(1,0)", False, "0 ok, 1 warning, 2 alert"),
             Column("ALERT_REASON", "VARCHAR(2000)", True, "why ALERT is not 0"),
         ),
@@ -425,6 +467,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "load method of a loader: rows sent by redpss, or IMPORT by Exasol from cfisrv",
     ),
     Migration(PROBLEMS_SINCE, "role health: the problems a role reports in its heartbeat"),
+    Migration(
+        JOB_STATUS_SINCE,
+        "job status: ADM_JOB_STATUS and STA_JOB_STATUS; run state KILLED",
+        redsys=("ADM_JOB_STATUS", "STA_JOB_STATUS"),
+        rebuild=("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_JMON_JOBLOG"),
+    ),
 )
 
 DICTIONARY = Model(TABLES, VIEWS, MIGRATIONS)

@@ -82,12 +82,19 @@ class View:
 
 @dataclass(frozen=True)
 class Migration:
-    """One dictionary version: what it creates in REDSYS and in every target schema."""
+    """One dictionary version: what it creates in REDSYS and in every target schema.
+
+    ``rebuild`` names existing tables whose allowed values (``Column.values``) grew: a backend
+    that checks them in the table (SQLite's CHECK constraints, which cannot be altered)
+    rebuilds those tables with their rows; one that checks them in redpss (Exasol) has
+    nothing to do.
+    """
 
     version: int
     description: str
     redsys: tuple[str, ...] = ()
     target: tuple[str, ...] = ()
+    rebuild: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,9 @@ class Model:
             for name in migration.redsys + migration.target:
                 if name not in names:
                     raise ValueError(f"migration {migration.version} names unknown {name}")
+            for name in migration.rebuild:
+                if not isinstance(names.get(name), Table):
+                    raise ValueError(f"migration {migration.version} rebuilds unknown {name}")
         for table in self.tables:
             for column in table.columns:
                 if column.since > 1 and not column.nullable and column.default is None:

@@ -59,17 +59,23 @@ def find_watcher(dictionary: Dictionary, name: str) -> WatcherDef:
 
 
 def list_jobs(dictionary: Dictionary) -> list[dict[str, Any]]:
-    """Every job with its schedule and last run (``list_db_jobs``)."""
-    last = dictionary.last_runs()
+    """Every job with its schedule, last and next run and ALERT (``list_db_jobs``, from
+    ``STA_JOB_STATUS``)."""
+    status = {s.job: s for s in dictionary.job_status()}
     rows = []
     for j in dictionary.jobs():
-        run = last.get(j.name)
+        st = status.get(j.name)
+        last = (st.last_started_at or st.last_queued_at) if st else None
         schedule = {"INTERVAL": f"every {j.interval_seconds}s", "CRON": f"cron {j.cron_expr}"}
         rows.append({
             "job": j.name, "schema": j.schema, "kind": j.kind, "pool": j.pool,
             "schedule": schedule.get(j.schedule_type, "-"), "active": j.active,
-            "last_state": run.state if run else None,
-            "last_run": run.queued_at.isoformat(timespec="seconds") if run else None,
+            "last_state": st.last_state if st else None,
+            "last_run": last.isoformat(timespec="seconds") if last else None,
+            "next_run": st.next_run_at.isoformat(timespec="seconds")
+            if st and st.next_run_at else None,
+            "alert": st.alert if st else 0,
+            "reason": st.alert_reason if st else None,
         })  # fmt: skip
     return rows
 

@@ -123,6 +123,7 @@ class Monitor:
         mono = self.clock.monotonic()
         self.next = _Next(poll=mono + periods.definitions, stats=mono + periods.stats)
         self.keep_handed = False  # tests: remember every hand-over in ``next.handed``
+        self.planned_errors: dict[str, str] = {}
 
     # ------------------------------------------------------------------ one turn
 
@@ -185,6 +186,8 @@ class Monitor:
         errors = self.timetable.load(d.jobs(), d.watchers(), last, self.clock.now())
         for message in errors:
             log.error("role=jmon definition refused: %s", message)
+        if first or self.timetable.job_errors() != self.planned_errors:
+            self.write_plan()  # STA_JOB_STATUS shows a refused definition at once
         log.info(
             "role=jmon timetable %s: %d entries, %d invalid definitions",
             "loaded" if first else "reloaded",
@@ -273,3 +276,10 @@ class Monitor:
             for n in names
         ]
         self.dictionary.write_jmon_sample(self.clock.now(), pools, jobs)
+        self.write_plan()
+
+    def write_plan(self) -> None:
+        """Every job's next run and refused definition into ADM_JOB_STATUS (STA_JOB_STATUS)."""
+        errors = self.timetable.job_errors()
+        self.dictionary.record_job_plan(self.timetable.next_runs(), errors, self.clock.now())
+        self.planned_errors = errors

@@ -118,7 +118,9 @@ class RunLogWriter:
             if not batch:
                 continue
             try:
-                self.dictionary.record_runs(merge(batch))
+                merged = merge(batch)
+                self.dictionary.record_runs(merged)
+                self.dictionary.record_job_status(merged)  # STA_JOB_STATUS (idempotent too)
             except DictionaryError as exc:
                 log.warning(
                     "run log: %d state changes not written yet (will retry): %s", len(batch), exc

@@ -106,7 +106,7 @@ class Timetable:
         self.grace = timedelta(seconds=grace)
         self.ahead = timedelta(seconds=ahead)
         self.entries: dict[tuple[str, str], _Entry] = {}
-        self.errors: dict[str, str] = {}
+        self.errors: dict[tuple[str, str], str] = {}  # ("job"|"watch", name): why refused
         self.loaded = False
         # (hand-over point, sequence, entry, fire): an item is stale once its entry moved on
         # or was replaced; stale items are dropped when they come to the top
@@ -126,7 +126,7 @@ class Timetable:
         """(Re)build from definitions; return the definition errors that are new."""
         by_name = {j.name: j for j in jobs}
         wanted: dict[tuple[str, str], _Entry] = {}
-        errors: dict[str, str] = {}
+        errors: dict[tuple[str, str], str] = {}
         for job in jobs:
             if not job.active:
                 continue
@@ -136,7 +136,7 @@ class Timetable:
                     continue
                 entry = self._job_entry(job, last_runs.get(job.name), now)
             except DefinitionError as exc:
-                errors[job.name] = str(exc)
+                errors[("job", job.name)] = str(exc)
                 continue
             wanted[entry.key] = entry
         for w in watchers:
@@ -145,11 +145,11 @@ class Timetable:
             try:
                 check_watcher(w, by_name)
             except DefinitionError as exc:
-                errors[w.name] = str(exc)
+                errors[("watch", w.name)] = str(exc)
                 continue
             entry = self._watch_entry(w, now)
             wanted[entry.key] = entry
-        new_errors = [msg for name, msg in errors.items() if self.errors.get(name) != msg]
+        new_errors = [msg for key, msg in errors.items() if self.errors.get(key) != msg]
         self.errors = errors
         for key, entry in wanted.items():
             if self.entries.get(key) is not entry:
@@ -314,6 +314,10 @@ class Timetable:
             }
             for e in items
         ]
+
+    def job_errors(self) -> dict[str, str]:
+        """Why each refused job definition is refused, by job name."""
+        return {name: msg for (kind, name), msg in self.errors.items() if kind == "job"}
 
     def next_runs(self) -> dict[str, datetime | None]:
         """Next due time of every scheduled job (for ADM_JMON_JOBLOG)."""

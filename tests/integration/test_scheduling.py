@@ -313,3 +313,39 @@ def test_misfire_while_down_runs_once_or_skips(inst: Instance) -> None:
     first_skip = runs(inst, "skip")[-before["skip"] - 1]
     assert "misfire" in (first_once.message or "") and "running once" in (first_once.message or "")
     assert first_skip.state == "SKIPPED" and "skipped (policy SKIP)" in (first_skip.message or "")
+
+
+def test_sta_job_status_says_which_job_fails_and_which_definition_is_refused(
+    inst: Instance,
+) -> None:
+    script(inst.home / "cmd" / "fail.sh", 'echo "no such file: x.csv"; exit 3')
+    apply(
+        inst,
+        jobs={
+            "fails": job("CMD", "fail.sh"),
+            "fine": job(interval=3600),
+            "bad": job(interval=3600),
+        },
+    )
+    with sqlite3.connect(inst.db_dir / "REDSYS.db") as conn:  # a bad row written by SQL
+        conn.execute(
+            "UPDATE ADM_JOBS SET SCHEDULE_TYPE = 'CRON', INTERVAL_SECONDS = NULL, "
+            "CRON_EXPR = '61 * * * *' WHERE JOB_NAME = 'bad'"
+        )
+    conn.close()
+    start(inst)
+    redctl(inst, "start_db_job", "fails")
+
+    def status() -> dict[str, dict[str, object]]:
+        return {r["job"]: r for r in json.loads(redctl(inst, "--json", "list_db_jobs"))}
+
+    wait_for(lambda: status()["fails"]["alert"] == 2, timeout=20, what="fails with ALERT 2")
+    rows = status()
+    assert rows["fails"]["reason"] == "last run FAILED: exit code 3; output: no such file: x.csv"
+    assert rows["bad"]["alert"] == 2
+    assert "invalid definition: job bad: cron expression '61 * * * *'" in str(rows["bad"]["reason"])
+    assert rows["fine"]["alert"] == 0 and rows["fine"]["next_run"] is not None
+    with sqlite3.connect(inst.db_dir / "REDSYS.db") as conn:  # the view itself, as SQL sees it
+        alerts = dict(conn.execute("SELECT JOB_NAME, ALERT FROM STA_JOB_STATUS").fetchall())
+    conn.close()
+    assert alerts == {"bad": 2, "fails": 2, "fine": 0}

@@ -91,6 +91,10 @@ SAMPLES: dict[str, object] = {
     "watcher": "W_SALES",
     "at": NOW,
     "names": "'default', 'loader'",
+    # job status (STA_JOB_STATUS)
+    "seen": NOW,
+    "next_run": NOW,
+    "error": "job x: cron expression 'x': wrong number of fields",
     "rows": "(TIMESTAMP '2026-11-23 12:00:00.123456', 'default', 4, 1, 0, 9), "
     "(TIMESTAMP '2026-11-23 12:00:00.123456', 'loader', 2, 0, 0, 3)",
     # landing

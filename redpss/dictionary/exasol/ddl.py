@@ -162,10 +162,67 @@ def status_select(model: Model, version: int, now_epoch: str = NOW_EPOCH) -> str
     )
 
 
+# STA_JOB_STATUS: the rule of redpss.dictionary.jobs.job_alert in Exasol SQL (helper S). Ages
+# as for STA_PSS_STATUS (UTC, DST-safe); '' is NULL, so the reasons are built with CASE.
+_JOB_STATUS_SELECT = """SELECT {columns},
+    CASE
+        WHEN NOT "ACTIVE" THEN 0
+        WHEN DEFINITION_ERROR IS NOT NULL THEN 2
+        WHEN LAST_STATE IN ('FAILED', 'TIMEOUT') THEN 2
+        WHEN {late} THEN 1
+        WHEN LAST_STATE IN ('ABORTED', 'KILLED') THEN 1
+        ELSE 0
+    END AS ALERT,
+    CASE
+        WHEN NOT "ACTIVE" THEN NULL
+        WHEN DEFINITION_ERROR IS NOT NULL THEN 'invalid definition: ' || DEFINITION_ERROR
+        WHEN LAST_STATE IN ('FAILED', 'TIMEOUT') THEN {last_run}
+        WHEN {late}
+            THEN 'late: no run for ' || {overdue_text} || ' s after it was due'
+        WHEN LAST_STATE IN ('ABORTED', 'KILLED') THEN {last_run}
+    END AS ALERT_REASON
+FROM (
+    SELECT J.JOB_NAME, {status_columns}, J.SCHEMA_NAME, J."ACTIVE",
+        {overdue} AS OVERDUE_SECONDS
+    FROM {schema}.ADM_JOBS J LEFT JOIN {schema}.ADM_JOB_STATUS S ON S.JOB_NAME = J.JOB_NAME
+)"""
+JOB_STATUS_COLUMNS = (
+    "JOB_NAME", "LAST_RUN_ID", "LAST_STATE", "LAST_QUEUED_AT", "LAST_STARTED_AT",
+    "LAST_ENDED_AT", "LAST_MESSAGE", "LAST_SEEN_AT", "NEXT_RUN_AT", "DEFINITION_ERROR",
+    "PLANNED_AT", "SCHEMA_NAME", "ACTIVE", "OVERDUE_SECONDS",
+)  # fmt: skip
+
+
+def job_status_select(now_epoch: str = NOW_EPOCH) -> str:
+    """The SELECT of ``STA_JOB_STATUS`` (columns :data:`JOB_STATUS_COLUMNS`, ALERT,
+    ALERT_REASON); ``now_epoch`` as for :func:`status_select`."""
+    from redpss.dictionary.jobs import LATE_AFTER, REASON_MESSAGE
+
+    late = (
+        f"NEXT_RUN_AT IS NOT NULL AND OVERDUE_SECONDS > {LATE_AFTER} "
+        "AND (LAST_SEEN_AT IS NULL OR LAST_SEEN_AT < NEXT_RUN_AT)"
+    )
+    last_run = (
+        "'last run ' || LAST_STATE || CASE WHEN LAST_MESSAGE IS NULL THEN '' "
+        f"ELSE ': ' || SUBSTR(LAST_MESSAGE, 1, {REASON_MESSAGE}) END"
+    )
+    return _JOB_STATUS_SELECT.format(
+        columns=", ".join(ident(c) for c in JOB_STATUS_COLUMNS),
+        status_columns=", ".join(f"S.{ident(c)}" for c in JOB_STATUS_COLUMNS[1:11]),
+        late=late,
+        last_run=last_run,
+        overdue=seconds_since("S.NEXT_RUN_AT", now_epoch),
+        overdue_text=whole_seconds_text("OVERDUE_SECONDS"),
+        schema=REDSYS,
+    )
+
+
 def view_ddl(view: View, model: Model, version: int, schema: str = REDSYS) -> str:
     """``CREATE OR REPLACE VIEW`` of ``view`` as of ``version``."""
     if view.name == "STA_PSS_STATUS":
         select = status_select(model, version)
+    elif view.name == "STA_JOB_STATUS":
+        select = job_status_select()
     elif view.extra:
         raise ValueError(f"the Exasol backend does not know how to compute {view.name}")
     else:

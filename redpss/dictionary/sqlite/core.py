@@ -159,13 +159,95 @@ def _status_select(model: Model, version: int, now: str) -> str:
     )
 
 
+# STA_JOB_STATUS: the rule of redpss.dictionary.jobs.job_alert in SQL; timestamps are stored
+# as one ISO text format (to_db), so they compare as text.
+_JOB_STATUS_SQL = """SELECT JOB_NAME, LAST_RUN_ID, LAST_STATE, LAST_QUEUED_AT, LAST_STARTED_AT,
+    LAST_ENDED_AT, LAST_MESSAGE, LAST_SEEN_AT, NEXT_RUN_AT, DEFINITION_ERROR, PLANNED_AT,
+    SCHEMA_NAME, ACTIVE, OVERDUE_SECONDS,
+    CASE
+        WHEN ACTIVE = 0 THEN 0
+        WHEN DEFINITION_ERROR IS NOT NULL AND DEFINITION_ERROR <> '' THEN 2
+        WHEN LAST_STATE IN ('FAILED', 'TIMEOUT') THEN 2
+        WHEN {late} THEN 1
+        WHEN LAST_STATE IN ('ABORTED', 'KILLED') THEN 1
+        ELSE 0
+    END AS ALERT,
+    CASE
+        WHEN ACTIVE = 0 THEN NULL
+        WHEN DEFINITION_ERROR IS NOT NULL AND DEFINITION_ERROR <> ''
+            THEN 'invalid definition: ' || DEFINITION_ERROR
+        WHEN LAST_STATE IN ('FAILED', 'TIMEOUT') THEN {last_run}
+        WHEN {late}
+            THEN 'late: no run for ' || CAST(OVERDUE_SECONDS AS INTEGER) || ' s after it was due'
+        WHEN LAST_STATE IN ('ABORTED', 'KILLED') THEN {last_run}
+    END AS ALERT_REASON
+FROM (
+    SELECT J.JOB_NAME, S.LAST_RUN_ID, S.LAST_STATE, S.LAST_QUEUED_AT, S.LAST_STARTED_AT,
+        S.LAST_ENDED_AT, S.LAST_MESSAGE, S.LAST_SEEN_AT, S.NEXT_RUN_AT, S.DEFINITION_ERROR,
+        S.PLANNED_AT, J.SCHEMA_NAME, J.ACTIVE,
+        ROUND((julianday({now}) - julianday(S.NEXT_RUN_AT)) * 86400.0, 3) AS OVERDUE_SECONDS
+    FROM ADM_JOBS J LEFT JOIN ADM_JOB_STATUS S ON S.JOB_NAME = J.JOB_NAME
+)"""
+
+
+def job_status_select(now: str) -> str:
+    """The SELECT of ``STA_JOB_STATUS``; ``now`` is ``'now'`` (the view) or ``?``."""
+    from redpss.dictionary.jobs import LATE_AFTER, REASON_MESSAGE
+
+    late = (
+        f"NEXT_RUN_AT IS NOT NULL AND OVERDUE_SECONDS > {LATE_AFTER} "
+        "AND (LAST_SEEN_AT IS NULL OR LAST_SEEN_AT < NEXT_RUN_AT)"
+    )
+    last_run = (
+        "'last run ' || LAST_STATE || CASE WHEN LAST_MESSAGE IS NULL OR LAST_MESSAGE = '' "
+        f"THEN '' ELSE ': ' || substr(LAST_MESSAGE, 1, {REASON_MESSAGE}) END"
+    )
+    return _JOB_STATUS_SQL.format(
+        late=late, last_run=last_run, now="'now'" if now == "now" else "?"
+    )
+
+
 def view_ddl(view: View, model: Model, version: int) -> str:
     """Return the ``CREATE VIEW`` statement of ``view`` as of ``version``."""
     if view.name == "STA_PSS_STATUS":
         return f"CREATE VIEW {view.name} AS\n{_status_select(model, version, 'now')}"
+    if view.name == "STA_JOB_STATUS":
+        return f"CREATE VIEW {view.name} AS\n{job_status_select('now')}"
     if view.extra:
         raise MigrationError(f"the SQLite backend does not know how to compute {view.name}")
     return f"CREATE VIEW {view.name} AS SELECT * FROM {view.base}"
+
+
+def _apply_table(conn: sqlite3.Connection, table: Table, since: int, migration: Migration) -> None:
+    """What ``migration`` does to ``table`` (created by migration ``since``)."""
+    if since == migration.version:
+        for statement in table_ddl(table, migration.version):
+            conn.execute(statement)
+        return
+    for column in table.columns:
+        if column.since == migration.version:
+            conn.execute(f"ALTER TABLE {table.name} ADD COLUMN {_column_ddl(column)}")
+    if table.name in migration.rebuild:
+        _rebuild(conn, table, migration.version)
+
+
+def _rebuild(conn: sqlite3.Connection, table: Table, version: int) -> None:
+    """Build ``table`` anew as of ``version`` (its CHECK constraints with it), rows kept.
+
+    SQLite cannot alter a constraint: the documented way is a new table, a copy, a drop and
+    a rename, in the migration's transaction.
+    """
+    columns = ", ".join(c.name for c in table.columns_at(version))
+    create, *indexes = table_ddl(table, version)
+    new = f"{table.name}__REBUILD"
+    conn.execute(
+        create.replace(f"CREATE TABLE IF NOT EXISTS {table.name} ", f"CREATE TABLE {new} ", 1)
+    )
+    conn.execute(f"INSERT INTO {new} ({columns}) SELECT {columns} FROM {table.name}")
+    conn.execute(f"DROP TABLE {table.name}")
+    conn.execute(f"ALTER TABLE {new} RENAME TO {table.name}")
+    for statement in indexes:
+        conn.execute(statement)
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -342,17 +424,14 @@ class SqliteCore(Dictionary):
         for earlier in self.model.migrations[: migration.version]:
             for name in earlier.redsys if scope == REDSYS else earlier.target:
                 created.setdefault(name, earlier.version)
+        if migration.rebuild:  # a view naming a table being swapped would stop the RENAME
+            for name in created:
+                if isinstance(self.model.by_name[name], View):
+                    conn.execute(f"DROP VIEW IF EXISTS {name}")
         for name, since in created.items():
             obj = self.model.by_name[name]
-            if not isinstance(obj, Table):
-                continue
-            if since == migration.version:
-                for statement in table_ddl(obj, migration.version):
-                    conn.execute(statement)
-                continue
-            for column in obj.columns:
-                if column.since == migration.version:
-                    conn.execute(f"ALTER TABLE {obj.name} ADD COLUMN {_column_ddl(column)}")
+            if isinstance(obj, Table):
+                _apply_table(conn, obj, since, migration)
         for name in created:
             obj = self.model.by_name[name]
             if isinstance(obj, View):

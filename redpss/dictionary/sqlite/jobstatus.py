@@ -1,0 +1,113 @@
+"""The status of every job in SQLite: ``ADM_JOB_STATUS`` and the view ``STA_JOB_STATUS``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from redpss.dictionary.jobs import (
+    STATUS_RUN_COLUMNS,
+    JobStatus,
+    RunUpdate,
+    StatusRun,
+    next_status,
+)
+from redpss.dictionary.sqlite.core import SqliteCore, from_db, job_status_select, to_db
+
+_UPSERT_RUN = (
+    f"INSERT INTO ADM_JOB_STATUS (JOB_NAME, {', '.join(STATUS_RUN_COLUMNS)}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (JOB_NAME) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in STATUS_RUN_COLUMNS)
+)
+_UPSERT_PLAN = (
+    "INSERT INTO ADM_JOB_STATUS (JOB_NAME, NEXT_RUN_AT, DEFINITION_ERROR, PLANNED_AT) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (JOB_NAME) DO UPDATE SET NEXT_RUN_AT = "
+    "excluded.NEXT_RUN_AT, DEFINITION_ERROR = excluded.DEFINITION_ERROR, "
+    "PLANNED_AT = excluded.PLANNED_AT"
+)
+
+
+def _opt(value: datetime | None) -> str | None:
+    return None if value is None else to_db(value)
+
+
+class SqliteJobStatus(SqliteCore):
+    """What sched and jmon write about each job, and the status an operator reads."""
+
+    def record_job_status(self, updates: list[RunUpdate]) -> None:
+        """Keep ``ADM_JOB_STATUS`` up with these job run changes (see the interface)."""
+        by_job: dict[str, list[RunUpdate]] = defaultdict(list)
+        for u in updates:
+            if not u.watcher:
+                by_job[u.name].append(u)
+        if not by_job:
+            return
+        with self._write(self._redsys) as conn:
+            for job, changes in by_job.items():
+                row = conn.execute(
+                    f"SELECT {', '.join(STATUS_RUN_COLUMNS)} FROM ADM_JOB_STATUS "
+                    "WHERE JOB_NAME = ?",
+                    (job,),
+                ).fetchone()
+                old: StatusRun | None = None
+                if row is not None:
+                    old = (row[0], row[1], from_db(row[2]), from_db(row[3]), from_db(row[4]),
+                           row[5], from_db(row[6]))  # fmt: skip
+                run_id, state, queued, started, ended, message, seen = next_status(old, changes)
+                conn.execute(
+                    _UPSERT_RUN,
+                    (job, run_id, state, _opt(queued), _opt(started), _opt(ended), message,
+                     _opt(seen)),
+                )  # fmt: skip
+
+    def record_job_plan(
+        self, next_runs: dict[str, datetime | None], errors: dict[str, str], at: datetime
+    ) -> None:
+        """jmon's next run and definition error of every job (see the interface)."""
+        stamp = to_db(at)
+        with self._write(self._redsys) as conn:
+            conn.execute(
+                "UPDATE ADM_JOB_STATUS SET NEXT_RUN_AT = NULL, DEFINITION_ERROR = NULL, "
+                "PLANNED_AT = ?",
+                (stamp,),
+            )
+            for job in sorted(set(next_runs) | set(errors)):
+                error = errors.get(job)
+                conn.execute(
+                    _UPSERT_PLAN,
+                    (job, _opt(next_runs.get(job)), error[:2000] if error else None, stamp),
+                )
+
+    def job_status(self, now: datetime | None = None) -> list[JobStatus]:
+        """``STA_JOB_STATUS`` sorted by job; with ``now``, overdue times are measured then."""
+        with self._connect(self._redsys) as conn:
+            if now is None:
+                cur = conn.execute("SELECT * FROM STA_JOB_STATUS ORDER BY JOB_NAME")
+            else:
+                sql = f"{job_status_select('?')} ORDER BY JOB_NAME"
+                cur = conn.execute(sql, (to_db(now),))
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return [_job_status(dict(zip(names, row, strict=True))) for row in rows]
+
+
+def _job_status(row: dict[str, Any]) -> JobStatus:
+    return JobStatus(
+        job=row["JOB_NAME"],
+        schema=row["SCHEMA_NAME"],
+        active=bool(row["ACTIVE"]),
+        last_run_id=row["LAST_RUN_ID"],
+        last_state=row["LAST_STATE"],
+        last_queued_at=from_db(row["LAST_QUEUED_AT"]),
+        last_started_at=from_db(row["LAST_STARTED_AT"]),
+        last_ended_at=from_db(row["LAST_ENDED_AT"]),
+        last_message=row["LAST_MESSAGE"],
+        last_seen_at=from_db(row["LAST_SEEN_AT"]),
+        next_run_at=from_db(row["NEXT_RUN_AT"]),
+        definition_error=row["DEFINITION_ERROR"],
+        planned_at=from_db(row["PLANNED_AT"]),
+        overdue_seconds=row["OVERDUE_SECONDS"],
+        alert=int(row["ALERT"]),
+        alert_reason=row["ALERT_REASON"],
+    )
