@@ -128,12 +128,14 @@ def redctl(inst: Instance, *args: str) -> str:
 # -- files -------------------------------------------------------------------------------------
 
 
-def stage(inst: Instance, prefix: str, count: int, quiet: float) -> None:
-    """``count`` one-row CSV files into input/ (written aside, renamed in), complete."""
+def stage(inst: Instance, prefix: str, count: int, quiet: float, tag: int) -> None:
+    """``count`` one-row CSV files into input/ (written aside, renamed in), complete.
+
+    ``tag`` makes the contents of each run new (the ledger would skip a repeated content)."""
     staging = inst.home / "data" / "staging"
     staging.mkdir(exist_ok=True)
     for i in range(count):
-        (staging / f"{prefix}_{i:07d}.csv").write_text(f"ID,NAME\n{i},name {i}\n")
+        (staging / f"{prefix}_{i:07d}.csv").write_text(f"ID,NAME\n{i},name {i} of {tag}\n")
     inbox = inst.home / "data" / "input"
     for entry in os.scandir(staging):
         os.rename(entry.path, inbox / entry.name)
@@ -196,15 +198,15 @@ class FilesRun:
         return self.count / self.seconds
 
 
-def ours_files(inst: Instance, count: int, via: str) -> FilesRun:
-    stage(inst, "s", count, 0.5)
+def ours_files(inst: Instance, count: int, via: str, tag: int) -> FilesRun:
+    stage(inst, "s", count, 0.5, tag)
     watch = FirstClaim(inst)
     redctl(inst, "start")
     started = time.time()  # the instance is RUNNING: its FILE watcher may fire from now on
     try:
         if via == "job":
             redctl(inst, "start_db_job", "load_scale")
-        ended = wait_loaded(inst, "BENCH.SCALE", count, timeout=count * 0.1 + 600)
+        ended = wait_loaded(inst, "BENCH.SCALE", count * (tag + 1), timeout=count * 0.1 + 600)
     finally:
         watch.stop()
         redctl(inst, "stop")
@@ -216,7 +218,7 @@ def ours_files(inst: Instance, count: int, via: str) -> FilesRun:
 def direct_files(inst: Instance, count: int, run_id: int) -> FilesRun:
     from redpss.landing import run_load
 
-    stage(inst, "d", count, 0.5)
+    stage(inst, "d", count, 0.5, run_id)
     config = inst.load_config()
     watch = FirstClaim(inst)
     with open_dictionary("sqlite", db_dir=inst.db_dir) as dic:
@@ -248,7 +250,7 @@ def part_files(root: Path, count: int, pairs: int, via: str) -> tuple[float, flo
         runs: dict[str, FilesRun] = {}
         for side in order:
             runs[side] = (
-                ours_files(inst, count, via) if side == "ours" else direct_files(inst, count, i)
+                ours_files(inst, count, via, i) if side == "ours" else direct_files(inst, count, i)
             )
         ours, direct = runs["ours"], runs["direct"]
         ratios.append(ours.rate / direct.rate)

@@ -253,8 +253,9 @@ def run_load(
     """
     del schema  # the loader names its target; the job's schema only says who runs it
     try:
-        definition = dictionary.loader(loader)
-        others = [o for o in dictionary.loaders(active_only=True) if o.name != loader]
+        every = dictionary.loaders()  # one read for the loader and the names it must not share
+        definition = next((o for o in every if o.name == loader), None)
+        others = [o for o in every if o.active and o.name != loader]
     except DictionaryError as exc:
         raise LoadError(f"loader {loader}: dictionary unavailable: {exc}") from exc
     if definition is None:

@@ -10,6 +10,7 @@ import dataclasses
 import errno
 import os
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -384,3 +385,48 @@ def test_a_hard_link_and_a_sparse_file_are_refused(tmp_path: Path) -> None:
     dense.write_bytes(b"a\n" * 100_000)
     with open_regular(dense) as opened:
         assert opened.size == 200_000
+
+
+def test_a_kept_connection_follows_a_replaced_schema_file(
+    make_instance: Any, dic: Dictionary
+) -> None:
+    """A loading thread keeps its connection between runs, but never writes into a file that
+    is gone: a schema file replaced meanwhile (another inode) gets a new connection."""
+    inst = make_instance("tst1")
+    zone = zone_of(inst, inst.load_config())
+    (zone.input / "note_1.csv").write_text("one\n")
+    assert _load(inst, dic, key="note_1.csv").files == 1
+    path = dic.db_dir / "DWH.db"  # type: ignore[attr-defined]
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)  # an operator starts the schema anew
+    (zone.input / "note_2.csv").write_text("two\n")
+    assert _load(inst, dic, key="note_2.csv").files == 1
+    assert dic.target_row_count("DWH", "NOTES") == 1  # in the new file, not the old one
+
+
+def test_close_closes_what_the_loading_threads_kept(make_instance: Any, tmp_path: Path) -> None:
+    import threading
+
+    inst = make_instance("tst1")
+    zone = zone_of(inst, inst.load_config())
+    dic = open_dictionary("sqlite", db_dir=tmp_path / "db2")
+    dic.init()
+    dic.upsert_loader(ONE)
+    for i in range(4):
+        (zone.input / f"note_{i}.csv").write_text(f"{i}\n")
+
+    def load(i: int) -> None:
+        assert _load(inst, dic, key=f"note_{i}.csv").files == 1
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    kept = list(dic._loading().kept)  # type: ignore[attr-defined]
+    assert len(kept) == 4  # one per thread
+    dic.close()
+    for conn in kept:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
+    assert dic.target_row_count("DWH", "NOTES") == 4

@@ -8,6 +8,7 @@ archived without its rows.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,6 +35,30 @@ from redpss.errors import DictionaryError
 __all__ = ["SqliteLanding", "sqlite_column_type"]
 
 
+class _Loading:
+    """What a dictionary's loading threads keep: per thread the connections they hold (a run)
+    and keep (between runs); and every kept one, for :meth:`SqliteLanding.close`."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.kept: list[sqlite3.Connection] = []
+
+    def held(self) -> dict[Path, sqlite3.Connection]:
+        found: dict[Path, sqlite3.Connection] | None = getattr(self.local, "held", None)
+        if found is None:
+            found = self.local.held = {}
+        return found
+
+    def mine(self) -> dict[Path, tuple[sqlite3.Connection, tuple[int, int]]]:
+        found: dict[Path, tuple[sqlite3.Connection, tuple[int, int]]] | None = getattr(
+            self.local, "kept", None
+        )
+        if found is None:
+            found = self.local.kept = {}
+        return found
+
+
 def sqlite_column_type(generic: str) -> str:
     """The SQLite column type of a loader column type."""
     base, _size, scale = parse_loader_type(generic)
@@ -45,7 +70,10 @@ def sqlite_column_type(generic: str) -> str:
 class SqliteLanding(SqliteCore, LandingStore):
     """Loader definitions in REDSYS; target tables and their ledger in the schema's file."""
 
-    _sessions = threading.local()  # per thread: {schema file: the connection a run holds}
+    def _loading(self) -> _Loading:
+        # made on first use (dict.setdefault is atomic): SqliteCore.__init__ is not ours
+        state: _Loading = self.__dict__.setdefault("_loading_state", _Loading())
+        return state
 
     # -- loader definitions ------------------------------------------------------------------
 
@@ -122,23 +150,42 @@ class SqliteLanding(SqliteCore, LandingStore):
     # -- target tables and rows --------------------------------------------------------------
 
     def ensure_target_table(self, loader: Loader) -> None:
-        """Create the schema and ``loader.target`` when missing; check an existing table."""
+        """Create the schema and ``loader.target`` when missing; check an existing table.
+
+        The usual case — schema and table are there — is read on this thread's kept connection
+        (see :meth:`load_session`), without a write transaction.
+        """
         check_schema_name(loader.schema)
+        path = self._schema_path(loader.schema)
+        if path.exists():
+            try:
+                conn = self._kept(path)
+                current = self._file_version(conn, loader.schema) == self.model.version
+                rows = conn.execute(f"PRAGMA table_info({loader.table})").fetchall()
+            except sqlite3.Error as exc:
+                raise DictionaryError(f"{path.name}: {exc}") from exc
+            if current and rows:
+                self._check_columns(loader, [r[1].upper() for r in rows])
+                return
         if self.schema_version(loader.schema) != self.model.version:
             self.ensure_schema(loader.schema)
         path = self._schema_path(loader.schema)
         with self._write(path) as conn:
             have = [r[1].upper() for r in conn.execute(f"PRAGMA table_info({loader.table})")]
             if have:
-                missing = [c.name for c in loader.columns if c.name not in have]
-                if missing:
-                    raise DictionaryError(
-                        f"{loader.target} exists without column(s) {', '.join(missing)} "
-                        f"of loader {loader.name}"
-                    )
+                self._check_columns(loader, have)
                 return
             body = ", ".join(f"{c.name} {sqlite_column_type(c.type)}" for c in loader.columns)
             conn.execute(f"CREATE TABLE {loader.table} ({body})")
+
+    @staticmethod
+    def _check_columns(loader: Loader, have: list[str]) -> None:
+        missing = [c.name for c in loader.columns if c.name not in have]
+        if missing:
+            raise DictionaryError(
+                f"{loader.target} exists without column(s) {', '.join(missing)} "
+                f"of loader {loader.name}"
+            )
 
     def load_rows(
         self,
@@ -174,30 +221,73 @@ class SqliteLanding(SqliteCore, LandingStore):
         return LoadOutcome(LOADED, max(count, 0))
 
     def _held(self) -> dict[Path, sqlite3.Connection]:
-        held: dict[Path, sqlite3.Connection] | None = getattr(self._sessions, "held", None)
-        if held is None:
-            held = self._sessions.held = {}
-        return held
+        return self._loading().held()
 
     @contextmanager
     def load_session(self, loader: Loader) -> Iterator[None]:
-        """Keep one connection to the schema's file for the loads of a run (in this thread).
+        """Load a run's files over this thread's kept connection to the schema's file.
 
         Opening a connection per file, and closing the last one — which checkpoints the WAL
         into the database file and syncs it — cost about 6 ms a file (measured: 65 files/s
-        for small files); each load still commits durably on its own.
+        for small files); so a loading thread keeps its connection from run to run
+        (:meth:`_kept`). Each load still commits durably on its own.
         """
         path = self._schema_path(loader.schema)
         held = self._held()
         if path in held:
             yield
             return
-        with self._connect(path) as conn:
-            held[path] = conn
-            try:
-                yield
-            finally:
-                del held[path]
+        held[path] = self._kept(path)
+        try:
+            yield
+        finally:
+            del held[path]
+
+    def _kept(self, path: Path) -> sqlite3.Connection:
+        """This thread's kept connection to ``path``, (re)opened when the file is a new one.
+
+        The exception to "a connection lives for one call": the loader pool's threads keep one
+        per schema file they load into. A file replaced meanwhile (another inode) gets a new
+        connection, so nothing is written into a file that is gone; :meth:`close` closes them.
+        """
+        state = self._loading()
+        kept = state.mine()
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise DictionaryError(f"target schema {path.stem}: {exc}") from exc
+        found = kept.get(path)
+        if found is not None and found[1] == (st.st_dev, st.st_ino):
+            return found[0]
+        if found is not None:
+            kept.pop(path)
+            with state.lock:
+                state.kept.remove(found[0])
+            found[0].close()
+        try:
+            uri = f"{path.resolve().as_uri()}?mode=rw"
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=self.busy_timeout, isolation_level=None,
+                check_same_thread=False,  # only this thread uses it; close() may come from another
+            )  # fmt: skip
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise DictionaryError(f"cannot open {path}: {exc}") from exc
+        kept[path] = (conn, (st.st_dev, st.st_ino))
+        with state.lock:
+            state.kept.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close the connections the loading threads kept (then whatever the others hold)."""
+        state = self.__dict__.pop("_loading_state", None)
+        if state is not None:
+            with state.lock:
+                conns, state.kept = state.kept, []
+            for conn in conns:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        super().close()
 
     @contextmanager
     def _durable_write(self, path: Path) -> Iterator[sqlite3.Connection]:
