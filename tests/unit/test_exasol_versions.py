@@ -12,9 +12,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.version import Version
 
 from redpss.dictionary.exasol.core import ExasolCore
 from redpss.dictionary.exasol.dialect import DbVersion, Dialect
+from redpss.dictionary.exasol.sqltext import to_db
 from redpss.dictionary.jobs import RunUpdate
 from redpss.dictionary.landing import LOADED, LedgerEntry, LoadOutcome
 from redpss.dictionary.loaders import parse_loader
@@ -111,3 +115,25 @@ def test_an_exasol_older_than_7_1_is_refused_before_anything_is_created() -> Non
     finally:
         dictionary.close()
         db.close()
+
+
+_VERSIONS = st.tuples(st.integers(0, 2030), st.integers(0, 99), st.integers(0, 99)).map(
+    lambda v: ".".join(map(str, v))
+)
+
+
+@given(_VERSIONS, _VERSIONS)
+def test_versions_order_as_packaging_orders_them(a: str, b: str) -> None:
+    """The reference: PEP 440 ordering of plain release numbers (pyexasol compares the
+    database's release with packaging.version too)."""
+    assert (DbVersion.parse(a) < DbVersion.parse(b)) == (Version(a) < Version(b))
+    assert (DbVersion.parse(a) == DbVersion.parse(b)) == (Version(a) == Version(b))
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_milliseconds_are_cut_never_rounded_up(moment: datetime) -> None:
+    """Before 8.32 a value keeps milliseconds: cut, so no stored time lies in the future of
+    the real one (a heartbeat never looks younger than it is); from 8.32 nothing is lost."""
+    kept = datetime.fromisoformat(to_db(moment, 3)).replace(tzinfo=UTC)
+    assert kept <= moment and (moment - kept).total_seconds() < 0.001
+    assert datetime.fromisoformat(to_db(moment, 6)).replace(tzinfo=UTC) == moment
