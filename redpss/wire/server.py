@@ -117,6 +117,10 @@ class _Connection(socketserver.BaseRequestHandler):
                 return None
             head, whole = got
             if whole:
+                # the right secret authenticates the connection now, not when the (maybe
+                # long: jexec's run) request is answered
+                if authorize(find_secret(head), server.secret):
+                    server._leave_preauth(sock)
                 return head
             if not authorize(find_secret(head), server.secret):
                 refused = RemoteError(
@@ -127,6 +131,7 @@ class _Connection(socketserver.BaseRequestHandler):
                 server._log_rejected(peer, "?", None, refused)
                 sock.sendall(encode(_error_reply(None, refused.code, refused.message)))
                 return None
+            server._leave_preauth(sock)
             try:
                 return _read_rest(rfile, head, server.max_line)
             except RemoteError as exc:
