@@ -97,7 +97,7 @@ def _read_build(path: Path) -> Build | None:
 
 
 def builds(home: Path) -> list[Build]:
-    """Every installed build, oldest first (by build date)."""
+    """Every installed build, in the order they were installed."""
     found = []
     if lib_dir(home).is_dir():
         for path in lib_dir(home).iterdir():
@@ -105,7 +105,7 @@ def builds(home: Path) -> list[Build]:
                 build = _read_build(path)
                 if build is not None:
                     found.append(build)
-    return sorted(found, key=lambda b: (b.info.build_date, b.version_id))
+    return sorted(found, key=lambda b: ((b.path / RUNTIME).stat().st_mtime_ns, b.version_id))
 
 
 def find_build(home: Path, version: str) -> Build:
