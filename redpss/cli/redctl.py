@@ -68,6 +68,8 @@ further commands:
          | rollback [N]
                      red_params.conf: every change checked whole first, backed up in
                      etc/backup/ and audited; secrets shown as ********
+  kill RUN_ID        end one run (its command's process group, or its SQL statement);
+                     recorded KILLED with who did it (exit 3: no such run is running)
   audit [--since WHEN] [--user NAME] [--grep COMMAND] [--tail N]
                      who changed what: log/audit.log (every state-changing command
                      of redctl, redsysctl, restctl and the REST API writes one line)
@@ -138,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="scripts, init --with-scripts: user or role that may call the scripts (repeatable)",
     )
     redctl_ops.add_parsers(sub)
+    redctl_jobs.add_parsers(sub)
     return parser
 
 

@@ -38,6 +38,18 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--interval", type=float, default=1.0, help="refresh every N seconds")
 
 
+def add_parsers(sub: Any) -> None:
+    """The commands of this module beyond the guide's: ``kill``."""
+    p = sub.add_parser(
+        "kill",
+        help="end one run",
+        description="End one run: its command's whole process group (through jexec), or its "
+        "SQL statement; it is recorded KILLED with who did it. Exit 0 killed, 1 it cannot be "
+        "(a load, or sched does not answer), 3 no such run is queued or running.",
+    )
+    p.add_argument("run_id", type=int, help="the run id (redctl show)")
+
+
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """Print ``rows`` as an aligned table of ``columns`` (``-`` for None)."""
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
@@ -144,7 +156,9 @@ def _print_show(data: dict[str, Any]) -> None:
     print()
     print("running:" if data["running"] else "running: none")
     if data["running"]:
-        print_table(data["running"], ("run_id", "job", "pool", "started", "duration", "pid"))
+        print_table(
+            data["running"], ("run_id", "job", "kind", "pool", "started", "duration", "pid")
+        )
     print()
     print("next runs:" if data["next"] else "next runs: none scheduled")
     if data["next"]:
@@ -186,6 +200,21 @@ def _watch(inst: Instance, args: argparse.Namespace) -> int:
         return 0
 
 
+def _kill(inst: Instance, args: argparse.Namespace) -> int:
+    by = jobs.operator_name("redctl")
+    result = jobs.kill_run(inst.load_config(), args.run_id, by=by)
+    still = " (still ending: its command got SIGTERM, SIGKILL follows)"
+    _emit(
+        args,
+        {**result, "by": by},
+        lambda: print(
+            f"run {result['run_id']} (job {result['job']}): {result['state']} by {by}"
+            + (still if result["state"] == "KILLING" else "")
+        ),
+    )
+    return 0
+
+
 def _reload(inst: Instance, args: argparse.Namespace) -> int:
     jobs.reload(inst.require())
     _emit(args, {"reload": True}, lambda: print("jmon re-reads the definitions now"))
@@ -217,6 +246,7 @@ def db_export(inst: Instance, file: str | None) -> int:
 
 HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
     "reload": _reload,
+    "kill": _kill,
     "show": _show,
     "watch": _watch,
     "we_list_error": _we_list,

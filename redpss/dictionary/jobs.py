@@ -7,6 +7,7 @@ The dataclasses here are what crosses the interface; :class:`JobStore` is the ar
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -331,15 +332,31 @@ class JobStore(abc.ABC):
     # -- SQL jobs and SQL watchers ---------------------------------------------------------
 
     @abc.abstractmethod
-    def run_sql(self, schema: str, statement: str, *, timeout: float | None = None) -> int:
-        """Run a job's statement in ``schema``; return the rows affected (or -1)."""
+    def run_sql(
+        self,
+        schema: str,
+        statement: str,
+        *,
+        timeout: float | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> int:
+        """Run a job's statement in ``schema``; return the rows affected (or -1).
+
+        ``cancel``: polled while the statement runs; when it answers True the statement is
+        interrupted (``redctl kill``) and a DictionaryError raised.
+        """
 
     def run_sql_job(
-        self, schema: str, statement: str, *, timeout: float | None = None
+        self,
+        schema: str,
+        statement: str,
+        *,
+        timeout: float | None = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> SqlResult:
         """Like :meth:`run_sql`, plus what the statement returned (the result of an Exasol
         ``EXECUTE SCRIPT``) as the message of the job log; this default knows the rows only."""
-        return SqlResult(self.run_sql(schema, statement, timeout=timeout))
+        return SqlResult(self.run_sql(schema, statement, timeout=timeout, cancel=cancel))
 
     @abc.abstractmethod
     def query_value(self, schema: str, query: str, *, timeout: float | None = None) -> str:

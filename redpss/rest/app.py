@@ -37,7 +37,7 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-RUN_STATES = ("QUEUED", "RUNNING", "OK", "FAILED", "TIMEOUT", "ABORTED")
+RUN_STATES = ("QUEUED", "RUNNING", "OK", "FAILED", "TIMEOUT", "ABORTED", "SKIPPED", "KILLED")
 # a time filter is applied to the newest runs up to this many (the dictionary pages by count)
 TIME_SCAN = 10_000
 # /api/status answers from a snapshot at most this old (per worker): a status costs several
@@ -375,6 +375,15 @@ def _add_action_routes(app: FastAPI) -> None:
                 lambda: jobs.we_reset_error(d, watcher, key),
             )
         return {"action": "we_reset_error", "changed": count > 0, "detail": {"reset": count}}
+
+    @app.post("/api/runs/{run_id}/kill", responses=acts, tags=["jobs"])
+    def kill_run(request: Request, api: ApiDep, who: Operator, run_id: int) -> dict[str, Any]:
+        """End one run (``redctl kill``): its command's process group, or its statement;
+        recorded KILLED with the token's name. 409 when it is not running or is a load."""
+        by = f"token {who.name} with the REST API"
+        return api.act(
+            request, who, f"kill {run_id}", lambda: jobs.kill_run(api.config, run_id, by=by)
+        )
 
     def _instance_action(name: str, fn: Callable[[Instance], bool | None], doc: str) -> None:
         @app.post(f"/api/{name}", response_model=Changed, responses=acts, tags=["instance"],

@@ -8,6 +8,7 @@ Listens on ``sched_service_port`` (wire protocol, ``docs/protocol.md``). Ops:
 ``timetable``  jmon's next runs (``entries``), shown by ``show``
 ``stats``      pool sizes, busy, queued, runs ended since the last call (for ADM_JMON_LOAD)
 ``status``     instance, pid, suspended flag, pool sizes
+``kill``       end one run (``run_id``, ``by``): KILLED, who did it in its message
 
 At start, runs that a killed sched left QUEUED or RUNNING are marked ABORTED. On SIGTERM,
 running runs get ``stop_grace - 5`` seconds to finish; the rest are marked ABORTED.
@@ -23,10 +24,11 @@ from typing import Any
 
 from redpss import landing
 from redpss.dictionary.jobs import SKIPPED
-from redpss.errors import RedpssError, RemoteError
+from redpss.errors import RedpssError, RemoteError, WireError
 from redpss.lineage import Lineage
 from redpss.roles.base import Role, RoleContext
-from redpss.sched.engine import Engine
+from redpss.sched.engine import Engine, RunNotKillable
+from redpss.sched.executors import jexec_call
 from redpss.sched.watchers import Watchers
 from redpss.wire import Peer, WireServer
 
@@ -155,9 +157,34 @@ class Sched(Role):
         return {"name": name, **result}
 
     def op_show(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        """Pools, running and queued runs, next runs."""
+        """Pools, running and queued runs (with the pid of the process that runs each: its
+        command's, from jexec, for CMD jobs; sched's for SQL and LOAD), next runs."""
         del args, peer
-        return {"suspended": self.ctx.suspended(), **self.engine.show()}
+        shown = self.engine.show()
+        if any(r["kind"] == "CMD" for r in shown["running"]):
+            try:
+                commands = jexec_call(self.ctx.config, "runs", timeout=2.0)
+            except WireError as exc:
+                log.info("role=sched show: jexec does not answer (%s): no command pids", exc)
+                commands = []
+            pids = {str(c["run_id"]): c["pid"] for c in commands if c["state"] == "running"}
+            for r in shown["running"]:
+                if r["kind"] == "CMD":
+                    r["pid"] = pids.get(str(r["run_id"]))
+        return {"suspended": self.ctx.suspended(), **shown}
+
+    def op_kill(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """End one run (``redctl kill``): ``run_id``, ``by`` (who asked). Waits up to 15 s
+        for it to end; state KILLED (or KILLING when it takes longer). Errors: ``not_running``,
+        ``not_killable`` (a load)."""
+        run_id = args["run_id"]
+        if isinstance(run_id, bool) or not isinstance(run_id, int | str):
+            raise ValueError("'run_id' must be a run id")
+        by = str(args.get("by") or f"an operator at {peer.host}")
+        try:
+            return self.engine.kill(int(run_id), by)
+        except RunNotKillable as exc:
+            raise RemoteError(exc.code, str(exc)) from exc
 
     def op_timetable(self, args: dict[str, Any], peer: Peer) -> int:
         """jmon's next runs."""

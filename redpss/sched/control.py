@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from redpss import audit
 from redpss.config import Config
 from redpss.dictionary import Dictionary
 from redpss.dictionary.jobs import ExecError, JobDef, WatcherDef
@@ -20,11 +22,14 @@ from redpss.instance import Instance
 from redpss.wire import call
 
 __all__ = [
+    "KillRefused",
     "NotFound",
     "find_job",
     "find_watcher",
+    "kill_run",
     "list_jobs",
     "list_watchers",
+    "operator_name",
     "reload",
     "show",
     "start_job",
@@ -144,6 +149,34 @@ def start_job(
         )
     except RemoteError as exc:
         raise RedpssError(exc.message) from exc
+    return result
+
+
+class KillRefused(RedpssError):
+    """``kill`` of a run sched cannot end: not queued or running (exit 3), or a load (1)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.exit_code = 3 if code == "not_running" else 1
+
+
+def operator_name(tool: str) -> str:
+    """Who gives a command: the login, the sudo user behind it, and the tool."""
+    user = audit.current_user()
+    sudo = os.environ.get("SUDO_USER")
+    who = f"{sudo} (as {user})" if sudo and sudo != user else user
+    return f"{who} with {tool}"
+
+
+def kill_run(config: Config, run_id: int, *, by: str) -> dict[str, Any]:
+    """End run ``run_id`` through sched (its command's process group, or its statement);
+    recorded KILLED with ``by``. Returns the run id, job and state (KILLED, or KILLING while
+    it still ends)."""
+    try:
+        result: dict[str, Any] = _sched(config, "kill", run_id=run_id, by=by)
+    except RemoteError as exc:
+        raise KillRefused(exc.code, exc.message) from exc
     return result
 
 

@@ -26,6 +26,7 @@ from redpss.config import Config
 from redpss.dictionary import Dictionary
 from redpss.dictionary.jobs import (
     ABORTED,
+    KILLED,
     QUEUED,
     RUNNING,
     SKIPPED,
@@ -33,17 +34,31 @@ from redpss.dictionary.jobs import (
     RunUpdate,
     WatcherDef,
 )
+from redpss.errors import RedpssError
 from redpss.instance import Instance
+from redpss.sched.current import Definitions
 from redpss.sched.executors import Outcome, RunContext, execute
 from redpss.sched.runlog import RunIds, RunLogWriter
 
-__all__ = ["Definitions", "Engine", "Run"]
+__all__ = ["Definitions", "Engine", "Run", "RunNotKillable"]  # Definitions: from .current
 
 log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class RunNotKillable(RedpssError):
+    """``redctl kill`` of a run that is not queued or running, or cannot be interrupted."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _killed(run: Run, state: str, pid: int | None) -> dict[str, Any]:
+    return {"run_id": run.run_id, "job": run.job.name, "state": state, "pid": pid}
 
 
 class Flag:
@@ -81,48 +96,6 @@ class Run:
     started_at: datetime | None = None
     cancel: Flag = field(default_factory=lambda: Flag())
     note: str | None = None
-
-
-class Definitions:
-    """Job and watcher definitions, re-read when the dictionary says they changed."""
-
-    def __init__(self, dictionary: Dictionary, *, min_age: float = 1.0) -> None:
-        self.dictionary = dictionary
-        self.min_age = min_age
-        self.jobs: dict[str, JobDef] = {}
-        self.watchers: dict[str, WatcherDef] = {}
-        self._stamp = ""
-        self._checked = 0.0
-        self._lock = threading.Lock()
-
-    def refresh(self, *, force: bool = False) -> bool:
-        """Re-read if changed (at most every ``min_age`` s unless forced); True if changed."""
-        with self._lock:
-            now = time.monotonic()
-            if not force and now - self._checked < self.min_age:
-                return False
-            self._checked = now
-            stamp = self.dictionary.definitions_stamp()
-            if stamp == self._stamp:
-                return False
-            self.jobs = {j.name: j for j in self.dictionary.jobs()}
-            self.watchers = {w.name: w for w in self.dictionary.watchers()}
-            self._stamp = stamp
-            return True
-
-    def current(self, job: JobDef) -> JobDef | None:
-        """``job`` as defined now (as last read); None if it was deactivated or deleted."""
-        if not self._stamp:
-            return job  # not read yet: nothing to compare with
-        now = self.jobs.get(job.name)
-        return now if now is not None and now.active else None
-
-    def job(self, name: str) -> JobDef | None:
-        """The definition of job ``name``, re-read once if it is not known."""
-        self.refresh()
-        if name not in self.jobs:
-            self.refresh(force=True)
-        return self.jobs.get(name)
 
 
 class Engine:
@@ -400,8 +373,7 @@ class Engine:
             if mine:
                 self._release(run)
                 self._final(run, outcome.state, outcome.message, rows=outcome.rows)
-            if not self.accepting:
-                self.cond.notify_all()  # shutdown waits for the running runs
+            self.cond.notify_all()  # shutdown and kill wait for runs to end
         if not mine:
             return
         log.info(
@@ -460,6 +432,42 @@ class Engine:
     def _final(self, run: Run, state: str, message: str | None, *, rows: int | None = None) -> None:
         self._log(run, state, ended=_now(), rows=rows, message=message)
 
+    # ------------------------------------------------------------------ killing
+
+    def kill(self, run_id: int, by: str, *, wait: float = 15.0) -> dict[str, Any]:
+        """End run ``run_id`` for operator ``by``: a queued run is taken off its queue, a
+        running command's process group is ended through jexec, a running statement is
+        interrupted; the run is recorded KILLED, with who did it.
+
+        Waits up to ``wait`` seconds for the run to end. Raises :class:`RunNotKillable`
+        when there is no such run queued or running, or it cannot be interrupted (a load).
+        """
+        with self.cond:
+            for queue in self.queues.values():
+                for run in queue:
+                    if run.run_id == run_id:
+                        queue.remove(run)
+                        self._release(run)
+                        self._final(run, KILLED, f"killed by {by} before it started")
+                        log.warning("run=%d job=%s killed by %s (queued)", run_id, run.job.name, by)
+                        return _killed(run, KILLED, None)
+            found = self.running.get(run_id)
+            if found is None:
+                raise RunNotKillable("not_running", f"run {run_id} is not queued or running")
+            if found.job.kind == "LOAD":
+                raise RunNotKillable(
+                    "not_killable",
+                    f"run {run_id} of job {found.job.name} is a load: it is not interrupted "
+                    "(its file would be left half-claimed); it ends after its current file",
+                )
+            found.cancel.set(by=by)
+            log.warning("run=%d job=%s killed by %s", run_id, found.job.name, by)
+            deadline = time.monotonic() + wait
+            while run_id in self.running and time.monotonic() < deadline:
+                self.cond.wait(0.1)
+            ended = run_id not in self.running
+        return _killed(found, KILLED if ended else "KILLING", None)
+
     # ------------------------------------------------------------------ status
 
     def show(self) -> dict[str, Any]:
@@ -474,6 +482,7 @@ class Engine:
                 {
                     "run_id": r.run_id,
                     "job": r.job.name,
+                    "kind": r.job.kind,
                     "pool": r.job.pool,
                     "schema": r.job.schema,
                     "key": r.key,

@@ -99,7 +99,17 @@ def execute(job: JobDef, ctx: RunContext) -> Outcome:
 
 
 def _sql(job: JobDef, ctx: RunContext) -> Outcome:
-    result = ctx.dictionary.run_sql_job(job.schema, job.action, timeout=job.timeout_seconds)
+    try:
+        result = ctx.dictionary.run_sql_job(
+            job.schema, job.action, timeout=job.timeout_seconds, cancel=ctx.cancel.is_set
+        )
+    except (DictionaryError, TimeoutError) as exc:
+        if not ctx.cancel.is_set():
+            raise
+        by = getattr(ctx.cancel, "by", None)
+        if by is not None:
+            return Outcome(KILLED, message=f"killed by {by}: the statement was interrupted")
+        return Outcome(ABORTED, message=f"sched stopped: the statement was interrupted ({exc})")
     return Outcome(OK, rows=max(result.rows, 0), message=result.message)
 
 

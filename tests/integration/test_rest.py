@@ -182,6 +182,34 @@ def test_actions_runs_landing_and_audit(api: RestInstance) -> None:
     assert all(fields <= set(r) for r in records)
 
 
+def test_an_operator_kills_a_run_a_reader_may_not(api: RestInstance) -> None:
+    inst = api.inst
+    hang = inst.home / "cmd" / "hang.sh"
+    hang.parent.mkdir(exist_ok=True)
+    hang.write_text('#!/bin/sh\necho "$$" > "$REDENV_HOME/tmp/hang.pid"; exec sleep 300\n')
+    hang.chmod(0o755)
+    defs = inst.tmp / "hang.toml"
+    defs.write_text('[job.hang]\nschema = "DEMO"\nkind = "CMD"\naction = "hang.sh"\n')
+    assert run_cli("redctl", "db", "apply", str(defs), inst=inst).returncode == 0
+    with api.client(api.operator) as c:
+        started = c.post("/api/jobs/hang/start")
+        assert started.status_code == 200, started.text
+        run_id = started.json()["run_id"]
+        pidfile = inst.home / "tmp" / "hang.pid"
+        wait_for(pidfile.exists, timeout=20, what="the command running")
+        with api.client(api.reader) as r:
+            assert r.post(f"/api/runs/{run_id}/kill").status_code == 403
+        killed = c.post(f"/api/runs/{run_id}/kill")
+        assert killed.status_code == 200, killed.text
+        assert killed.json()["state"] == "KILLED"
+        again = c.post(f"/api/runs/{run_id}/kill")
+        assert again.status_code == 409 and "not queued or running" in again.json()["detail"]
+        runs = c.get("/api/runs", params={"job": "hang"}).json()["runs"]
+    assert runs[0]["state"] == "KILLED" and "token ops with the REST API" in runs[0]["message"]
+    done = [(r["user"], r["command"], r["result"]) for r in audit(inst) if r["tool"] == "rest"]
+    assert ("token:ops", f"kill {run_id}", "ok") in done
+
+
 def test_plain_http_is_refused(api: RestInstance) -> None:
     plain = api.base.replace("https://", "http://")
     with pytest.raises(httpx.TransportError), httpx.Client(timeout=5) as c:

@@ -349,3 +349,52 @@ def test_sta_job_status_says_which_job_fails_and_which_definition_is_refused(
         alerts = dict(conn.execute("SELECT JOB_NAME, ALERT FROM STA_JOB_STATUS").fetchall())
     conn.close()
     assert alerts == {"bad": 2, "fails": 2, "fine": 0}
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return any(
+        _alive(int(p.parent.name))
+        for p in Path("/proc").glob("[0-9]*/stat")
+        if p.read_text().rsplit(")", 1)[1].split()[2] == str(pgid)
+    )
+
+
+def test_redctl_kill_ends_a_command_group_and_a_statement_and_says_who(inst: Instance) -> None:
+    """#16: there was no way to end one run; show gave sched's pid, not the command's."""
+    script(
+        inst.home / "cmd" / "hang.sh",
+        'echo "$$" > "$REDENV_HOME/tmp/hang.pid"; sleep 300 & sleep 300; wait',
+    )
+    forever = "WITH RECURSIVE C(N) AS (SELECT 1 UNION ALL SELECT N + 1 FROM C) SELECT MAX(N) FROM C"
+    apply(inst, jobs={"hang": job("CMD", "hang.sh"), "spin": job("SQL", forever)})
+    start(inst)
+    run_id = json.loads(redctl(inst, "--json", "start_db_job", "hang"))["run_id"]
+    pidfile = inst.home / "tmp" / "hang.pid"
+    wait_for(lambda: pidfile.exists() and states(inst, "hang") == ["RUNNING"], timeout=15)
+    command = int(pidfile.read_text())
+    shown = json.loads(redctl(inst, "--json", "show"))["running"]
+    row = next(r for r in shown if r["run_id"] == run_id)
+    assert row["pid"] == command and row["kind"] == "CMD" and row["duration"] >= 0
+    assert row["started"]
+    out = json.loads(redctl(inst, "--json", "kill", str(run_id)))
+    assert out["state"] == "KILLED" and out["job"] == "hang"
+    assert not _group_alive(command)  # the command and the sleep it started
+    record = runs(inst, "hang")[0]
+    assert record.state == "KILLED" and "killed by " in (record.message or "")
+    assert "with redctl" in (record.message or "")
+    line = json.loads((inst.log_dir / "audit.log").read_text().splitlines()[-1])
+    assert (line["command"], line["result"], line["exit_code"]) == ("kill", "ok", 0)
+
+    spin = json.loads(redctl(inst, "--json", "start_db_job", "spin"))["run_id"]
+    wait_for(lambda: states(inst, "spin") == ["RUNNING"], timeout=15)
+    out = json.loads(redctl(inst, "--json", "kill", str(spin)))
+    assert out["state"] == "KILLED"
+    assert "statement was interrupted" in (runs(inst, "spin")[0].message or "")
+
+    gone = run_cli("redctl", "kill", str(spin), inst=inst)
+    assert gone.returncode == 3 and "is not queued or running" in gone.stderr
+    assert run_cli("redctl", "kill", "nope", inst=inst).returncode == 2

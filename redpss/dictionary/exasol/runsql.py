@@ -12,11 +12,13 @@ A watcher's query is only read, so it runs as an ordinary unit (retried after a 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from redpss.dictionary.exasol.core import ExasolCore
@@ -75,12 +77,24 @@ class ExasolSqlJobs(ExasolCore):
             log.warning("cannot reset QUERY_TIMEOUT (%s): the connection is replaced", exc)
             self.session.drop()
 
-    def run_sql(self, schema: str, statement: str, *, timeout: float | None = None) -> int:
+    def run_sql(
+        self,
+        schema: str,
+        statement: str,
+        *,
+        timeout: float | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> int:
         """Run a job's statement(s) in ``schema``; return the rows affected."""
-        return self.run_sql_job(schema, statement, timeout=timeout).rows
+        return self.run_sql_job(schema, statement, timeout=timeout, cancel=cancel).rows
 
     def run_sql_job(
-        self, schema: str, statement: str, *, timeout: float | None = None
+        self,
+        schema: str,
+        statement: str,
+        *,
+        timeout: float | None = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> SqlResult:
         """Run a job's statement(s) once, in one transaction; TimeoutError past ``timeout``.
 
@@ -93,7 +107,7 @@ class ExasolSqlJobs(ExasolCore):
         timed_out: BaseException | None = None
         rows, results = 0, []
         stmts: Sequence[Any]
-        with self.session.raw(what=f"SQL job in {schema}") as conn:
+        with self.session.raw(what=f"SQL job in {schema}") as conn, _aborting(conn, cancel):
             try:
                 # pyexasol >= 2.3 splits the text into statements as EXAplus does (``;``, a
                 # script body ended by a line holding ``/``); each runs on its own
@@ -144,3 +158,28 @@ class ExasolSqlJobs(ExasolCore):
             return str(rows[0][0])
         text = json.dumps(rows, default=str)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _aborting(conn: Any, cancel: Callable[[], bool] | None) -> Iterator[None]:
+    """While the block runs, abort ``conn``'s query once ``cancel()`` is true (``redctl
+    kill``): pyexasol's ``abort_query`` may be called from another thread. Not verified
+    against a real database here (docs/dictionary.md)."""
+    if cancel is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            if cancel():
+                with contextlib.suppress(Exception):  # the statement may be ending anyway
+                    conn.abort_query()
+                return
+
+    thread = threading.Thread(target=watch, name="sql-kill", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()

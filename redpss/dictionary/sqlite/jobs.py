@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -270,7 +271,14 @@ class SqliteJobs(SqliteCore, JobStore):
 
     # -- SQL jobs and watchers -------------------------------------------------------------
 
-    def run_sql(self, schema: str, statement: str, *, timeout: float | None = None) -> int:
+    def run_sql(
+        self,
+        schema: str,
+        statement: str,
+        *,
+        timeout: float | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> int:
         """Run a job's statement(s) in the schema's file; TimeoutError past ``timeout``.
 
         Each worker thread keeps its connection per schema file open (jobs run often; opening
@@ -278,11 +286,15 @@ class SqliteJobs(SqliteCore, JobStore):
         """
         conn = self._job_connection(schema)
         deadline = None if timeout is None else time.monotonic() + timeout
-        _limit(conn, deadline)
+        _limit(conn, deadline, cancel)
         before = conn.total_changes
         try:
             conn.executescript(statement)
         except sqlite3.OperationalError as exc:
+            if cancel is not None and cancel() and "interrupt" in str(exc):
+                raise DictionaryError(
+                    f"{schema}: statement interrupted: the run was killed"
+                ) from exc
             raise _timeout_or(exc, deadline, timeout) from exc
         except sqlite3.Error as exc:
             raise DictionaryError(f"{schema}: {exc}") from exc
@@ -393,13 +405,18 @@ def _upsert_run(conn: sqlite3.Connection, u: RunUpdate) -> None:
     )
 
 
-def _limit(conn: sqlite3.Connection, deadline: float | None) -> None:
-    if deadline is None:
+def _limit(
+    conn: sqlite3.Connection, deadline: float | None, cancel: Callable[[], bool] | None = None
+) -> None:
+    """Interrupt the statements of ``conn`` past ``deadline`` or once ``cancel()`` is true."""
+    if deadline is None and cancel is None:
         conn.set_progress_handler(None, 0)
         return
 
     def check() -> int:
-        return 1 if time.monotonic() > deadline else 0
+        if deadline is not None and time.monotonic() > deadline:
+            return 1
+        return 1 if cancel is not None and cancel() else 0
 
     conn.set_progress_handler(check, 10_000)
 
