@@ -33,7 +33,7 @@ from redpss.dictionary import (
     RoleStatus,
     open_config_dictionary,
 )
-from redpss.diskspace import full_filesystems
+from redpss.diskspace import disk_problems
 from redpss.errors import DictionaryError, RedpssError, SupervisorError
 from redpss.health import SUSPENDED, is_healthy, judge
 from redpss.instance import Instance, record_ports
@@ -108,7 +108,7 @@ class InstanceStatus:
     unsupervised: tuple[str, ...] = ()
     unreadable: str = ""
     supervisor_died: int = 0
-    disk_full: tuple[str, ...] = ()
+    disk: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -120,9 +120,9 @@ class InstanceStatus:
         if not self.running:
             return EXIT_STOPPED
         down = any(r.state not in ("RUNNING", "SUSPENDED") for r in self.roles)
-        if self.unreadable and not down and not self.disk_full:
+        if self.unreadable and not down and not self.disk:
             return EXIT_UNKNOWN
-        if not down and not self.disk_full and all(r.healthy for r in self.roles):
+        if not down and not self.disk and all(r.healthy for r in self.roles):
             return EXIT_RUNNING
         return EXIT_DEGRADED
 
@@ -155,7 +155,7 @@ class InstanceStatus:
                 f"supervisord (pid {self.supervisor_died}) ended without redctl stop (killed, "
                 "or the host went down); its roles stopped with it: redctl start"
             )
-        notes += list(self.disk_full)
+        notes += list(self.disk)
         if self.unreadable:
             notes.append(
                 f"heartbeats not readable, the roles' health is unknown: {self.unreadable}"
@@ -500,8 +500,8 @@ def status(inst: Instance, config: Config | None) -> InstanceStatus:
     )
     unsupervised = tuple(f"{p.role} pid {p.pid}" for p in left.values())
     died = 0 if running else sup.died()
-    full = tuple(str(f) for f in full_filesystems(inst))
-    return InstanceStatus(inst.name, running, suspended, rows, unsupervised, unreadable, died, full)
+    disk = disk_problems(inst)
+    return InstanceStatus(inst.name, running, suspended, rows, unsupervised, unreadable, died, disk)
 
 
 def _read_beats(inst: Instance, config: Config) -> tuple[dict[str, RoleStatus], str]:
@@ -548,9 +548,8 @@ def heartbeat_status(inst: Instance, config: Config) -> InstanceStatus:
         )
     # unreadable heartbeats: the roles may well run, their state is unknown (exit 4)
     running = bool(unreadable) or any(r.state not in DOWN_STATES and r.alert < 2 for r in rows)
-    full = tuple(str(f) for f in full_filesystems(inst))
     return InstanceStatus(
-        inst.name, running, suspended, tuple(rows), unreadable=unreadable, disk_full=full
+        inst.name, running, suspended, tuple(rows), unreadable=unreadable, disk=disk_problems(inst)
     )
 
 
