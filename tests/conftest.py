@@ -29,6 +29,7 @@ from typing import TypeVar
 import pytest
 
 from redpss.instance import PORT_BLOCK, Instance, create_instance
+from redpss.ports import ephemeral_range
 from tests.smtp_relay import Inbox, Relay, tls_context
 
 T = TypeVar("T")
@@ -94,10 +95,7 @@ _handed_out: set[int] = set()  # ports this pytest process gave out (its servers
 
 def _ephemeral_low() -> int:
     """The first port the kernel may hand to an outgoing connection (ip_local_port_range)."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
+    return ephemeral_range()[0]
 
 
 def free_port_base() -> int:
@@ -133,6 +131,18 @@ def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def bindable(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server that sets SO_REUSEADDR (as the roles do) could bind ``port`` now: a
+    port in TIME-WAIT is, one in use or in a connection's own state is not."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
         except OSError:
             return False
     return True

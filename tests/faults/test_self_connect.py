@@ -10,40 +10,25 @@ reply from itself, and the port must stay free for the service to bind.
 from __future__ import annotations
 
 import random
-import socket
 import time
-from pathlib import Path
 
 from redpss.errors import ServiceUnavailable, WireError
+from redpss.ports import ephemeral_range
 from redpss.wire import call
+from tests.conftest import bindable
 
 HOST = "127.0.0.1"
 ATTEMPTS = 30000
 DEADLINE = 60.0
 
 
-def _ephemeral_range() -> tuple[int, int]:
-    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-    return int(low), int(high)
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _stopped_ephemeral_port() -> int:
-    low, high = _ephemeral_range()
+    low, high = ephemeral_range()
     rng = random.Random()
     for _ in range(500):
         # connect() takes even source ports on current kernels: an even port is hit soonest
         port = rng.randrange(low + 1000, high - 1000) & ~1
-        if _free(port):
+        if bindable(port):
             return port
     raise RuntimeError("no free port in the ephemeral range")
 
@@ -71,4 +56,4 @@ def test_reconnect_loop_to_a_stopped_port_never_connects_to_itself() -> None:
     assert wrong == []
     assert seen_self, f"no self-connection in {ATTEMPTS} attempts (kernel chose other ports)"
     # what the self-connection must not leave behind: a TIME-WAIT that blocks the service's bind
-    assert _free(port), f"port {port} cannot be bound after the self-connection"
+    assert bindable(port), f"port {port} cannot be bound after the self-connection"

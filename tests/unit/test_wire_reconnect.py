@@ -10,7 +10,7 @@ import pytest
 from redpss.errors import ServiceUnavailable
 from redpss.wire import WireClient, WireServer
 from redpss.wire.client import _refuse_self_connection, open_connection
-from tests.conftest import free_port
+from tests.conftest import bindable, free_port
 from tests.unit.wire_support import HOST, SECRET, Handler
 
 
@@ -61,21 +61,11 @@ def _self_connected(port: int) -> socket.socket:
     return sock
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def test_a_plain_close_of_a_self_connection_blocks_the_port() -> None:
     # why the client resets: a plain close leaves TIME-WAIT, and the service cannot bind
     port = free_port()
     _self_connected(port).close()
-    assert not _bindable(port)
+    assert not bindable(port)
 
 
 def test_a_connection_to_itself_is_reset_and_reported() -> None:
@@ -84,7 +74,7 @@ def test_a_connection_to_itself_is_reset_and_reported() -> None:
     with pytest.raises(ServiceUnavailable, match="reached itself"):
         _refuse_self_connection(sock, f"{HOST}:{port}")
     assert sock.fileno() == -1
-    assert _bindable(port)
+    assert bindable(port)
 
 
 def test_a_connection_to_another_socket_is_kept() -> None:
