@@ -11,6 +11,8 @@
     ├── WireError                   the internal protocol failed
     │   ├── ProtocolError           a malformed frame or reply
     │   ├── RemoteError             the peer answered with an error reply (has .code)
+    │   │   └── BadArgs             code bad_args: the caller's arguments are wrong (names the
+    │   │                           field); raised by a server's op, or parsing its request
     │   └── ServiceUnavailable      nothing answers at that address, or it timed out
     ├── SupervisorError             the instance's supervisord could not be started or reached
     ├── MailError                   a mail could not be handed to the relay (smtplib chained);
@@ -71,6 +73,16 @@ class RemoteError(WireError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class BadArgs(RemoteError):
+    """The caller's arguments are wrong (reply code ``bad_args``); the message names the field.
+
+    Only for the caller's mistakes: anything else failing inside an op is a server error.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("bad_args", message)
 
 
 class ServiceUnavailable(WireError):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redpss.config import NEVER_ATTACHED
-from redpss.errors import ConfigError
+from redpss.errors import BadArgs, ConfigError, RemoteError
 
 __all__ = ["AttachFolders", "Attachment"]
 
@@ -69,16 +69,16 @@ class AttachFolders:
     def read(self, value: object, field: str, *, limit: int) -> Attachment:
         """The file ``value`` names (relative to ``$REDENV_HOME`` or absolute below it), read.
 
-        ValueError names ``field`` when the path is not below an attachment folder, leads
+        BadArgs names ``field`` when the path is not below an attachment folder, leads
         through a link, is not a regular file or holds more than ``limit`` bytes.
         """
         if not isinstance(value, str) or not value or "\0" in value:
-            raise ValueError(f"{field} must be the path of a file")
+            raise BadArgs(f"{field} must be the path of a file")
         rel = self._relative(value, field)
         folder = next((f for f in self.folders if rel.startswith(f + "/")), None)
         if folder is None:
             allowed = ", ".join(f"{f}/" for f in self.folders) or "none configured"
-            raise ValueError(
+            raise BadArgs(
                 f"{field} {value!r} is not in a folder mails may attach from ({allowed}; "
                 "sendmail_attach_dirs)"
             )
@@ -88,13 +88,13 @@ class AttachFolders:
         if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
             os.close(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise ValueError(f"{field} {value!r} is not a regular file")
+                raise BadArgs(f"{field} {value!r} is not a regular file")
             # a hard link may be another name of a file of etc/
-            raise ValueError(f"{field} {value!r} has other names (hard links): not attached")
+            raise BadArgs(f"{field} {value!r} has other names (hard links): not attached")
         with os.fdopen(fd, "rb") as fh:
             data = fh.read(limit + 1)
         if len(data) > limit:
-            raise ValueError(f"{field} {value!r} is larger than the mail may be ({limit} bytes)")
+            raise BadArgs(f"{field} {value!r} is larger than the mail may be ({limit} bytes)")
         return Attachment(steps[-1], data)
 
     def _relative(self, value: str, field: str) -> str:
@@ -102,18 +102,18 @@ class AttachFolders:
         if posixpath.isabs(path):
             home = posixpath.normpath(str(self.home))
             if not path.startswith(home + "/"):
-                raise ValueError(f"{field} {value!r} is outside the instance ($REDENV_HOME)")
+                raise BadArgs(f"{field} {value!r} is outside the instance ($REDENV_HOME)")
             path = path[len(home) + 1 :]
         if path == ".." or path.startswith("../"):
-            raise ValueError(f"{field} {value!r} is outside the instance ($REDENV_HOME)")
+            raise BadArgs(f"{field} {value!r} is outside the instance ($REDENV_HOME)")
         return path
 
     def _open(self, folder: str, steps: list[str], value: str, field: str) -> int:
         try:
             fd = os.open(self.home / folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
-            raise ValueError(
-                f"{field}: attachment folder {folder}/ is unusable: {exc.strerror}"
+            raise RemoteError(  # not the caller's mistake: the operator's to repair
+                "not_configured", f"attachment folder {folder}/ is unusable: {exc.strerror}"
             ) from None
         try:
             for step in steps[:-1]:
@@ -124,10 +124,10 @@ class AttachFolders:
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise ValueError(
+                raise BadArgs(
                     f"{field} {value!r} leads through a symbolic link (not followed) or a file"
                 ) from None
             if exc.errno == errno.ENOENT:
-                raise ValueError(f"{field} {value!r} does not exist") from None
-            raise ValueError(f"{field} {value!r} cannot be read: {exc.strerror}") from None
+                raise BadArgs(f"{field} {value!r} does not exist") from None
+            raise BadArgs(f"{field} {value!r} cannot be read: {exc.strerror}") from None
         return fd

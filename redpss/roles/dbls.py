@@ -25,7 +25,6 @@ import errno
 import logging
 import os
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -34,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from redpss.diskspace import has_room
-from redpss.errors import DictionaryError, RemoteError
+from redpss.errors import BadArgs, DictionaryError, RemoteError
 from redpss.logs import purge_old_logs
 from redpss.roles.base import Role, RoleContext
 from redpss.wire import Peer, WireServer
+from redpss.wire.ops import LogRequest
 
 __all__ = ["LEVELS", "Dbls", "LogFiles", "parse_buffer"]
 
@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "ALERT")
 _TO_DICTIONARY = ("ERROR", "ALERT")
 _ALIASES = {"WARNING": "WARN", "CRITICAL": "ALERT", "FATAL": "ALERT"}
-SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_MAX_LINES = 100_000
 _PURGE_EVERY = 86400.0
 MAX_REQUEST = 32 << 20
 """Longest request line (a whole buffer) DBLS accepts, in bytes."""
@@ -76,56 +74,33 @@ def _one_line(text: str) -> str:
     return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _object_level(value: object, i: int) -> str:
-    level = _ALIASES.get(value.upper(), value.upper()) if isinstance(value, str) else None
+def _object_level(value: str, i: int) -> str:
+    level = _ALIASES.get(value.upper(), value.upper())
     if level not in LEVELS:
-        raise ValueError(f"'lines[{i}].level' must be one of {', '.join(LEVELS)}")
+        raise BadArgs(f"'lines[{i}].level' must be one of {', '.join(LEVELS)}, not {value!r}")
     return level
 
 
-def _object_message(value: object, i: int) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"'lines[{i}].message' must be a string")
-    return value
+def parse_buffer(req: LogRequest, *, max_line: int, now: datetime) -> tuple[str, list[LogLine]]:
+    """Check the lines of a ``log`` request; return the schema (upper case) and its lines.
 
-
-def parse_buffer(
-    args: dict[str, Any], *, max_line: int, now: datetime
-) -> tuple[str, list[LogLine]]:
-    """Check the arguments of ``log`` and return the schema (upper case) and its lines.
-
-    Raises ValueError naming the bad field; nothing is written for a bad buffer.
+    The request's shape was checked when it was parsed (:class:`~redpss.wire.ops.LogRequest`);
+    here the levels and the line lengths. Raises BadArgs naming the line; nothing is written for
+    a bad buffer.
     """
-    unknown = set(args) - {"schema", "lines", "source"}
-    if unknown:
-        raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))}")
-    schema = args.get("schema")
-    if not isinstance(schema, str) or not SCHEMA_RE.match(schema):
-        raise ValueError("'schema' must be a schema name (letters, digits, _; max 128)")
-    source = args.get("source")
-    if source is not None and (not isinstance(source, str) or len(source) > 256):
-        raise ValueError("'source' must be a string of at most 256 characters")
-    lines = args.get("lines")
-    if not isinstance(lines, list) or not lines:
-        raise ValueError("'lines' must be a non-empty list")
-    if len(lines) > _MAX_LINES:
-        raise ValueError(f"'lines' has {len(lines)} entries; at most {_MAX_LINES} per buffer")
     stamp = now.isoformat(timespec="milliseconds")
     out = []
-    for i, item in enumerate(lines):
+    for i, item in enumerate(req.lines):
         if isinstance(item, str):
             level, message = _level_of(item), item
             text = _one_line(item)
-        elif isinstance(item, dict):
-            level = _object_level(item.get("level", "INFO"), i)
-            message = _object_message(item.get("message"), i)
-            text = f"{stamp} {level:<5} {source or '-'}: {_one_line(message)}"
         else:
-            raise ValueError(f"'lines[{i}]' must be a string or an object")
+            level, message = _object_level(item.level, i), item.message
+            text = f"{stamp} {level:<5} {req.source or '-'}: {_one_line(message)}"
         if len(text.encode("utf-8")) > max_line:
-            raise ValueError(f"'lines[{i}]' is longer than {max_line} bytes")
+            raise BadArgs(f"'lines[{i}]' is longer than {max_line} bytes")
         out.append(LogLine(level, text, message))
-    return schema.upper(), out
+    return req.schema.upper(), out
 
 
 class LogFiles:
@@ -297,16 +272,16 @@ class Dbls(Role):
 
     # -- wire ops -----------------------------------------------------------------------------
 
-    def op_log(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_log(self, req: LogRequest, peer: Peer) -> dict[str, Any]:
         """Wire op ``log``: append a buffer of lines for a schema; reply when on disk."""
         now = datetime.now(UTC)
-        schema, lines = parse_buffer(args, max_line=self.max_line, now=now)
+        schema, lines = parse_buffer(req, max_line=self.max_line, now=now)
         try:
             path = self.files.append(schema, [ln.text for ln in lines], now.strftime("%Y-%m-%d"))
         except OSError as exc:
             raise self._refused(schema, len(lines), exc) from exc
         self._disk_ok()
-        source = args.get("source") or f"{peer.host}"
+        source = req.source or f"{peer.host}"
         queued = 0
         for ln in lines:
             if ln.level in _TO_DICTIONARY:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -35,68 +34,35 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from redpss.errors import RemoteError
+from redpss.errors import BadArgs, RemoteError
 from redpss.roles.base import Role, RoleContext
 from redpss.sched.commands import CommandBook
 from redpss.wire import Peer, WireServer
+from redpss.wire.ops import JexecKill, JexecRun, JexecWait, NoArgs
 
 __all__ = ["Jexec", "resolve_command"]
 
 log = logging.getLogger(__name__)
 
 _KILL_AFTER = 2.0
-_ARGS = {"command", "args", "time_limit", "job", "run_id", "stdin", "env"}
-_ENV_KEY = re.compile(r"RED_[A-Z0-9_]{1,64}")
 
 
-def resolve_command(cmd_dir: Path, command: object) -> Path:
-    """Return the executable ``command`` names inside ``cmd_dir``; ValueError if it may not run."""
-    if not isinstance(command, str) or not command or "\0" in command:
-        raise ValueError("'command' must be a non-empty string")
+def resolve_command(cmd_dir: Path, command: str) -> Path:
+    """Return the executable ``command`` names inside ``cmd_dir``; BadArgs if it may not run."""
     rel = Path(command)
     if rel.is_absolute():
-        raise ValueError(f"'command' must be relative to cmd/, not absolute: {command!r}")
+        raise BadArgs(f"'command' must be relative to cmd/, not absolute: {command!r}")
     if ".." in rel.parts:
-        raise ValueError(f"'command' must not contain '..': {command!r}")
+        raise BadArgs(f"'command' must not contain '..': {command!r}")
     root = cmd_dir.resolve()
     path = (root / rel).resolve()
     if not path.is_relative_to(root):
-        raise ValueError(f"'command' {command!r} leads outside cmd/")
+        raise BadArgs(f"'command' {command!r} leads outside cmd/")
     if not path.is_file():
         raise RemoteError("not_found", f"no command {command!r} in cmd/")
     if not os.access(path, os.X_OK):
         raise RemoteError("not_executable", f"command {command!r} is not executable")
     return path
-
-
-def _check_env(args: dict[str, Any]) -> dict[str, str]:
-    """``env``: extra variables for the command, only ``RED_*`` names (run id, job, key)."""
-    env = args.get("env", {})
-    if not isinstance(env, dict) or not all(
-        isinstance(k, str) and _ENV_KEY.fullmatch(k) and isinstance(v, str) and "\0" not in v
-        for k, v in env.items()
-    ):
-        raise ValueError("'env' must map RED_* names to strings")
-    return env
-
-
-def _check_args(args: dict[str, Any], max_timeout: int) -> tuple[list[str], float, str | None]:
-    unknown = set(args) - _ARGS
-    if unknown:
-        raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))}")
-    argv = args.get("args", [])
-    if not isinstance(argv, list) or not all(isinstance(a, str) and "\0" not in a for a in argv):
-        raise ValueError("'args' must be a list of strings")
-    timeout = args.get("time_limit", max_timeout)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError("'time_limit' must be a positive number of seconds")
-    stdin = args.get("stdin")
-    if stdin is not None and not isinstance(stdin, str):
-        raise ValueError("'stdin' must be a string")
-    for key in ("job", "run_id"):
-        if key in args and not isinstance(args[key], str | int):
-            raise ValueError(f"'{key}' must be a string or an integer")
-    return argv, min(float(timeout), float(max_timeout)), stdin
 
 
 class _Capture(threading.Thread):
@@ -180,31 +146,27 @@ class Jexec(Role):
         env["PATH"] = f"{self.ctx.instance.home / 'bin'}:{env.get('PATH', os.defpath)}"
         return env
 
-    def op_run(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_run(self, req: JexecRun, peer: Peer) -> dict[str, Any]:
         """Wire op ``run``: run a command of ``cmd/``; reply with its exit code and output."""
-        cfg = self.ctx.config.redsys
-        argv, timeout, stdin = _check_args(args, cfg.jexec_timeout)
-        extra = _check_env(args)
-        path = resolve_command(self.cmd_dir, args.get("command"))
-        ids = f"job={args.get('job', '-')} run={args.get('run_id', '-')}"
-        run = str(args["run_id"]) if "run_id" in args else None
+        limit = float(self.ctx.config.redsys.jexec_timeout)  # the default and the most allowed
+        timeout = min(req.time_limit, limit) if req.time_limit is not None else limit
+        path = resolve_command(self.cmd_dir, req.command)
+        ids = f"job={_id(req.job)} run={_id(req.run_id)}"
+        run = str(req.run_id) if req.run_id is not None else None
         with self._slots:
             if self._stopping.is_set():
                 raise RemoteError("stopping", "jexec is stopping; no new commands start")
-            job = str(args.get("job", "-"))
-            return self._run(path, argv, timeout, stdin, ids, peer, extra, run, job)
+            job = str(req.job) if req.job is not None else "-"
+            return self._run(path, req.args, timeout, req.stdin, ids, peer, req.env, run, job)
 
-    def op_kill(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_kill(self, req: JexecKill, peer: Peer) -> dict[str, Any]:
         """Wire op ``kill``: end the command of run ``run_id`` (its process group) now.
 
         SIGTERM, and SIGKILL two seconds later if it still runs; ``by`` (optional) is who asked,
         kept in the command's result.
         """
-        run = str(args["run_id"])
-        by = args.get("by")
-        if by is not None and not isinstance(by, str):
-            raise ValueError("'by' must be a string")
-        cmd = self.book.kill(run, by)
+        run = str(req.run_id)
+        cmd = self.book.kill(run, req.by)
         running = cmd is not None and cmd.result is None
         if running:
             assert cmd is not None
@@ -213,22 +175,17 @@ class Jexec(Role):
             )
         return {"run_id": run, "killed": running, "pid": cmd.pid if cmd else None}
 
-    def op_runs(self, args: dict[str, Any], peer: Peer) -> list[dict[str, Any]]:
+    def op_runs(self, req: NoArgs, peer: Peer) -> list[dict[str, Any]]:
         """Wire op ``runs``: the commands of runs, running or ended in the last hour."""
-        del args, peer
+        del req, peer
         return self.book.listing()
 
-    def op_wait(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_wait(self, req: JexecWait, peer: Peer) -> dict[str, Any]:
         """Wire op ``wait``: wait up to ``seconds`` (at most 30) for run ``run_id``'s command
         to end; its state (``running``, ``ended`` with the result, ``unknown``). ``forget``:
         drop an ended command from the book with this answer."""
         del peer
-        seconds = args.get("seconds", 10)
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise ValueError("'seconds' must be a number >= 0")
-        return self.book.wait(
-            str(args["run_id"]), min(float(seconds), 30.0), forget=bool(args.get("forget"))
-        )
+        return self.book.wait(str(req.run_id), min(req.seconds, 30.0), forget=req.forget)
 
     def _run(
         self,
@@ -308,6 +265,10 @@ class Jexec(Role):
             if cmd.killed_by is not None:
                 result["killed_by"] = cmd.killed_by
         return result
+
+
+def _id(value: str | int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def _feed(pipe: IO[bytes], text: str) -> None:

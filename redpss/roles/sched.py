@@ -16,6 +16,7 @@ running runs get ``stop_grace - 5`` seconds to finish; the rest are marked ABORT
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -24,13 +25,21 @@ from typing import Any
 
 from redpss import landing
 from redpss.dictionary.jobs import SKIPPED
-from redpss.errors import RedpssError, RemoteError, WireError
+from redpss.errors import BadArgs, RedpssError, RemoteError, WireError
 from redpss.lineage import Lineage
 from redpss.roles.base import Role, RoleContext
 from redpss.sched.engine import Engine, RunNotKillable
 from redpss.sched.executors import jexec_call
 from redpss.sched.watchers import Watchers
 from redpss.wire import Peer, WireServer
+from redpss.wire.ops import (
+    NoArgs,
+    SchedKill,
+    SchedStartJob,
+    SchedSubmit,
+    SchedTimetable,
+    SubmitItem,
+)
 
 __all__ = ["Sched"]
 
@@ -113,53 +122,50 @@ class Sched(Role):
 
     # ------------------------------------------------------------------ wire ops
 
-    def op_submit(self, args: dict[str, Any], peer: Peer) -> list[dict[str, Any]]:
+    def op_submit(self, req: SchedSubmit, peer: Peer) -> list[dict[str, Any]]:
         """Runs (and watcher checks) jmon found due."""
         del peer
-        items = args["items"]
-        if not isinstance(items, list):
-            raise ValueError("items must be a list")
+        dues = [_due(item.due, f"items[{i}].due") for i, item in enumerate(req.items)]
         self.engine.definitions.refresh()  # once per request, not per item
-        return [self._submit_one(item) for item in items]
+        return [self._submit_one(item, due) for item, due in zip(req.items, dues, strict=True)]
 
-    def _submit_one(self, item: dict[str, Any]) -> dict[str, Any]:
-        kind, name = item["kind"], item["name"]
+    def _submit_one(self, item: SubmitItem, due: datetime | None) -> dict[str, Any]:
+        kind, name = item.kind, item.name
         if kind == "watch":
             return {"name": name, "state": "CHECK" if self.watchers.request(name) else "BUSY"}
         job = self.engine.definitions.jobs.get(name) or self.engine.definitions.job(name)
         if job is None:
             return {"name": name, "state": "UNKNOWN", "message": f"no job {name!r}"}
-        due = datetime.fromisoformat(item["due"]) if item.get("due") else None
         if due is not None and not self.engine.first_handover(name, due):
             # jmon offered it again (its request timed out after sched took it, or a restarted
             # jmon recomputed it): a fire time is taken once
             return {"name": name, "state": "DUPLICATE", "message": f"due {due} was taken already"}
-        if item.get("skip"):
-            return self.engine.skip(job, item.get("note") or "skipped", due=due)
-        return {"name": name, **self.engine.submit(job, due=due, note=item.get("note"))}
+        if item.skip:
+            return self.engine.skip(job, item.note or "skipped", due=due)
+        return {"name": name, **self.engine.submit(job, due=due, note=item.note)}
 
-    def op_start_job(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_start_job(self, req: SchedStartJob, peer: Peer) -> dict[str, Any]:
         """Start a job now (``redctl start_db_job`` / ``start_job``)."""
         del peer
-        name = str(args["name"])
+        name = req.name
         job = self.engine.definitions.job(name)
         if job is None:
             raise RemoteError("not_found", f"no job {name!r}")
-        if args.get("scheduled_only") and (job.schedule_type == "NONE" or not job.active):
+        if req.scheduled_only and (job.schedule_type == "NONE" or not job.active):
             raise RemoteError(
                 "not_scheduled",
                 f"job {name} is not scheduled (schedule "
                 f"{job.schedule_type}, active {job.active}); use start_db_job",
             )
-        result = self.engine.submit(job, note=f"started by operator ({args.get('by', 'redctl')})")
+        result = self.engine.submit(job, note=f"started by operator ({req.by})")
         if result["state"] == SKIPPED:
             raise RemoteError("max_parallel", result["message"])
         return {"name": name, **result}
 
-    def op_show(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_show(self, req: NoArgs, peer: Peer) -> dict[str, Any]:
         """Pools, running and queued runs (with the pid of the process that runs each: its
         command's, from jexec, for CMD jobs; sched's for SQL and LOAD), next runs."""
-        del args, peer
+        del req, peer
         shown = self.engine.show()
         if any(r["kind"] == "CMD" for r in shown["running"]):
             try:
@@ -173,41 +179,48 @@ class Sched(Role):
                     r["pid"] = pids.get(str(r["run_id"]))
         return {"suspended": self.ctx.suspended(), **shown}
 
-    def op_kill(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_kill(self, req: SchedKill, peer: Peer) -> dict[str, Any]:
         """End one run (``redctl kill``): ``run_id``, ``by`` (who asked). Waits up to 15 s
         for it to end; state KILLED (or KILLING when it takes longer). Errors: ``not_running``,
         ``not_killable`` (a load)."""
-        run_id = args["run_id"]
-        if isinstance(run_id, bool) or not isinstance(run_id, int | str):
-            raise ValueError("'run_id' must be a run id")
-        by = str(args.get("by") or f"an operator at {peer.host}")
+        by = req.by or f"an operator at {peer.host}"
         try:
-            return self.engine.kill(int(run_id), by)
+            return self.engine.kill(int(req.run_id), by)
         except RunNotKillable as exc:
             raise RemoteError(exc.code, str(exc)) from exc
 
-    def op_timetable(self, args: dict[str, Any], peer: Peer) -> int:
+    def op_timetable(self, req: SchedTimetable, peer: Peer) -> int:
         """jmon's next runs."""
         del peer
-        entries = args["entries"]
-        if not isinstance(entries, list):
-            raise ValueError("entries must be a list")
-        self.engine.timetable = entries
-        return len(entries)
+        self.engine.timetable = [dataclasses.asdict(e) for e in req.entries]
+        return len(req.entries)
 
-    def op_stats(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_stats(self, req: NoArgs, peer: Peer) -> dict[str, Any]:
         """Pool statistics since the last call."""
-        del args, peer
+        del req, peer
         show = self.engine.show()
         ended = self.engine.take_ended()
         return {p: {**v, "ended": ended[p]} for p, v in show["pools"].items()}
 
-    def op_status(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_status(self, req: NoArgs, peer: Peer) -> dict[str, Any]:
         """Wire op ``status``: instance, pid, suspended flag and pool sizes."""
-        del args, peer
+        del req, peer
         return {
             "instance": self.ctx.instance.name,
             "pid": os.getpid(),
             "suspended": self.ctx.suspended(),
             "pools": dict(self.engine.sizes),
         }
+
+
+def _due(text: str | None, field: str) -> datetime | None:
+    """A fire time of ``submit`` (ISO 8601 with its offset); BadArgs when it is not one."""
+    if text is None:
+        return None
+    try:
+        due = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadArgs(f"'{field}' must be an ISO 8601 time, not {text!r}") from None
+    if due.tzinfo is None:
+        raise BadArgs(f"'{field}' must carry its offset (UTC: +00:00), not {text!r}")
+    return due

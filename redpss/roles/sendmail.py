@@ -32,6 +32,7 @@ from redpss.mail.relay import Relay
 from redpss.mail.spool import Spool
 from redpss.roles.base import Role, RoleContext
 from redpss.wire import Peer, WireServer
+from redpss.wire.ops import MailRequeue, MailSend, MailStatus, NoArgs
 
 __all__ = ["Sendmail"]
 
@@ -124,14 +125,11 @@ class Sendmail(Role):
 
     # -- wire ops -----------------------------------------------------------------------------
 
-    def op_send(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_send(self, req: MailSend, peer: Peer) -> dict[str, Any]:
         """Wire op ``send``: spool a mail durably; reply with its id."""
         cfg = self.ctx.config.redsys
         mail = compose(
-            args,
-            folders=self.folders,
-            sender=cfg.sendmail_smtp_from,
-            max_size=cfg.sendmail_max_size,
+            req, folders=self.folders, sender=cfg.sendmail_smtp_from, max_size=cfg.sendmail_max_size
         )
         try:
             mail_id, duplicate = self.spool.put(mail)
@@ -169,13 +167,11 @@ class Sendmail(Role):
         self.health.clear("spool")
         log.info("role=sendmail the spool takes mails again")
 
-    def op_status(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_status(self, req: MailStatus, peer: Peer) -> dict[str, Any]:
         """Wire op ``status``: counts per spool folder and the relay's state (or one mail's)."""
         del peer
-        mail_id = args.get("id")
+        mail_id = req.id
         if mail_id is not None:
-            if not isinstance(mail_id, str):
-                raise ValueError("'id' must be a string")
             where = self.spool.where(mail_id)
             if where is None:
                 raise RemoteError("not_found", f"no mail {mail_id!r} in the spool")
@@ -194,9 +190,9 @@ class Sendmail(Role):
             "relay_error": self._relay_error,
         }
 
-    def op_dead(self, args: dict[str, Any], peer: Peer) -> list[dict[str, Any]]:
+    def op_dead(self, req: NoArgs, peer: Peer) -> list[dict[str, Any]]:
         """Wire op ``dead``: the dead letters (id, subject, recipients, reason), oldest first."""
-        del args, peer
+        del req, peer
         out = []
         for mail_id in self.spool.ids("dead")[:1000]:
             header = self.spool.header("dead", mail_id)
@@ -210,11 +206,9 @@ class Sendmail(Role):
             )
         return out
 
-    def op_requeue(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_requeue(self, req: MailRequeue, peer: Peer) -> dict[str, Any]:
         """Wire op ``requeue``: send a dead mail again."""
-        mail_id = args.get("id")
-        if not isinstance(mail_id, str) or not mail_id:
-            raise ValueError("'id' must be the id of a dead mail")
+        mail_id = req.id
         if self.spool.where(mail_id) != "dead":
             raise RemoteError("not_found", f"no dead mail {mail_id!r}")
         self.spool.requeue(mail_id)
@@ -224,9 +218,9 @@ class Sendmail(Role):
             self._cond.notify_all()
         return {"id": mail_id, "state": "queue"}
 
-    def op_flush(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    def op_flush(self, req: NoArgs, peer: Peer) -> dict[str, Any]:
         """Wire op ``flush``: try every queued mail now (after the relay was repaired)."""
-        del args, peer
+        del req, peer
         with self._cond:
             self._relay_wait_until = 0.0
             self._due = [(0.0, queued, mail_id) for _, queued, mail_id in self._due]

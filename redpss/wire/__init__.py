@@ -6,16 +6,21 @@ A request is ``{"secret": "…", "id": …, "op": "<name>", "args": {…}}``, a 
 included), is ``docs/protocol.md``; keep the two in step.
 
 This package is protocol only. :class:`WireServer` frames, authenticates and dispatches to a
-handler object whose methods ``op_<name>(self, args, peer)`` are the policy; what a role
-offers is entirely in its handler. :class:`WireClient` and :func:`call` are the Python side.
+handler object whose methods ``op_<name>(self, request, peer)`` are the policy; what a role
+offers is entirely in its handler. ``request`` is the op's frozen dataclass
+(:mod:`redpss.wire.ops`), built and checked from the request's ``args`` by
+:mod:`redpss.wire.args` before the handler runs. :class:`WireClient` and :func:`call` are the
+Python side.
 
-A handler reports a bad request by raising :class:`TypeError` or :class:`ValueError`
-(reply code ``bad_args``) or :class:`~redpss.errors.RemoteError` with a code of its own;
-anything else it raises is an ``internal`` error, logged here with its traceback.
+A handler reports the caller's mistake with :class:`~redpss.errors.BadArgs` (reply code
+``bad_args``) and a condition of its domain with :class:`~redpss.errors.RemoteError` and a code
+of its own; anything else it raises is an ``internal`` error, logged with its traceback.
 
 The code is split by side: :mod:`redpss.wire.frames` (framing, encoding, :class:`Peer`,
-authorisation, default limits), :mod:`redpss.wire.server` (:class:`WireServer`) and
-:mod:`redpss.wire.client` (:class:`WireClient`, :func:`call`). Import from ``redpss.wire``;
+authorisation, default limits), :mod:`redpss.wire.server` (:class:`WireServer`),
+:mod:`redpss.wire.client` (:class:`WireClient`, :func:`call`), and by what a request says:
+:mod:`redpss.wire.args` (checking typed arguments) and :mod:`redpss.wire.ops` (every op's
+request). Import from ``redpss.wire``;
 the names below are its public interface.
 """
 

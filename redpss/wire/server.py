@@ -1,26 +1,35 @@
 """The server side of the wire protocol: :class:`WireServer`, one thread per connection.
 
 :class:`WireServer` frames, authenticates and dispatches to a handler object whose methods
-``op_<name>(self, args, peer)`` are the policy; what a role offers is entirely in its handler.
-A handler reports a bad request by raising :class:`TypeError` or :class:`ValueError` (reply
-code ``bad_args``) or :class:`~redpss.errors.RemoteError` with a code of its own; anything
-else it raises is an ``internal`` error, logged here with its traceback.
+``op_<name>(self, request, peer)`` are the policy; what a role offers is entirely in its
+handler. ``request`` is the op's frozen dataclass (:mod:`redpss.wire.ops`), built from the
+request's ``args`` by :func:`redpss.wire.args.parse` before the handler runs; a handler whose
+first parameter is annotated ``dict[str, Any]`` gets the raw object instead.
+
+A handler reports the caller's mistake by raising :class:`~redpss.errors.BadArgs` (reply code
+``bad_args``) and a condition of its domain by :class:`~redpss.errors.RemoteError` with a code
+of its own; anything else it raises — a TypeError or ValueError included — is a bug of ours:
+an ``internal`` reply, and its traceback logged at ERROR here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import inspect
 import logging
 import socket
 import socketserver
 import threading
 import time
+import typing
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Self, cast
 
-from redpss.errors import RemoteError, ServiceUnavailable, WireError
+from redpss.errors import BadArgs, RemoteError, ServiceUnavailable, WireError
+from redpss.wire.args import is_request, parse
 from redpss.wire.frames import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_LINE,
@@ -196,10 +205,15 @@ class WireServer(socketserver.ThreadingTCPServer):
 
     def _dispatch_table(self, handler: object) -> dict[str, Op]:
         ops: dict[str, Op] = {"ping": self._ping}
+        self.requests: dict[str, type[Any]] = {}
         for attr in dir(handler):
             if attr.startswith("op_") and len(attr) > 3:
                 method = getattr(handler, attr)
                 if callable(method):
+                    request = _request_type(method)
+                    if request is not None:
+                        self.requests[attr[3:]] = request
+                        method = _typed(method, request)
                     ops[attr[3:]] = method
         return ops
 
@@ -382,14 +396,14 @@ class WireServer(socketserver.ThreadingTCPServer):
         started = time.monotonic()
         try:
             result = fn(args, peer)
+        except BadArgs as exc:  # the caller's mistake, named
+            rejected = BadArgs(f"bad arguments for {op!r}: {exc.message}")
+            self._log_rejected(peer, op, req_id, rejected)
+            return encode(_error_reply(req_id, rejected.code, rejected.message))
         except RemoteError as exc:
             self._log_rejected(peer, op, req_id, exc)
             return encode(_error_reply(req_id, exc.code, exc.message))
-        except (TypeError, ValueError) as exc:
-            rejected = RemoteError("bad_args", f"bad arguments for {op!r}: {exc}")
-            self._log_rejected(peer, op, req_id, rejected)
-            return encode(_error_reply(req_id, rejected.code, rejected.message))
-        except Exception:
+        except Exception:  # ours: a TypeError or ValueError here is a bug, not bad arguments
             return self._internal(req_id, op, peer, "handler failed")
         try:
             data = encode({"id": req_id, "ok": True, "result": result})
@@ -409,6 +423,29 @@ class WireServer(socketserver.ThreadingTCPServer):
         logger.exception("%s: %s op=%s id=%r internal: %s", self.name, peer, op, req_id, what)
         message = f"op {op!r} failed on the server; see the {self.name} log"
         return encode(_error_reply(req_id, "internal", message))
+
+
+def _request_type(method: Callable[..., Any]) -> type[Any] | None:
+    """The request dataclass of a typed op (its first parameter's annotation), else None."""
+    try:
+        params = list(inspect.signature(method).parameters.values())
+        hints = typing.get_type_hints(method)
+    except (TypeError, ValueError, NameError):
+        return None
+    if not params:
+        return None
+    kind = hints.get(params[0].name)
+    return kind if is_request(kind) else None
+
+
+def _typed(method: Callable[..., Any], request: type[Any]) -> Op:
+    """An op that parses its args into ``request`` (BadArgs) before ``method`` runs."""
+
+    @functools.wraps(method)
+    def op(args: dict[str, Any], peer: Peer) -> Any:
+        return method(parse(request, args), peer)
+
+    return op
 
 
 def _bind_problem(host: str, port: int, exc: OSError) -> str:

@@ -90,7 +90,10 @@ def test_refuses_anything_outside_cmd(
 def test_bad_arguments_name_the_field(jexec: tuple[RoleContext, int]) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         ({"command": "cat.sh", "args": "x"}, "'args'"),
-        ({"command": "cat.sh", "args": [1]}, "'args'"),
+        ({"command": "cat.sh", "args": [1]}, "'args[0]'"),
+        ({"command": "cat.sh", "time_limit": 0}, "'time_limit' must be above 0"),
+        ({"command": "cat.sh", "env": {"PATH": "/x"}}, "RED_"),
+        ({"command": "cat.sh", "run_id": 1.5}, "'run_id'"),
         ({"command": "cat.sh", "time_limit": -1}, "'time_limit'"),
         ({"command": "cat.sh", "stdin": 5}, "'stdin'"),
         ({"command": "cat.sh", "shell": True}, "shell"),

@@ -187,8 +187,10 @@ def test_interrupted_delivery_is_dead_lettered_not_repeated(
     ("args", "field"),
     [
         ({"subject": "x"}, "'to'"),
-        ({"to": "not an address", "subject": "x"}, "'to[0]'"),
-        ({"to": "a@b.c\r\nBcc: evil@x.y", "subject": "x"}, "'to[0]'"),
+        ({"to": "not an address", "subject": "x"}, "'to' must be a mail address"),
+        ({"to": ["a@b.c", "x"], "subject": "x"}, "'to[1]' must be a mail address"),
+        ({"to": [], "subject": "x"}, "'to' is missing"),
+        ({"to": "a@b.c\r\nBcc: evil@x.y", "subject": "x"}, "'to'"),
         ({"to": "a@b.c"}, "'subject'"),
         ({"to": "a@b.c", "subject": "a\nb"}, "'subject'"),
         ({"to": "a@b.c", "subject": "x", "attachments": ["../../etc/passwd"]}, "outside"),

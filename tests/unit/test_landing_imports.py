@@ -52,21 +52,7 @@ def test_the_cli_and_the_dictionary_do_not_import_the_readers(module: str) -> No
     assert _heavy(_loaded_after(f"import {module}")) == set()
 
 
-@pytest.mark.parametrize(
-    "role",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True, reason="sendfile writes Parquet with pyarrow (#18 splits sendfile)"
-            )
-            if name == "sendfile"
-            else (),
-        )
-        for name in ROLES
-        if name not in CONVERTERS
-    ],
-)
+@pytest.mark.parametrize("role", [name for name in ROLES if name not in CONVERTERS])
 def test_a_role_other_than_the_converters_does_not_import_pyarrow(role: str) -> None:
     code = f"from redpss.roles import role_class\nrole_class({role!r})"
     assert _heavy(_loaded_after(code)) == set()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from redpss.config import attach_dir_problems, attach_dirs
-from redpss.errors import ConfigError
+from redpss.errors import BadArgs, ConfigError
 from redpss.mail.attach import AttachFolders
 
 pytestmark = pytest.mark.unit
@@ -52,7 +52,7 @@ def test_a_file_below_a_folder_is_read(home: Path) -> None:
     ],
 )
 def test_what_is_refused(home: Path, value: str, needle: str) -> None:
-    with pytest.raises(ValueError, match=needle) as info:
+    with pytest.raises(BadArgs, match=needle) as info:
         folders(home).read(value, "'attachments[0]'", limit=100)
     assert "'attachments[0]'" in str(info.value)
 
@@ -65,21 +65,21 @@ def test_no_link_is_followed_below_a_folder(home: Path) -> None:
     os.link(home / "etc" / "secret", export / "hard.txt")
     f = folders(home)
     for value in ("data/export/leak.txt", "data/export/etcdir/secret", "data/export/daily/up/x"):
-        with pytest.raises(ValueError, match="symbolic link"):
+        with pytest.raises(BadArgs, match="symbolic link"):
             f.read(value, "'a'", limit=100)
-    with pytest.raises(ValueError, match="hard links"):
+    with pytest.raises(BadArgs, match="hard links"):
         f.read("data/export/hard.txt", "'a'", limit=100)
 
 
 def test_a_fifo_is_refused_without_blocking(home: Path) -> None:
     os.mkfifo(home / "data" / "export" / "pipe")
-    with pytest.raises(ValueError, match="not a regular file"):
+    with pytest.raises(BadArgs, match="not a regular file"):
         folders(home).read("data/export/pipe", "'a'", limit=100)
 
 
 def test_the_limit_is_kept_while_reading(home: Path) -> None:
     (home / "data" / "export" / "big.bin").write_bytes(b"x" * 101)
-    with pytest.raises(ValueError, match="larger than"):
+    with pytest.raises(BadArgs, match="larger than"):
         folders(home).read("data/export/big.bin", "'a'", limit=100)
 
 

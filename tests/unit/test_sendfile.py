@@ -13,8 +13,20 @@ import pytest
 from redpss.dictionary import open_dictionary
 from redpss.dictionary.export import ExportColumn
 from redpss.dictionary.sqlite.export import sqlite_kind
-from redpss.errors import RemoteError
-from redpss.roles.sendfile import check_request, write_export
+from redpss.errors import BadArgs, RemoteError
+from redpss.export.writer import write_export
+from redpss.roles.sendfile import check_target, sftp_dir
+from redpss.wire.args import parse
+from redpss.wire.ops import SendFile
+
+
+def check_request(args: dict[str, Any]) -> SendFile:
+    """What the server does with a ``send`` request before it reads a row."""
+    req = parse(SendFile, args)
+    check_target(req)
+    if req.sftp is not None:
+        sftp_dir(req.sftp.dir)
+    return req
 
 
 @pytest.fixture
@@ -80,11 +92,11 @@ def test_sqlite_declared_types_map_to_kinds() -> None:
 def test_requests_are_checked() -> None:
     req = check_request({"schema": "S", "object": "T", "mail": {"to": "a@b.c"}})
     assert (req.format, req.delimiter, req.header) == ("csv", ",", True)
-    assert req.mail == {"to": "a@b.c", "subject": "Export S.T"}
+    assert req.mail is not None and (req.mail.to, req.mail.subject) == ("a@b.c", None)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"object": "T", "sftp": {}}, "'schema'"),
         ({"schema": "S", "object": "T"}, "exactly one target"),
-        ({"schema": "S", "object": "T", "sftp": {}, "mail": {}}, "exactly one target"),
+        ({"schema": "S", "object": "T", "sftp": {}, "mail": {"to": "a@b.c"}}, "exactly one"),
         ({"schema": "S", "object": "T", "sftp": {}, "format": "xls"}, "'format'"),
         ({"schema": "S", "object": "T", "sftp": {}, "file_name": ".x"}, "'file_name'"),
         ({"schema": "S", "object": "T", "sftp": {"dir": "/abs"}}, "sftp.dir"),
@@ -93,28 +105,33 @@ def test_requests_are_checked() -> None:
         ({"schema": "S", "object": "T", "sftp": {}, "where": {"A": [1]}}, "'where.A'"),
         ({"schema": "S", "object": "T", "sftp": {}, "delimiter": '"'}, "'delimiter'"),
         ({"schema": "S", "object": "T", "sftp": {}, "sql": "x"}, "unknown"),
+        ({"schema": "S", "object": "T", "sftp": {}, "columns": []}, "'columns'"),
+        ({"schema": "S", "object": "T", "sftp": {}, "where": {"A": float("nan")}}, "'where.A'"),
+        ({"schema": "S", "object": "T", "mail": {"to": "x"}}, "'mail.to'"),
     ]
     for bad, field in cases:
-        with pytest.raises(ValueError, match=field):
+        with pytest.raises(BadArgs, match=field):
             check_request(bad)
 
 
 def test_writers_stream_batches(dictionary: Any, tmp_path: Path) -> None:
     columns = dictionary.export_columns("STAGE", 'Odd "Name"')
-    req = check_request({"schema": "STAGE", "object": "x", "sftp": {}, "format": "parquet"})
     out = write_export(
-        dictionary.export_rows("STAGE", 'Odd "Name"', batch_size=7), columns, tmp_path / "o.pq", req
+        dictionary.export_rows("STAGE", 'Odd "Name"', batch_size=7),
+        columns,
+        tmp_path / "o.pq",
+        fmt="parquet",
     )
     table = pq.read_table(out.path)
     assert out.rows == 25 == table.num_rows
     assert table.column("D").to_pylist()[3] == b"\x03"
     assert table.column("E").to_pylist()[:2] == [False, True]
-    req = check_request({"schema": "STAGE", "object": "x", "sftp": {}, "header": False})
     out = write_export(
         dictionary.export_rows("STAGE", 'Odd "Name"', batch_size=7),
         columns,
         tmp_path / "o.csv",
-        req,
+        fmt="csv",
+        header=False,
     )
     with out.path.open(newline="") as fh:
         rows = list(csv.reader(fh))
@@ -122,8 +139,7 @@ def test_writers_stream_batches(dictionary: Any, tmp_path: Path) -> None:
 
 
 def test_a_value_parquet_cannot_take_is_an_export_error(tmp_path: Path) -> None:
-    req = check_request({"schema": "S", "object": "x", "sftp": {}, "format": "parquet"})
     batches = iter([(["N"], [(1,), ("not a number",)])])
     with pytest.raises(RemoteError) as exc:
-        write_export(batches, [ExportColumn("N", "INTEGER")], tmp_path / "x.pq", req)
+        write_export(batches, [ExportColumn("N", "INTEGER")], tmp_path / "x.pq", fmt="parquet")
     assert exc.value.code == "export_failed" and "column N" in exc.value.message

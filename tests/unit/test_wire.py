@@ -21,6 +21,7 @@ from tests.unit.wire_support import (
     DEADLINE,
     HOST,
     SECRET,
+    Greet,
     Raw,
     ServerFactory,
     make_client,
@@ -133,6 +134,21 @@ def test_bad_args(server: WireServer, make_client: Callable[..., WireClient]) ->
         client.call("greet", name=42)
     assert info.value.code == "bad_args"
     assert "must be a string" in info.value.message
+
+
+def test_a_type_error_inside_an_op_is_ours_not_the_callers(
+    server: WireServer, make_client: Callable[..., WireClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="redpss.wire"), pytest.raises(RemoteError) as info:
+        make_client(server.port).call("buggy", name="x")
+    assert info.value.code == "internal"
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert record.levelno == logging.ERROR and "TypeError" in record.exc_text  # type: ignore[operator]
+
+
+def test_typed_ops_are_known_with_their_requests(server: WireServer) -> None:
+    assert server.requests["greet"] is Greet
+    assert "echo" not in server.requests  # a raw op (dict args) has none
 
 
 def test_handler_error_code_passes_through(

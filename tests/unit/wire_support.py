@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,14 +21,16 @@ SECRET = "s3cret"
 DEADLINE = 5.0
 
 
-def greet(name: str, greeting: str = "hello") -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"'name' must be a string, not {type(name).__name__}")
-    return f"{greeting}, {name}"
+@dataclass(frozen=True)
+class Greet:
+    """The request of the typed op ``greet``."""
+
+    name: str
+    greeting: str = "hello"
 
 
 class Handler:
-    """A role's handler as wire sees it: op_<name>(args, peer) methods."""
+    """A role's handler as wire sees it: op_<name>(request, peer) methods (typed, or raw)."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -35,8 +38,11 @@ class Handler:
     def op_echo(self, args: dict[str, Any], peer: Peer) -> Any:
         return args
 
-    def op_greet(self, args: dict[str, Any], peer: Peer) -> str:
-        return greet(**args)
+    def op_greet(self, req: Greet, peer: Peer) -> str:
+        return f"{req.greeting}, {req.name}"
+
+    def op_buggy(self, req: Greet, peer: Peer) -> int:
+        return len(req) + 1  # type: ignore[arg-type]  # a TypeError of ours, not the caller's
 
     def op_whoami(self, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
         return {"host": peer.host, "loopback": peer.loopback}
