@@ -152,6 +152,7 @@ def _minimal(cls: type[Any]) -> dict[str, Any]:
         "LogRequest": {"schema": "S", "lines": ["x"]},
         "JexecRun": {"command": "x.sh"},
         "JexecKill": {"run_id": 1},
+        "JexecWait": {"run_id": "7"},
         "MailSend": {"to": "a@b.c", "subject": "s"},
         "MailRequeue": {"id": "k0"},
         "SchedSubmit": {"items": [{"kind": "job", "name": "J"}]},
