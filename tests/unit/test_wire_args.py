@@ -157,6 +157,7 @@ def _minimal(cls: type[Any]) -> dict[str, Any]:
         "MailRequeue": {"id": "k0"},
         "SchedSubmit": {"items": [{"kind": "job", "name": "J"}]},
         "SchedStartJob": {"name": "J"},
+        "SchedKill": {"run_id": "42"},
         "SchedTimetable": {"entries": [{"kind": "job", "name": "J", "next": None}]},
         "SendFile": {"schema": "S", "object": "T", "sftp": {}},
     }
