@@ -43,36 +43,30 @@ Emulated, with the Exasol rule each time:
 - ``DBTIMEZONE`` is ``EUROPE/BERLIN`` unless told otherwise (so a missing conversion shows);
   ``SECONDS_BETWEEN``/``MINUTES_BETWEEN``/``HOURS_BETWEEN`` are fractional.
 - ``ALTER SESSION SET`` is accepted and recorded (``session`` of the connection, ``settings``
-  of the database: e.g. every ``QUERY_TIMEOUT`` set); ``GRANT`` is accepted and ignored;
-  ``CREATE SCRIPT`` stores the text (``SYS.EXA_ALL_SCRIPTS``), ``CREATE CONNECTION`` the address
-  (``SYS.EXA_DBA_CONNECTIONS``, no secret); ``EXECUTE SCRIPT`` fails.
-- Errors are ``pyexasol.ExaQueryError`` with an SQLSTATE: a transaction conflict is ``40001``
-  (the session retries it), a constraint violation ``27001``, anything else ``42000``.
-  ``pyexasol.ExaRuntimeError`` after ``close``. :meth:`EmulatedDatabase.hook` runs a test's
-  action before or after a matching statement; :meth:`EmulatedDatabase.fail` drops the
-  connection there (after: the database did the work, the client never learns it).
-- A reserved word of Exasol (``STATE``, ``SOURCE``, ``DAY``, …) as an unquoted identifier is
-  a syntax error, as on Exasol (sqlglot and DuckDB take it); see ``TOLERATED_RESERVED``.
-- ``MERGE`` runs as it is (DuckDB has ``MERGE INTO`` since 1.4); ``OPEN SCHEMA`` sets the
-  default schema; ``execute_sql_script`` splits a script as pyexasol does.
-- ``import_from_iterable`` is an ``IMPORT … FROM CSV`` (:mod:`tests.unit.exasol_emulator_import`:
-  ``columns``/``csv_cols`` with ``FORMAT``, Exasol's ``ETL-3050`` for a value a column cannot
-  take), failing as pyexasol does, with ``ExaImportError`` around the cause.
-- :meth:`EmulatedDatabase.save` and ``copy_of``: a database starts as a copy of a saved one
-  (the ``exa_db`` fixture copies an initialised REDSYS; initialising costs more).
+  of the database: e.g. every ``QUERY_TIMEOUT`` set); ``CREATE SCRIPT`` stores the text
+  (``SYS.EXA_ALL_SCRIPTS``), ``CREATE CONNECTION`` the address (no secret).
+- Users and privileges (``exasol_emulator_privs``): the backend logs in as REDSYS with exactly
+  the documented privileges; ``GRANT`` is checked and recorded; a script call checks
+  ``EXECUTE`` and ``ACCESS`` on its connection and returns NULL (the script does not run).
+- Transactions (``exasol_emulator_tx``): table-level write locks (a second writer waits: WAIT
+  FOR COMMIT; a read/write conflict rolls back with ``40001``), a duplicate key of a row
+  committed after the transaction began is ``40001`` too, readers never wait; a failing
+  statement fails alone, the transaction goes on (its writes are replayed in DuckDB).
+- Errors are ``pyexasol.ExaQueryError`` with an SQLSTATE: ``40001`` a collision, ``27001`` a
+  constraint, ``42500`` insufficient privileges, ``42000`` anything else; ``ExaRuntimeError``
+  after ``close``. :meth:`EmulatedDatabase.hook` runs a test's action before or after a
+  matching statement; :meth:`EmulatedDatabase.fail` drops the connection there.
+- A reserved word of Exasol as an unquoted identifier is a syntax error (``TOLERATED_RESERVED``).
+- ``MERGE`` runs as it is; ``OPEN SCHEMA`` sets the default schema; ``execute_sql_script``
+  splits a script as pyexasol does.
+- ``import_from_iterable`` is an ``IMPORT … FROM CSV`` (``exasol_emulator_import``: ``FORMAT``,
+  ``ETL-3050``) failing as pyexasol does; ``IMPORT … FROM CSV AT 'ftp://…'`` reads a registered
+  folder with the certificate rules of the version (``exasol_emulator_files``).
+- :meth:`EmulatedDatabase.save` and ``copy_of``: a database starts as a copy of a saved one.
 
-Locking: a transaction takes the database's one write lock at its first writing statement and
-keeps it to its end, so a second writer waits, as on Exasol (which locks per table); DuckDB's
-own check still fails a writer whose snapshot is older than a commit it collides with
-(``40001``, as Exasol's transaction conflict), and so does a duplicate key of a row committed
-after the transaction began. Readers never wait.
-
-Not emulated: a statement failing inside a transaction (DuckDB aborts the whole transaction,
-Exasol only the statement — such a unit fails loudly here); quoted lower-case identifiers
-(DuckDB folds case: ``"a"`` and ``A`` are one object); ``IMPORT``/``EXPORT`` statements (only
-``import_from_iterable``); scripts (Lua, UDFs); ``QUERY_TIMEOUT`` is recorded, not enforced;
-``''`` produced by a function (``SUBSTR``, ``TRIM``, …) stays ``''``; timestamps keep at most
-microseconds.
+Not emulated: quoted lower-case identifiers (DuckDB folds case); ``EXPORT``; running scripts;
+``QUERY_TIMEOUT`` (recorded, not enforced); ``''`` produced by a function stays ``''``;
+timestamps keep at most microseconds.
 """
 
 from __future__ import annotations
@@ -97,6 +91,7 @@ from tests.unit import exasol_emulator_sql as sql
 from tests.unit.exasol_emulator_files import IMPORT_FILE_RE, FileServer, import_file
 from tests.unit.exasol_emulator_import import import_rows
 from tests.unit.exasol_emulator_privs import DBA, Denied, Privileges
+from tests.unit.exasol_emulator_statement import EmulatedStatement
 from tests.unit.exasol_emulator_tx import (
     CATALOG,
     OTHER,
@@ -127,40 +122,6 @@ class Hook:
     action: Callable[[EmulatedConnection], None]
     after: bool
     times: int
-
-
-class EmulatedStatement:
-    """What ``pyexasol.ExaStatement`` offers that the backend uses."""
-
-    def __init__(self, rows: list[tuple[Any, ...]], count: int, *, rows_back: bool = False) -> None:
-        self._rows, self._count = rows, count
-        self._next = 0
-        self.result_type = "resultSet" if rows_back else "rowCount"
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        """The rows not fetched yet (values converted as pyexasol returns them)."""
-        rows = self._rows[self._next :]
-        self._next = len(self._rows)
-        return rows
-
-    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
-        """The next ``size`` rows."""
-        rows = self._rows[self._next : self._next + size]
-        self._next += len(rows)
-        return rows
-
-    def fetchval(self) -> Any:
-        """The first column of the next row, or None."""
-        rows = self.fetchmany(1)
-        return rows[0][0] if rows else None
-
-    def rowcount(self) -> int:
-        """Rows affected (DML) or selected (queries)."""
-        return self._count
-
-    def close(self) -> None:
-        """Drop the rows not fetched (pyexasol closes the result set)."""
-        self._next = len(self._rows)
 
 
 class EmulatedDatabase:
