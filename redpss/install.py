@@ -271,10 +271,14 @@ def _relink(link: Path, target: Path) -> None:
     tmp.replace(link)
 
 
-def point_instance(inst: Instance, build: Build) -> None:
-    """Let the instance run ``build`` (its ``lib/redpss`` link and its tools)."""
+def point_instance(inst: Instance, build: Build | None) -> None:
+    """Let the instance run ``build`` (its ``lib/redpss`` link and its tools); None: the
+    runtime's own redpss (no link)."""
     (inst.home / "lib").mkdir(parents=True, exist_ok=True)
-    _relink(inst.home / "lib" / "redpss", build.path)
+    if build is None:
+        (inst.home / "lib" / "redpss").unlink(missing_ok=True)
+    else:
+        _relink(inst.home / "lib" / "redpss", build.path)
     write_instance_tools(inst, build)
 
 

@@ -61,6 +61,7 @@ EXIT_ROLLBACK_FAILED = 6
 
 Progress = Callable[[str], None]
 PREVIOUS = "previous"
+UNVERSIONED = "runtime"
 
 
 class UpgradeError(RedpssError):
@@ -281,24 +282,27 @@ def _check_startable(inst: Instance, build: install.Build) -> None:
 
 def upgrade(
     inst: Instance,
-    target: install.Build,
+    target: install.Build | None,
     *,
     start: bool = False,
     verify_timeout: float = 60.0,
     verify_command: str | None = None,
     progress: Progress | None = None,
 ) -> UpgradeReport:
-    """Upgrade (or move back) ``inst`` to ``target`` (the module docstring has the steps)."""
+    """Upgrade (or move back) ``inst`` to ``target`` (the module docstring has the steps);
+    ``target`` None: the runtime's own redpss (where an instance created before builds came
+    from)."""
     say = progress or (lambda _line: None)
     began = time.monotonic()
     inst.require()
     source = install.instance_build(inst)
     running = Supervisor(inst).is_running()
     report = UpgradeReport(inst.name, _label(source), _label(target), running)
-    if source is not None and source.path == target.path:
+    if (source.path if source else None) == (target.path if target else None):
         report.result = "unchanged"
         return report
-    _check_startable(inst, target)
+    if target is not None:
+        _check_startable(inst, target)
     say(f"upgrading {inst.name}: {report.source} -> {report.target}")
     if running:
         say("  stopping with the current build")
@@ -312,7 +316,7 @@ def upgrade(
     migrated = False
     try:
         install.point_instance(inst, target)
-        say(f"  switched: lib/redpss -> {target.path}")
+        say(f"  switched: lib/redpss -> {target.path if target else '(none: the runtime)'}")
         up = _redctl(inst, "db", "upgrade")
         if up.returncode != 0:
             raise StepFailed("db upgrade", _last(up))
@@ -335,11 +339,9 @@ def upgrade(
         _roll_back(inst, source, folder, migrated=migrated, running=running, report=report, say=say)
         report.seconds = time.monotonic() - began
         return report
+    # lib/previous: the build this came from; a link to "runtime" (no such build): unversioned
     previous = inst.home / "lib" / PREVIOUS
-    if source is not None:
-        install._relink(previous, source.path)
-    else:
-        previous.unlink(missing_ok=True)
+    install._relink(previous, source.path if source is not None else previous.parent / UNVERSIONED)
     report.seconds = time.monotonic() - began
     return report
 
@@ -378,11 +380,15 @@ def _roll_back(
 def rollback(inst: Instance, **kwargs: Any) -> UpgradeReport:
     """``redsysctl upgrade INSTANCE --rollback``: back to the build upgraded from."""
     link = inst.home / "lib" / PREVIOUS
-    previous = install._read_build(link.resolve()) if link.is_symlink() else None
-    if previous is None:
+    if not link.is_symlink():
         raise UpgradeError(
             f"instance {inst.name} has no previous build to go back to ({link} is missing)"
         )
+    if Path(os.readlink(link)).name == UNVERSIONED:
+        return upgrade(inst, None, **kwargs)
+    previous = install._read_build(link.resolve())
+    if previous is None:
+        raise UpgradeError(f"the previous build of {inst.name} is gone: {os.readlink(link)}")
     return upgrade(inst, previous, **kwargs)
 
 

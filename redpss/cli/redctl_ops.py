@@ -172,9 +172,10 @@ def _audit(inst: Instance, args: argparse.Namespace) -> int:
         who = r.get("user", "?") + (f" ({r['sudo_user']})" if r.get("sudo_user") else "")
         via = f" via {r['via']}" if r.get("via") else ""
         shown = " ".join(r.get("args") or []) or r.get("command", "")
+        result = " | ".join(str(r.get("result", "")).split("\n"))  # one line per record
         print(
             f"{str(r.get('time', ''))[:23]}  {who:<16} {r.get('tool', '')}{via} {shown}  "
-            f"-> {r.get('result', '')} (exit {r.get('exit_code', '?')})"
+            f"-> {result} (exit {r.get('exit_code', '?')})"
         )
     if not rows:
         print("no audit records" + (" matching" if since or args.user else ""))

@@ -69,8 +69,15 @@ def tool(
     """This tree's tool (an upgrade is run by the newer redsysctl)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "REDENV")}
     env.update(REDHOME=str(home), **extra)
-    return subprocess.run([str(BIN / name), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=home, check=False)  # fmt: skip
+    return subprocess.run(
+        [str(BIN / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=home,
+        check=False,
+    )
 
 
 def counts(inst: Instance) -> tuple[int, int]:
@@ -120,15 +127,26 @@ def test_upgrade_keeps_data_and_rolls_back_by_itself(redhome: Path, tmp_path: Pa
     assert counts(inst) == (2, 1)
     (inst.home / "data" / "input" / "sales_2.csv").write_text("ID,AMOUNT\n3,1.00\n")
     wait_for(lambda: counts(inst) == (3, 2), what="a load on the new build")
-    version = json.loads(subprocess.run([str(redctl), "--json", "version"], capture_output=True,
-                                        text=True, check=True).stdout)  # fmt: skip
+    version = json.loads(
+        subprocess.run(
+            [str(redctl), "--json", "version"], capture_output=True, text=True, check=True
+        ).stdout
+    )
     assert version["version_id"] == new.version_id
 
     # a build with a migration whose verification fails: back by itself, migration undone
     nxt = install.install_build(home, next_with_a_migration(tmp_path))
     before = dictionary_version(inst)
-    failed = tool(home, "redsysctl", "upgrade", "up1", "--to", nxt.version_id,
-                  "--verify-command", "echo the smoke test fails >&2; exit 3")  # fmt: skip
+    failed = tool(
+        home,
+        "redsysctl",
+        "upgrade",
+        "up1",
+        "--to",
+        nxt.version_id,
+        "--verify-command",
+        "echo the smoke test fails >&2; exit 3",
+    )
     assert failed.returncode == 5, failed.stdout + failed.stderr
     assert "upgrade probe" in failed.stdout  # the migration was applied, then undone
     assert "the smoke test fails" in failed.stderr and "rolled back" in failed.stderr
@@ -143,8 +161,11 @@ def test_upgrade_keeps_data_and_rolls_back_by_itself(redhome: Path, tmp_path: Pa
     assert install.instance_build(inst) == old and counts(inst) == (3, 2)
     audit = [json.loads(x) for x in (inst.log_dir / "audit.log").read_text().splitlines()]
     ups = [(a["tool"], a["command"], a["exit_code"]) for a in audit if a["command"] == "upgrade"]
-    assert ups == [("redsysctl", "upgrade", 0), ("redsysctl", "upgrade", 5),
-                   ("redsysctl", "upgrade", 0)]  # fmt: skip
+    assert ups == [
+        ("redsysctl", "upgrade", 0),
+        ("redsysctl", "upgrade", 5),
+        ("redsysctl", "upgrade", 0),
+    ]
     via = [a for a in audit if a.get("via") == "redsysctl upgrade"]
     assert {a["command"] for a in via} >= {"stop", "start", "db upgrade"}
     subprocess.run([str(redctl), "stop"], capture_output=True, check=False)
@@ -177,8 +198,15 @@ def test_the_instance_shell_and_its_alias(
     alias = tool(home, "redsysctl", "shell", "sh1", "--install-alias", HOME=str(user_home))
     assert alias.returncode == 0, alias.stderr
     master, slave = pty.openpty()
-    bash = subprocess.Popen(["bash", "-i"], stdin=slave, stdout=slave, stderr=slave, env=env,
-                            start_new_session=True, cwd=tmp_path)  # fmt: skip
+    bash = subprocess.Popen(
+        ["bash", "-i"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        cwd=tmp_path,
+    )
     os.close(slave)
     try:
         os.write(master, b"sh1\n")  # the alias: the guide's switch
@@ -186,9 +214,11 @@ def test_the_instance_shell_and_its_alias(
         assert "current environment: SH1" in banner and "exit with CTRL-D" in banner
         os.write(master, b"echo at=$PWD env=$REDENV; command -v redsysctl redctl\n")
         shown = _read(master, f"{inst.home}/bin/redctl".encode())
+        shown += _read(master, b"SH1 [")  # the prompt again: the shell waits for a line
         assert f"at={inst.home} env=SH1" in shown
         assert f"{home}/bin/redsysctl" in shown and f"{inst.home}/bin/redctl" in shown
         os.write(master, b"\x04")  # CTRL-D leaves the instance's shell
+        _read(master, b"exit")  # bash says so when CTRL-D ends it
         os.write(master, b"echo left=${REDENV:-none}\n")
         assert "left=none" in _read(master, b"left=none")
         os.write(master, b"exit\n")
@@ -197,3 +227,27 @@ def test_the_instance_shell_and_its_alias(
         if bash.poll() is None:
             bash.kill()
         os.close(master)
+
+
+def test_an_instance_of_the_runtime_moves_to_a_build_and_back(
+    make_instance: Callable[..., Instance], tmp_path: Path
+) -> None:
+    inst = make_instance("up2")  # made before any build: it runs the runtime's own redpss
+    home = inst.redhome
+    assert tool(home, "redctl", "--instance", "up2", "db", "init").returncode == 0
+    build = install.install_build(home, this_tree(tmp_path))
+    up = tool(home, "redsysctl", "upgrade", "up2", "--to", build.version_id)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert install.instance_build(inst) == build
+    assert "lib/redpss" in (inst.home / "bin" / "redctl").read_text()
+    back = tool(home, "redsysctl", "upgrade", "up2", "--rollback")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert install.instance_build(inst) is None
+    assert "the runtime's own redpss" in back.stdout
+    version = subprocess.run(
+        [str(inst.home / "bin" / "redctl"), "--json", "version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(version.stdout)["installed_at"] == str(ROOT / "redpss")
