@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -113,9 +114,13 @@ def redhome_m() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def create(home: Path, name: str, **conf: str) -> Instance:
+def create(home: Path, prefix: str, **conf: str) -> Instance:
     """``redsysctl create NAME --compose`` on a free port block (below the ephemeral range: the
-    host's docker-proxy binds every port of it), with ``conf`` set in red_params.conf."""
+    host's docker-proxy binds every port of it), with ``conf`` set in red_params.conf.
+
+    NAME is ``prefix`` and a random suffix: compose projects are named by the instance alone, and
+    another session's container tier on the same engine must not share (and remove) them."""
+    name = f"{prefix}{secrets.token_hex(2)}"
     env = {**os.environ, "REDHOME": str(home)}
     env.pop("REDENV", None)
     base = free_port_base()

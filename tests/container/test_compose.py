@@ -163,11 +163,11 @@ def ci1(redhome_m: Path) -> Iterator[Instance]:
     compose.override_path(inst).write_text(OVERRIDE)
     compose.update_settings(inst, LOG_MAX_SIZE=f"{LOG_MAX_SIZE_MB}m", LOG_MAX_FILE=LOG_MAX_FILE)
     try:
-        up = make("up", "ci1", redhome_m)
+        up = make("up", inst.name, redhome_m)
         assert "sched" in up.stdout
         yield inst
     finally:
-        make("down", "ci1", redhome_m, check=False)
+        make("down", inst.name, redhome_m, check=False)
         _drop_volumes(inst)
 
 
@@ -176,7 +176,7 @@ def test_up_every_service_healthy_and_no_secret(ci1: Instance) -> None:
     assert code == 0, states
     assert {s.service for s in states} == {*enabled_roles(ci1.load_config()), "sftp"}
     assert all(s.health == "healthy" for s in states), states
-    config = _tool("redsysctl", ci1.redhome, "compose", "ci1", "config").stdout
+    config = _tool("redsysctl", ci1.redhome, "compose", ci1.name, "config").stdout
     assert "com.example.team: dwh" in config  # the effective file: the override merged
     for name in ("secret", "cfi_password"):
         assert (ci1.etc / name).read_text().strip() not in config
@@ -186,20 +186,20 @@ def test_diagnosis_as_documented(ci1: Instance, tmp_path: Path) -> None:
     # docs/containers.md: `docker compose -p red_tst1 logs sched` and `... ps` from anywhere
     env = compose.compose_environment(ci1)
     plain = subprocess.run(
-        ["docker", "compose", "-p", "red_ci1", "logs", "--no-color", "sched"],
+        ["docker", "compose", "-p", f"red_{ci1.name}", "logs", "--no-color", "sched"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert plain.returncode == 0, plain.stderr
     assert "role=sched" in plain.stdout
     ps = subprocess.run(
-        ["docker", "compose", "-p", "red_ci1", "ps"],
+        ["docker", "compose", "-p", f"red_{ci1.name}", "ps"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert ps.returncode == 0, ps.stderr
-    assert all(name in ps.stdout for name in ("red_ci1-sched-1", "red_ci1-sftp-1"))
+    assert all(name in ps.stdout for name in (f"red_{ci1.name}-sched-1", f"red_{ci1.name}-sftp-1"))
     # and the make targets
-    assert "role=sched" in make("logs", "ci1", ci1.redhome, "ROLE=sched").stdout
-    assert "jmon" in make("ps", "ci1", ci1.redhome).stdout
+    assert "role=sched" in make("logs", ci1.name, ci1.redhome, "ROLE=sched").stdout
+    assert "jmon" in make("ps", ci1.name, ci1.redhome).stdout
     # roles log to their file in the instance's log folder as well
     assert (ci1.log_dir / "sched.log").read_text().count("role=sched") >= 1
 
@@ -209,10 +209,10 @@ def test_status_stop_and_start_as_before(ci1: Instance) -> None:
     running = {name: ("RUNNING", 0) for name in [*roles, "sftp"]}
     # on the host: docker's view joined with the heartbeats (read inside a role container)
     assert _alerts(_status_json(ci1, expect=0)) == running
-    for args in (("status", "ci1"), ("redctl", "ci1", "status")):
+    for args in (("status", ci1.name), ("redctl", ci1.name, "status")):
         st = _tool("redsysctl", ci1.redhome, *args, check=False)
         assert st.returncode == 0, st.stdout + st.stderr
-        assert "instance ci1: RUNNING" in st.stdout and "ALERT" in st.stdout
+        assert f"instance {ci1.name}: RUNNING" in st.stdout and "ALERT" in st.stdout
         assert all(f"\n{name} " in st.stdout for name in running), st.stdout
     # inside a container there is no supervisord: the heartbeat records alone
     inside = run(
@@ -224,14 +224,14 @@ def test_status_stop_and_start_as_before(ci1: Instance) -> None:
     assert _alerts(json.loads(inside.stdout)) == {name: ("RUNNING", 0) for name in roles}
 
     # one role's container stopped: degraded (1), that role STOPPED with ALERT 2
-    assert _tool("redsysctl", ci1.redhome, "compose", "ci1", "stop", "jmon").returncode == 0
+    assert _tool("redsysctl", ci1.redhome, "compose", ci1.name, "stop", "jmon").returncode == 0
     doc = _status_json(ci1, expect=1)
     assert _alerts(doc)["jmon"] == ("STOPPED", 2)
     assert _alerts(doc)["sched"] == ("RUNNING", 0)
-    assert _tool("redsysctl", ci1.redhome, "status", "ci1", check=False).returncode == 1
-    assert _tool("redsysctl", ci1.redhome, "start", "ci1").returncode == 0
+    assert _tool("redsysctl", ci1.redhome, "status", ci1.name, check=False).returncode == 1
+    assert _tool("redsysctl", ci1.redhome, "start", ci1.name).returncode == 0
     wait_for(
-        lambda: _tool("redsysctl", ci1.redhome, "status", "ci1", check=False).returncode == 0,
+        lambda: _tool("redsysctl", ci1.redhome, "status", ci1.name, check=False).returncode == 0,
         timeout=30,
         what="jmon back in the status",
     )
@@ -274,7 +274,7 @@ def test_a_role_writing_megabytes_of_log_stays_within_the_rotation(ci1: Instance
     assert limit / 2 < total <= limit + LOG_MAX_FILE * 2048, (total, files)
     # the role is unharmed and its log still readable
     assert compose.status(ci1, ci1.load_config())[0] == 0
-    tail = _tool("redsysctl", ci1.redhome, "compose", "ci1", "logs", "--tail", "1", "dbls")
+    tail = _tool("redsysctl", ci1.redhome, "compose", ci1.name, "logs", "--tail", "1", "dbls")
     assert "xxxxxxxxxx" in tail.stdout
 
 
@@ -284,17 +284,17 @@ def test_sftp_uploads_load_whatever_mode_the_client_asked_for(
     home = ci1.redhome
     defs = tmp_path / "defs.toml"
     defs.write_text(DEFINITIONS)
-    applied = _tool("redsysctl", home, "redctl", "ci1", "db", "apply", str(defs))
+    applied = _tool("redsysctl", home, "redctl", ci1.name, "db", "apply", str(defs))
     assert "1 loader(s)" in applied.stdout, applied.stdout
 
     # a new user uploads with paramiko; the file lands in the instance's landing zone
     key, pub = _key(tmp_path, "alice")
-    added = _tool("redftp_useradd", home, "ci1", "alice", str(pub))
+    added = _tool("redftp_useradd", home, ci1.name, "alice", str(pub))
     assert "uid 1200" in added.stdout
-    assert _tool("redftp_useradd", home, "ci1", "alice", str(pub), check=False).returncode == 1
-    assert _tool("redftp_useradd", home, "ci1", "Bad-Name", str(pub), check=False).returncode == 1
+    for user in ("alice", "Bad-Name"):  # a duplicate, a bad name
+        assert _tool("redftp_useradd", home, ci1.name, user, str(pub), check=False).returncode == 1
     port = _sftp_port(ci1)
-    transport, sftp = _sftp(port, "redftp_ci1_alice", key)
+    transport, sftp = _sftp(port, f"redftp_{ci1.name}_alice", key)
     try:
         assert sftp.normalize(".") == "/input"
         with sftp.open("sales_20250101.csv", "w") as fh:
@@ -317,7 +317,7 @@ def test_sftp_uploads_load_whatever_mode_the_client_asked_for(
     # OpenSSH's sftp keeps the local mode: 0600 (umask 077, most tools' fresh file) and 0644
     ssh_key = tmp_path / "bob_key"
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_key)])
-    assert _tool("redftp_useradd", home, "ci1", "bob", f"{ssh_key}.pub").returncode == 0
+    assert _tool("redftp_useradd", home, ci1.name, "bob", f"{ssh_key}.pub").returncode == 0
     private = tmp_path / "sales_20250102.csv"
     private.write_text("id;name\n3;three\n")
     private.chmod(0o600)
@@ -330,7 +330,7 @@ def test_sftp_uploads_load_whatever_mode_the_client_asked_for(
         ["sftp", "-b", str(batch), "-i", str(ssh_key), "-P", str(port),
          "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
          "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
-         "redftp_ci1_bob@127.0.0.1"],
+         f"redftp_{ci1.name}_bob@127.0.0.1"],
         timeout=60,
     )  # fmt: skip
     assert upload.returncode == 0, upload.stderr
@@ -346,7 +346,7 @@ def test_sftp_uploads_load_whatever_mode_the_client_asked_for(
     assert not list((ci1.home / "data" / "input").iterdir())
     assert not list((ci1.home / "data" / "error").iterdir())
     # the sftp container made the 0600 upload group-readable when it was closed
-    logs = _tool("redsysctl", home, "compose", "ci1", "logs", "sftp").stdout
+    logs = _tool("redsysctl", home, "compose", ci1.name, "logs", "sftp").stdout
     assert "sales_20250102.csv mode 0600 -> 0660" in logs, logs
 
     # password login is refused (the offer itself is publickey only)
@@ -354,28 +354,29 @@ def test_sftp_uploads_load_whatever_mode_the_client_asked_for(
     try:
         transport.start_client(timeout=10)
         with pytest.raises(paramiko.AuthenticationException):
-            transport.auth_password("redftp_ci1_alice", "guess")
+            transport.auth_password(f"redftp_{ci1.name}_alice", "guess")
     finally:
         transport.close()
 
     # userdel: the user can no longer log in
-    assert _tool("redftp_userdel", home, "ci1", "alice").returncode == 0
+    assert _tool("redftp_userdel", home, ci1.name, "alice").returncode == 0
     with pytest.raises(paramiko.AuthenticationException):
-        _sftp(port, "redftp_ci1_alice", key)
+        _sftp(port, f"redftp_{ci1.name}_alice", key)
 
 
 def test_restart_and_upgrade_keep_the_override(ci1: Instance) -> None:
+    upgrade_tag = f"redpss-runtime:{ci1.name}-upgrade"
     before = _inspect(ci1, "sched")["Id"]
-    assert _tool("redsysctl", ci1.redhome, "restart", "ci1").returncode == 0
+    assert _tool("redsysctl", ci1.redhome, "restart", ci1.name).returncode == 0
     after = _override_honoured(ci1)
     assert after["Id"] != before  # re-created, not merely restarted
     # an upgrade in container mode is a new image tag in etc/compose.env (issue 16)
-    run(["docker", "tag", "redpss-runtime:latest", "redpss-runtime:ci-upgrade"])
+    run(["docker", "tag", "redpss-runtime:latest", upgrade_tag])
     try:
-        compose.update_settings(ci1, REDPSS_IMAGE="redpss-runtime:ci-upgrade")
-        assert _tool("redsysctl", ci1.redhome, "start", "ci1").returncode == 0
+        compose.update_settings(ci1, REDPSS_IMAGE=upgrade_tag)
+        assert _tool("redsysctl", ci1.redhome, "start", ci1.name).returncode == 0
         upgraded = _override_honoured(ci1)
-        assert upgraded["Config"]["Image"] == "redpss-runtime:ci-upgrade"
+        assert upgraded["Config"]["Image"] == upgrade_tag
         assert compose.override_path(ci1).read_text() == OVERRIDE
         assert compose.status(ci1, ci1.load_config())[0] == 0
     finally:
@@ -383,13 +384,13 @@ def test_restart_and_upgrade_keep_the_override(ci1: Instance) -> None:
 
 
 def test_down_leaves_nothing(ci1: Instance) -> None:
-    make("down", "ci1", ci1.redhome)
-    assert _containers("red_ci1") == []
-    assert _tool("redsysctl", ci1.redhome, "status", "ci1", check=False).returncode == 3
+    make("down", ci1.name, ci1.redhome)
+    assert _containers(f"red_{ci1.name}") == []
+    assert _tool("redsysctl", ci1.redhome, "status", ci1.name, check=False).returncode == 3
     down = _status_json(ci1, expect=3)
     assert {r["state"] for r in down["roles"]} == {"STOPPED"}
     assert {r["alert"] for r in down["roles"]} == {2}
-    run(["docker", "image", "rm", "redpss-runtime:ci-upgrade"], check=False)
+    run(["docker", "image", "rm", f"redpss-runtime:{ci1.name}-upgrade"], check=False)
 
 
 def test_two_instances_with_different_optional_roles_side_by_side(redhome_c: Path) -> None:
@@ -428,8 +429,8 @@ def test_two_instances_with_different_optional_roles_side_by_side(redhome_c: Pat
         health = httpx.get(f"https://127.0.0.1:{port}/health", verify=ctx, timeout=30)
         assert health.status_code == 200, health.text
         all_st = _tool("redsysctl", redhome_c, "status-all")
-        assert "instance ci2: RUNNING" in all_st.stdout
-        assert "instance ci3: RUNNING" in all_st.stdout
+        assert f"instance {ci2.name}: RUNNING" in all_st.stdout
+        assert f"instance {ci3.name}: RUNNING" in all_st.stdout
     finally:
         for inst in insts:
             make("down", inst.name, redhome_c, check=False)
