@@ -171,18 +171,30 @@ def test_upgrade_keeps_data_and_rolls_back_by_itself(redhome: Path, tmp_path: Pa
     subprocess.run([str(redctl), "stop"], capture_output=True, check=False)
 
 
-def _read(fd: int, until: bytes, timeout: float = 20) -> str:
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while until not in buf and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                buf += os.read(fd, 4096)
-            except OSError:
-                break
-    assert until in buf, buf.decode(errors="replace")
-    return buf.decode(errors="replace")
+class Terminal:
+    """The master side of a pty: what was read and not yet looked at stays for the next look."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pending = b""
+
+    def expect(self, until: bytes, timeout: float = 20) -> str:
+        """Everything up to and including ``until`` (fails the test after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while until not in self.pending and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    self.pending += os.read(self.fd, 4096)
+                except OSError:
+                    break
+        assert until in self.pending, self.pending.decode(errors="replace")
+        cut = self.pending.index(until) + len(until)
+        seen, self.pending = self.pending[:cut], self.pending[cut:]
+        return seen.decode(errors="replace")
+
+    def send(self, text: bytes) -> None:
+        os.write(self.fd, text)
 
 
 def test_the_instance_shell_and_its_alias(
@@ -208,20 +220,22 @@ def test_the_instance_shell_and_its_alias(
         cwd=tmp_path,
     )
     os.close(slave)
+    term = Terminal(master)
     try:
-        os.write(master, b"sh1\n")  # the alias: the guide's switch
-        banner = _read(master, b"SH1 [")
+        term.send(b"sh1\n")  # the alias: the guide's switch
+        banner = term.expect(b"SH1 [")
         assert "current environment: SH1" in banner and "exit with CTRL-D" in banner
-        os.write(master, b"echo at=$PWD env=$REDENV; command -v redsysctl redctl\n")
-        shown = _read(master, f"{inst.home}/bin/redctl".encode())
-        shown += _read(master, b"SH1 [")  # the prompt again: the shell waits for a line
+        term.expect(b"# " if os.geteuid() == 0 else b"$ ")
+        term.send(b"echo at=$PWD env=$REDENV; command -v redsysctl redctl\n")
+        shown = term.expect(f"{inst.home}/bin/redctl".encode())
         assert f"at={inst.home} env=SH1" in shown
-        assert f"{home}/bin/redsysctl" in shown and f"{inst.home}/bin/redctl" in shown
-        os.write(master, b"\x04")  # CTRL-D leaves the instance's shell
-        _read(master, b"exit")  # bash says so when CTRL-D ends it
-        os.write(master, b"echo left=${REDENV:-none}\n")
-        assert "left=none" in _read(master, b"left=none")
-        os.write(master, b"exit\n")
+        assert f"{home}/bin/redsysctl" in shown
+        term.expect(b"SH1 [")  # the prompt again: the shell waits for a line
+        term.send(b"\x04")  # CTRL-D leaves the instance's shell
+        term.expect(b"exit")  # bash says so when CTRL-D ends it
+        term.send(b"echo left=${REDENV:-none}\n")
+        term.expect(b"left=none")
+        term.send(b"exit\n")
         assert bash.wait(20) == 0
     finally:
         if bash.poll() is None:
