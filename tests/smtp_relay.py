@@ -118,7 +118,9 @@ class Relay:
         if ok:
             with self.inbox.lock:
                 self.inbox.logins.append(user)
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd answers a refused login with 535 as a real relay does (with
+        # its default, handled=True, it says nothing and the client waits for its timeout)
+        return AuthResult(success=ok, handled=False)
 
 
 def tls_context(cafile: Path) -> ssl.SSLContext:

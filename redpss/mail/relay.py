@@ -3,7 +3,8 @@
 smtplib's errors are translated here, once, into :class:`~redpss.errors.MailError` whose
 ``permanent`` flag says whether retrying can help: a 5xx reply to the mail is permanent; a 4xx
 reply, a refused or broken connection, a timeout, a failed TLS handshake or login are not (the
-relay or our configuration may be fixed).
+relay or our configuration may be fixed). A refused login says ``authentication failed`` with
+the relay's answer and the keys to check.
 """
 
 from __future__ import annotations
@@ -62,18 +63,33 @@ class Relay:
             smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         except (OSError, smtplib.SMTPException) as exc:
             raise MailError(f"cannot connect to relay {self.address}: {exc}") from exc
+        phase = "greeting"
         try:
             smtp.ehlo()
             if self.encryption is Encryption.STARTTLS:
+                phase = "STARTTLS"
                 context = ssl.create_default_context(cafile=self.cafile)
                 smtp.starttls(context=context)
                 smtp.ehlo()
             if self.user:
+                phase = f"login of user {self.user}"
                 smtp.login(self.user, self.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            _close_quietly(smtp)
+            raise MailError(
+                f"relay {self.address}: authentication failed for user {self.user} "
+                f"({exc.smtp_code} {_text(exc.smtp_error)}); check sendmail_smtp_user and "
+                "sendmail_smtp_pass"
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            _close_quietly(smtp)
+            raise MailError(
+                f"relay {self.address} offers no login (AUTH) on this connection: {exc}; "
+                "sendmail_smtp_encr = STARTTLS may be needed, or no sendmail_smtp_user"
+            ) from exc
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                smtp.close()
-            raise MailError(f"relay {self.address} refused the session: {exc}") from exc
+            _close_quietly(smtp)
+            raise MailError(f"relay {self.address} failed at the {phase}: {exc}") from exc
         self._smtp = smtp
         self._used = time.monotonic()
 
@@ -95,10 +111,9 @@ class Relay:
             ) from exc
         except smtplib.SMTPResponseException as exc:
             self._reset()
-            err = exc.smtp_error
-            text = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
             raise MailError(
-                f"relay answered {exc.smtp_code} {text}", permanent=exc.smtp_code >= 500
+                f"relay answered {exc.smtp_code} {_text(exc.smtp_error)}",
+                permanent=exc.smtp_code >= 500,
             ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
@@ -129,6 +144,15 @@ class Relay:
     def idle(self) -> float:
         """Seconds since the kept connection was last used (0 when none is kept)."""
         return time.monotonic() - self._used if self._smtp is not None else 0.0
+
+
+def _text(error: bytes | str) -> str:
+    return error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+
+
+def _close_quietly(smtp: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        smtp.close()
 
 
 def _reasons(recipients: dict[str, tuple[int, bytes]]) -> str:

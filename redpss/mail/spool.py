@@ -145,7 +145,8 @@ class Spool:
         # one fsync of the target folder commits the rename (a journalled filesystem commits
         # metadata in order, so the entry cannot reappear in ``src`` once it is in ``dst``)
         _fsync_dir(self.folder(dst))
-        if src == "queue":
+        if dst in ("sent", "dead"):  # its retries end with it (not on its way to the relay:
+            # a 4xx brings it back, and its back-off must go on growing)
             self._path("queue", mail_id).with_suffix(".try").unlink(missing_ok=True)
 
     def kill(self, mail_id: str, src: str, reason: str) -> None:

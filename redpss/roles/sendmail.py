@@ -1,23 +1,18 @@
 """SENDMAIL: mails from the database, spooled on disk, delivered through the relay.
 
 Wire op ``send`` composes the mail (:mod:`redpss.mail.message`), writes it to the spool and
-fsyncs it *before* it replies (:mod:`redpss.mail.spool`). One delivery thread hands queued mails
-to the relay (:mod:`redpss.mail.relay`, STARTTLS or plain, SASL auth when
-``sendmail_smtp_user`` is set), keeping the connection while there is work.
-
-- The relay is unreachable or answers 4xx: the mail stays queued; the next attempt waits
-  ``sendmail_retry_base`` seconds, doubling up to ``sendmail_retry_max``. While the relay
-  itself is down the whole queue waits (one connection attempt, not one per mail).
-- The relay answers 5xx, or a mail is older than ``sendmail_give_up`` seconds: it goes to
-  ``dead/`` with the reason. ``requeue`` sends a dead mail again.
-- A mail is moved to ``sent/`` right after the relay accepted it; a crash in between leaves it
-  in ``inflight/``, which is dead-lettered at the next start (never delivered twice).
+fsyncs it *before* it replies (:mod:`redpss.mail.spool`). One delivery thread
+(:mod:`redpss.mail.delivery`) hands queued mails to the relay (:mod:`redpss.mail.relay`,
+STARTTLS or plain, SASL auth when ``sendmail_smtp_user`` is set): retries, dead letters and
+the relay's state are its business, this role only joins the parts to the wire and to its
+health. A relay that is down or refuses the session (a failed login: ``authentication
+failed``) is a problem of the role's health, so ``redctl status`` shows sendmail at ALERT 1
+with the reason until a session works again. ``requeue`` sends a dead mail again.
 """
 
 from __future__ import annotations
 
 import errno
-import heapq
 import logging
 import threading
 import time
@@ -25,8 +20,9 @@ from typing import Any
 
 from redpss.config import attach_dirs
 from redpss.diskspace import has_room
-from redpss.errors import MailError, RemoteError
+from redpss.errors import RemoteError
 from redpss.mail.attach import AttachFolders
+from redpss.mail.delivery import Delivery, Retries
 from redpss.mail.message import compose
 from redpss.mail.relay import Relay
 from redpss.mail.spool import Spool
@@ -37,8 +33,6 @@ from redpss.wire.ops import MailRequeue, MailSend, MailStatus, NoArgs
 __all__ = ["Sendmail"]
 
 log = logging.getLogger(__name__)
-
-_IDLE_CLOSE = 5.0  # seconds a kept relay connection may stay unused
 
 
 class Sendmail(Role):
@@ -61,14 +55,9 @@ class Sendmail(Role):
             cafile=cfg.sendmail_smtp_cafile,
             timeout=cfg.sendmail_smtp_timeout,
         )
-        self._cond = threading.Condition()
-        self._due: list[tuple[float, float, str]] = []  # (next try, queued at, id)
-        self._relay_wait_until = 0.0
-        self._relay_failures = 0
-        self._relay_error: str | None = None
-        self._stopping = False
+        retries = Retries(cfg.sendmail_retry_base, cfg.sendmail_retry_max, cfg.sendmail_give_up)
+        self.delivery = Delivery(self.spool, self.relay, retries, on_relay=self._relay_state)
         self._thread: threading.Thread | None = None
-        self._sent = 0
         self.server = WireServer(
             self,
             host=cfg.sendmail_host,
@@ -85,14 +74,9 @@ class Sendmail(Role):
         self.folders.prepare()
         for mail_id in self.spool.recover():
             log.error("role=sendmail mail=%s interrupted in delivery: dead-lettered", mail_id)
-        for mail_id in self.spool.ids("queue"):
-            header = self.spool.header("queue", mail_id)
-            tries = self.spool.tries(mail_id)
-            self._due.append((float(tries["next_try"]), float(header["queued_at"]), mail_id))
-        heapq.heapify(self._due)
-        if self._due:
-            log.info("role=sendmail %d mails queued from before", len(self._due))
-        self._thread = threading.Thread(target=self._deliver_loop, name="sendmail-deliver")
+        if queued := self.delivery.load():
+            log.info("role=sendmail %d mails queued from before", queued)
+        self._thread = threading.Thread(target=self.delivery.run, name="sendmail-deliver")
         self._thread.start()
         self.health.watch("delivery", self._thread)
         self.server.start()
@@ -101,9 +85,7 @@ class Sendmail(Role):
     def stop(self) -> None:
         """Stop listening, finish the mail in delivery, stop; idempotent."""
         self.server.stop()
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
+        self.delivery.stop()
         if self._thread is not None:
             self._thread.join(self.ctx.config.redsys.stop_grace)
         self.relay.close()
@@ -117,11 +99,16 @@ class Sendmail(Role):
             log.info("role=sendmail removed %d sent mails older than %d days", removed, days)
 
     def info(self) -> str:
-        """What the heartbeat row shows."""
-        with self._cond:
-            queued = len(self._due)
-        relay = f", relay down: {self._relay_error}" if self._relay_error else ""
-        return f"port {self.server.port}, {queued} queued, {self._sent} sent{relay}"
+        """What the heartbeat row shows (the relay's trouble is a problem: see health)."""
+        d = self.delivery
+        return f"port {self.server.port}, {d.queued} queued, {d.sent} sent"
+
+    def _relay_state(self, problem: str | None) -> None:
+        """Called by delivery: the relay is down or refusing (the reason), or works again."""
+        if problem is None:
+            self.health.clear("relay")
+        else:
+            self.health.problem("relay", problem)
 
     # -- wire ops -----------------------------------------------------------------------------
 
@@ -144,9 +131,7 @@ class Sendmail(Role):
             "role=sendmail mail=%s spooled for %d recipients from %s, subject %r",
             mail_id, len(mail.recipients), peer.host, mail.subject,
         )  # fmt: skip
-        with self._cond:
-            heapq.heappush(self._due, (0.0, time.time(), mail_id))
-            self._cond.notify_all()
+        self.delivery.add(mail_id)
         return {"id": mail_id, "duplicate": False, "state": "queue"}
 
     def _not_spooled(self, exc: OSError) -> RemoteError:
@@ -187,7 +172,7 @@ class Sendmail(Role):
             "sent": len(self.spool.ids("sent")),
             "dead": len(self.spool.ids("dead")),
             "relay": self.relay.address,
-            "relay_error": self._relay_error,
+            "relay_error": self.delivery.relay_problem,
         }
 
     def op_dead(self, req: NoArgs, peer: Peer) -> list[dict[str, Any]]:
@@ -213,106 +198,10 @@ class Sendmail(Role):
             raise RemoteError("not_found", f"no dead mail {mail_id!r}")
         self.spool.requeue(mail_id)
         log.info("role=sendmail mail=%s requeued by %s", mail_id, peer.host)
-        with self._cond:
-            heapq.heappush(self._due, (0.0, time.time(), mail_id))
-            self._cond.notify_all()
+        self.delivery.add(mail_id)
         return {"id": mail_id, "state": "queue"}
 
     def op_flush(self, req: NoArgs, peer: Peer) -> dict[str, Any]:
         """Wire op ``flush``: try every queued mail now (after the relay was repaired)."""
         del req, peer
-        with self._cond:
-            self._relay_wait_until = 0.0
-            self._due = [(0.0, queued, mail_id) for _, queued, mail_id in self._due]
-            heapq.heapify(self._due)
-            self._cond.notify_all()
-            return {"queued": len(self._due)}
-
-    # -- delivery -----------------------------------------------------------------------------
-
-    def _next(self) -> str | None:
-        """Wait for the next due mail; None when stopping."""
-        with self._cond:
-            while not self._stopping:
-                now = time.time()
-                wake = self._relay_wait_until
-                if self._due:
-                    wake = max(wake, self._due[0][0])
-                    if wake <= now:
-                        return heapq.heappop(self._due)[2]
-                timeout = wake - now if self._due else _IDLE_CLOSE
-                if self.relay.idle > _IDLE_CLOSE:
-                    self.relay.close()
-                self._cond.wait(min(max(timeout, 0.01), _IDLE_CLOSE))
-            return None
-
-    def _deliver_loop(self) -> None:
-        while (mail_id := self._next()) is not None:
-            try:
-                self._deliver(mail_id)
-            except Exception:  # one bad mail must not end delivery
-                log.exception("role=sendmail mail=%s delivery failed unexpectedly", mail_id)
-                self._retry(mail_id, "internal error (see log)", relay_down=False)
-        self.relay.close()
-
-    def _deliver(self, mail_id: str) -> None:
-        if self.spool.where(mail_id) != "queue":
-            return  # requeued twice, or already handled
-        header, data = self.spool.read("queue", mail_id)
-        give_up = self.ctx.config.redsys.sendmail_give_up
-        if time.time() - float(header["queued_at"]) > give_up:
-            reason = self.spool.tries(mail_id).get("last_error") or "no attempt succeeded"
-            self.spool.kill(mail_id, "queue", f"not delivered within {give_up} s: {reason}")
-            log.error("role=sendmail mail=%s dead: gave up after %d s", mail_id, give_up)
-            return
-        try:
-            self.relay.connect()
-        except MailError as exc:
-            self._retry(mail_id, str(exc), relay_down=True)
-            return
-        self.spool.move(mail_id, "queue", "inflight")
-        try:
-            refused = self.relay.send(header["from"], header["rcpt"], data)
-        except MailError as exc:
-            if exc.permanent:
-                self.spool.kill(mail_id, "inflight", str(exc))
-                log.error("role=sendmail mail=%s dead: %s", mail_id, exc)
-            else:
-                self.spool.move(mail_id, "inflight", "queue")
-                self._retry(mail_id, str(exc), relay_down=False)
-            return
-        self.spool.move(mail_id, "inflight", "sent")
-        self._sent += 1
-        with self._cond:
-            self._relay_failures, self._relay_error = 0, None
-        if refused:
-            log.warning("role=sendmail mail=%s sent; refused recipients: %s", mail_id, refused)
-        log.info("role=sendmail mail=%s sent to %s", mail_id, self.relay.address)
-
-    def _retry(self, mail_id: str, error: str, *, relay_down: bool) -> None:
-        cfg = self.ctx.config.redsys
-        tries = self.spool.tries(mail_id)
-        attempts = int(tries.get("attempts", 0)) + 1
-        now = time.time()
-        with self._cond:
-            if relay_down:
-                self._relay_failures += 1
-                self._relay_error = error
-                n = self._relay_failures
-            else:
-                n = attempts
-            delay = min(cfg.sendmail_retry_base * 2 ** min(n - 1, 30), cfg.sendmail_retry_max)
-            if relay_down:
-                self._relay_wait_until = now + delay
-            next_try = now + delay
-            if self.spool.where(mail_id) != "queue":
-                return
-            header = self.spool.header("queue", mail_id)
-            heapq.heappush(self._due, (next_try, float(header["queued_at"]), mail_id))
-        self.spool.set_tries(
-            mail_id, {"attempts": attempts, "next_try": next_try, "last_error": error}
-        )
-        log.warning(
-            "role=sendmail mail=%s attempt %d failed, next in %.1f s: %s",
-            mail_id, attempts, delay, error,
-        )  # fmt: skip
+        return {"queued": self.delivery.flush()}
