@@ -323,7 +323,7 @@ def repair_instance(inst: Instance, *, port_base: int | None = None) -> list[str
     ``red_params.conf`` (the default, with the instance's ports), the tools — touching nothing
     that exists (data, logs, an existing configuration). Returns what was recreated."""
     from redpss.conffile import ConfFile
-    from redpss.instance import choose_free_base, conf_text
+    from redpss.instance import choose_free_base, conf_text, record_ports
 
     if not inst.home.is_dir():
         raise InstanceError(
@@ -361,6 +361,7 @@ def repair_instance(inst: Instance, *, port_base: int | None = None) -> list[str
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(inst.conf_path)
         ConfFile(inst).check(text)
+        record_ports(inst, inst.load_config())  # the block is the instance's again
         done.append(f"etc/red_params.conf (the default, ports from {base})")
     build = instance_build(inst)
     for tool in INSTANCE_TOOLS:
@@ -372,9 +373,15 @@ def repair_instance(inst: Instance, *, port_base: int | None = None) -> list[str
 
 
 def _known_port_base(inst: Instance) -> int | None:
-    """The instance's port block from its newest configuration backup, if any."""
+    """The instance's port block: recorded in the host's port registry, else in its newest
+    configuration backup; None when neither knows it."""
     from redpss.conffile import ConfFile
     from redpss.instance import port_base_of
+    from redpss.ports import host_registry
+
+    entry = host_registry(inst.redhome).entry(inst.conf_path)
+    if entry is not None and entry.ports:
+        return min(entry.ports)
 
     for backup in ConfFile(inst).backups():
         for line in backup.path.read_text(encoding="utf-8").splitlines():

@@ -161,6 +161,15 @@ class PortRegistry:
             out.append(entry)
         return out
 
+    def entry(self, conf: Path) -> Entry | None:
+        """The recorded ports of the instance of ``conf``, even while ``conf`` is missing
+        (``redsysctl repair`` gives a recreated configuration the instance's own block)."""
+        try:
+            doc = json.loads(self._file(conf).read_text(encoding="utf-8"))
+            return Entry(Path(doc["conf"]), frozenset(int(p) for p in doc["ports"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def used(self, *, besides: Path | None = None) -> dict[int, Path]:
         """Every registered port with the configuration file that uses it."""
         mine = besides.absolute() if besides is not None else None

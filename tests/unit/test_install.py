@@ -152,3 +152,16 @@ def test_the_switch_keeps_the_host_tools_on_the_path(tmp_path: Path) -> None:
     switch.install_aliases(tmp_path, bashrc=bashrc)
     assert bashrc.read_text().count("aliases.sh") == 2  # one line, naming the file twice
     assert bashrc.read_text().startswith("# mine\n")
+
+
+def test_repair_gives_back_the_ports_the_host_recorded(
+    make_instance: Callable[..., Instance], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REDPSS_PORT_REGISTRY", str(tmp_path / "registry"))
+    inst = Instance("rep2", tmp_path / "home")
+    from redpss.instance import create_instance
+
+    create_instance(inst, port_base=22220)
+    inst.conf_path.unlink()  # no backup either: only the registry knows the block
+    assert install.repair_instance(inst) == ["etc/red_params.conf (the default, ports from 22220)"]
+    assert inst.load_config().redsys.sched_service_port == 22220
