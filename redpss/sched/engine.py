@@ -169,8 +169,10 @@ class Engine:
             with self.cond:
                 now = _now()
                 if not self._pending or self._pending[0][0] > now:
-                    left = (self._pending[0][0] - now).total_seconds() if self._pending else 1.0
-                    self.release_cond.wait(min(max(left, 0.0), 1.0))
+                    # until the first pending run is due (at most a second: the wall clock may
+                    # step), or without end while nothing is pending (a submit wakes it)
+                    left = (self._pending[0][0] - now).total_seconds() if self._pending else None
+                    self.release_cond.wait(None if left is None else min(max(left, 0.0), 1.0))
                     continue
                 due = []
                 while self._pending and self._pending[0][0] <= now:

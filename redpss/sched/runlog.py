@@ -111,7 +111,7 @@ class RunLogWriter:
         while True:
             with self._cond:
                 if not self._pending and not self._stopping:
-                    self._cond.wait(BATCH_WAIT * 20)
+                    self._cond.wait()  # put() and stop() wake it: an idle writer sleeps
                 if not self._pending and self._stopping:
                     return
                 batch = list(self._pending)
