@@ -370,14 +370,17 @@ def test_restart_and_upgrade_keep_the_override(ci1: Instance) -> None:
     assert _tool("redsysctl", ci1.redhome, "restart", ci1.name).returncode == 0
     after = _override_honoured(ci1)
     assert after["Id"] != before  # re-created, not merely restarted
-    # an upgrade in container mode is a new image tag in etc/compose.env (issue 16)
+    # an upgrade in container mode runs a new image tag (redsysctl upgrade, issue 16)
     run(["docker", "tag", "redpss-runtime:latest", upgrade_tag])
     try:
-        compose.update_settings(ci1, REDPSS_IMAGE=upgrade_tag)
-        assert _tool("redsysctl", ci1.redhome, "start", ci1.name).returncode == 0
+        up = _tool("redsysctl", ci1.redhome, "upgrade", ci1.name, "--to", upgrade_tag)
+        assert up.returncode == 0, up.stdout + up.stderr
         upgraded = _override_honoured(ci1)
         assert upgraded["Config"]["Image"] == upgrade_tag
         assert compose.override_path(ci1).read_text() == OVERRIDE
+        back = _tool("redsysctl", ci1.redhome, "upgrade", ci1.name, "--rollback")
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert _override_honoured(ci1)["Config"]["Image"] == "redpss-runtime:latest"
         assert compose.status(ci1, ci1.load_config())[0] == 0
     finally:
         compose.update_settings(ci1, REDPSS_IMAGE="redpss-runtime:latest")
