@@ -18,7 +18,13 @@ mail is refused with ``451`` (the sending server tries again later), before anyt
 An accepted mail (``250``) has its attachments on disk; its command then runs in the
 background: arguments are the saved files (paths relative to ``$REDENV_HOME``), standard input
 is the mail's text. The rest of the subject is *not* passed on: a mail chooses a command,
-never its arguments. The outcome is logged (``log/mail2cmd.log``).
+never its arguments.
+
+``log/mail2cmd.log`` has **one line per mail**, of one shape: ``mail=<id> from=<sender>
+keyword=<KEYWORD> decision=<accepted|refused|deferred>``, then the reason of a refusal, or the
+command, the files saved, its exit code and time (written when the command ended). aiosmtpd's
+own per-command lines (``mail.log`` at INFO: connections, EHLO, MAIL, …) are left out unless
+the role logs at DEBUG or TRACE.
 
 Attachment names are reduced to a safe base name (letters, digits, ``.``, ``_``, ``-``; no
 path, no leading dot); a name that exists in ``data/input`` gets a suffix (``x-1.csv``), it is
@@ -192,14 +198,17 @@ class _Handler:
         assert isinstance(msg, EmailMessage)
         mail_from = str(envelope.mail_from)
         header_from = _sender(msg)
-        if header_from is None or not self.role.senders.allows(header_from):
-            self.role.refused(session, mail_from, f"From: {header_from!r} not allowed")
-            return "550 5.7.1 From: header not allowed"
         subject = str(msg.get("Subject", "")).strip()
         word = subject.split(maxsplit=1)[0].upper() if subject else ""
+        keyword = repr(word[:64]) if not _KEYWORD.fullmatch(word) else word
+        if header_from is None or not self.role.senders.allows(header_from):
+            reason = f"From: {header_from!r} not allowed"
+            self.role.refused(session, mail_from, reason, keyword)
+            return "550 5.7.1 From: header not allowed"
         rule = self.role.rules.get(word)
         if rule is None:
-            self.role.refused(session, mail_from, f"no command for subject {subject[:80]!r}")
+            reason = f"no command for subject {subject[:80]!r}"
+            self.role.refused(session, mail_from, reason, keyword)
             return "550 5.7.1 no such command"
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.role.accept, rule, msg, mail_from)
@@ -224,6 +233,10 @@ class Mail2cmd(Role):
     def start(self) -> None:
         """Listen on ``mail2csv_port``; returns when the SMTP server answers."""
         cfg = self.ctx.config.redsys
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            # aiosmtpd says every SMTP command at INFO (nine lines a mail): the role's one line
+            # per mail says what matters; at DEBUG and TRACE the dialogue is kept
+            logging.getLogger("mail.log").setLevel(logging.WARNING)
         if not (self.senders.addresses or self.senders.domains) or not self.rules:
             log.warning("role=mail2cmd no allowed senders or no commands: every mail is refused")
         self.input.mkdir(parents=True, exist_ok=True)
@@ -257,12 +270,15 @@ class Mail2cmd(Role):
             f"{self._refused} refused"
         )
 
-    def refused(self, session: Session, sender: str, reason: str) -> None:
-        """Log a refused mail."""
+    def refused(self, session: Session, sender: str, reason: str, keyword: str = "-") -> None:
+        """Log a refused mail (its one line)."""
         with self._lock:
             self._refused += 1
         peer = session.peer[0] if isinstance(session.peer, tuple) else session.peer
-        log.warning("role=mail2cmd refused mail from %s (peer %s): %s", sender, peer, reason)
+        log.warning(
+            "role=mail2cmd mail=- from=%s keyword=%s decision=refused reason=%s peer=%s",
+            sender, keyword, reason, peer,
+        )  # fmt: skip
 
     def _jexec(self, op: str, timeout: float, **args: Any) -> Any:
         cfg = self.ctx.config.redsys
@@ -278,12 +294,11 @@ class Mail2cmd(Role):
     def accept(self, rule: Rule, msg: EmailMessage, sender: str) -> str:
         """Save the attachments, queue the command; the SMTP reply (runs in a thread)."""
         mail_id = f"m{secrets.token_hex(6)}"
+        line = f"role=mail2cmd mail={mail_id} from={sender} keyword={rule.keyword}"
         try:
             self._jexec("ping", 5)
         except WireError as exc:
-            log.error(
-                "role=mail2cmd mail=%s from %s deferred: jexec down: %s", mail_id, sender, exc
-            )
+            log.error("%s decision=deferred reason=jexec does not answer: %s", line, exc)
             return "451 4.3.0 command service unavailable, try again later"
         saved: list[str] = []
         if rule.save:
@@ -298,19 +313,17 @@ class Mail2cmd(Role):
                     path = save_file(self.input, safe_filename(part.get_filename()), data)
                     saved.append(str(path.relative_to(home)))
             except OSError as exc:
-                log.error("role=mail2cmd mail=%s attachments not saved: %s", mail_id, exc)
+                log.error("%s decision=deferred reason=attachments not saved: %s", line, exc)
                 return "451 4.3.0 cannot store the attachments now"
         with self._lock:
             self._accepted += 1
-        log.info(
-            "role=mail2cmd mail=%s from %s accepted: %s runs %s, saved %s",
-            mail_id, sender, rule.keyword, rule.command, saved or "nothing",
-        )  # fmt: skip
-        self._pool.submit(self._run, mail_id, rule, saved, _text(msg))
+        self._pool.submit(self._run, line, mail_id, rule, saved, _text(msg))
         return f"250 OK accepted as {mail_id}"
 
-    def _run(self, mail_id: str, rule: Rule, saved: list[str], stdin: str) -> None:
+    def _run(self, line: str, mail_id: str, rule: Rule, saved: list[str], stdin: str) -> None:
+        """Run the command; write the mail's one line (decision accepted) when it ended."""
         limit = self.ctx.config.redsys.mail2cmd_time_limit
+        line += f" decision=accepted command={rule.command} saved={len(saved)}"
         try:
             res = self._jexec(
                 "run",
@@ -323,11 +336,11 @@ class Mail2cmd(Role):
                 run_id=mail_id,
             )
         except WireError as exc:
-            log.error("role=mail2cmd mail=%s command %s failed: %s", mail_id, rule.command, exc)
+            log.error("%s exit=- error=%s", line, exc)
             return
         level = logging.INFO if res.get("exit_code") == 0 else logging.ERROR
         log.log(
             level,
-            "role=mail2cmd mail=%s command %s exit=%s timed_out=%s",
-            mail_id, rule.command, res.get("exit_code"), res.get("timed_out"),
+            "%s exit=%s timed_out=%s seconds=%s",
+            line, res.get("exit_code"), res.get("timed_out"), res.get("seconds"),
         )  # fmt: skip
