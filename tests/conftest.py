@@ -40,10 +40,13 @@ BIN = Path(sys.executable).parent
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test is marked with the tier of its folder (tests/<tier>/...)."""
+    here = Path(__file__).resolve().parent
     for item in items:
-        parts = Path(str(item.fspath)).parts
+        # the folder below tests/, not any part of the path (a checkout in .../faults/ would
+        # put every test into the faults tier)
+        parts = Path(str(item.fspath)).resolve().relative_to(here).parts
         for tier in TIERS:
-            if tier in parts:
+            if parts and parts[0] == tier:
                 item.add_marker(getattr(pytest.mark, tier))
 
 

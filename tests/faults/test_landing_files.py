@@ -72,7 +72,7 @@ def test_an_unwritable_error_folder_sends_the_file_back_with_the_reason(
     inst = prepare(make_instance)
     data = inst.home / "data"
     (data / "error").chmod(0o555)  # root without CAP_DAC_OVERRIDE cannot write there
-    start(inst, wrapper=NO_DAC)
+    start(inst, wrapper=NO_DAC, expect=1)  # status names data/error/: it cannot be written
     (data / "input" / "note_bad.csv").write_text("a\nb,c\n")
 
     def said() -> list[str]:

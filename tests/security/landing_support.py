@@ -62,8 +62,9 @@ def prepare(make_instance: MakeInstance, **settings: str) -> Instance:
     return inst
 
 
-def start(inst: Instance, *, wrapper: Sequence[str] = ()) -> None:
-    """``redctl start`` (under ``wrapper``, e.g. setpriv); fails the test if it fails."""
+def start(inst: Instance, *, wrapper: Sequence[str] = (), expect: int = 0) -> None:
+    """``redctl start`` (under ``wrapper``, e.g. setpriv); fails the test unless it exits
+    ``expect`` (1: started, but status is degraded, e.g. a folder cannot be written)."""
     env = dict(os.environ)
     env.update(inst.environment())
     out = subprocess.run(
@@ -75,7 +76,7 @@ def start(inst: Instance, *, wrapper: Sequence[str] = ()) -> None:
         stdin=subprocess.DEVNULL,
         check=False,
     )
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == expect, out.stdout + out.stderr
 
 
 def as_nobody(script: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:
