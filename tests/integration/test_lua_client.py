@@ -35,6 +35,11 @@ buf:add("ERROR", 'quote " backslash \\ newline \n umlaut ü')
 out("flush", buf:flush())
 out("lines", redpss.log_lines(conf, "STAGE", { "12:00 ALERT plain line" }))
 out("bad_schema", redpss.log_lines(conf, "no-such schema", { "x" }))
+local big = {}  -- a buffer of ~200 KiB: the secret must come within the first 64 KiB
+for i = 1, 2000 do big[i] = string.rep("x", 100) .. " " .. i end
+out("big", redpss.log_lines(conf, "BIG", big))
+local nosecret = { dbls_port = conf.dbls_port, timeout = 30 }
+out("nosecret", redpss.log_lines(nosecret, "BIG", { "x" }))
 out("run", redpss.run_command(conf, "hello.sh", { "a b", "$(id)" }, 30))
 out("run_noargs", redpss.run_command(conf, "hello.sh", {}, 30))
 out("escape", redpss.run_command(conf, "../etc/secret", {}, 30))
@@ -89,6 +94,8 @@ def test_lua_client_against_the_roles(
     text = (ctx.instance.log_dir / "DB" / "STAGE" / f"{day}.log").read_text()
     assert 'ERROR LUA_TEST: quote " backslash \\ newline \\n umlaut ü' in text
     assert text.endswith("12:00 ALERT plain line\n")
+    assert results["big"][0]["written"] == 2000  # the Lua client sends the secret first
+    assert results["nosecret"][1]["code"] == "unauthorized"
     res, err = results["bad_schema"]
     assert res is None and err["code"] == "bad_args" and "'schema'" in err["message"]
     run, _ = results["run"]
