@@ -1,10 +1,13 @@
-"""Follow the ``*.log`` files of a folder on stdout, like ``tail -F``, until Ctrl-C."""
+"""Follow the ``*.log`` files of a folder on stdout, like ``tail -F``, until Ctrl-C (or until
+the reader of a pipe goes away)."""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
+
+from redpss.cli.common import output_closed
 
 __all__ = ["follow_logs"]
 
@@ -14,7 +17,7 @@ def follow_logs(log_dir: Path, *, poll: float = 0.5, limit: float | None = None)
     offsets: dict[Path, int] = {p: p.stat().st_size for p in log_dir.glob("*.log")}
     ends = None if limit is None else time.monotonic() + limit
     try:
-        while ends is None or time.monotonic() < ends:
+        while (ends is None or time.monotonic() < ends) and not output_closed():
             for path in sorted(log_dir.glob("*.log")):
                 size = path.stat().st_size
                 start = offsets.get(path, 0)

@@ -16,7 +16,16 @@ from pathlib import Path
 
 from redpss import audit, control, db_scripts
 from redpss.cli import redctl_jobs, redctl_ops
-from redpss.cli.common import add_instance_option, fail, guarded, setup_cli_logging
+from redpss.cli.common import (
+    ArgumentParser,
+    add_instance_option,
+    emit,
+    entry,
+    fail,
+    guarded,
+    setup_cli_logging,
+    warn,
+)
 from redpss.config import Config
 from redpss.dictionary.scripts import grantee_name
 from redpss.errors import ConfigError
@@ -88,7 +97,7 @@ exit codes:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of redctl."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="redctl",
         usage="redctl [options] command [command-options]",
         description="Control one RED-PSS instance.",
@@ -118,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
         redctl_jobs.add_arguments(name, p)
         redctl_ops.add_arguments(name, p)
-    db = sub.add_parser("db", help=argparse.SUPPRESS, description="dictionary objects")
+    db = sub.add_parser(
+        "db",
+        help="dictionary objects and definitions: init, upgrade, apply, export, remove, scripts",
+        description="The dictionary objects and the definitions (see redctl -h).",
+    )
     db.add_argument("action", choices=("init", "upgrade", "apply", "export", "scripts", "remove"))
     db.add_argument(
         "file", nargs="?", help="apply: the definitions file; export: output file; "
@@ -215,7 +228,7 @@ def _config_or_none(inst: Instance, consequence: str) -> Config | None:
     try:
         return inst.load_config()
     except ConfigError as exc:
-        fail(f"{exc}\n({consequence})")
+        warn(f"{exc}\n({consequence})")
         return None
 
 
@@ -236,7 +249,7 @@ def _status(inst: Instance, args: argparse.Namespace) -> int:
 
 def _start_trace(inst: Instance, args: argparse.Namespace) -> int:
     code = _start(inst, args, trace=True)
-    if code != 0 or args.no_follow:
+    if code != 0 or args.no_follow or args.json:  # --json: the status document, no log lines
         return code
     from redpss.cli.follow import follow_logs
 
@@ -248,14 +261,16 @@ def _start_trace(inst: Instance, args: argparse.Namespace) -> int:
 def _suspend(inst: Instance, args: argparse.Namespace) -> int:
     inst.require()
     changed = control.suspend(inst)
-    print(f"instance {inst.name}: suspended" + ("" if changed else " (already)"))
+    text = f"instance {inst.name}: suspended" + ("" if changed else " (already)")
+    emit(args.json, {"instance": inst.name, "suspended": True, "changed": changed}, text)
     return 0
 
 
 def _resume(inst: Instance, args: argparse.Namespace) -> int:
     inst.require()
     changed = control.resume(inst)
-    print(f"instance {inst.name}: resumed" + ("" if changed else " (was not suspended)"))
+    text = f"instance {inst.name}: resumed" + ("" if changed else " (was not suspended)")
+    emit(args.json, {"instance": inst.name, "suspended": False, "changed": changed}, text)
     return 0
 
 
@@ -263,9 +278,9 @@ def _db(inst: Instance, args: argparse.Namespace) -> int:
     if args.action == "apply":
         if not args.file:
             return fail("db apply needs a definitions file", code=2)
-        return redctl_jobs.db_apply(inst, args.file)
+        return redctl_jobs.db_apply(inst, args.file, as_json=args.json)
     if args.action == "export":
-        return redctl_jobs.db_export(inst, args.file)
+        return redctl_jobs.db_export(inst, args.file, as_json=args.json)
     if args.action == "remove":
         return redctl_ops.db_remove(inst, args)
     config = inst.load_config()
@@ -274,20 +289,34 @@ def _db(inst: Instance, args: argparse.Namespace) -> int:
             inst, config, grant_to=args.grant_to, show_secret=args.show_secret
         )
         if args.output is None:
-            print(text, end="")
+            if args.json:
+                emit(True, {"instance": inst.name, "scripts": text}, "")
+            else:
+                print(text, end="")
         else:
             db_scripts.write_db_scripts(Path(args.output), text)
-            print(f"database-side scripts of {inst.name} written to {args.output}")
+            emit(
+                args.json,
+                {"instance": inst.name, "written": args.output},
+                f"database-side scripts of {inst.name} written to {args.output}",
+            )
         return 0
     if args.action == "init":
         version, database = control.db_init(inst, config)
-        print(f"dictionary of {inst.name} on {database}: schema version {version}")
+        doc: dict[str, object] = {"instance": inst.name, "database": database, "version": version}
+        lines = [f"dictionary of {inst.name} on {database}: schema version {version}"]
         if args.with_scripts:
             count = db_scripts.install_db_scripts(inst, config, grant_to=args.grant_to)
-            print(f"database-side scripts of {inst.name}: {count} statements run")
+            doc["script_statements"] = count
+            lines.append(f"database-side scripts of {inst.name}: {count} statements run")
+        emit(args.json, doc, "\n".join(lines))
     else:
         applied = control.db_upgrade(inst, config)
-        print("\n".join(applied) if applied else f"dictionary of {inst.name}: up to date")
+        emit(
+            args.json,
+            {"instance": inst.name, "applied": applied},
+            "\n".join(applied) if applied else f"dictionary of {inst.name}: up to date",
+        )
     return 0
 
 
@@ -304,15 +333,20 @@ HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``redctl``; returns the exit code."""
+    return entry(argv, _main)
+
+
+def _main(raw: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(raw)
     if args.command is None:
+        if args.json:
+            return fail("a command is needed (redctl -h lists them)", code=2)
         parser.print_help()
         return 2
     if args.command == "db":
         _check_db_usage(parser, args)
     redctl_ops.check_usage(parser, args)
-    raw = list(sys.argv[1:] if argv is None else argv)
     return guarded(lambda: _run(args, raw))
 
 

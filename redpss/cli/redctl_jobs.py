@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-import time
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from redpss.cli.common import emit, output_closed
 from redpss.control import open_instance_dictionary
 from redpss.errors import RedpssError
 from redpss.instance import Instance
@@ -172,6 +174,59 @@ def _show(inst: Instance, args: argparse.Namespace) -> int:
 
 
 def _watch(inst: Instance, args: argparse.Namespace) -> int:
+    """Live on a terminal; else plain, timestamped lines (``--json``: one object a line),
+    flushed at once, until Ctrl-C, SIGTERM or the reader of the pipe goes away."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    every = max(args.interval, 0.2)
+    if sys.stdout.isatty() and not args.json:
+        return _watch_live(inst, every, stop)
+    try:
+        while not stop.is_set() and not output_closed():
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            try:
+                data: dict[str, Any] | None = _show_data(inst)
+                error = None
+            except RedpssError as exc:
+                data, error = None, str(exc)
+            if args.json:
+                doc = {"time": stamp, "instance": inst.name, "show": data, "error": error}
+                print(json.dumps(doc, default=str), flush=True)
+            else:
+                for line in watch_lines(inst.name, data, error):
+                    print(f"{stamp} {line}", flush=True)
+            stop.wait(every)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def watch_lines(instance: str, data: dict[str, Any] | None, error: str | None) -> list[str]:
+    """One refresh of ``watch`` as plain lines: the scheduler and its pools, then one line
+    per running run and the next due run."""
+    if data is None:
+        return [f"{instance} not available: {error}"]
+    pools = " ".join(
+        f"{name}={v['busy']}/{v['size']}+{v['queued']}" for name, v in data["pools"].items()
+    )
+    state = "SUSPENDED" if data.get("suspended") else "active"
+    lines = [
+        f"{instance} scheduler {state} running={len(data['running'])} pools(busy/size+queued) "
+        f"{pools}"
+    ]
+    for r in data["running"]:
+        lines.append(
+            f"{instance} running run={r.get('run_id')} job={r.get('job')} pool={r.get('pool')} "
+            f"started={r.get('started')} duration={_cell(r.get('duration'))}s "
+            f"pid={_cell(r.get('pid'))}"
+        )
+    if data["next"]:
+        n = data["next"][0]
+        lines.append(f"{instance} next {n.get('kind')} {n.get('name')} at {n.get('next')}")
+    return lines
+
+
+def _watch_live(inst: Instance, every: float, stop: threading.Event) -> int:
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
@@ -193,11 +248,11 @@ def _watch(inst: Instance, args: argparse.Namespace) -> int:
 
     try:
         with Live(render(), console=console, refresh_per_second=4) as live:
-            while True:
-                time.sleep(max(args.interval, 0.2))
+            while not stop.wait(every):
                 live.update(render())
     except KeyboardInterrupt:
-        return 0
+        pass
+    return 0
 
 
 def _kill(inst: Instance, args: argparse.Namespace) -> int:
@@ -221,26 +276,37 @@ def _reload(inst: Instance, args: argparse.Namespace) -> int:
     return 0
 
 
-def db_apply(inst: Instance, file: str) -> int:
+def db_apply(inst: Instance, file: str, *, as_json: bool = False) -> int:
     """``redctl db apply FILE``."""
     with open_instance_dictionary(inst, inst.load_config()) as d:
         defs = apply_file(d, Path(file))
-    print(
+    doc = {
+        "file": file,
+        "jobs": [j.name for j in defs.jobs],
+        "watchers": [w.name for w in defs.watchers],
+        "loaders": [ld.name for ld in defs.loaders],
+    }
+    emit(
+        as_json,
+        doc,
         f"applied {len(defs.jobs)} job(s), {len(defs.watchers)} watcher(s), "
-        f"{len(defs.loaders)} loader(s) from {file}; jmon takes them up without a restart"
+        f"{len(defs.loaders)} loader(s) from {file}; jmon takes them up without a restart",
     )
     return 0
 
 
-def db_export(inst: Instance, file: str | None) -> int:
-    """``redctl db export [FILE]``."""
+def db_export(inst: Instance, file: str | None, *, as_json: bool = False) -> int:
+    """``redctl db export [FILE]`` (``--json``: the TOML text in ``definitions``)."""
     with open_instance_dictionary(inst, inst.load_config()) as d:
         text = export_text(d)
     if file is None:
-        sys.stdout.write(text)
+        if as_json:
+            emit(True, {"definitions": text}, "")
+        else:
+            sys.stdout.write(text)
     else:
         Path(file).write_text(text, encoding="utf-8")
-        print(f"definitions written to {file}")
+        emit(as_json, {"written": file}, f"definitions written to {file}")
     return 0
 
 

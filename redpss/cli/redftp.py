@@ -14,7 +14,6 @@ not in container mode, container failed), 2 usage.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import re
@@ -23,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from redpss import compose
-from redpss.cli.common import fail, guarded
+from redpss.cli.common import ArgumentParser, emit, entry, fail, guarded, json_mode
 from redpss.errors import InstanceError
 from redpss.instance import Instance, list_instances, redhome, resolve_instance
 
@@ -135,7 +134,9 @@ def add_user(name: str, user: str, key_file: Path) -> int:
     _write_users(inst, users)
     code = _apply(inst)
     if code == 0:
-        print(f"sFTP user {login_name(inst, user)} added (uid {free[0]})")
+        login = login_name(inst, user)
+        emit(json_mode(), {"instance": inst.name, "user": login, "uid": free[0], "added": True},
+             f"sFTP user {login} added (uid {free[0]})")  # fmt: skip
     return code
 
 
@@ -150,29 +151,41 @@ def del_user(name: str, user: str) -> int:
     (inst.etc / compose.SFTP_ETC / f"{user}.pub").unlink(missing_ok=True)
     code = _apply(inst)
     if code == 0:
-        print(f"sFTP user {login_name(inst, user)} removed")
+        login = login_name(inst, user)
+        emit(json_mode(), {"instance": inst.name, "user": login, "removed": True},
+             f"sFTP user {login} removed")  # fmt: skip
     return code
 
 
 def useradd_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``redftp_useradd``."""
-    parser = argparse.ArgumentParser(
+    return entry(argv, _useradd)
+
+
+def _useradd(argv: list[str]) -> int:
+    parser = ArgumentParser(
         prog="redftp_useradd", description="add an sFTP user to an instance in container mode"
     )
     parser.add_argument("instance")
     parser.add_argument("user", help="the user part of redftp_<instance>_<user>")
     parser.add_argument("pubkey", type=Path, help="file with the user's OpenSSH public key")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)
     return guarded(lambda: add_user(args.instance, args.user, args.pubkey))
 
 
 def userdel_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``redftp_userdel``."""
-    parser = argparse.ArgumentParser(
+    return entry(argv, _userdel)
+
+
+def _userdel(argv: list[str]) -> int:
+    parser = ArgumentParser(
         prog="redftp_userdel", description="remove an sFTP user of an instance in container mode"
     )
     parser.add_argument("instance")
     parser.add_argument("user", help="the user part of redftp_<instance>_<user>")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)
     return guarded(lambda: del_user(args.instance, args.user))
 

@@ -18,15 +18,17 @@ above).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from redpss import audit, compose
 from redpss.cli import redsysctl_ops
-from redpss.cli.common import guarded
+from redpss.cli.common import ArgumentParser, emit, entry, guarded, print_json
 from redpss.errors import InstanceError
 from redpss.instance import (
     Instance,
@@ -75,7 +77,7 @@ ALL = ("start-all", "stop-all", "restart-all", "status-all")
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of redsysctl."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="redsysctl",
         usage=USAGE,
         epilog=EPILOG,
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--autostart", action="store_true", help="create: start the instance with start-all"
     )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument(
         "--compose", action="store_true", help="create: run the instance in container mode"
     )
@@ -106,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``redsysctl``; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    return entry(argv, _main)
+
+
+def _main(argv: list[str]) -> int:
     first = next((a for a in argv if not a.startswith("-")), "")
     if first in redsysctl_ops.COMMANDS:
         return redsysctl_ops.main(argv)
@@ -151,34 +157,16 @@ def _audited(args: argparse.Namespace, raw: list[str]) -> int:
 def _run(args: argparse.Namespace) -> int:
     home = redhome()
     if args.command == "create":
-        inst = Instance(check_name(args.instance), home)
-        _first_create(home)
-        path = create_instance(inst, port_base=args.port_base, autostart=args.autostart)
-        _point_new_instance(inst)
-        print(f"instance {inst.name} created: {inst.home}")
-        if args.compose:
-            compose.enable(inst)
-            print(f"container mode: {compose.settings_path(inst)}")
-        print(f"configuration: {path}")
-        print(f'next: eval "$(redsysctl env {inst.name})" && redctl db init && redctl start')
-        return 0
+        return _create(home, args)
     if args.command == "env":
-        sys.stdout.write(shell_env(resolve_instance(args.instance, home=home).require()))
+        found = resolve_instance(args.instance, home=home).require()
+        if args.json:
+            print_json(found.environment())
+        else:
+            sys.stdout.write(shell_env(found))
         return 0
     if args.command == "list":
-        from redpss.install import instance_build
-
-        for inst in list_instances(home):
-            auto = " (autostart)" if inst.autostart_flag.exists() else ""
-            build = instance_build(inst)
-            runs = f"  {build.version_id}" if build is not None else ""
-            print(f"{inst.name}{auto}  {inst.home}{runs}")
-        for broken in broken_instances(home):
-            print(
-                f"{broken.name}  {broken.home}  BROKEN: {broken.conf_path.name} is missing "
-                f"(redsysctl repair {broken.name})"
-            )
-        return 0
+        return _list(home, args.json)
     if args.command == "compose":
         return _compose_cli(resolve_instance(args.instance, home=home).require(), args.args)
     if args.command == "redctl":
@@ -190,18 +178,90 @@ def _run(args: argparse.Namespace) -> int:
             return compose.exec_redctl(inst, inst.load_config(), args.args)
         return _redctl(inst, *args.args)
     if args.command in SINGLE:
-        return _redctl(resolve_instance(args.instance, home=home).require(), args.command)
-    return _all(home, args.command.removesuffix("-all"))
+        inst = resolve_instance(args.instance, home=home).require()
+        if args.json and compose.is_compose(inst) and args.command != "status":
+            code = _redctl(inst, args.command)
+            print_json({"instance": inst.name, "command": args.command, "exit": code})
+            return code
+        return _redctl(inst, *(["--json"] if args.json else []), args.command)
+    return _all(home, args.command.removesuffix("-all"), as_json=args.json)
 
 
-def _redctl(inst: Instance, *command: str) -> int:
+def _create(home: Path, args: argparse.Namespace) -> int:
+    inst = Instance(check_name(args.instance), home)
+    with _quiet_unless(not args.json):
+        _first_create(home)
+        path = create_instance(inst, port_base=args.port_base, autostart=args.autostart)
+        _point_new_instance(inst)
+        if args.compose:
+            compose.enable(inst)
+    doc = {"instance": inst.name, "home": str(inst.home), "configuration": str(path),
+           "compose": args.compose, "autostart": args.autostart}  # fmt: skip
+    lines = [f"instance {inst.name} created: {inst.home}"]
+    if args.compose:
+        lines.append(f"container mode: {compose.settings_path(inst)}")
+    lines.append(f"configuration: {path}")
+    lines.append(f'next: eval "$(redsysctl env {inst.name})" && redctl db init && redctl start')
+    emit(args.json, doc, "\n".join(lines))
+    return 0
+
+
+def _list(home: Path, as_json: bool) -> int:
+    from redpss.install import instance_build
+
+    rows = []
+    for inst in list_instances(home):
+        build = instance_build(inst)
+        rows.append({"instance": inst.name, "home": str(inst.home),
+                     "autostart": inst.autostart_flag.exists(),
+                     "build": build.version_id if build is not None else None})  # fmt: skip
+    broken = [
+        {"instance": b.name, "home": str(b.home), "missing": str(b.conf_path)}
+        for b in broken_instances(home)
+    ]
+    if as_json:
+        print_json({"instances": rows, "broken": broken})
+        return 0
+    for r in rows:
+        auto = " (autostart)" if r["autostart"] else ""
+        runs = f"  {r['build']}" if r["build"] else ""
+        print(f"{r['instance']}{auto}  {r['home']}{runs}")
+    for b in broken:
+        print(
+            f"{b['instance']}  {b['home']}  BROKEN: {Path(b['missing']).name} is missing "
+            f"(redsysctl repair {b['instance']})"
+        )
+    return 0
+
+
+@contextlib.contextmanager
+def _quiet_unless(show: bool) -> Iterator[None]:
+    """With ``--json``, what a step prints as it goes is said on stderr (stdout is the JSON)."""
+    if show:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _redctl(inst: Instance, *command: str, capture: bool = False) -> int:
     """Run the instance's own redctl (``$REDENV_HOME/bin/redctl``) and pass its exit code on.
 
     An instance in container mode is started and stopped through its compose project instead;
-    its status is still redctl's (which knows container mode).
+    its status is still redctl's (which knows container mode). ``capture``: see
+    :func:`_redctl_output`.
     """
-    if compose.is_compose(inst) and list(command) in (["start"], ["stop"], ["restart"]):
-        return _compose(inst, command[0])
+    return _redctl_output(inst, *command, capture=capture)[0]
+
+
+def _redctl_output(inst: Instance, *command: str, capture: bool = False) -> tuple[int, str]:
+    """Exit code and (with ``capture``) stdout of the instance's redctl."""
+    verb = [c for c in command if c != "--json"]
+    if compose.is_compose(inst) and verb in (["start"], ["stop"], ["restart"]):
+        if capture:
+            with contextlib.redirect_stdout(sys.stderr):
+                return _compose(inst, verb[0]), ""
+        return _compose(inst, verb[0]), ""
     tool = inst.home / "bin" / "redctl"
     cmd = (
         [str(tool)]
@@ -210,7 +270,13 @@ def _redctl(inst: Instance, *command: str) -> int:
     )
     env = {**os.environ, **inst.environment(), audit.VIA_ENV: "redsysctl"}
     env.pop("PYTHONPATH", None)  # this tool's build; the instance's tools choose their own
-    return subprocess.run([*cmd, *command], env=env, check=False).returncode
+    sys.stdout.flush()  # what this tool printed comes before what its child prints
+    if capture:
+        done = subprocess.run(
+            [*cmd, *command], env=env, check=False, stdout=subprocess.PIPE, text=True
+        )
+        return done.returncode, done.stdout
+    return subprocess.run([*cmd, *command], env=env, check=False).returncode, ""
 
 
 def _first_create(home: Path) -> None:
@@ -265,19 +331,30 @@ def _compose(inst: Instance, command: str) -> int:
     return compose.up(inst)
 
 
-def _all(home: Path, command: str) -> int:
+def _all(home: Path, command: str, *, as_json: bool = False) -> int:
     instances = list_instances(home)
     if command == "start":
         instances = [i for i in instances if i.autostart_flag.exists()]
     if not instances:
-        print("no instances" + (" with .autostart" if command == "start" else ""))
+        emit(as_json, [], "no instances" + (" with .autostart" if command == "start" else ""))
         return 0
     codes = []
+    found = []
     for inst in instances:
-        print(f"--- {inst.name}", flush=True)
-        codes.append(_redctl(inst, command))
-    if command == "status":
-        if all(c == 3 for c in codes):
-            return 3
-        return 0 if all(c == 0 for c in codes) else 1
-    return max(codes)
+        if as_json:
+            code, out = _redctl_output(inst, "--json", command, capture=True)
+            try:
+                doc = json.loads(out) if out.strip() else None
+            except ValueError:
+                doc = {"output": out}
+            found.append({"instance": inst.name, "exit": code, "result": doc})
+        else:
+            print(f"--- {inst.name}", flush=True)
+            code = _redctl(inst, command)
+        codes.append(code)
+    worst = max(codes)
+    if command == "status":  # 3 only when every instance is stopped
+        worst = 3 if all(c == 3 for c in codes) else 0 if all(c == 0 for c in codes) else 1
+    if as_json:
+        print_json({"command": f"{command}-all", "exit": worst, "instances": found})
+    return worst

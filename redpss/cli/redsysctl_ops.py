@@ -15,7 +15,7 @@ from typing import Any
 
 from redpss import audit, install, switch
 from redpss import upgrade as upgrading
-from redpss.cli.common import guarded
+from redpss.cli.common import ArgumentParser, guarded
 from redpss.instance import Instance, check_name, list_instances, redhome, resolve_instance
 
 __all__ = ["COMMANDS", "main"]
@@ -35,7 +35,7 @@ exit codes:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of redsysctl's operations commands."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="redsysctl", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")

@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from redpss import audit
-from redpss.cli.common import add_instance_option, fail, guarded, setup_cli_logging
+from redpss.cli.common import (
+    ArgumentParser,
+    add_instance_option,
+    emit,
+    entry,
+    fail,
+    guarded,
+    setup_cli_logging,
+)
 from redpss.instance import Instance, resolve_instance
 from redpss.rest import control as rest
 from redpss.rest import tokens_path
@@ -39,7 +47,7 @@ exit codes:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of restctl."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="restctl",
         usage="restctl {start | stop | status | restart}",
         description="Control the REST API server (gunicorn) of an instance.",
@@ -84,14 +92,19 @@ def _status(inst: Instance, args: argparse.Namespace) -> int:
 
 def _control(inst: Instance, args: argparse.Namespace) -> int:
     config = inst.load_config()
+    doc: dict[str, object] = {"instance": inst.name, "command": args.command}
     if args.command in ("stop", "restart"):
         stopped = rest.stop(inst, config)
+        doc["stopped"] = stopped
         if args.command == "stop":
-            print(f"rest API of {inst.name}: {'stopped' if stopped else 'was not running'}")
+            text = f"rest API of {inst.name}: {'stopped' if stopped else 'was not running'}"
+            emit(args.json, doc, text)
             return 0
     started = rest.start(inst, config)
     where = f"https://{config.rest.gu_host}:{config.rest.gu_port}"
-    print(f"rest API of {inst.name}: {'started' if started else 'already running'} at {where}")
+    doc.update(started=started, url=where)
+    text = f"rest API of {inst.name}: {'started' if started else 'already running'} at {where}"
+    emit(args.json, doc, text)
     return 0
 
 
@@ -99,13 +112,13 @@ def _token(inst: Instance, args: argparse.Namespace) -> int:
     store = TokenStore(tokens_path(inst.require()))
     if args.action == "add":
         token = store.add(args.name, args.role)
-        print(token)
+        emit(args.json, {"name": args.name, "role": args.role, "token": token}, token)
         print(f"token {args.name} ({args.role}) added; it is shown only now", file=sys.stderr)
         return 0
     if args.action == "revoke":
         if not store.revoke(args.name):
             return fail(f"no token named {args.name!r}")
-        print(f"token {args.name} revoked")
+        emit(args.json, {"name": args.name, "revoked": True}, f"token {args.name} revoked")
         return 0
     rows = [asdict(t) for t in store.list()]
     if args.json:
@@ -118,12 +131,17 @@ def _token(inst: Instance, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``restctl``; returns the exit code."""
+    return entry(argv, _main)
+
+
+def _main(raw: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(raw)
     if args.command is None:
+        if args.json:
+            return fail("a command is needed (restctl -h lists them)", code=2)
         parser.print_usage(sys.stderr)
         return 2
-    raw = list(sys.argv[1:] if argv is None else argv)
 
     def act(inst: Instance) -> int:
         if args.command == "token":

@@ -141,3 +141,23 @@ def test_redctl_status_of_created_but_stopped_instance(
     assert "up to date" in capsys.readouterr().out
     assert redctl.main(["--instance", "tst1", "version"]) == 0
     assert "dictionary_installed" in capsys.readouterr().out
+
+
+def test_redctl_help_has_no_suppressed_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        redctl.main(["-h"])
+    out = capsys.readouterr().out
+    assert "SUPPRESS" not in out
+    assert "    db " in out  # listed with a help text like config and audit
+
+
+def test_usage_error_with_json_is_json_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    with pytest.raises(SystemExit) as info:
+        redctl.main(["--json", "--instance", "tst1", "start_db_job"])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["exit"] == 2 and "required: job" in doc["error"]
+    assert captured.err == ""
