@@ -304,12 +304,15 @@ def _db(inst: Instance, args: argparse.Namespace) -> int:
     if args.action == "init":
         version, database = control.db_init(inst, config)
         doc: dict[str, object] = {"instance": inst.name, "database": database, "version": version}
-        lines = [f"dictionary of {inst.name} on {database}: schema version {version}"]
+        if not args.json:  # before the scripts: their failure must not hide that this is done
+            print(f"dictionary of {inst.name} on {database}: schema version {version}", flush=True)
         if args.with_scripts:
             count = db_scripts.install_db_scripts(inst, config, grant_to=args.grant_to)
             doc["script_statements"] = count
-            lines.append(f"database-side scripts of {inst.name}: {count} statements run")
-        emit(args.json, doc, "\n".join(lines))
+            if not args.json:
+                print(f"database-side scripts of {inst.name}: {count} statements run")
+        if args.json:
+            emit(True, doc, "")
     else:
         applied = control.db_upgrade(inst, config)
         emit(
