@@ -274,6 +274,25 @@ def _resume(inst: Instance, args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_scripts(inst: Instance, config: Config, args: argparse.Namespace) -> int:
+    text = db_scripts.render_db_scripts(
+        inst, config, grant_to=args.grant_to, show_secret=args.show_secret
+    )
+    if args.output is None:
+        if args.json:
+            emit(True, {"instance": inst.name, "scripts": text}, "")
+        else:
+            print(text, end="")
+    else:
+        db_scripts.write_db_scripts(Path(args.output), text)
+        emit(
+            args.json,
+            {"instance": inst.name, "written": args.output},
+            f"database-side scripts of {inst.name} written to {args.output}",
+        )
+    return 0
+
+
 def _db(inst: Instance, args: argparse.Namespace) -> int:
     if args.action == "apply":
         if not args.file:
@@ -285,22 +304,7 @@ def _db(inst: Instance, args: argparse.Namespace) -> int:
         return redctl_ops.db_remove(inst, args)
     config = inst.load_config()
     if args.action == "scripts":
-        text = db_scripts.render_db_scripts(
-            inst, config, grant_to=args.grant_to, show_secret=args.show_secret
-        )
-        if args.output is None:
-            if args.json:
-                emit(True, {"instance": inst.name, "scripts": text}, "")
-            else:
-                print(text, end="")
-        else:
-            db_scripts.write_db_scripts(Path(args.output), text)
-            emit(
-                args.json,
-                {"instance": inst.name, "written": args.output},
-                f"database-side scripts of {inst.name} written to {args.output}",
-            )
-        return 0
+        return _db_scripts(inst, config, args)
     if args.action == "init":
         version, database = control.db_init(inst, config)
         doc: dict[str, object] = {"instance": inst.name, "database": database, "version": version}
