@@ -189,7 +189,8 @@ def test_redctl_db_export_apply_remove(
     assert redctl.main(["--instance", "rt2", "db", "remove", "loader", "sales"]) == 1
     assert "loaded by job(s) load_sales" in capsys.readouterr().err
     assert redctl.main(["--instance", "rt2", "--json", "db", "remove", "job", "nightly"]) == 1
-    assert "executor" in capsys.readouterr().err
+    refused = json.loads(capsys.readouterr().out)  # --json: the error is JSON on stdout
+    assert refused["exit"] == 1 and "executor" in refused["error"]
     assert redctl.main(["--instance", "rt2", "db", "remove", "watcher", "changes"]) == 0
     assert "[watcher.changes]" in capsys.readouterr().out
     with pytest.raises(SystemExit) as usage:
