@@ -43,3 +43,6 @@ if [ "$what" = sftp ] || [ "$what" = all ]; then
   docker build --quiet --force-rm -t "$sftp_tag" -f "$here/sftp/Dockerfile" "${args[@]}" "$here" >/dev/null
   echo "build.sh: $sftp_tag" >&2
 fi
+# A rebuild leaves the previous image untagged: remove those (only the final images carry the
+# label; the build stages' images stay, they are the compile cache of the next build).
+docker image prune -f --filter label=org.redpss.image >/dev/null
