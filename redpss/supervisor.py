@@ -420,11 +420,23 @@ def leftover_roles(inst: Instance, owned: frozenset[int] = frozenset()) -> list[
             continue
         if instance != inst.name or _environ(pid).get("REDENV_HOME") != str(inst.home):
             continue
-        if _zombie(pid):
+        if _zombie(pid) or _child_of_role(pid):
             continue
         with contextlib.suppress(ProcessLookupError):
             found.append(Leftover(pid, name, os.getpgid(pid)))
     return sorted(found, key=lambda x: x.pid)
+
+
+def _child_of_role(pid: int) -> bool:
+    """A role's own child between fork and exec (jexec starting a command) still shows the
+    role's command line: it is the role's, not a leftover."""
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as fh:
+            ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return False
+    parent = _cmdline(ppid)
+    return "redpss.cli.redpss" in parent and "role" in parent
 
 
 def _signal(proc: Leftover, sig: signal.Signals) -> None:

@@ -91,7 +91,8 @@ def test_cron_every_minute_runs_once_a_minute(inst: Instance) -> None:
 
 
 def test_pools_cap_concurrency_and_timeout_kills(inst: Instance) -> None:
-    sleeps = {f"s{i}": job("CMD", "sleep.sh 2", pool="action") for i in range(4)}
+    # (4 s each: four redctl calls take a few seconds on a busy host)
+    sleeps = {f"s{i}": job("CMD", "sleep.sh 4", pool="action") for i in range(4)}
     apply(inst, jobs=sleeps | {"hang": job("CMD", "sleep.sh 60", timeout=1)})
     start(inst)
     for i in range(4):
