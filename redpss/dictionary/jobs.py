@@ -9,11 +9,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 __all__ = [
     "FINAL_STATES",
     "LATE_AFTER",
+    "RUN_ID_SLACK",
+    "DefinitionChanges",
     "ExecError",
     "JobDef",
     "JobStatus",
@@ -24,6 +26,7 @@ __all__ = [
     "SqlResult",
     "WatcherDef",
     "job_alert",
+    "run_id_floor",
 ]
 
 QUEUED, RUNNING, OK, FAILED, TIMEOUT, ABORTED, SKIPPED, KILLED = (
@@ -37,6 +40,16 @@ QUEUED, RUNNING, OK, FAILED, TIMEOUT, ABORTED, SKIPPED, KILLED = (
     "KILLED",
 )
 FINAL_STATES = (OK, FAILED, TIMEOUT, ABORTED, SKIPPED, KILLED)
+
+RUN_ID_SLACK = timedelta(days=1)
+"""How far a run's QUEUED_AT may lie before the moment its RUN_ID encodes (a clock stepped
+back while sched kept its ids growing): a lower bound of RUN_ID for a time keeps this much."""
+
+
+def run_id_floor(moment: datetime) -> int:
+    """The smallest RUN_ID sched gives at ``moment`` or later: run ids are the milliseconds
+    since the epoch times 1000 plus a sequence (``redpss.sched.runlog.RunIds``), and only grow."""
+    return int(moment.timestamp() * 1000) * 1000
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,16 @@ class WatcherDef:
     active: bool = True
     description: str | None = None
     changed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DefinitionChanges:
+    """What changed in the definitions after a stamp (:meth:`JobStore.definition_changes`):
+    every changed job and watcher by name, None for one that is gone."""
+
+    stamp: str
+    jobs: dict[str, JobDef | None]
+    watchers: dict[str, WatcherDef | None]
 
 
 @dataclass(frozen=True)
@@ -272,6 +295,11 @@ class JobStore(abc.ABC):
     def definitions_stamp(self) -> str:
         """A cheap value that changes whenever a job or watcher definition changes."""
 
+    def definition_changes(self, since: str) -> DefinitionChanges | None:
+        """The definitions changed after stamp ``since`` (O(changes)), with the stamp they
+        bring; None when the backend cannot say, and the caller reads everything again."""
+        return None
+
     @abc.abstractmethod
     def apply_definitions(self, jobs: list[JobDef], watchers: list[WatcherDef]) -> None:
         """Insert or update the given definitions in one transaction (others stay)."""
@@ -299,8 +327,11 @@ class JobStore(abc.ABC):
         states: tuple[str, ...] | None = None,
         watcher: bool = False,
         limit: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[RunRecord]:
-        """Newest runs first, over one or all target schemas, filtered."""
+        """Newest runs first, over one or all target schemas, filtered by name, states and
+        the time they were queued (``since`` <= QUEUED_AT < ``until``)."""
 
     @abc.abstractmethod
     def last_runs(self) -> dict[str, RunRecord]:

@@ -16,7 +16,7 @@ The public RED documents give no column lists for these objects: the columns are
 
 from __future__ import annotations
 
-from redpss.dictionary.objects import Column, Migration, Model, Table, View
+from redpss.dictionary.objects import Column, Index, Migration, Model, Table, View
 from redpss.dictionary.objects import GenericType as GenericType  # re-exported
 from redpss.dictionary.objects import Scope as Scope  # re-exported
 from redpss.dictionary.objects import parse_type as parse_type  # re-exported
@@ -29,6 +29,11 @@ ROLE_STATES = ("STARTING", "RUNNING", "SUSPENDED", "STOPPING", "STOPPED", "FAILE
 RUN_STATES = ("QUEUED", "RUNNING", "OK", "FAILED", "TIMEOUT", "ABORTED", "SKIPPED", "KILLED")
 JOB_STATUS_SINCE = 6
 """The migration that added ADM_JOB_STATUS, STA_JOB_STATUS and the run state KILLED."""
+YEAR_SINCE = 7
+"""The migration that fitted the dictionary to a year of operation: the indexes of what
+operators ask (the last runs of a job, runs by state and time) and of the purge, and the
+change log of the definitions (ADM_DEFINITION_LOG) that makes jmon's look O(changes)."""
+DEFINITION_KINDS = ("JOB", "WATCHER")
 JOB_KINDS = ("SQL", "CMD", "LOAD")
 POOLS = ("default", "loader", "action")
 SCHEDULE_TYPES = ("INTERVAL", "CRON", "NONE")
@@ -209,7 +214,12 @@ TABLES: tuple[Table, ...] = (
             _PID,
         ),
         primary_key=("RUN_ID",),
-        indexes=(("JOB_NAME", "QUEUED_AT"),),
+        indexes=(
+            ("JOB_NAME", "QUEUED_AT"),
+            Index(("JOB_NAME", "RUN_ID"), YEAR_SINCE),
+            Index(("STATE", "RUN_ID"), YEAR_SINCE),
+            Index(("QUEUED_AT",), YEAR_SINCE),
+        ),
         writers="sched, jexec",
     ),
     Table(
@@ -230,7 +240,12 @@ TABLES: tuple[Table, ...] = (
             _PID,
         ),
         primary_key=("RUN_ID",),
-        indexes=(("WATCHER_NAME", "QUEUED_AT"),),
+        indexes=(
+            ("WATCHER_NAME", "QUEUED_AT"),
+            Index(("WATCHER_NAME", "RUN_ID"), YEAR_SINCE),
+            Index(("STATE", "RUN_ID"), YEAR_SINCE),
+            Index(("QUEUED_AT",), YEAR_SINCE),
+        ),
         writers="sched",
     ),
     Table(
@@ -356,7 +371,11 @@ LANDING_TABLES: tuple[Table, ...] = (
             _ts("LOADED_AT", "when the load committed", nullable=False),
         ),
         primary_key=("CLAIM_ID",),
-        indexes=(("CONTENT_SHA256", "TARGET"), ("FILE_NAME",)),
+        indexes=(
+            ("CONTENT_SHA256", "TARGET"),
+            ("FILE_NAME",),
+            Index(("LOADED_AT",), YEAR_SINCE),
+        ),
         writers="sched (loader pool), in the transaction of the rows",
     ),
 )
@@ -406,6 +425,26 @@ JOB_STATUS_TABLES: tuple[Table, ...] = (
     ),
 )
 TABLES = TABLES + JOB_STATUS_TABLES
+
+# -- version 7: a year of operation (indexes, the change log of the definitions) -------------
+
+YEAR_TABLES: tuple[Table, ...] = (
+    Table(
+        "ADM_DEFINITION_LOG",
+        "REDSYS",
+        "one row per changed job or watcher definition, written by triggers on SQLite (any "
+        "writer, plain SQL too): jmon and sched read the changes since their last look",
+        (
+            Column("CHANGE_ID", _ID, False, "ascending id", identity=True),
+            Column("DEFINITION_KIND", "VARCHAR(8)", False, "", values=DEFINITION_KINDS),
+            Column("DEFINITION_NAME", "VARCHAR(128)", False, "job or watcher name"),
+            _ts("CHANGED_AT", "when the change was written (UTC)", nullable=False),
+        ),
+        primary_key=("CHANGE_ID",),
+        writers="SQLite triggers on ADM_JOBS and ADM_WATCHER; purged after a day",
+    ),
+)
+TABLES = TABLES + YEAR_TABLES
 
 VIEWS: tuple[View, ...] = (
     View("ALL_ADM_JOBS", "REDSYS", "ADM_JOBS", "the jobs the current user may see"),
@@ -472,6 +511,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "job status: ADM_JOB_STATUS and STA_JOB_STATUS; run state KILLED",
         redsys=("ADM_JOB_STATUS", "STA_JOB_STATUS"),
         rebuild=("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_JMON_JOBLOG"),
+    ),
+    Migration(
+        YEAR_SINCE,
+        "a year of operation: indexes for the last runs of a job, runs by state and time, "
+        "the purge; the change log of the definitions",
+        redsys=("ADM_DEFINITION_LOG",),
     ),
 )
 

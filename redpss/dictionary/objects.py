@@ -49,6 +49,16 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Index:
+    """An index added by migration ``since`` to a table that may exist already (a plain tuple
+    of columns in ``Table.indexes`` is an index of version 1). Only SQLite builds them: Exasol
+    makes its own."""
+
+    columns: tuple[str, ...]
+    since: int = 1
+
+
+@dataclass(frozen=True)
 class Table:
     """A table of the dictionary, with its keys, indexes and the roles that write it."""
 
@@ -58,12 +68,17 @@ class Table:
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
     unique: tuple[tuple[str, ...], ...] = ()
-    indexes: tuple[tuple[str, ...], ...] = ()
+    indexes: tuple[tuple[str, ...] | Index, ...] = ()
     writers: str = ""
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         """The columns this table has at dictionary version ``version``."""
         return tuple(c for c in self.columns if c.since <= version)
+
+    def indexes_at(self, version: int) -> tuple[Index, ...]:
+        """The indexes this table has at dictionary version ``version``."""
+        found = (i if isinstance(i, Index) else Index(i) for i in self.indexes)
+        return tuple(i for i in found if i.since <= version)
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,10 @@ class Model:
                 if not isinstance(names.get(name), Table):
                     raise ValueError(f"migration {migration.version} rebuilds unknown {name}")
         for table in self.tables:
+            known = {c.name for c in table.columns}
+            for index in table.indexes_at(self.version):
+                if not set(index.columns) <= known:
+                    raise ValueError(f"an index of {table.name} names unknown {index.columns}")
             for column in table.columns:
                 if column.since > 1 and not column.nullable and column.default is None:
                     raise ValueError(

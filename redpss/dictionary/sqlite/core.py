@@ -34,6 +34,7 @@ from redpss.dictionary.base import (
 from redpss.dictionary.model import DICTIONARY, REDSYS
 from redpss.dictionary.objects import (
     Column,
+    Index,
     Migration,
     Model,
     Scope,
@@ -41,6 +42,7 @@ from redpss.dictionary.objects import (
     View,
     parse_type,
 )
+from redpss.dictionary.sqlite.changes import DEFINITION_LOG, definition_log_triggers
 from redpss.errors import DictionaryError, MigrationError
 
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
@@ -109,10 +111,14 @@ def table_ddl(table: Table, version: int) -> list[str]:
     lines.extend(f"UNIQUE ({', '.join(cols)})" for cols in table.unique)
     body = ",\n    ".join(lines)
     statements = [f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {body}\n)"]
-    for cols in table.indexes:
-        index = f"{table.name}_{'_'.join(cols)}_IX"
-        statements.append(f"CREATE INDEX IF NOT EXISTS {index} ON {table.name} ({', '.join(cols)})")
+    statements.extend(index_ddl(table, index) for index in table.indexes_at(version))
     return statements
+
+
+def index_ddl(table: Table, index: Index) -> str:
+    """The ``CREATE INDEX`` statement of one index of ``table``."""
+    name = f"{table.name}_{'_'.join(index.columns)}_IX"
+    return f"CREATE INDEX IF NOT EXISTS {name} ON {table.name} ({', '.join(index.columns)})"
 
 
 # STA_PSS_STATUS: the ALERT rule of redpss.health.judge, in SQL. ``{now}`` is ``'now'`` in the
@@ -229,6 +235,9 @@ def _apply_table(conn: sqlite3.Connection, table: Table, since: int, migration: 
             conn.execute(f"ALTER TABLE {table.name} ADD COLUMN {_column_ddl(column)}")
     if table.name in migration.rebuild:
         _rebuild(conn, table, migration.version)
+    for index in table.indexes_at(migration.version):
+        if index.since == migration.version:
+            conn.execute(index_ddl(table, index))
 
 
 def _rebuild(conn: sqlite3.Connection, table: Table, version: int) -> None:
@@ -437,6 +446,9 @@ class SqliteCore(Dictionary):
             if isinstance(obj, View):
                 conn.execute(f"DROP VIEW IF EXISTS {obj.name}")
                 conn.execute(view_ddl(obj, self.model, migration.version))
+        if DEFINITION_LOG in created:  # (again) after every migration: a rebuild drops them
+            for statement in definition_log_triggers():
+                conn.execute(statement)
 
     def init(self) -> int:
         """Create or migrate REDSYS to the newest version; idempotent; return the version."""

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from redpss.dictionary.jobs import (
+    DefinitionChanges,
     ExecError,
     JobDef,
     JobStore,
@@ -21,6 +22,7 @@ from redpss.dictionary.jobs import (
     RunUpdate,
     WatcherDef,
 )
+from redpss.dictionary.model import YEAR_SINCE
 from redpss.dictionary.rows import (
     JOB_COLUMNS,
     LOG_COLUMNS,
@@ -31,11 +33,24 @@ from redpss.dictionary.rows import (
     run_from,
     watcher_from,
 )
+from redpss.dictionary.sqlite.changes import read_changes, read_stamp
 from redpss.dictionary.sqlite.core import SqliteCore, _utcnow, from_db, to_db
 from redpss.errors import DictionaryError
 
 _REGISTRY_LOCK = threading.Lock()
 _CLONED_LOGS = ("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_WATCHER_EXEC_ERROR", "LOG_MESSAGES")
+
+
+_LAST_RUNS_SQL = """WITH RECURSIVE NAMES(N) AS (
+    SELECT MIN(JOB_NAME) FROM ADM_JOB_LOG
+    UNION ALL
+    SELECT (SELECT MIN(JOB_NAME) FROM ADM_JOB_LOG WHERE JOB_NAME > N) FROM NAMES
+    WHERE N IS NOT NULL
+)
+SELECT {cols} FROM ADM_JOB_LOG WHERE RUN_ID IN (
+    SELECT (SELECT MAX(RUN_ID) FROM ADM_JOB_LOG WHERE JOB_NAME = N) FROM NAMES
+    WHERE N IS NOT NULL
+)"""
 
 
 def _opt_dt(value: datetime | None) -> str | None:
@@ -62,7 +77,12 @@ class SqliteJobs(SqliteCore, JobStore):
         return [watcher_from(r, from_db) for r in rows]
 
     def definitions_stamp(self) -> str:
-        """A hash over every definition row: changes with any insert, update or delete."""
+        """The newest id of the change log (:mod:`~redpss.dictionary.sqlite.changes`); on a
+        dictionary older than the log, a hash over every definition row."""
+        with self._connect(self._redsys) as conn:
+            stamp = read_stamp(conn, YEAR_SINCE)
+            if stamp is not None:
+                return stamp
         digest = hashlib.sha256()
         with self._connect(self._redsys) as conn:
             for table in ("ADM_JOBS", "ADM_WATCHER"):
@@ -70,6 +90,19 @@ class SqliteJobs(SqliteCore, JobStore):
                     digest.update(repr(row).encode())
                 digest.update(b"|")
         return digest.hexdigest()
+
+    def definition_changes(self, since: str) -> DefinitionChanges | None:
+        """The jobs and watchers changed after stamp ``since``, from the change log."""
+        with self._connect(self._redsys) as conn:
+            found = read_changes(conn, YEAR_SINCE, since, JOB_COLUMNS, WATCHER_COLUMNS)
+        if found is None:
+            return None
+        stamp, job_rows, watcher_rows, names = found
+        jobs: dict[str, JobDef | None] = {n: None for k, n in names if k == "JOB"}
+        watchers: dict[str, WatcherDef | None] = {n: None for k, n in names if k == "WATCHER"}
+        jobs.update((j.name, j) for j in (job_from(r, from_db) for r in job_rows))
+        watchers.update((w.name, w) for w in (watcher_from(r, from_db) for r in watcher_rows))
+        return DefinitionChanges(stamp, jobs, watchers)
 
     def apply_definitions(self, jobs: list[JobDef], watchers: list[WatcherDef]) -> None:
         """Upsert jobs and watchers in one transaction."""
@@ -148,41 +181,63 @@ class SqliteJobs(SqliteCore, JobStore):
         states: tuple[str, ...] | None = None,
         watcher: bool = False,
         limit: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[RunRecord]:
-        """Newest runs first, over one or all target schemas."""
+        """Newest runs first, over one or all target schemas.
+
+        Each query walks one index from its newest end (version 7): (name, RUN_ID) for a job,
+        (STATE, RUN_ID) for a state — one query per state, merged, so that several states
+        need no sort of all their runs —, QUEUED_AT for a time range alone.
+        """
         table, col = ("ADM_WATCHER_LOG", "WATCHER_NAME") if watcher else ("ADM_JOB_LOG", "JOB_NAME")
         cols = LOG_COLUMNS.format(name=col) + (", WATCH_KEY, EXECUTOR_RUN_ID" if watcher else "")
-        where, args = ["1 = 1"], []
+        where, args = ["1 = 1"], []  # type: list[str], list[Any]
         if name is not None:
             where.append(f"{col} = ?")
             args.append(name)
-        if states:
-            where.append(f"STATE IN ({', '.join('?' for _ in states)})")
-            args.extend(states)
+        if since is not None:
+            where.append("QUEUED_AT >= ?")
+            args.append(to_db(since))
+        if until is not None:
+            where.append("QUEUED_AT < ?")
+            args.append(to_db(until))
+        filters: list[tuple[str, tuple[Any, ...]]] = [
+            (f"{' AND '.join(where)} AND STATE = ?", (*args, state)) for state in states or ()
+        ] or [(" AND ".join(where), tuple(args))]
         found: list[RunRecord] = []
         for s in [schema] if schema else self.schemas():
             if not self._schema_path(s).exists():
                 continue
             with self._connect(self._schema_path(s)) as conn:
-                rows = conn.execute(
-                    f"SELECT {cols} FROM {table} WHERE {' AND '.join(where)} "
-                    "ORDER BY RUN_ID DESC LIMIT ?",
-                    (*args, limit),
-                ).fetchall()
-            found.extend(run_from(s, r, watcher, from_db) for r in rows)
+                for condition, values in filters:
+                    rows = conn.execute(
+                        f"SELECT {cols} FROM {table} WHERE {condition} "
+                        "ORDER BY RUN_ID DESC LIMIT ?",
+                        (*values, limit),
+                    ).fetchall()
+                    found.extend(run_from(s, r, watcher, from_db) for r in rows)
         found.sort(key=lambda r: r.run_id, reverse=True)
         return found[:limit]
 
     def last_runs(self) -> dict[str, RunRecord]:
-        """The newest run of every job (RUN_IDs grow with time), by job name."""
+        """The newest run of every job (RUN_IDs grow with time), by job name.
+
+        One step per job, not per run: the names are walked along the index (JOB_NAME,
+        RUN_ID) one after the other (a loose index scan), each taking its largest RUN_ID.
+        """
         newest: dict[str, RunRecord] = {}
         cols = LOG_COLUMNS.format(name="JOB_NAME")
         for s in self.schemas():
             with self._connect(self._schema_path(s)) as conn:
-                rows = conn.execute(
-                    f"SELECT {cols} FROM ADM_JOB_LOG WHERE RUN_ID IN "
-                    "(SELECT MAX(RUN_ID) FROM ADM_JOB_LOG GROUP BY JOB_NAME)"
-                ).fetchall()
+                if self._file_version(conn, s) < YEAR_SINCE:
+                    sql = (
+                        f"SELECT {cols} FROM ADM_JOB_LOG WHERE RUN_ID IN "
+                        "(SELECT MAX(RUN_ID) FROM ADM_JOB_LOG GROUP BY JOB_NAME)"
+                    )
+                else:
+                    sql = _LAST_RUNS_SQL.format(cols=cols)
+                rows = conn.execute(sql).fetchall()
             for r in rows:
                 rec = run_from(s, r, False, from_db)
                 if rec.name not in newest or newest[rec.name].run_id < rec.run_id:
