@@ -198,6 +198,13 @@ class ServerSection:
     lineage_namespace: str = ""
     lineage_api_key: Secret = NO_SECRET
     lineage_timeout: float = 5.0
+    # retention in the dictionary (issue 20): days each kind is kept; see docs/operations.md
+    runs_retention: int = 90
+    watcher_runs_retention: int = 90
+    jmon_stats_retention: int = 30
+    log_messages_retention: int = 90
+    load_ledger_retention: int = 90
+    dictionary_purge_time: str = "02:30"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -437,6 +444,43 @@ def _check_consistency(cfg: Config, raw: RawFile, where: str, errors: list[str])
     for problem in attach_dir_problems(s.sendmail_attach_dirs):
         errors.append(f"{where}, {line_of('redsys', 'sendmail_attach_dirs')}: [redsys] {problem}")
     _check_ports(cfg, raw, where, errors)
+    _check_retention(s, where, line_of, errors)
+
+
+RETENTION_KEYS = (
+    "runs_retention",
+    "watcher_runs_retention",
+    "jmon_stats_retention",
+    "log_messages_retention",
+    "load_ledger_retention",
+)
+"""The days each kind of what grows in the dictionary is kept (:mod:`redpss.retention`)."""
+_PURGE_TIME_RE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def _check_retention(
+    s: ServerSection, where: str, line_of: typing.Callable[[str, str], str], errors: list[str]
+) -> None:
+    def refuse(key: str, problem: str) -> None:
+        errors.append(f"{where}, {line_of('redsys', key)}: [redsys] {key} {problem}")
+
+    for key in RETENTION_KEYS:
+        if getattr(s, key) < 1:  # 0 would purge every row at the next purge
+            refuse(key, f"must be at least 1 (days), not {getattr(s, key)}")
+    # the ledger is what makes a file arriving again a duplicate: it must outlive every copy
+    # the landing zone keeps of a loaded file, or one put back from archive/ loads twice
+    for key in ("landing_archive_retention", "json2csv_retention", "parq2csv_retention"):
+        if s.load_ledger_retention < getattr(s, key):
+            refuse(
+                "load_ledger_retention",
+                f"({s.load_ledger_retention} days) must be at least {key} "
+                f"({getattr(s, key):g} days): a file put back from archive/ would load again",
+            )
+    if not _PURGE_TIME_RE.fullmatch(s.dictionary_purge_time):
+        refuse(
+            "dictionary_purge_time",
+            f"must be a time of day HH:MM (UTC), not {s.dictionary_purge_time!r}",
+        )
 
 
 NEVER_ATTACHED = ("etc", "data/db", "log", "spool")

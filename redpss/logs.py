@@ -11,6 +11,7 @@ log file below the log folder (job and DB logs) past the retention.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -22,7 +23,15 @@ from pathlib import Path
 
 from redpss.config import LogLevel
 
-__all__ = ["ALERT", "TRACE", "configure", "files_open_below", "level_number", "purge_old_logs"]
+__all__ = [
+    "ALERT",
+    "TRACE",
+    "DailyFile",
+    "configure",
+    "files_open_below",
+    "level_number",
+    "purge_old_logs",
+]
 
 TRACE = 5
 ALERT = 45
@@ -71,6 +80,57 @@ def configure(
         stream_handler.setFormatter(formatter)
         root.addHandler(stream_handler)
     root.setLevel(level_number(level))
+
+
+class DailyFile(logging.Handler):
+    """``<folder>/<stem>-YYYY-MM-DD.log``, a file a day (local date), for a log several
+    processes write at once (gunicorn's master and workers: ``log/REST/``).
+
+    A rotating handler in each process would rename the file under the others; here each
+    record is one ``write`` on a file opened with ``O_APPEND``, so lines of several processes
+    never interleave, and a new day simply opens a new name. :func:`purge_old_logs` deletes the
+    days past ``log_retention`` as it does every other log file.
+    """
+
+    def __init__(self, folder: str, stem: str, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.folder = Path(folder)
+        self.stem = stem
+        self._day = ""
+        self._fd = -1
+
+    def path(self, day: str) -> Path:
+        """The file of ``day`` (``YYYY-MM-DD``)."""
+        return self.folder / f"{self.stem}-{day}.log"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Append one line to today's file."""
+        try:
+            day = time.strftime("%Y-%m-%d")
+            line = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            with self.lock or _NO_LOCK:
+                if day != self._day:
+                    self._close()
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+                    self._fd, self._day = os.open(self.path(day), flags, 0o640), day
+                os.write(self._fd, line)
+        except Exception:
+            self.handleError(record)
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def close(self) -> None:
+        """Close the file of the day."""
+        with self.lock or _NO_LOCK:
+            self._close()
+        super().close()
+
+
+_NO_LOCK = contextlib.nullcontext()
 
 
 def purge_old_logs(

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from redpss import audit, control, db_scripts
-from redpss.cli import redctl_jobs, redctl_ops
+from redpss.cli import redctl_jobs, redctl_ops, redctl_purge
 from redpss.cli.common import (
     ArgumentParser,
     add_instance_option,
@@ -71,6 +71,9 @@ further commands:
   db remove job|watcher|loader NAME
                      remove one definition (refused while another one needs it);
                      prints what was removed, in the format of apply
+  db purge           delete what is older than its retention (runs, watcher fires, jmon
+                     statistics, LOG_MESSAGES, the load ledger), in small batches; jmon does
+                     it every night (--dry-run: what would go; --vacuum: rewrite old files)
   db scripts         print the database-side scripts (REDSYS.SEND_MAIL …) for a DBA
                      (--output FILE, --show-secret, --grant-to USER_OR_ROLE)
   config show [--effective] | get KEY | set KEY VALUE... | edit | diff [N] | history
@@ -129,10 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         redctl_ops.add_arguments(name, p)
     db = sub.add_parser(
         "db",
-        help="dictionary objects and definitions: init, upgrade, apply, export, remove, scripts",
+        help="dictionary objects and definitions: init, upgrade, apply, export, remove, scripts, "
+        "purge",
         description="The dictionary objects and the definitions (see redctl -h).",
     )
-    db.add_argument("action", choices=("init", "upgrade", "apply", "export", "scripts", "remove"))
+    db.add_argument(
+        "action", choices=("init", "upgrade", "apply", "export", "scripts", "remove", "purge")
+    )
     db.add_argument(
         "file", nargs="?", help="apply: the definitions file; export: output file; "
         "remove: job, watcher or loader"
@@ -152,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="scripts, init --with-scripts: user or role that may call the scripts (repeatable)",
     )
+    redctl_purge.add_options(db)
     redctl_ops.add_parsers(sub)
     redctl_jobs.add_parsers(sub)
     return parser
@@ -168,6 +175,7 @@ def _check_db_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--grant-to goes with db scripts or db init --with-scripts")
     if action == "scripts" and args.file:
         parser.error("db scripts writes to --output FILE")
+    redctl_purge.check_usage(parser, args)
     for name in args.grant_to:
         try:
             grantee_name(name)
@@ -302,6 +310,8 @@ def _db(inst: Instance, args: argparse.Namespace) -> int:
         return redctl_jobs.db_export(inst, args.file, as_json=args.json)
     if args.action == "remove":
         return redctl_ops.db_remove(inst, args)
+    if args.action == "purge":
+        return redctl_purge.db_purge(inst, args)
     config = inst.load_config()
     if args.action == "scripts":
         return _db_scripts(inst, config, args)

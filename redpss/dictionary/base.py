@@ -20,6 +20,7 @@ from redpss.dictionary.export import ExportStore
 from redpss.dictionary.jobs import JobStore
 from redpss.dictionary.landing import LandingStore
 from redpss.dictionary.model import LOG_LEVELS, REDSYS
+from redpss.dictionary.purge import PurgeStore
 from redpss.errors import DictionaryError
 from redpss.health import (
     ALERT_ERROR,
@@ -137,7 +138,7 @@ def same_process(old_pid: int | None, pid: int, old_started: datetime | None) ->
     return old_pid == pid and old_started is not None and old_started >= PROCESS_STARTED
 
 
-class Dictionary(JobStore, LandingStore, ExportStore, abc.ABC):
+class Dictionary(JobStore, LandingStore, ExportStore, PurgeStore, abc.ABC):
     """The RED dictionary of one instance: REDSYS plus the target schemas.
 
     Usable as a context manager; :meth:`close` releases the backend's resources.

@@ -8,7 +8,8 @@ time), watcher checks at their time. Between turns it sleeps until the next thin
 While sched does not answer, due runs are kept and offered again with a growing back-off
 (handed over as misfires if late). While the instance is suspended nothing is handed over.
 Every ``sched_stats_interval`` seconds it writes ``ADM_JMON_LOAD`` and ``ADM_JMON_JOBLOG``;
-once a day it removes old log files.
+once a day it removes old log files, and at ``dictionary_purge_time`` it purges the dictionary
+to its retention in a thread of its own (:class:`redpss.retention.NightlyPurge`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 
 from redpss.errors import DictionaryError
 from redpss.logs import purge_old_logs
+from redpss.retention import NightlyPurge, Retention
 from redpss.roles.base import Role, RoleContext
 from redpss.sched.monitor import Monitor, Periods
 from redpss.wire import WireClient
@@ -64,16 +66,22 @@ class Jmon(Role):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="jmon", daemon=True)
         self._last_purge = 0.0
+        self.purge = NightlyPurge(
+            ctx.dictionary, Retention.from_config(ctx.config), data_dir=ctx.instance.home / "data"
+        )
 
     def start(self) -> None:
         """Load the timetable (misfires while the stack was down) and start the loop."""
         self.monitor.reload(force=True)
         self._thread.start()
         self.health.watch("scheduling loop", self._thread)
+        self.purge.start()
+        self.health.watch("dictionary purge", self.purge.thread)
 
     def stop(self) -> None:
         """Stop the loop; idempotent."""
         self._stop.set()
+        self.purge.stop()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         self.client.close()

@@ -5,16 +5,21 @@ The role is a small parent: :meth:`Rest.start` checks the certificate and key in
 launches gunicorn as a child process and returns once the port completes a TLS handshake. The
 role's heartbeat thus says that gunicorn is up; if gunicorn dies, the role ends and supervisord
 restarts both. :meth:`Rest.stop` sends gunicorn SIGTERM (graceful: running requests finish) and
-kills it after ``stop_grace`` seconds. Gunicorn's logs go to ``log/REST/``.
+kills it after ``stop_grace`` seconds. Gunicorn's logs go to ``log/REST/``, a file a day
+(``gunicorn-YYYY-MM-DD.log``, ``access-YYYY-MM-DD.log``: :class:`redpss.logs.DailyFile`,
+through ``--log-config-json``), which jmon deletes after ``log_retention`` days.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 from redpss.errors import RoleError
 from redpss.instance import Instance
@@ -33,12 +38,37 @@ _LEVELS = {"TRACE": "debug", "DEBUG": "debug", "INFO": "info", "WARN": "warning"
            "ERROR": "error", "ALERT": "critical"}  # fmt: skip
 
 
+def log_config(inst: Instance, level: str) -> dict[str, Any]:
+    """gunicorn's logging (a ``logging.config.dictConfig``): its error log, the API's own lines
+    and the access log into a file a day each under ``log/REST`` (several processes write them:
+    no rotation by renaming)."""
+    folder, gunicorn_level = str(rest_log_dir(inst)), _LEVELS.get(level, "info").upper()
+    files = {"class": "redpss.logs.DailyFile", "folder": folder}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": gunicorn_level, "handlers": ["errors"]},
+        "loggers": {
+            "gunicorn.error": {"level": gunicorn_level, "handlers": ["errors"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        },
+        "handlers": {
+            "errors": files | {"stem": "gunicorn", "formatter": "generic"},
+            "access": files | {"stem": "access", "formatter": "access"},
+        },
+        "formatters": {
+            "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"},
+            "access": {"format": "%(message)s"},
+        },
+    }
+
+
 def gunicorn_command(
     inst: Instance, host: str, port: int, workers: int, level: str, graceful: float = 10.0
 ) -> list[str]:
-    """The gunicorn command line of the API of ``inst``."""
+    """The gunicorn command line of the API of ``inst`` (its logging: :func:`log_config`,
+    written to ``tmp/rest-logging.json`` by :meth:`Rest.start`)."""
     cert, key = ssl_dir(inst) / CERT_FILE, ssl_dir(inst) / KEY_FILE
-    logs = rest_log_dir(inst)
     return [
         sys.executable, "-m", "gunicorn",
         "--bind", f"{host}:{port}",
@@ -46,8 +76,7 @@ def gunicorn_command(
         "--worker-class", WORKER_CLASS,
         "--certfile", str(cert),
         "--keyfile", str(key),
-        "--error-logfile", str(logs / "gunicorn.log"),
-        "--access-logfile", str(logs / "access.log"),
+        "--log-config-json", str(log_config_path(inst)),
         "--log-level", _LEVELS.get(level, "info"),
         "--name", f"redpss-rest-{inst.name}",
         "--graceful-timeout", str(graceful),
@@ -55,6 +84,11 @@ def gunicorn_command(
         "--no-control-socket",
         APP,
     ]  # fmt: skip
+
+
+def log_config_path(inst: Instance) -> Path:
+    """``tmp/rest-logging.json``: :func:`log_config` as gunicorn reads it."""
+    return inst.tmp / "rest-logging.json"
 
 
 class Rest(Role):
@@ -70,6 +104,9 @@ class Rest(Role):
         check_tls_files(inst)
         logs = rest_log_dir(inst)
         logs.mkdir(parents=True, exist_ok=True)
+        conf = log_config_path(inst)
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(json.dumps(log_config(inst, cfg.log_level.value), indent=2))
         command = gunicorn_command(
             inst,
             cfg.gu_host,
@@ -93,7 +130,7 @@ class Rest(Role):
         try:
             wait_tls(cfg.gu_host, cfg.gu_port, timeout=READY_TIMEOUT, proc=self.proc)
         except RoleError as exc:
-            raise RoleError(f"{exc}; see {logs / 'gunicorn.log'}") from exc
+            raise RoleError(f"{exc}; see {logs}/gunicorn-*.log and gunicorn.out") from exc
 
     def tick(self) -> None:
         """A gunicorn that died ends the role (supervisord restarts it)."""

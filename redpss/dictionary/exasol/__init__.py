@@ -12,10 +12,13 @@ from redpss.dictionary.exasol.export import ExasolExport
 from redpss.dictionary.exasol.jobs import ExasolJobs
 from redpss.dictionary.exasol.jobstatus import ExasolJobStatus
 from redpss.dictionary.exasol.landing import ExasolLanding
+from redpss.dictionary.exasol.purge import ExasolPurge
 from redpss.dictionary.exasol.status import ExasolStatus
 
 __all__ = ["ExasolDictionary"]
 
 
-class ExasolDictionary(ExasolStatus, ExasolJobs, ExasolJobStatus, ExasolLanding, ExasolExport):
+class ExasolDictionary(
+    ExasolStatus, ExasolJobs, ExasolJobStatus, ExasolLanding, ExasolExport, ExasolPurge
+):
     """The dictionary on an Exasol database (see the module doc)."""

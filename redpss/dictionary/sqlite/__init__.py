@@ -13,10 +13,13 @@ from redpss.dictionary.sqlite.export import SqliteExport
 from redpss.dictionary.sqlite.jobs import SqliteJobs
 from redpss.dictionary.sqlite.jobstatus import SqliteJobStatus
 from redpss.dictionary.sqlite.landing import SqliteLanding
+from redpss.dictionary.sqlite.purge import SqlitePurge
 from redpss.dictionary.sqlite.status import SqliteStatus
 
 __all__ = ["SqliteCore", "SqliteDictionary", "check_schema_name", "from_db", "to_db"]
 
 
-class SqliteDictionary(SqliteStatus, SqliteJobs, SqliteJobStatus, SqliteLanding, SqliteExport):
+class SqliteDictionary(
+    SqliteStatus, SqliteJobs, SqliteJobStatus, SqliteLanding, SqliteExport, SqlitePurge
+):
     """The dictionary in SQLite files under ``db_dir`` (see :mod:`.core`)."""

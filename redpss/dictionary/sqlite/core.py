@@ -377,6 +377,8 @@ class SqliteCore(Dictionary):
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.unlink(missing_ok=True)
         try:
+            with self._connect(tmp, create=True) as conn:  # before the first table: the purge
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # gives pages back in steps
             done = self._migrate_file(tmp, schema, scope)
             try:
                 os.link(tmp, path)  # fails if another process was first: its file is as good
