@@ -31,6 +31,8 @@ def _valid_value(spec: object) -> str | None:
         return str((default or 0) + 3)
     if kind is float:
         return str((default or 0) + 1.5)
+    if key == "dictionary_purge_time":
+        return "04:15"  # a time of day
     if kind is str:
         return "some-text"
     if hasattr(kind, "__members__"):
