@@ -4,9 +4,10 @@
 (temporary ``$REDHOME``, embedded SQLite dictionary, durable commits). *Ours*: the instance,
 started with ``redctl start``, loads them as its users set it up — ``--via job``: a LOAD job
 started with ``redctl start_db_job`` (one run takes every complete file); ``--via watcher``: a
-FILE watcher whose executor is that LOAD job (one run per file). *Direct*: the same number of
-files, loaded by one in-process :func:`redpss.landing.run_load` call. For each side: the time
-from the start (the ``start_db_job`` command / the instance RUNNING / the ``run_load`` call) to
+FILE watcher whose executor is that LOAD job (one run per file), made active by ``redctl db
+apply`` once the instance runs. *Direct*: the same number of files, loaded by one in-process
+:func:`redpss.landing.run_load` call. For each side: the time from the start (the
+``start_db_job`` or ``db apply`` command, the ``run_load`` call) to
 the first claim (a file appearing in ``work/`` or ``archive/``, polled every 2 ms), and the
 files per second from the start to the last ledger row. Targets: first claim < 2 s; ours at
 least 0.8 times direct.
@@ -85,6 +86,7 @@ WATCHER = """
     pattern = '^s_'
     interval = 1
     executor = "load_scale"
+    active = {active}
 """
 
 
@@ -107,11 +109,16 @@ def make_instance(root: Path, via: str) -> Instance:
         text = "\n".join(lines) + "\n"
     inst.conf_path.write_text(text)
     redctl(inst, "db", "init")
-    defs = root / "defs.toml"
-    watcher = WATCHER if via == "watcher" else ""
+    apply(inst, via, active=False)
+    return inst
+
+
+def apply(inst: Instance, via: str, *, active: bool) -> None:
+    """The definitions (with the FILE watcher when ``via`` is watcher, active or not)."""
+    defs = inst.redhome.parent / "defs.toml"
+    watcher = WATCHER.format(active=str(active).lower()) if via == "watcher" else ""
     defs.write_text(textwrap.dedent(DEFINITIONS.format(parallel=2, watcher=watcher)))
     redctl(inst, "db", "apply", str(defs))
-    return inst
 
 
 def redctl(inst: Instance, *args: str) -> str:
@@ -202,14 +209,18 @@ def ours_files(inst: Instance, count: int, via: str, tag: int) -> FilesRun:
     stage(inst, "s", count, 0.5, tag)
     watch = FirstClaim(inst)
     redctl(inst, "start")
-    started = time.time()  # the instance is RUNNING: its FILE watcher may fire from now on
     try:
+        started = time.time()
         if via == "job":
             redctl(inst, "start_db_job", "load_scale")
+        else:  # the watcher becomes active: jmon takes it up without a restart
+            apply(inst, via, active=True)
         ended = wait_loaded(inst, "BENCH.SCALE", count * (tag + 1), timeout=count * 0.1 + 600)
     finally:
         watch.stop()
         redctl(inst, "stop")
+        if via == "watcher":
+            apply(inst, via, active=False)
     assert watch.at is not None
     clear(inst)
     return FilesRun(watch.at - started, ended - started, count)
