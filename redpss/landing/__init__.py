@@ -33,20 +33,19 @@ from redpss.errors import DictionaryError, FileRejected, LoadError
 from redpss.landing.lifecycle import (
     Claim,
     LandingZone,
-    Opened,
     archive,
     claim,
     claim_key,
     complete_files,
     complete_names,
     issued,
-    open_regular,
     purge_expired,
     reject,
     requeue,
     stored_name,
     work_claims,
 )
+from redpss.landing.opened import Opened, open_regular
 
 if TYPE_CHECKING:
     from redpss.config import Config

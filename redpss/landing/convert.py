@@ -34,12 +34,12 @@ from redpss.landing.lifecycle import (
     claim,
     complete_files,
     issued,
-    open_regular,
     purge_expired,
     reject,
     requeue,
     work_claims,
 )
+from redpss.landing.opened import open_regular
 from redpss.landing.streams import json_batches, parquet_batches
 
 __all__ = ["convert_file", "convert_pending", "recover_conversions"]

@@ -30,13 +30,13 @@ from redpss.landing import (
 )
 from redpss.landing.lifecycle import (
     LandingZone,
-    Opened,
     archive,
     claim,
     claim_key,
     reject,
     work_claims,
 )
+from redpss.landing.opened import Opened
 
 KEY = claim_key("unit tests")
 
@@ -387,7 +387,7 @@ def test_file_vanishing_while_claimed(env: Env, monkeypatch: pytest.MonkeyPatch)
     env.add("two", pattern=r"\.csv$", target="DWH.SALES")
     env.drop("gone.csv", GOOD)
     env.drop("kept.csv", GOOD.replace("1,", "7,"))
-    real = landing.lifecycle.open_regular
+    real = landing.opened.open_regular
 
     def vanish(path: Path) -> Opened:
         if path.name.endswith("gone.csv"):

@@ -25,13 +25,12 @@ from redpss.landing import recover, run_load, sweep, zone_of
 from redpss.landing.convert import convert_pending, recover_conversions
 from redpss.landing.lifecycle import (
     LandingZone,
-    Opened,
     claim,
     claim_key,
     issued,
-    open_regular,
     work_claims,
 )
+from redpss.landing.opened import Opened, open_regular
 from redpss.landing.readers import read_rows
 
 KEY = claim_key("unit tests")
