@@ -38,11 +38,12 @@ from redpss.landing.lifecycle import (
     claim_key,
     complete_files,
     complete_names,
+    display_name,
     issued,
     purge_expired,
     reject,
     requeue,
-    stored_name,
+    same_name,
     work_claims,
 )
 from redpss.landing.opened import Opened, open_regular
@@ -119,13 +120,13 @@ class _Run:
             # error/ cannot take it (not writable, disk full): back to input/, and the run
             # says why, so the file is neither lost nor stranded in work/
             back = requeue(self.zone, item)
-            where = "put back into input/" if back else f"left in work/ as {item.path.name}"
+            where = "put back into input/" if back else f"left in work/ as {item.path.name!r}"
             raise LoadError(
-                f"loader {self.loader.name}: {item.name!r} rejected ({exc}) but error/ cannot "
+                f"loader {self.loader.name}: {item.shown!r} rejected ({exc}) but error/ cannot "
                 f"take it: {err.strerror or err}; {where}"
             ) from err
         self.errors += 1
-        self.rejected.append(f"{item.name} ({exc})")
+        self.rejected.append(f"{item.shown} ({exc})")
         log.error(
             "landing: loader=%s run=%d file=%r rejected: %s",
             self.loader.name,
@@ -137,7 +138,7 @@ class _Run:
             self.dictionary.log_message(
                 self.loader.schema,
                 level="ERROR",
-                message=f"file {item.name!r} rejected: {exc} (moved to data/error)",
+                message=f"file {item.shown!r} rejected: {exc} (moved to data/error)",
                 source=f"loader {self.loader.name}",
             )
         except DictionaryError as err:
@@ -171,7 +172,7 @@ class _Run:
             return
         except (DictionaryError, OSError) as exc:
             requeue(self.zone, item)  # the file is fine; the database or the disk is not
-            raise LoadError(f"loader {self.loader.name}: {item.name}: {exc}") from exc
+            raise LoadError(f"loader {self.loader.name}: {item.shown}: {exc}") from exc
         self.finish(item, outcome)
 
     def load(self, item: Claim, opened: Opened) -> LoadOutcome:
@@ -180,7 +181,7 @@ class _Run:
         entry = LedgerEntry(
             claim_id=item.claim_id,
             content_sha256=sha,
-            file_name=item.name,
+            file_name=item.shown,
             file_size=size,
             target=self.loader.target,
             loader=self.loader.name,
@@ -309,16 +310,16 @@ def recover(
             done.append(_refuse_foreign(zone, item, "this instance did not issue that claim name"))
             continue
         entry = dictionary.find_claim(item.claim_id)
-        if entry is not None and stored_name(entry.file_name) != item.name:
+        if entry is not None and not same_name(entry.file_name, item.name):
             why = f"the ledger holds claim {item.claim_id} for {entry.file_name!r}, not this name"
             done.append(_refuse_foreign(zone, item, why))
         elif entry is not None:
             archive(zone, item)
-            done.append(f"archived {item.name} (claim {item.claim_id} was committed)")
+            done.append(f"archived {item.shown} (claim {item.claim_id} was committed)")
         elif requeue(zone, item) is not None:
-            done.append(f"requeued {item.name} (claim {item.claim_id} was not committed)")
+            done.append(f"requeued {item.shown} (claim {item.claim_id} was not committed)")
         else:
-            done.append(f"left {item.path.name} in work/: input/{item.name} exists")
+            done.append(f"left {item.path.name!r} in work/: input/{item.shown} exists")
     for message in done:
         log.info("landing: recover: %s", message)
     return done
@@ -333,8 +334,8 @@ def _refuse_foreign(zone: LandingZone, item: Claim, why: str) -> str:
     try:
         reject(zone, item, reason, loader=None)
     except OSError as exc:
-        return f"left {item.path.name} in work/ ({why}); error/ cannot take it: {exc}"
-    return f"rejected {item.path.name}: {why} (moved to error/)"
+        return f"left {item.path.name!r} in work/ ({why}); error/ cannot take it: {exc}"
+    return f"rejected {display_name(item.path.name)}: {why} (moved to error/)"
 
 
 PURGE_EVERY = 600.0
@@ -380,9 +381,9 @@ def sweep(
             reject(zone, item, "no loader matches the file name", loader=None)
         except OSError as exc:
             requeue(zone, item)
-            done.append(f"{name}: no loader matches, but error/ cannot take it: {exc}")
+            done.append(f"{item.shown}: no loader matches, but error/ cannot take it: {exc}")
             continue
-        done.append(f"rejected {name}: no loader matches")
+        done.append(f"rejected {item.shown}: no loader matches")
     now = time.monotonic()
     if now - _last_purge.get(zone.data, -PURGE_EVERY) >= PURGE_EVERY:
         _last_purge[zone.data] = now

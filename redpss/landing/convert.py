@@ -33,6 +33,7 @@ from redpss.landing.lifecycle import (
     archive,
     claim,
     complete_files,
+    display_name,
     issued,
     purge_expired,
     reject,
@@ -111,7 +112,7 @@ def _convert_one(zone: LandingZone, item: Claim, kind: str, out_suffix: str, in_
         raise
     published = _publish(part, zone.input, out_name, item.claim_id)
     archive(zone, item)
-    return f"converted {item.name} to {published.name} ({rows} rows)"
+    return f"converted {item.shown} to {display_name(published.name)} ({rows} rows)"
 
 
 def _refuse(zone: LandingZone, item: Claim, exc: FileRejected, by: str | None) -> str:
@@ -120,11 +121,11 @@ def _refuse(zone: LandingZone, item: Claim, exc: FileRejected, by: str | None) -
         reject(zone, item, exc.reason, loader=by, line=exc.line, byte=exc.byte)
     except OSError as err:
         back = requeue(zone, item)
-        where = "put back into input/" if back else f"left in work/ as {item.path.name}"
+        where = "put back into input/" if back else f"left in work/ as {item.path.name!r}"
         log.error("landing: %s rejected (%s) but error/ cannot take it: %s; %s",
                   item.name, exc, err, where)  # fmt: skip
-        return f"not rejected {item.name}: error/ cannot take it ({err}); {where}"
-    return f"rejected {item.name}: {exc}"
+        return f"not rejected {item.shown}: error/ cannot take it ({err}); {where}"
+    return f"rejected {item.shown}: {exc}"
 
 
 def convert_pending(
@@ -169,7 +170,7 @@ def recover_conversions(zone: LandingZone, kind: str) -> list[str]:
             )
             done.append(_refuse(zone, item, FileRejected(reason), None))
         elif requeue(zone, item) is not None:
-            done.append(f"requeued {item.name}")
+            done.append(f"requeued {item.shown}")
     return done
 
 

@@ -56,10 +56,12 @@ __all__ = [
     "claim_key",
     "complete_files",
     "complete_names",
+    "display_name",
     "issued",
     "purge_expired",
     "reject",
     "requeue",
+    "same_name",
     "stored_name",
     "work_claims",
 ]
@@ -115,6 +117,11 @@ class Claim:
     claim_id: str
     name: str
     path: Path
+
+    @property
+    def shown(self) -> str:
+        """The name for messages, sidecars and the ledger (:func:`display_name`)."""
+        return display_name(self.name)
 
 
 # -- complete files --------------------------------------------------------------------------
@@ -191,13 +198,37 @@ def complete_files(
 _ID_LEN = 25  # kind letter, 16 hex digits of time, 8 hex digits of MAC
 
 
+_ROOM = _NAME_MAX - _ID_LEN - 1
+
+
 def stored_name(name: str) -> str:
-    """``name`` as it is kept after the claim id in ``work/`` (shortened to fit 255 bytes)."""
+    """``name`` as it is kept after the claim id in ``work/`` (shortened to fit 255 bytes).
+
+    Cut at a character's start; bytes that are not UTF-8 are kept (as surrogates, like every
+    name the operating system hands over).
+    """
     raw = name.encode("utf-8", "surrogateescape")
-    room = _NAME_MAX - _ID_LEN - 1
-    if len(raw) <= room:
+    if len(raw) <= _ROOM:
         return name
-    return raw[:room].decode("utf-8", "ignore")
+    cut = _ROOM
+    while cut > _ROOM - 3 and raw[cut] & 0xC0 == 0x80:  # inside a character
+        cut -= 1
+    return raw[:cut].decode("utf-8", "surrogateescape")
+
+
+def display_name(name: str) -> str:
+    """``name`` as text any UTF-8 consumer takes (a sidecar, the ledger, a message): bytes of
+    the name that are not UTF-8 (an sFTP client may send any) shown as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def same_name(recorded: str, stored: str) -> bool:
+    """True when ``recorded`` (a ledger's :func:`display_name` of the whole name) is the name
+    kept in ``work/`` as ``stored`` (maybe shortened by :func:`stored_name`)."""
+    shown = display_name(stored)
+    if len(stored.encode("utf-8", "surrogateescape")) <= _ROOM - 3:
+        return recorded == shown
+    return recorded.startswith(shown)
 
 
 def _mac(key: bytes, head: str, stored: str) -> str:
@@ -326,7 +357,7 @@ def reject(
     else:
         final = f"{item.name}.{item.claim_id}"
     doc: dict[str, Any] = {
-        "file": item.name,
+        "file": item.shown,
         "reason": reason,
         "loader": loader,
         "claim_id": item.claim_id,
@@ -351,7 +382,7 @@ def _write_atomic(path: Path, text: str) -> None:
         with tmp.open("x", encoding="utf-8") as f:
             f.write(text + "\n")
         os.replace(tmp, path)
-    except OSError:
+    except Exception:
         with contextlib.suppress(OSError):
             tmp.unlink()  # a full disk leaves no torn temporary file behind
         raise

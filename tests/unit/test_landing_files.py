@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import os
 import socket
 import sqlite3
@@ -429,3 +430,46 @@ def test_close_closes_what_the_loading_threads_kept(make_instance: Any, tmp_path
         with pytest.raises(sqlite3.ProgrammingError, match="closed"):
             conn.execute("SELECT 1")
     assert dic.target_row_count("DWH", "NOTES") == 4
+
+
+def test_names_that_are_not_utf8_load_and_reject_like_any_other(
+    make_instance: Any, dic: Dictionary
+) -> None:
+    """An sFTP client may send any bytes as a name: such a file loads or goes to error/ with a
+    sidecar, the ledger and the messages show the odd bytes as \\xNN."""
+    inst = make_instance("tst1")
+    config = inst.load_config()
+    quick = dataclasses.replace(config.redsys, sched_file_quiet_period=0.0)
+    config = dataclasses.replace(config, redsys=quick)
+    zone = zone_of(inst, config)
+    raw = os.fsencode(zone.input)
+    with open(os.path.join(raw, b"note_ok\xfe.csv"), "w") as f:
+        f.write("fine\n")
+    with open(os.path.join(raw, b"note_bad\xff.csv"), "w") as f:
+        f.write("a\nb,c\n")
+    with open(os.path.join(raw, b"orphan\xfd.txt"), "w") as f:
+        f.write("x\n")
+    result = run_load(
+        instance=inst, config=config, dictionary=dic, loader="notes", key=None, run_id=1,
+        schema="DWH",
+    )  # fmt: skip
+    assert (result.files, result.errors) == (1, 1)
+    assert "note_bad\\xff.csv (line 2: 2 fields" in result.message
+    assert [e.file_name for e in dic.load_ledger()] == ["note_ok\\xfe.csv"]
+    side = json.loads(Path(os.fsdecode(os.path.join(os.fsencode(zone.error),
+                      b"note_bad\xff.csv.error.json"))).read_text())  # fmt: skip
+    assert side["file"] == "note_bad\\xff.csv"
+    assert sweep(inst, config, dic) == ["rejected orphan\\xfd.txt: no loader matches"]
+    assert not any(zone.input.iterdir()) and not any(zone.work.iterdir())
+    assert not [p for p in zone.error.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_long_name_is_cut_at_a_character_and_still_known_to_the_ledger() -> None:
+    name = "é" * 200 + "\udcff.csv"  # 400 bytes of UTF-8, then a byte that is not UTF-8
+    stored = lifecycle.stored_name(name)
+    assert len(stored.encode("utf-8", "surrogateescape")) <= 229
+    assert name.startswith(stored) and stored.endswith("é")
+    assert lifecycle.same_name(lifecycle.display_name(name), stored)
+    assert not lifecycle.same_name(lifecycle.display_name("x" + name), stored)
+    assert lifecycle.same_name("note.csv", "note.csv")
+    assert not lifecycle.same_name("note.csv.old", "note.csv")
