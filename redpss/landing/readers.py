@@ -108,7 +108,10 @@ def import_positions(path: Path, loader: Loader) -> list[int]:
     header = None
     if loader.header:
         try:
-            with path.open(encoding=loader.encoding, newline="") as stream:
+            # a UTF-8 byte order mark is not part of the first name (the header line with it
+            # is skipped by the database's reader)
+            encoding = "utf-8-sig" if _is_utf8(loader.encoding) else loader.encoding
+            with path.open(encoding=encoding, newline="") as stream:
                 reader = csv.reader(stream, delimiter=loader.delimiter, quotechar=loader.quote)
                 header = next(reader, [])
         except UnicodeDecodeError as exc:

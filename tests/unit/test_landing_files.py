@@ -473,3 +473,19 @@ def test_a_long_name_is_cut_at_a_character_and_still_known_to_the_ledger() -> No
     assert not lifecycle.same_name(lifecycle.display_name("x" + name), stored)
     assert lifecycle.same_name("note.csv", "note.csv")
     assert not lifecycle.same_name("note.csv.old", "note.csv")
+
+
+def test_import_positions_read_a_header_behind_a_bom(tmp_path: Path) -> None:
+    from redpss.landing.readers import import_positions
+
+    two = parse_loader(
+        "two",
+        {
+            "pattern": "x",
+            "target": "S.T",
+            "columns": [{"name": "B", "type": "VARCHAR(9)"}, {"name": "A", "type": "VARCHAR(9)"}],
+        },
+    )
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"\xef\xbb\xbfA,B\n1,2\n")
+    assert import_positions(path, two) == [2, 1]
