@@ -189,7 +189,7 @@ class _Run:
         )
         # The readers (and pyarrow behind them) are imported by the loading process only:
         # every other user of the landing package (sched's watchers, redctl) stays light.
-        from redpss.landing.readers import import_positions, read_rows
+        from redpss.landing.readers import ReadAgain, import_positions, read_rows
 
         if self.loader.method == "IMPORT":  # the database reads the claimed file from cfisrv
             from redpss.dictionary.exasol.cfi import import_source
@@ -203,7 +203,11 @@ class _Run:
             )
         max_record = self.config.redsys.landing_max_record
         rows = read_rows(opened.view, self.loader, max_record=max_record)
-        return self.dictionary.load_rows(self.loader, rows, entry=entry)
+        try:
+            return self.dictionary.load_rows(self.loader, rows, entry=entry)
+        except ReadAgain:  # rolled back: the csv module's reader, from the start
+            rows = read_rows(opened.view, self.loader, max_record=max_record, fast=False)
+            return self.dictionary.load_rows(self.loader, rows, entry=entry)
 
     def finish(self, item: Claim, outcome: LoadOutcome) -> None:
         """Archive a loaded claim (or refuse a duplicate the loader does not want)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,10 +26,11 @@ from typing import IO, Any
 
 from redpss.dictionary.loaders import Loader
 from redpss.errors import FileRejected
+from redpss.landing.arrowcsv import Unsure, arrow_batches, plain_block
 from redpss.landing.streams import json_batches, parquet_batches
 from redpss.landing.values import bulk_converter, convert_row, converter
 
-__all__ = ["import_positions", "read_rows"]
+__all__ = ["ReadAgain", "import_positions", "read_rows"]
 
 # -- CSV and fixed width ---------------------------------------------------------------------
 
@@ -299,10 +301,32 @@ def _csv_batches(path: Path, loader: Loader, max_record: int) -> Iterator[Iterab
     raise FileRejected("the file could not be read as CSV")  # pragma: no cover
 
 
-def _csv_rows(path: Path, loader: Loader, max_record: int) -> Iterator[Sequence[Any]]:
+class ReadAgain(FileRejected):
+    """pyarrow's reader doubted a file that the ``csv`` module reads: its rows were handed on
+    in part already, so the caller reads it again with ``fast=False`` (a new transaction)."""
+
+
+def _csv_rows(
+    path: Path, loader: Loader, max_record: int, *, fast: bool
+) -> Iterator[Sequence[Any]]:
     if not _ascii_compatible(loader.encoding):
         raise FileRejected(f"encoding {loader.encoding} is not supported (not ASCII-compatible)")
+    block = plain_block(path, loader) if fast else None
+    if block is not None:
+        return itertools.chain.from_iterable(_arrow_batches(path, loader, max_record, block))
     return itertools.chain.from_iterable(_csv_batches(path, loader, max_record))
+
+
+def _arrow_batches(
+    path: Path, loader: Loader, max_record: int, block: int
+) -> Iterator[Iterable[Sequence[Any]]]:
+    """pyarrow's batches; when it doubts, the exact path names what is wrong (or ReadAgain)."""
+    try:
+        yield from arrow_batches(path, loader, block, functools.partial(_csv_indexes, loader))
+    except Unsure:
+        for _row in _csv_rows_exact(path, loader, max_record):
+            pass  # raises FileRejected where the file is wrong
+        raise ReadAgain("pyarrow's CSV reader doubted the file; read it again") from None
 
 
 def _fixed_rows(path: Path, loader: Loader, max_record: int) -> Iterator[list[Any]]:
@@ -352,14 +376,20 @@ def _batch_rows(batches: Iterator[Any], loader: Loader) -> Iterator[list[Any]]:
             yield convert_row(list(fields), convs, loader, None)
 
 
-def read_rows(path: Path, loader: Loader, *, max_record: int) -> Iterator[Sequence[Any]]:
-    """The rows of ``path`` as the loader's columns, streaming; FileRejected on bad content."""
+def read_rows(
+    path: Path, loader: Loader, *, max_record: int, fast: bool = True
+) -> Iterator[Sequence[Any]]:
+    """The rows of ``path`` as the loader's columns, streaming; FileRejected on bad content.
+
+    A plain CSV goes through pyarrow's reader (:mod:`redpss.landing.arrowcsv`) unless ``fast``
+    is False; :class:`ReadAgain` then means: read it again with ``fast=False``.
+    """
     if path.stat().st_size == 0:
         raise FileRejected("empty file (0 bytes)")
     if loader.format == "CSV":
         if loader.fixed_width:
             return _fixed_rows(path, loader, max_record)
-        return _csv_rows(path, loader, max_record)
+        return _csv_rows(path, loader, max_record, fast=fast)
     if loader.format == "JSON":
         return _batch_rows(json_batches(path, max_record=max_record), loader)
     return _batch_rows(parquet_batches(path), loader)
