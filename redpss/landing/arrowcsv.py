@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from redpss.dictionary.loaders import Loader, LoaderColumn, parse_loader_type
+from redpss.errors import RedpssError
 from redpss.landing.values import bulk_converter
 
 __all__ = ["Unsure", "arrow_batches", "plain_block"]
@@ -38,8 +39,9 @@ BLOCK = 4 << 20
 _SCAN = 8 << 20
 
 
-class Unsure(Exception):
-    """The fast path cannot vouch for this file: read it with the ``csv`` module."""
+class Unsure(RedpssError):
+    """The fast path cannot vouch for this file: read it with the ``csv`` module (never leaves
+    :mod:`redpss.landing.readers`)."""
 
 
 def _is_utf8(encoding: str) -> bool:
