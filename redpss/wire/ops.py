@@ -201,8 +201,8 @@ FileName = Annotated[
 class SendFile:
     """sendfile ``send``: export a table or view and deliver it (exactly one target)."""
 
-    schema: str = arg(min_len=1, max_len=128)
-    object: str = arg(min_len=1, max_len=128)
+    schema: Schema
+    object: str = arg(min_len=1, max_len=256)
     columns: list[str] | None = arg(None, min_len=1, max_len=10_000)
     where: dict[str, str | int | float | None] | None = None
     format: Literal["csv", "parquet"] = "csv"
