@@ -61,12 +61,14 @@ def _room(st: os.statvfs_result, min_free: int) -> bool:
     return free >= enough and (st.f_files == 0 or st.f_favail > 0)
 
 
-def has_room(path: Path, *, min_free: int = MIN_FREE) -> bool:
-    """True when the filesystem of ``path`` is not full (a role ends its disk problem)."""
+def has_room(path: Path, *, min_free: int = MIN_FREE, need: int = 0) -> bool:
+    """True when the filesystem of ``path`` is not full and has ``need`` bytes free (a role
+    ends its disk problem: room for what it could not write)."""
     try:
-        return _room(os.statvfs(path), min_free)
+        st = os.statvfs(path)
     except OSError:
         return False
+    return _room(st, min_free) and st.f_bavail * st.f_frsize >= need
 
 
 def full_filesystems(inst: Instance, *, min_free: int = MIN_FREE) -> list[Full]:

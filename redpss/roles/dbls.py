@@ -221,6 +221,7 @@ class Dbls(Role):
         self._last_purge = 0.0
         self._disk_problem = ""
         self._disk_full = False
+        self._disk_need = 0  # bytes of the last buffer the disk refused
         self.server = WireServer(
             self,
             host=cfg.dbls_host,
@@ -279,6 +280,7 @@ class Dbls(Role):
         try:
             path = self.files.append(schema, [ln.text for ln in lines], now.strftime("%Y-%m-%d"))
         except OSError as exc:
+            self._disk_need = sum(len(ln.text.encode("utf-8")) + 1 for ln in lines)
             raise self._refused(schema, len(lines), exc) from exc
         self._disk_ok()
         source = req.source or f"{peer.host}"
@@ -312,7 +314,8 @@ class Dbls(Role):
 
     def _space_back(self) -> None:
         """A full disk with room again ends the problem without waiting for the next buffer."""
-        if self._disk_problem and self._disk_full and has_room(self.files.root):
+        need = self._disk_need
+        if self._disk_problem and self._disk_full and has_room(self.files.root, need=need):
             self._disk_ok()
 
     def _disk_ok(self) -> None:

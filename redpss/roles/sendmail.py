@@ -45,6 +45,7 @@ class Sendmail(Role):
         cfg = ctx.config.redsys
         self.spool = Spool(ctx.instance.home / "spool" / "sendmail")
         self._spool_refused = False  # the spool's disk refused the last mail
+        self._spool_need = 0  # bytes that mail needed
         self.folders = AttachFolders(ctx.instance.home, attach_dirs(cfg.sendmail_attach_dirs))
         self.relay = Relay(
             cfg.sendmail_smtp_host,
@@ -92,7 +93,7 @@ class Sendmail(Role):
 
     def tick(self) -> None:
         """Delete sent mails older than ``log_retention`` days; see whether space is back."""
-        if self._spool_refused and has_room(self.spool.root):
+        if self._spool_refused and has_room(self.spool.root, need=self._spool_need):
             self._spool_ok()
         days = self.ctx.config.redsys.log_retention
         if removed := self.spool.purge("sent", time.time() - days * 86400):
@@ -121,6 +122,7 @@ class Sendmail(Role):
         try:
             mail_id, duplicate = self.spool.put(mail)
         except OSError as exc:
+            self._spool_need = len(mail.data) + 4096  # room for it and its header
             raise self._not_spooled(exc) from exc
         if self._spool_refused:
             self._spool_ok()
