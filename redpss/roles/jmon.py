@@ -125,6 +125,6 @@ class Jmon(Role):
         if flag.exists():
             flag.unlink(missing_ok=True)
             log.info("role=jmon reload requested")
-            self.monitor.stamp = ""
+            self.monitor.definitions.forget()
             return True
         return False

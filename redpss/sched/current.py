@@ -1,5 +1,6 @@
-"""The job and watcher definitions as sched knows them now: re-read when the dictionary says
-they changed, at most once a second (a look costs a query over every definition)."""
+"""The job and watcher definitions as sched knows them now: looked at at most once a second,
+the changed ones re-read (:class:`redpss.dictionary.cache.DefinitionCache`: a look is O(1) on
+SQLite, a change O(changes))."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import time
 
 from redpss.dictionary import Dictionary
+from redpss.dictionary.cache import DefinitionCache
 from redpss.dictionary.jobs import JobDef, WatcherDef
 
 __all__ = ["Definitions"]
@@ -20,7 +22,7 @@ class Definitions:
         self.min_age = min_age
         self.jobs: dict[str, JobDef] = {}
         self.watchers: dict[str, WatcherDef] = {}
-        self._stamp = ""
+        self._cache = DefinitionCache(dictionary)
         self._checked = 0.0
         self._lock = threading.Lock()
 
@@ -31,17 +33,15 @@ class Definitions:
             if not force and now - self._checked < self.min_age:
                 return False
             self._checked = now
-            stamp = self.dictionary.definitions_stamp()
-            if stamp == self._stamp:
+            if not self._cache.refresh():
                 return False
-            self.jobs = {j.name: j for j in self.dictionary.jobs()}
-            self.watchers = {w.name: w for w in self.dictionary.watchers()}
-            self._stamp = stamp
+            self.jobs = dict(self._cache.jobs)
+            self.watchers = dict(self._cache.watchers)
             return True
 
     def current(self, job: JobDef) -> JobDef | None:
         """``job`` as defined now (as last read); None if it was deactivated or deleted."""
-        if not self._stamp:
+        if not self._cache.stamp:
             return job  # not read yet: nothing to compare with
         now = self.jobs.get(job.name)
         return now if now is not None and now.active else None

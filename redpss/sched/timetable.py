@@ -113,6 +113,7 @@ class Timetable:
         self._heap: list[tuple[datetime, int, _Entry, datetime]] = []
         self._seq = itertools.count()
         self.changes = 0  # grows whenever a next fire changes (snapshot pushes compare it)
+        self._seen: dict[str, tuple[JobDef, _Entry | str | None]] = {}  # name: (def, outcome)
 
     # ------------------------------------------------------------------ building
 
@@ -127,18 +128,22 @@ class Timetable:
         by_name = {j.name: j for j in jobs}
         wanted: dict[tuple[str, str], _Entry] = {}
         errors: dict[tuple[str, str], str] = {}
+        seen: dict[str, tuple[JobDef, _Entry | str | None]] = {}
         for job in jobs:
-            if not job.active:
-                continue
-            try:
-                check_job(job)
-                if job.schedule_type == "NONE":
-                    continue
-                entry = self._job_entry(job, last_runs.get(job.name), now)
-            except DefinitionError as exc:
-                errors[("job", job.name)] = str(exc)
-                continue
-            wanted[entry.key] = entry
+            known = self._seen.get(job.name)
+            # the very definition of the last load (the definitions cache keeps the objects of
+            # rows that did not change): its outcome stands, without building its trigger again
+            outcome = (
+                known[1]
+                if known is not None and known[0] is job
+                else self._job_of(job, last_runs, now)
+            )
+            seen[job.name] = (job, outcome)
+            if isinstance(outcome, str):
+                errors[("job", job.name)] = outcome
+            elif outcome is not None:
+                wanted[outcome.key] = outcome
+        self._seen = seen
         for w in watchers:
             if not w.active:
                 continue
@@ -163,6 +168,20 @@ class Timetable:
         if len(self._heap) > 4 * len(self.entries) + 64:
             self._compact()
         return new_errors
+
+    def _job_of(
+        self, job: JobDef, last_runs: dict[str, RunRecord], now: datetime
+    ) -> _Entry | str | None:
+        """The entry of a job, why its definition is refused, or None (not scheduled)."""
+        if not job.active:
+            return None
+        try:
+            check_job(job)
+            if job.schedule_type == "NONE":
+                return None
+            return self._job_entry(job, last_runs.get(job.name), now)
+        except DefinitionError as exc:
+            return str(exc)
 
     def _job_entry(self, job: JobDef, last: RunRecord | None, now: datetime) -> _Entry:
         old = self.entries.get(("job", job.name))
