@@ -18,7 +18,6 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,68 +33,19 @@ from redpss.dictionary.jobs import (
     RunUpdate,
     WatcherDef,
 )
-from redpss.errors import RedpssError
 from redpss.instance import Instance
 from redpss.sched.current import Definitions
 from redpss.sched.executors import Outcome, RunContext, execute
+from redpss.sched.run import Flag, Run, RunNotKillable, killed_answer
 from redpss.sched.runlog import RunIds, RunLogWriter
 
-__all__ = ["Definitions", "Engine", "Run", "RunNotKillable"]  # Definitions: from .current
+__all__ = ["Definitions", "Engine", "Flag", "Run", "RunNotKillable"]  # Definitions: from .current
 
 log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class RunNotKillable(RedpssError):
-    """``redctl kill`` of a run that is not queued or running, or cannot be interrupted."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _killed(run: Run, state: str, pid: int | None) -> dict[str, Any]:
-    return {"run_id": run.run_id, "job": run.job.name, "state": state, "pid": pid}
-
-
-class Flag:
-    """A cancel flag: ``set()`` and ``is_set()`` like :class:`threading.Event`, without its
-    lock and condition (a run's flag is only polled; creating 1 000 Events costs ~40 ms)."""
-
-    __slots__ = ("_set", "by")
-
-    def __init__(self) -> None:
-        self._set = False
-        self.by: str | None = None
-
-    def set(self, by: str | None = None) -> None:
-        """Ask the run to stop; ``by``: the operator who killed it (None: sched stops)."""
-        if by is not None and not self._set:
-            self.by = by
-        self._set = True
-
-    def is_set(self) -> bool:
-        """True once asked to stop."""
-        return self._set
-
-
-@dataclass
-class Run:
-    """One run of a job, from queued to ended."""
-
-    run_id: int
-    job: JobDef
-    queued_at: datetime
-    due_at: datetime | None = None
-    key: str | None = None
-    watcher: WatcherDef | None = None
-    watcher_run_id: int | None = None
-    started_at: datetime | None = None
-    cancel: Flag = field(default_factory=lambda: Flag())
-    note: str | None = None
 
 
 class Engine:
@@ -452,7 +402,7 @@ class Engine:
                         self._release(run)
                         self._final(run, KILLED, f"killed by {by} before it started")
                         log.warning("run=%d job=%s killed by %s (queued)", run_id, run.job.name, by)
-                        return _killed(run, KILLED, None)
+                        return killed_answer(run, KILLED, None)
             found = self.running.get(run_id)
             if found is None:
                 raise RunNotKillable("not_running", f"run {run_id} is not queued or running")
@@ -468,7 +418,7 @@ class Engine:
             while run_id in self.running and time.monotonic() < deadline:
                 self.cond.wait(0.1)
             ended = run_id not in self.running
-        return _killed(found, KILLED if ended else "KILLING", None)
+        return killed_answer(found, KILLED if ended else "KILLING", None)
 
     # ------------------------------------------------------------------ status
 
