@@ -402,10 +402,16 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def record_job_plan(
-        self, next_runs: dict[str, datetime | None], errors: dict[str, str], at: datetime
+        self,
+        plan: dict[str, tuple[datetime | None, str | None]],
+        at: datetime,
+        *,
+        complete: bool = False,
     ) -> None:
-        """jmon's view of every job: its next run (``next_runs``, None: not scheduled) and why
-        its definition is refused (``errors``); jobs in neither get NULL for both."""
+        """jmon's view of jobs: per job its next run (None: not scheduled) and why its
+        definition is refused (None: it is not). ``complete``: ``plan`` names every job jmon
+        knows; the others get NULL for both (jmon writes everything at its start, then only
+        what changed)."""
 
     @abc.abstractmethod
     def job_status(self, now: datetime | None = None) -> list[JobStatus]:

@@ -125,6 +125,7 @@ class Monitor:
         self.next = _Next(poll=mono + periods.definitions, stats=mono + periods.stats)
         self.keep_handed = False  # tests: remember every hand-over in ``next.handed``
         self.planned_errors: dict[str, str] = {}
+        self.planned: dict[str, tuple[datetime | None, str | None]] | None = None
         self.joblog: dict[str, tuple[Any, ...]] = {}  # the ADM_JMON_JOBLOG row last written
 
     # ------------------------------------------------------------------ one turn
@@ -283,7 +284,17 @@ class Monitor:
         self.write_plan()
 
     def write_plan(self) -> None:
-        """Every job's next run and refused definition into ADM_JOB_STATUS (STA_JOB_STATUS)."""
+        """Each job's next run and refused definition into ADM_JOB_STATUS (STA_JOB_STATUS):
+        everything the first time, then the jobs whose plan changed (an idle jmon writes
+        nothing)."""
         errors = self.timetable.job_errors()
-        self.dictionary.record_job_plan(self.timetable.next_runs(), errors, self.clock.now())
+        nxt = self.timetable.next_runs()
+        plan = {n: (nxt.get(n), errors.get(n)) for n in set(nxt) | set(errors)}
+        first = self.planned is None
+        old = self.planned or {}
+        changed = {n: p for n, p in plan.items() if old.get(n) != p}
+        changed.update({n: (None, None) for n in old if n not in plan})
+        if first or changed:
+            self.dictionary.record_job_plan(changed, self.clock.now(), complete=first)
+        self.planned = plan
         self.planned_errors = errors

@@ -62,9 +62,13 @@ def test_sched_and_jmon_write_and_the_view_judges(dic: Dictionary) -> None:
         ]
     )
     dic.record_job_plan(
-        {"ok": t + timedelta(minutes=6), "late": t + timedelta(minutes=1)},
-        {"broken": "job broken: cron expression 'x': wrong number of fields"},
+        {
+            "ok": (t + timedelta(minutes=6), None),
+            "late": (t + timedelta(minutes=1), None),
+            "broken": (None, "job broken: cron expression 'x': wrong number of fields"),
+        },
         t,
+        complete=True,
     )
     by = {s.job: s for s in dic.job_status()}
     assert set(by) == {"ok", "bad", "late", "off", "broken"}  # one row per definition
@@ -76,8 +80,11 @@ def test_sched_and_jmon_write_and_the_view_judges(dic: Dictionary) -> None:
     assert by["broken"].alert == 2 and "invalid definition: job broken" in (
         by["broken"].alert_reason or ""
     )
-    # the next plan forgets what jmon no longer says
-    dic.record_job_plan({}, {}, t)
+    # a plan of changes touches only those; a complete one forgets what jmon no longer says
+    dic.record_job_plan({"late": (None, None)}, t)
+    by = {s.job: s for s in dic.job_status()}
+    assert by["late"].next_run_at is None and by["ok"].next_run_at is not None
+    dic.record_job_plan({}, t, complete=True)
     assert all(s.next_run_at is None and s.definition_error is None for s in dic.job_status())
 
 
@@ -106,11 +113,9 @@ def _put(dic: Dictionary, row: dict[str, object]) -> None:
     dic.apply_definitions([JobDef("j", "DWH", "SQL", "SELECT 1", active=bool(row["active"]))], [])
     seen = row["seen"]
     nxt = row["next"]
-    dic.record_job_plan(
-        {"j": NOW + nxt} if isinstance(nxt, timedelta) else {},
-        {"j": str(row["error"])} if row["error"] else {},
-        NOW,
-    )
+    planned = NOW + nxt if isinstance(nxt, timedelta) else None
+    error = str(row["error"]) if row["error"] else None
+    dic.record_job_plan({"j": (planned, error)}, NOW, complete=True)
     if row["state"] is not None or seen is not None:
         queued = NOW + seen if isinstance(seen, timedelta) else NOW
         state = str(row["state"] or "SKIPPED")

@@ -186,3 +186,28 @@ def test_a_failing_dictionary_does_not_make_the_loop_spin(
         turns += 1
         clock.sleep(wait)
     assert turns <= 60 / 2.0 + 3
+
+
+def test_the_job_plan_is_written_whole_once_then_only_what_changed(
+    dic: Dictionary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [
+        JobDef(f"n{i}", "OPS", "SQL", "SELECT 1", schedule_type="CRON", cron_expr="0 3 * * *")
+        for i in range(50)
+    ]
+    dic.apply_definitions([*jobs, JobDef("t", "OPS", "SQL", "SELECT 1", schedule_type="CRON",
+                                         cron_expr="* * * * *")], [])  # fmt: skip
+    writes: list[tuple[int, bool]] = []
+    real = dic.record_job_plan
+
+    def counting(plan: dict[str, Any], at: datetime, *, complete: bool = False) -> None:
+        writes.append((len(plan), complete))
+        real(plan, at, complete=complete)
+
+    monkeypatch.setattr(dic, "record_job_plan", counting)
+    clock, sched = FakeClock(), FakeSched()
+    m = monitor(dic, sched, clock)
+    run_for(m, clock, 300.0)
+    assert writes[0] == (51, True)  # at start: every job
+    assert all(n == 1 and not complete for n, complete in writes[1:])  # then: t's next run
+    assert {s.job: s.next_run_at is not None for s in dic.job_status()}["n0"]

@@ -83,16 +83,21 @@ class ExasolJobStatus(ExasolCore):
         self.tx(unit, what="recording the job status")
 
     def record_job_plan(
-        self, next_runs: dict[str, datetime | None], errors: dict[str, str], at: datetime
+        self,
+        plan: dict[str, tuple[datetime | None, str | None]],
+        at: datetime,
+        *,
+        complete: bool = False,
     ) -> None:
-        """jmon's next run and definition error of every job (see the interface)."""
+        """jmon's next run and definition error of jobs (see the interface)."""
 
         def unit(tx: Tx) -> None:
-            tx.execute(_CLEAR_PLAN_SQL, at=at)
-            for job in sorted(set(next_runs) | set(errors)):
-                error = errors.get(job)
+            if complete:
+                tx.execute(_CLEAR_PLAN_SQL, at=at)
+            for job in sorted(plan):
+                nxt, error = plan[job]
                 tx.execute(
-                    _MERGE_PLAN_SQL, name=job, next_run=next_runs.get(job),
+                    _MERGE_PLAN_SQL, name=job, next_run=nxt,
                     error=error[:2000] if error else None, at=at,
                 )  # fmt: skip
 

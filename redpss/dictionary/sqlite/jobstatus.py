@@ -62,22 +62,24 @@ class SqliteJobStatus(SqliteCore):
                 )  # fmt: skip
 
     def record_job_plan(
-        self, next_runs: dict[str, datetime | None], errors: dict[str, str], at: datetime
+        self,
+        plan: dict[str, tuple[datetime | None, str | None]],
+        at: datetime,
+        *,
+        complete: bool = False,
     ) -> None:
-        """jmon's next run and definition error of every job (see the interface)."""
+        """jmon's next run and definition error of jobs (see the interface)."""
         stamp = to_db(at)
         with self._write(self._redsys) as conn:
-            conn.execute(
-                "UPDATE ADM_JOB_STATUS SET NEXT_RUN_AT = NULL, DEFINITION_ERROR = NULL, "
-                "PLANNED_AT = ?",
-                (stamp,),
-            )
-            for job in sorted(set(next_runs) | set(errors)):
-                error = errors.get(job)
+            if complete:
                 conn.execute(
-                    _UPSERT_PLAN,
-                    (job, _opt(next_runs.get(job)), error[:2000] if error else None, stamp),
+                    "UPDATE ADM_JOB_STATUS SET NEXT_RUN_AT = NULL, DEFINITION_ERROR = NULL, "
+                    "PLANNED_AT = ?",
+                    (stamp,),
                 )
+            for job in sorted(plan):
+                nxt, error = plan[job]
+                conn.execute(_UPSERT_PLAN, (job, _opt(nxt), error[:2000] if error else None, stamp))
 
     def job_status(self, now: datetime | None = None) -> list[JobStatus]:
         """``STA_JOB_STATUS`` sorted by job; with ``now``, overdue times are measured then."""
