@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from redpss import compose, preclone, shutdown
+from redpss import __version__, compose, preclone, shutdown
 from redpss.config import Config, ServerSection, require_private_secrets
 from redpss.dictionary import (
     DOWN_STATES,
@@ -49,6 +49,7 @@ __all__ = [
     "EXIT_UNKNOWN",
     "InstanceStatus",
     "RoleRow",
+    "StatusReport",
     "abort",
     "db_init",
     "db_upgrade",
@@ -91,6 +92,20 @@ class RoleRow:
     alert: int
     reason: str
     healthy: bool = False
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """The instance in one document: what ``redctl --json status`` prints and ``/api/status``
+    answers (the REST API's model is this class)."""
+
+    instance: str
+    state: str
+    exit_code: int
+    suspended: bool
+    message: str
+    version: str
+    roles: tuple[RoleRow, ...]
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,18 @@ class InstanceStatus:
         if code == EXIT_DEGRADED:
             return "DEGRADED"
         return "SUSPENDED" if self.suspended else "RUNNING"
+
+    def report(self) -> StatusReport:
+        """This status as one document (``redctl --json status``, ``/api/status``)."""
+        return StatusReport(
+            instance=self.instance,
+            state=self.summary,
+            exit_code=self.exit_code,
+            suspended=self.suspended,
+            message=self.message,
+            version=__version__,
+            roles=self.roles,
+        )
 
     @property
     def message(self) -> str:
@@ -404,6 +431,16 @@ def _suspension(name: str, state: str, suspended: bool) -> tuple[str, str | None
     return state, "instance suspended"
 
 
+def _down_reason(proc: ProcessInfo, beat: RoleStatus | None) -> str:
+    """supervisord's word for a role that is not running ("Exited too quickly …"), with the
+    role's own reason when its last start failed (the certificate it could not read …)."""
+    said = proc.description or proc.state
+    why = beat.last_exit if beat is not None else None
+    if why and why.startswith("failed to start"):
+        return f"{said}; {why}"
+    return said
+
+
 def _with_note(reason: str | None, note: str | None) -> str:
     return "; ".join(part for part in (reason, note) if part)
 
@@ -423,7 +460,7 @@ def _row(
     state, note = _suspension(name, proc.state, suspended)
     reason: str | None
     if proc.state != "RUNNING":
-        alert, reason, healthy = 2, proc.description or proc.state, False
+        alert, reason, healthy = 2, _down_reason(proc, beat), False
     elif unreadable:
         alert, reason, healthy = 1, "heartbeat not readable", False
     elif beat is None or beat.pid != proc.pid:

@@ -7,7 +7,6 @@ This module only parses, calls :mod:`redpss.control` and prints.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from redpss.cli.common import (
     entry,
     fail,
     guarded,
+    print_json,
     setup_cli_logging,
     warn,
 )
@@ -82,6 +82,9 @@ further commands:
                      etc/backup/ and audited; secrets shown as ********
   kill RUN_ID        end one run (its command's process group, or its SQL statement);
                      recorded KILLED with who did it (exit 3: no such run is running)
+  log [--schema S] [--level ERROR|ALERT] [--since WHEN] [-n N] [-f]
+                     the ERROR/ALERT lines the database logged (LOG_MESSAGES of every
+                     schema: ALL_LOG_MESSAGES), oldest first; -f follows new ones
   audit [--since WHEN] [--user NAME] [--grep COMMAND] [--tail N]
                      who changed what: log/audit.log (every state-changing command
                      of redctl, redsysctl, restctl and the REST API writes one line)
@@ -185,17 +188,7 @@ def _check_db_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 def _print_status(st: control.InstanceStatus, as_json: bool) -> None:
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "instance": st.instance,
-                    "state": st.summary,
-                    "message": st.message,
-                    "roles": [asdict(r) for r in st.roles],
-                },
-                indent=2,
-            )
-        )
+        print_json(asdict(st.report()))
         return
     print(f"instance {st.instance}: {st.summary}")
     if st.message:

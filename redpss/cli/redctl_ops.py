@@ -18,7 +18,7 @@ from dataclasses import asdict
 from typing import Any
 
 from redpss import audit, control, preclone, shutdown
-from redpss.cli import redctl_config
+from redpss.cli import redctl_config, redctl_log
 from redpss.config import Config
 from redpss.errors import ConfigError, RedpssError
 from redpss.instance import Instance
@@ -40,7 +40,7 @@ __all__ = [
 # audited unless it is added here on purpose.
 READ_ONLY = frozenset(
     ("version", "status", "show", "watch", "we_list_error", "list_db_jobs", "list_db_watcher",
-     "audit")
+     "audit", "log")
 )  # fmt: skip
 
 
@@ -125,6 +125,7 @@ def db_remove(inst: Instance, args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     """Add the operations commands to redctl's sub-command parsers."""
     redctl_config.add_parser(sub)
+    redctl_log.add_parser(sub)
     p = sub.add_parser(
         "audit",
         help="show the audit log (who changed what, when, with which result)",
@@ -487,4 +488,5 @@ HANDLERS: dict[str, Callable[[Instance, argparse.Namespace], int]] = {
     "abort": _abort,
     "audit": _audit,
     "config": redctl_config.run,
+    "log": redctl_log.run,
 }

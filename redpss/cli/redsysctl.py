@@ -40,6 +40,7 @@ from redpss.instance import (
     resolve_instance,
     shell_env,
 )
+from redpss.rest.tls import make_certificate
 
 __all__ = ["main"]
 
@@ -195,12 +196,16 @@ def _create(home: Path, args: argparse.Namespace) -> int:
         _point_new_instance(inst)
         if args.compose:
             compose.enable(inst)
+        # HTTPS only: the API gets a self-signed certificate to start with (docs/rest.md)
+        cert, _ = make_certificate(inst, inst.load_config().rest.gu_host)
     doc = {"instance": inst.name, "home": str(inst.home), "configuration": str(path),
-           "compose": args.compose, "autostart": args.autostart}  # fmt: skip
+           "compose": args.compose, "autostart": args.autostart,
+           "rest_certificate": str(cert)}  # fmt: skip
     lines = [f"instance {inst.name} created: {inst.home}"]
     if args.compose:
         lines.append(f"container mode: {compose.settings_path(inst)}")
     lines.append(f"configuration: {path}")
+    lines.append(f"REST API certificate: {cert} (self-signed; restctl cert -h says how to replace)")
     lines.append(f'next: eval "$(redsysctl env {inst.name})" && redctl db init && redctl start')
     emit(args.json, doc, "\n".join(lines))
     return 0

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from redpss import audit
+from redpss.certs import fingerprint
 from redpss.cli.common import (
     ArgumentParser,
     add_instance_option,
@@ -27,11 +28,15 @@ from redpss.cli.common import (
 from redpss.instance import Instance, resolve_instance
 from redpss.rest import control as rest
 from redpss.rest import tokens_path
+from redpss.rest.tls import make_certificate
 from redpss.rest.tokens import ROLES, TokenStore
 
 __all__ = ["main"]
 
 EPILOG = """\
+certificate (HTTPS only; the guide: $REDENV_HOME/etc/ssl/REST/{cert,key}.pem):
+  restctl cert [--replace]    a self-signed one (redsysctl create makes it too)
+
 tokens (for the API's clients; a reader may read, an operator may also act):
   restctl token add NAME --role reader|operator   prints the token once
   restctl token list
@@ -56,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_instance_option(parser)
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    sub = parser.add_subparsers(dest="command", metavar="{start,stop,status,restart,token}")
+    sub = parser.add_subparsers(dest="command", metavar="{start,stop,status,restart,cert,token}")
     for name, text in (
         ("start", "start the API server"),
         ("stop", "stop it gracefully"),
@@ -64,6 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
         ("restart", "stop and start it"),
     ):
         sub.add_parser(name, help=text, description=text)
+    cert = sub.add_parser(
+        "cert",
+        help="make a self-signed certificate for the API (etc/ssl/REST) if it has none",
+        description="Make a self-signed certificate and key (RSA 2048, one year) in "
+        "$REDENV_HOME/etc/ssl/REST for localhost, the host name and gu_host. To use a real "
+        "one, put it (with its chain) into cert.pem and its key into key.pem (mode 0600), "
+        "then restctl restart (docs/rest.md).",
+    )
+    cert.add_argument(
+        "--replace", action="store_true", help="make a new pair; the old one is kept as *.old"
+    )
     token = sub.add_parser("token", help="manage the API's bearer tokens")
     tsub = token.add_subparsers(dest="action", metavar="{add,list,revoke}", required=True)
     add = tsub.add_parser("add", help="add a token and print it (once)")
@@ -108,6 +124,20 @@ def _control(inst: Instance, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cert(inst: Instance, args: argparse.Namespace) -> int:
+    config = inst.require().load_config()
+    cert, made = make_certificate(inst, config.rest.gu_host, replace=args.replace)
+    doc = {"certificate": str(cert), "made": made, "sha256": fingerprint(cert)}
+    text = (
+        f"self-signed certificate made: {cert} (SHA-256 {doc['sha256']}); clients must trust "
+        "it, or replace it with a real one (docs/rest.md); restctl restart to use it"
+        if made
+        else f"{cert} exists (SHA-256 {doc['sha256']}); --replace makes a new one"
+    )
+    emit(args.json, doc, text)
+    return 0
+
+
 def _token(inst: Instance, args: argparse.Namespace) -> int:
     store = TokenStore(tokens_path(inst.require()))
     if args.action == "add":
@@ -146,6 +176,8 @@ def _main(raw: list[str]) -> int:
     def act(inst: Instance) -> int:
         if args.command == "token":
             return _token(inst, args)
+        if args.command == "cert":
+            return _cert(inst, args)
         if args.command == "status":
             return _status(inst, args)
         return _control(inst, args)

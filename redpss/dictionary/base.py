@@ -242,10 +242,18 @@ class Dictionary(JobStore, LandingStore, ExportStore, PurgeStore, abc.ABC):
         """Append an ERROR/ALERT line to ``schema.LOG_MESSAGES``; return its MESSAGE_ID."""
 
     @abc.abstractmethod
-    def all_log_messages(self, limit: int = 100) -> list[LogMessage]:
-        """Return the newest ``limit`` lines over all target schemas, newest first.
+    def all_log_messages(
+        self,
+        limit: int = 100,
+        *,
+        schema: str | None = None,
+        levels: tuple[str, ...] | None = None,
+        since: datetime | None = None,
+    ) -> list[LogMessage]:
+        """Return the newest ``limit`` lines over all target schemas (or ``schema`` only),
+        newest first; only of ``levels`` and logged at or after ``since`` when given.
 
-        This is ``REDSYS.ALL_LOG_MESSAGES`` (a view on Exasol).
+        This is ``REDSYS.ALL_LOG_MESSAGES`` (``redctl log``, ``/api/log_messages``).
         """
 
     # -- database-side scripts ---------------------------------------------------------------

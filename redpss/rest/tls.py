@@ -11,15 +11,29 @@ import subprocess
 import time
 from pathlib import Path
 
+from redpss.certs import ensure_pair
 from redpss.errors import RoleError, ServiceUnavailable
 from redpss.instance import Instance
 from redpss.rest import CERT_FILE, KEY_FILE, ssl_dir
 from redpss.wire import open_connection
 
-__all__ = ["READY_TIMEOUT", "check_tls_files", "wait_tls"]
+__all__ = ["READY_TIMEOUT", "check_tls_files", "make_certificate", "wait_tls"]
 
 READY_TIMEOUT = 30.0
 """Seconds gunicorn gets to complete its first TLS handshake."""
+
+
+def make_certificate(inst: Instance, host: str, *, replace: bool = False) -> tuple[Path, bool]:
+    """A self-signed certificate and key for the API in ``etc/ssl/REST`` when there is none
+    (``replace``: the old pair is kept as ``*.old`` first); return the certificate and whether
+    it was made. ``redsysctl create`` and ``restctl cert`` call it."""
+    cert, key = ssl_dir(inst) / CERT_FILE, ssl_dir(inst) / KEY_FILE
+    if replace:
+        for path in (cert, key):
+            if path.exists():
+                path.replace(path.with_name(path.name + ".old"))
+    made_cert, _key, made = ensure_pair(cert, key, host, what="REST API")
+    return made_cert, made
 
 
 def check_tls_files(inst: Instance) -> tuple[Path, Path]:

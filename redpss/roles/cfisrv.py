@@ -26,12 +26,9 @@ returns when the port accepts, :meth:`stop` closes every connection and is idemp
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
-import ipaddress
 import logging
 import os
-import socket
 import threading
 import warnings
 from pathlib import Path
@@ -42,6 +39,7 @@ from OpenSSL import SSL
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
 from pyftpdlib.filesystems import AbstractedFS
 
+from redpss.certs import ensure_pair
 from redpss.errors import RoleError
 from redpss.roles.base import Role, RoleContext
 
@@ -140,63 +138,10 @@ class CfiAuthorizer(DummyAuthorizer):  # type: ignore[misc]
         return bool(super().has_perm(username, perm, real))
 
 
-def _names(host: str) -> tuple[list[str], list[str]]:
-    dns = ["localhost", socket.gethostname()]
-    ips = ["127.0.0.1", "::1"]
-    try:
-        ipaddress.ip_address(host)
-        ips.append(host)
-    except ValueError:
-        dns.append(host)
-    return list(dict.fromkeys(d for d in dns if d)), list(dict.fromkeys(ips))
-
-
 def ensure_certificate(ssl_dir: Path, host: str) -> tuple[Path, Path, bool]:
-    """``(certificate, key, made)``: the pair in ``ssl_dir``, made self-signed when missing.
-
-    One of the two without the other is an error (nothing is overwritten).
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    cert_path, key_path = ssl_dir / CERT_NAME, ssl_dir / KEY_NAME
-    have = cert_path.exists(), key_path.exists()
-    if all(have):
-        return cert_path, key_path, False
-    if any(have):
-        present, absent = (cert_path, key_path) if have[0] else (key_path, cert_path)
-        raise RoleError(f"cfisrv: {present} exists but {absent} does not; provide both")
-    ssl_dir.mkdir(parents=True, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    dns, ips = _names(host)
-    common_name = socket.gethostname() or "localhost"
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    alt = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_bytes = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key_bytes)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path, True
+    """``(certificate, key, made)``: the pair in ``ssl_dir``, made self-signed when missing
+    (:func:`redpss.certs.ensure_pair`). One of the two without the other is an error."""
+    return ensure_pair(ssl_dir / CERT_NAME, ssl_dir / KEY_NAME, host, what="cfisrv")
 
 
 def _ssl_context(cert: Path, key: Path) -> SSL.Context:

@@ -5,19 +5,26 @@ The role is a small parent: :meth:`Rest.start` checks the certificate and key in
 launches gunicorn as a child process and returns once the port completes a TLS handshake. The
 role's heartbeat thus says that gunicorn is up; if gunicorn dies, the role ends and supervisord
 restarts both. :meth:`Rest.stop` sends gunicorn SIGTERM (graceful: running requests finish) and
-kills it after ``stop_grace`` seconds. Gunicorn's logs go to ``log/REST/``, a file a day
-(``gunicorn-YYYY-MM-DD.log``, ``access-YYYY-MM-DD.log``: :class:`redpss.logs.DailyFile`,
-through ``--log-config-json``), which jmon deletes after ``log_retention`` days.
+kills it after ``stop_grace`` seconds.
+
+Logs, a file a day under ``log/REST/`` (:class:`redpss.logs.DailyFile`; jmon deletes them after
+``log_retention`` days): ``gunicorn-YYYY-MM-DD.log``, gunicorn's error log (through
+``--log-config-json``), and ``access-YYYY-MM-DD.log``, one line per request written by the app
+itself (:mod:`redpss.rest.api`: time, client, token name, latency; gunicorn's own access log is
+off: it knows no token). What gunicorn prints on its stdout/stderr is read by a thread of the
+role into ``log/rest.log``. A start that fails names gunicorn's last words.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +57,15 @@ def log_config(inst: Instance, level: str) -> dict[str, Any]:
         "root": {"level": gunicorn_level, "handlers": ["errors"]},
         "loggers": {
             "gunicorn.error": {"level": gunicorn_level, "handlers": ["errors"], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+            # the app writes the access log, with the token's name (redpss.rest.api)
+            "gunicorn.access": {"handlers": ["none"], "propagate": False},
         },
         "handlers": {
             "errors": files | {"stem": "gunicorn", "formatter": "generic"},
-            "access": files | {"stem": "access", "formatter": "access"},
+            "none": {"class": "logging.NullHandler"},
         },
         "formatters": {
             "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"},
-            "access": {"format": "%(message)s"},
         },
     }
 
@@ -84,6 +91,17 @@ def gunicorn_command(
         "--no-control-socket",
         APP,
     ]  # fmt: skip
+
+
+def _tail(path: Path, count: int) -> list[str]:
+    """The last ``count`` lines of ``path`` (none when it cannot be read), each cut to 300."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - 8192))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    return [line[-300:] for line in lines[-count:] if line.strip()]
 
 
 def log_config_path(inst: Instance) -> Path:
@@ -115,11 +133,12 @@ class Rest(Role):
             cfg.log_level.value,
             graceful=self.ctx.config.redsys.stop_grace,
         )
-        with (logs / "gunicorn.out").open("ab") as out:
-            self.proc = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=inst.home,
-            )  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=inst.home,
+        )  # fmt: skip
+        self._said: collections.deque[str] = collections.deque(maxlen=5)
+        self.health.start_thread("gunicorn output reader", self._relay, self.proc)
         log.info(
             "role=rest gunicorn pid=%d on https://%s:%d workers=%d",
             self.proc.pid,
@@ -130,7 +149,19 @@ class Rest(Role):
         try:
             wait_tls(cfg.gu_host, cfg.gu_port, timeout=READY_TIMEOUT, proc=self.proc)
         except RoleError as exc:
-            raise RoleError(f"{exc}; see {logs}/gunicorn-*.log and gunicorn.out") from exc
+            day = logs / f"gunicorn-{time.strftime('%Y-%m-%d')}.log"
+            last = " | ".join([*_tail(day, 3), *self._said]) or "nothing"
+            raise RoleError(f"{exc}; gunicorn said: {last} ({day}, log/rest.log)") from exc
+
+    def _relay(self, proc: subprocess.Popen[bytes]) -> None:
+        """Copy what gunicorn prints into the role's log until gunicorn closes its output."""
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self._said.append(line[-300:])
+                log.info("gunicorn: %s", line)
+        self.health.forget("gunicorn output reader")  # gunicorn ended: tick() ends the role
 
     def tick(self) -> None:
         """A gunicorn that died ends the role (supervisord restarts it)."""

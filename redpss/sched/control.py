@@ -17,7 +17,7 @@ from redpss import audit
 from redpss.config import Config
 from redpss.dictionary import Dictionary
 from redpss.dictionary.jobs import ExecError, JobDef, WatcherDef
-from redpss.errors import NotFound, RedpssError, RemoteError, WireError
+from redpss.errors import NotFound, RedpssError, RemoteError, ServiceUnavailable, WireError
 from redpss.instance import Instance
 from redpss.wire import call
 
@@ -133,19 +133,29 @@ def _sched(config: Config, op: str, **args: Any) -> Any:
     except RemoteError:
         raise
     except WireError as exc:
-        raise RedpssError(
+        raise ServiceUnavailable(
             f"sched does not answer ({exc}); is the instance running? (redctl status)"
         ) from exc
 
 
 def start_job(
-    config: Config, dictionary: Dictionary, name: str, *, scheduled_only: bool
+    config: Config,
+    dictionary: Dictionary,
+    name: str,
+    *,
+    scheduled_only: bool,
+    by: str | None = None,
 ) -> dict[str, Any]:
-    """Start job ``name`` now through sched; return its run id and state."""
+    """Start job ``name`` now through sched; return its run id and state. ``by`` (who asks:
+    :func:`operator_name`, or a REST token) goes into the run's message."""
     find_job(dictionary, name)
     try:
         result: dict[str, Any] = _sched(
-            config, "start_job", name=name, scheduled_only=scheduled_only
+            config,
+            "start_job",
+            name=name,
+            scheduled_only=scheduled_only,
+            by=by if by is not None else operator_name("redctl"),
         )
     except RemoteError as exc:
         raise RedpssError(exc.message) from exc

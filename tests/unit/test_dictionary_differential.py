@@ -62,7 +62,8 @@ def _error(d: Dictionary, rnd: random.Random, step: int) -> object:
 def _log(d: Dictionary, rnd: random.Random, step: int) -> object:
     schema = rnd.choice(["DWH", "STAGE"])
     d.ensure_schema(schema)
-    return d.log_message(schema, level="ERROR", message=f"m{step}", ts=T0 + timedelta(step))
+    level = rnd.choice(["ERROR", "ALERT"])
+    return d.log_message(schema, level=level, message=f"m{step}", ts=T0 + timedelta(step))
 
 
 def _definition(d: Dictionary, rnd: random.Random, step: int) -> object:
@@ -112,6 +113,12 @@ def _play(d: Dictionary, seed: int) -> dict[str, Any]:
         "last runs": {k: _without_clock(v) for k, v in d.last_runs().items()},
         "errors": sorted((e.schema, e.watcher, e.key, e.count) for e in d.exec_errors()),
         "log": [(m.message_id, m.schema, m.message) for m in d.all_log_messages()],
+        "log filtered": [
+            (m.message_id, m.schema, m.level, m.message)
+            for m in d.all_log_messages(
+                5, schema="DWH", levels=("ALERT",), since=T0 + timedelta(STEPS // 2)
+            )
+        ],
         "jobs": [_without_clock(j) for j in d.jobs()],
         "watchers": [_without_clock(w) for w in d.watchers()],
     }

@@ -17,7 +17,7 @@ from redpss.dictionary.base import (
 from redpss.dictionary.exasol.core import ExasolCore, utcnow
 from redpss.dictionary.exasol.ddl import epoch_seconds, status_select
 from redpss.dictionary.exasol.session import Tx
-from redpss.dictionary.exasol.sqltext import from_db
+from redpss.dictionary.exasol.sqltext import from_db, literal
 from redpss.dictionary.model import PROBLEMS_SINCE, ROLE_STATES
 from redpss.dictionary.rows import as_int, opt_int
 from redpss.errors import DictionaryError
@@ -80,7 +80,7 @@ LOG_INSERT_SQL = (
 LOG_LAST_ID_SQL = "SELECT MAX(MESSAGE_ID) FROM {schema!q}.LOG_MESSAGES"
 LOG_NEWEST_SQL = (
     'SELECT MESSAGE_ID, LOG_TS, SCHEMA_NAME, MSG_LEVEL, "SOURCE", MESSAGE '
-    "FROM {schema!q}.LOG_MESSAGES ORDER BY LOG_TS DESC, MESSAGE_ID DESC LIMIT {limit}"
+    "FROM {schema!q}.LOG_MESSAGES{filters!r} ORDER BY LOG_TS DESC, MESSAGE_ID DESC LIMIT {limit}"
 )
 
 EMPTY_MESSAGE = "(empty message)"
@@ -236,20 +236,41 @@ class ExasolStatus(ExasolCore):
 
         return self.tx(unit, what=f"logging to {schema}.LOG_MESSAGES")
 
-    def all_log_messages(self, limit: int = 100) -> list[LogMessage]:
+    def all_log_messages(
+        self,
+        limit: int = 100,
+        *,
+        schema: str | None = None,
+        levels: tuple[str, ...] | None = None,
+        since: datetime | None = None,
+    ) -> list[LogMessage]:
         """Return the newest ``limit`` lines over all target schemas, newest first."""
-        schemas = self.schemas()
+        known = self.schemas()
+        schemas = known if schema is None else [s for s in known if s == schema.upper()]
+        filters = log_filter(levels, since)
 
         def unit(tx: Tx) -> list[LogMessage]:
             found: list[LogMessage] = []
-            for schema in schemas:
-                rows = tx.rows(LOG_NEWEST_SQL, schema=schema, limit=int(limit))
+            for name in schemas:
+                rows = tx.rows(LOG_NEWEST_SQL, schema=name, limit=int(limit), filters=filters)
                 found.extend(_log_message(r) for r in rows)
             return found
 
         found = self.tx(unit, what="reading LOG_MESSAGES")
         found.sort(key=lambda m: (m.log_ts, m.schema, m.message_id), reverse=True)
         return found[:limit]
+
+
+def log_filter(levels: tuple[str, ...] | None, since: datetime | None) -> str:
+    """The WHERE clause (with its leading space, or "") of a LOG_MESSAGES read: levels are
+    checked against the known ones first, the time is a UTC TIMESTAMP literal."""
+    terms: list[str] = []
+    if levels:
+        checked = [base.check_log_level(level) for level in levels]
+        terms.append(f"MSG_LEVEL IN ({', '.join(literal(v) for v in checked)})")
+    if since is not None:
+        terms.append(f"LOG_TS >= {literal(since)}")
+    return " WHERE " + " AND ".join(terms) if terms else ""
 
 
 def _role_status(row: tuple[Any, ...]) -> RoleStatus:

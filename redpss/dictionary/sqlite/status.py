@@ -181,19 +181,48 @@ class SqliteStatus(SqliteCore):
             )
             return int(cur.lastrowid or 0)
 
-    def all_log_messages(self, limit: int = 100) -> list[LogMessage]:
-        """Return the newest ``limit`` lines over all target schemas, newest first."""
+    def all_log_messages(
+        self,
+        limit: int = 100,
+        *,
+        schema: str | None = None,
+        levels: tuple[str, ...] | None = None,
+        since: datetime | None = None,
+    ) -> list[LogMessage]:
+        """Return the newest ``limit`` lines over all target schemas, newest first (one query
+        per schema file: SQLite views cannot span files; docs/dictionary.md)."""
+        where, params = log_filter(levels, since)
         found: list[LogMessage] = []
-        for schema in self.schemas():
-            with self._connect(self._schema_path(schema)) as conn:
+        for name in self.schemas() if schema is None else [schema.upper()]:
+            path = self._schema_path(name)
+            if not path.exists():
+                continue
+            with self._connect(path) as conn:
                 rows = conn.execute(
                     "SELECT MESSAGE_ID, LOG_TS, SCHEMA_NAME, MSG_LEVEL, SOURCE, MESSAGE "
-                    "FROM LOG_MESSAGES ORDER BY LOG_TS DESC, MESSAGE_ID DESC LIMIT ?",
-                    (limit,),
+                    f"FROM LOG_MESSAGES{where} ORDER BY LOG_TS DESC, MESSAGE_ID DESC LIMIT ?",
+                    (*params, limit),
                 ).fetchall()
             found.extend(_log_message(row) for row in rows)
         found.sort(key=lambda m: (m.log_ts, m.schema, m.message_id), reverse=True)
         return found[:limit]
+
+
+def log_filter(
+    levels: tuple[str, ...] | None, since: datetime | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (with its leading space, or "") and parameters of a LOG_MESSAGES read."""
+    terms: list[str] = []
+    params: list[Any] = []
+    if levels:
+        for level in levels:
+            base.check_log_level(level)
+        terms.append(f"MSG_LEVEL IN ({', '.join('?' for _ in levels)})")
+        params.extend(levels)
+    if since is not None:
+        terms.append("LOG_TS >= ?")
+        params.append(to_db(since))
+    return (" WHERE " + " AND ".join(terms) if terms else ""), tuple(params)
 
 
 def _role_status(row: dict[str, Any]) -> RoleStatus:
