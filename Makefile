@@ -10,7 +10,7 @@ INSTANCE ?= demo
 PYTEST_ARGS ?=
 # Debian packages the test tiers need (lua, openssh-server, docker.io, python3 for the clients
 # the security tier runs as nobody …).
-DEB_PACKAGES ?= lua5.1 lua5.4 lua-socket openssh-server docker.io debootstrap chromium python3
+DEB_PACKAGES ?= lua5.1 lua5.4 lua-socket openssh-server docker.io debootstrap chromium python3 iproute2
 
 export REDHOME
 

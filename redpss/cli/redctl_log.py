@@ -19,7 +19,7 @@ from redpss.cli.common import output_closed, print_json
 from redpss.control import open_instance_dictionary
 from redpss.dictionary.base import LogMessage
 from redpss.dictionary.model import LOG_LEVELS
-from redpss.errors import RedpssError
+from redpss.errors import NotFound, RedpssError
 from redpss.instance import Instance
 
 __all__ = ["FOLLOW_EVERY", "add_parser", "run"]
@@ -82,6 +82,11 @@ def run(inst: Instance, args: argparse.Namespace) -> int:
     levels = (args.level,) if args.level else None
     config = inst.load_config()
     with open_instance_dictionary(inst, config) as d:
+        known = d.schemas()
+        if args.schema and args.schema.upper() not in known:
+            raise NotFound(
+                f"no target schema {args.schema!r}; schemas: {', '.join(known) or 'none yet'}"
+            )
         found = d.all_log_messages(args.lines, schema=args.schema, levels=levels, since=since)
     found.reverse()  # oldest first, as a log reads
     if args.json and not args.follow:

@@ -28,7 +28,7 @@ def ssl_dir(inst: Instance) -> Path:
 
 
 def rest_log_dir(inst: Instance) -> Path:
-    """``$REDENV_HOME/log/REST``: gunicorn's error and access logs and the audit log."""
+    """``$REDENV_HOME/log/REST``: the access log, one file per UTC day (``access-<date>.log``)."""
     return inst.log_dir / "REST"
 
 

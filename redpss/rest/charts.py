@@ -7,7 +7,8 @@ Three charts an operator would rather look at than read (``/api/charts/...``):
 - run duration per job over the last day (a line per job, one point per ended run).
 
 Each answers columns ready for the chart library (uPlot: x as UNIX seconds, one list per series,
-``None`` where a series has no point). They read the newest :data:`SCAN` runs of the run logs.
+``None`` where a series has no point) and ``range``, the time span the chart covers. They read
+the newest :data:`SCAN` runs of the run logs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def _hours(now: datetime, hours: int) -> list[datetime]:
     return [top - timedelta(hours=h) for h in range(hours - 1, -1, -1)]
 
 
+def _span(slots: list[datetime]) -> list[int]:
+    return [int(slots[0].timestamp()), int(slots[-1].timestamp()) + 3600]
+
+
 def _recent(d: Dictionary, since: datetime) -> list[RunRecord]:
     return [r for r in d.runs(limit=SCAN) if _utc(r.queued_at) >= since]
 
@@ -53,6 +58,7 @@ def runs_per_hour(d: Dictionary, *, hours: int = 24, now: datetime | None = None
     return {
         "x": [int(s.timestamp()) for s in slots],
         "series": {state: counts[state] for state in ordered},
+        "range": _span(slots),
     }
 
 
@@ -72,7 +78,8 @@ def load_rows_per_hour(
         slot = at.replace(minute=0, second=0, microsecond=0)
         if slot in index:
             rows[index[slot]] += r.rows
-    return {"x": [int(s.timestamp()) for s in slots], "series": {"rows": rows}}
+    return {"x": [int(s.timestamp()) for s in slots], "series": {"rows": rows},
+            "range": _span(slots)}  # fmt: skip
 
 
 def durations(d: Dictionary, *, hours: int = 24, now: datetime | None = None) -> dict[str, Any]:
@@ -92,4 +99,5 @@ def durations(d: Dictionary, *, hours: int = 24, now: datetime | None = None) ->
     return {
         "x": xs,
         "series": {name: [points[name].get(x) for x in xs] for name in sorted(jobs)},
+        "range": [int(since.timestamp()), int(now.timestamp())],
     }

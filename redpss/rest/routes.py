@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from redpss import __version__
 from redpss.control import StatusReport
-from redpss.dictionary import SCHEMA_VERSION
+from redpss.dictionary import SCHEMA_VERSION, Dictionary
 from redpss.dictionary.jobs import RunRecord
 from redpss.errors import NotFound
 from redpss.rest import charts, metrics, views
@@ -25,7 +25,7 @@ from redpss.rest.api import ApiDep, Reader
 from redpss.rest.errors import responses
 from redpss.sched import control as jobs
 
-__all__ = ["RUN_STATES", "TIME_SCAN", "add_read_routes", "plain"]
+__all__ = ["RUN_STATES", "TIME_SCAN", "add_read_routes", "known_schema", "plain"]
 
 RUN_STATES = ("QUEUED", "RUNNING", "OK", "FAILED", "TIMEOUT", "ABORTED", "SKIPPED", "KILLED")
 # a time filter is applied to the newest runs up to this many (the dictionary pages by count)
@@ -39,6 +39,13 @@ class Health(BaseModel):
 
     status: str
     instance: str
+
+
+class Whoami(BaseModel):
+    """The caller's token: its name and role (reader or operator)."""
+
+    name: str
+    role: str
 
 
 class Version(BaseModel):
@@ -81,6 +88,15 @@ def _within(at: datetime, lo: datetime | None, hi: datetime | None) -> bool:
     return (lo is None or when >= lo) and (hi is None or when < hi)
 
 
+def known_schema(d: Dictionary, schema: str | None) -> None:
+    """:class:`NotFound` naming the target schemas when ``schema`` is not one of them."""
+    if schema is None:
+        return
+    known = d.schemas()
+    if schema.upper() not in known:
+        raise NotFound(f"no target schema {schema!r}; schemas: {', '.join(known) or 'none yet'}")
+
+
 def add_read_routes(app: FastAPI) -> None:
     """Add the read routes to ``app``."""
     _status_routes(app)
@@ -99,6 +115,11 @@ def _status_routes(app: FastAPI) -> None:
     def status(api: ApiDep, _: Reader) -> dict[str, Any]:
         """Instance and roles with ALERT 0/1/2, as ``redctl --json status``."""
         return api.status()
+
+    @app.get("/api/whoami", response_model=Whoami, responses=READ, tags=["status"])
+    def whoami(who: Reader) -> dict[str, Any]:
+        """The token's name and role (the status page shows an operator's buttons)."""
+        return {"name": who.name, "role": who.role}
 
     @app.get("/api/version", response_model=Version, responses=READ, tags=["status"])
     def version(api: ApiDep, _: Reader) -> dict[str, Any]:
@@ -217,7 +238,7 @@ def _run_routes(app: FastAPI) -> None:
             raise NotFound(f"no run {run_id} among the newest {TIME_SCAN} runs")
         return {"run": _run_rows([found])[0], "log": views.run_log_lines(api.inst, run_id)}
 
-    @app.get("/api/log_messages", responses=READ, tags=["runs"])
+    @app.get("/api/log_messages", responses=READ_ONE, tags=["runs"])
     def log_messages(
         api: ApiDep,
         _: Reader,
@@ -227,8 +248,9 @@ def _run_routes(app: FastAPI) -> None:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """ERROR and ALERT lines of LOG_MESSAGES over all schemas (ALL_LOG_MESSAGES), newest
-        first (``redctl log``)."""
+        first (``redctl log``); an unknown schema is 404."""
         with api.dictionary() as d:
+            known_schema(d, schema)
             found = d.all_log_messages(
                 limit, schema=schema, levels=(level,) if level else None, since=_utc(since)
             )

@@ -52,6 +52,10 @@ def test_redctl_log_filters_and_follows(make_instance: MakeInstance, tmp_path: P
     assert msgs("-n", "1") == ["bad row"]
     bad = run_cli("redctl", "--json", "log", "--since", "yesterday", inst=inst)
     assert bad.returncode == 2 and json.loads(bad.stdout)["exit"] == 2
+    unknown = run_cli("redctl", "log", "--schema", "NOPE", inst=inst)
+    assert unknown.returncode == 2 and "no target schema 'NOPE'; schemas: DEMO, STAGE" in (
+        unknown.stderr
+    )
 
     target = tmp_path / "follow.txt"
     with target.open("w") as fh:

@@ -4,7 +4,9 @@ httpx over real TLS (trustme certificates), restctl as a user runs it."""
 from __future__ import annotations
 
 import json
+import re
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,3 +259,64 @@ def test_missing_certificate_is_named(make_instance: MakeInstance) -> None:
     assert str(cert) in (api.inst.log_dir / "rest.log").read_text()
     st = run_cli("restctl", "status", inst=api.inst)
     assert st.returncode in (1, 3), st.stdout
+
+
+def test_status_says_why_rest_exited_and_restctl_cert_mends_it(
+    make_instance: MakeInstance,
+) -> None:
+    api = start_rest_instance(make_instance, certs=False)
+    inst = api.inst
+
+    def rest_row() -> dict[str, object] | None:
+        doc = json.loads(run_cli("redctl", "--json", "status", inst=inst).stdout)
+        row: dict[str, object] = next(r for r in doc["roles"] if r["role"] == "rest")
+        return row if "failed to start" in str(row["reason"]) else None
+
+    row = wait_for(rest_row, timeout=60, what="supervisord giving up on rest")
+    assert "cert.pem cannot be read" in str(row["reason"]), row
+    plain = run_cli("redctl", "status", inst=inst).stdout
+    assert "failed to start: REST API certificate" in plain
+
+    made = run_cli("restctl", "--json", "cert", inst=inst)
+    assert made.returncode == 0, made.stdout + made.stderr
+    doc = json.loads(made.stdout)
+    assert doc["made"] is True and len(doc["sha256"]) == 95  # 32 bytes as AB:CD:...
+    assert oct((ssl_dir(inst) / "key.pem").stat().st_mode & 0o777) == "0o600"
+    again = run_cli("restctl", "--json", "cert", inst=inst)
+    assert json.loads(again.stdout)["made"] is False
+    started = run_cli("restctl", "start", inst=inst)
+    assert started.returncode == 0, started.stdout + started.stderr
+    ctx = ssl.create_default_context(cafile=str(ssl_dir(inst) / "cert.pem"))
+    port = inst.load_config().rest.gu_port
+    with httpx.Client(verify=ctx, timeout=30) as c:  # the self-signed certificate verifies
+        assert c.get(f"https://127.0.0.1:{port}/health").status_code == 200
+
+
+def test_access_log_names_the_token_and_rest_runs_carry_it(api: RestInstance) -> None:
+    inst = api.inst
+    with api.client(api.reader) as r:
+        assert r.get("/api/status").status_code == 200
+    with api.client("wrong") as w:
+        assert w.get("/api/jobs").status_code == 401
+    with api.client(api.operator) as c:
+        started = c.post("/api/jobs/heartbeat_table/start")
+        assert started.status_code == 200, started.text
+        run_id = started.json()["run_id"]
+
+        def ended() -> dict[str, object] | None:
+            rows = c.get("/api/runs", params={"job": "heartbeat_table", "limit": 50}).json()
+            found = [x for x in rows["runs"] if x["run_id"] == run_id and x["ended_at"]]
+            return found[0] if found else None
+
+        run = wait_for(ended, timeout=30, what="the REST-started run ending")
+    assert "token ops with the REST API" in str(run["message"]), run
+    assert "redctl" not in str(run["message"])
+
+    day = time.strftime("%Y-%m-%d")  # DailyFile: the local date
+    lines = (inst.log_dir / "REST" / f"access-{day}.log").read_text().splitlines()
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
+    assert any(re.fullmatch(stamp + r' 127\.0\.0\.1 token=ro "GET /api/status" 200 [\d.]+ms', x)
+               for x in lines), lines[-5:]  # fmt: skip
+    assert any('token=- "GET /api/jobs" 401' in x for x in lines)
+    assert any('token=ops "POST /api/jobs/heartbeat_table/start" 200' in x for x in lines)
+    assert api.operator not in "\n".join(lines) and api.reader not in "\n".join(lines)
