@@ -9,7 +9,7 @@ from __future__ import annotations
 from redpss import control
 from redpss.config import Config
 from redpss.control import EXIT_DEGRADED, EXIT_RUNNING, EXIT_STOPPED, RoleRow
-from redpss.errors import RedpssError
+from redpss.errors import RedpssError, RoleError
 from redpss.instance import Instance
 from redpss.rest.tls import READY_TIMEOUT, check_tls_files, wait_tls
 from redpss.supervisor import Supervisor
@@ -55,6 +55,17 @@ def start(inst: Instance, config: Config) -> bool:
     proc = sup.process(ROLE)
     if proc is not None and proc.state == "RUNNING":
         return False
+    if proc is not None and proc.state in ("STARTING", "BACKOFF"):
+        # supervisord is trying already (BACKOFF: after a failed start, e.g. before a
+        # certificate was made with restctl cert): its next try is what we wait for, unless
+        # its tries run out meanwhile (FATAL)
+        try:
+            wait_tls(config.rest.gu_host, config.rest.gu_port, timeout=READY_TIMEOUT)
+            return True
+        except RoleError:
+            again = sup.process(ROLE)
+            if again is None or again.state != "FATAL":
+                raise
     sup.start_process(ROLE)
     wait_tls(config.rest.gu_host, config.rest.gu_port, timeout=READY_TIMEOUT)
     return True

@@ -187,7 +187,7 @@ def test_operator_acts_with_confirmations_and_audit(
     # suspend: cancelled first (nothing happens), then confirmed; resume
     question = confirm(page, "#instance-actions button", ok=False)
     assert question.startswith(f"Suspend instance {inst.name}")
-    assert page.inner_text("#notice") == "suspend: cancelled"
+    page.wait_for_selector("#notice:text-is('suspend: cancelled')")
     assert not inst.suspend_flag.exists()
     confirm(page, "#instance-actions button")
     page.wait_for_selector("#notice:has-text('suspend: done')")
