@@ -100,6 +100,12 @@ def authorize(given: object, secret: str | None) -> bool:
 _WS = re.compile(r"[ \t\n\r]*")
 
 
+def _skip(text: str, i: int) -> int:
+    """The index of the first character at or after ``i`` that is not JSON whitespace."""
+    match = _WS.match(text, i)
+    return match.end() if match else i
+
+
 def find_secret(head: bytes) -> object:
     """The value of the ``secret`` member in the first part of a request line, or None.
 
@@ -110,26 +116,26 @@ def find_secret(head: bytes) -> object:
     text = _decode_head(head)
     if text is None:
         return None
-    i = _WS.match(text).end()  # type: ignore[union-attr]  # matches the empty string
+    i = _skip(text, 0)
     if text[i : i + 1] != "{":
         return None
     i += 1
     while True:
-        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        i = _skip(text, i)
         if text[i : i + 1] != '"':
             return None
         try:
             key, i = json.decoder.scanstring(text, i + 1, True)  # type: ignore[attr-defined]
-            i = _WS.match(text, i).end()  # type: ignore[union-attr]
+            i = _skip(text, i)
             if text[i : i + 1] != ":":
                 return None
-            i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+            i = _skip(text, i + 1)
             value, i = _DECODER.raw_decode(text, i)
         except (ValueError, RecursionError):
             return None
         if key == "secret":
             return value
-        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        i = _skip(text, i)
         if text[i : i + 1] != ",":
             return None
         i += 1
