@@ -12,6 +12,9 @@ same three behaviours (docs/operations.md, "Scripting the tools"):
 - **``--json`` answers errors in JSON too**: with ``--json`` anywhere on the command line, an
   error (a redpss error, a usage error of argparse, an unknown name) is one object
   ``{"error": "...", "exit": N}`` on stdout, and the exit code is that ``N``.
+- **A user without rights is told whose files these are**: a ``PermissionError`` anywhere
+  (the configuration, the dictionary, a log) is one line naming the user, the file and its
+  owner, and exit 1 — never a traceback (:func:`permission_denied`).
 - **No stray help lines**: tools build their parsers from :class:`ArgumentParser`.
 """
 
@@ -22,8 +25,10 @@ import contextlib
 import json
 import logging
 import os
+import pwd
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any, ClassVar, NoReturn
 
 from redpss.config import LogLevel
@@ -40,6 +45,7 @@ __all__ = [
     "guarded",
     "json_mode",
     "output_closed",
+    "permission_denied",
     "print_json",
     "setup_cli_logging",
     "warn",
@@ -146,6 +152,8 @@ def entry(argv: Sequence[str] | None, body: Callable[[list[str]], int]) -> int:
                 return body(args)
             except (SystemExit, KeyboardInterrupt, RedpssError):
                 raise
+            except PermissionError as exc:  # a user without the instance's rights
+                return fail(permission_denied(exc))
             except Exception as exc:
                 if _State.json:  # a bug: the traceback follows on stderr
                     print_json({"error": f"internal error: {type(exc).__name__}: {exc}",
@@ -223,10 +231,51 @@ def guarded(action: Callable[[], int]) -> int:
         return EXIT_INTERRUPTED
 
 
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def permission_denied(exc: PermissionError) -> str:
+    """The message for a ``PermissionError``: who was refused, which file, whose it is.
+
+    The owner is that of the file, or of its nearest folder this user can see (a file below a
+    folder closed to the user cannot be looked at itself).
+    """
+    me = _user(os.geteuid())
+    if not exc.filename:
+        return f"Permission denied for user {me}: {exc.strerror or exc}"
+    path = Path(os.fsdecode(exc.filename)).absolute()
+    owner = None
+    for candidate in (path, *path.parents):
+        try:
+            owner = _user(candidate.stat().st_uid)
+            break
+        except OSError:
+            continue
+    if owner is None or owner == me:
+        return f"Permission denied for user {me} on {path}: {exc.strerror or exc}"
+    return (
+        f"Permission denied for user {me} on {path} (it belongs to {owner}): "
+        f"run this as {owner}, the instance's user"
+    )
+
+
 def setup_cli_logging(inst: Instance, *, debug: bool) -> None:
-    """Log to ``log/redctl.log`` of the instance (if it exists) and warnings to stderr."""
+    """Log to ``log/redctl.log`` of the instance (if it exists) and warnings to stderr.
+
+    A ``redctl.log`` that cannot be opened (another user's instance, a full disk) is a warning:
+    the command still runs and says what it can (``status``), without a line in that file.
+    """
     log_file = inst.log_dir / "redctl.log" if inst.log_dir.is_dir() else None
-    configure(level=LogLevel.DEBUG if debug else LogLevel.INFO, log_file=log_file)
+    try:
+        configure(level=LogLevel.DEBUG if debug else LogLevel.INFO, log_file=log_file)
+    except OSError as exc:
+        warn(f"{log_file} cannot be written ({exc.strerror or exc}): no line of this command there")
+        configure(level=LogLevel.DEBUG if debug else LogLevel.WARN, log_file=None)
+        return
     if log_file is not None:
         stream = logging.StreamHandler(sys.stderr)
         stream.setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -161,3 +161,19 @@ def test_usage_error_with_json_is_json_on_stdout(capsys: pytest.CaptureFixture[s
     doc = json.loads(captured.out)
     assert doc["exit"] == 2 and "required: job" in doc["error"]
     assert captured.err == ""
+
+
+def test_redctl_without_a_writable_redctl_log_says_so_and_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a user without rights on log/ (or a log/redctl.log that cannot be opened) got a
+    # PermissionError traceback from every redctl command, `status` included
+    monkeypatch.setenv("REDHOME", str(tmp_path))
+    assert redsysctl.main(["create", "tst1", "--port-base", "23000"]) == 0
+    capsys.readouterr()
+    (tmp_path / "env" / "tst1" / "log" / "redctl.log").mkdir()  # open() fails as for EACCES
+    assert redctl.main(["--instance", "tst1", "status"]) == 3
+    captured = capsys.readouterr()
+    assert "instance tst1: STOPPED" in captured.out
+    assert "redctl.log cannot be written" in captured.err
+    assert "Traceback" not in captured.err
