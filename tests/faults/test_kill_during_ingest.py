@@ -86,7 +86,12 @@ def test_kill_9_of_sched_and_jmon_during_ingest_loses_and_doubles_nothing(
                 what=f"{role} RUNNING again after kill {i + 1}",
             )
             print(f"kill {i + 1}: {role} pid {old}; {len(produced)} files produced", flush=True)
-            time.sleep(0.5)  # a moment of work between two kills (not a synchronisation)
+            made = len(produced)  # a moment of work between two kills: a few files more
+            wait_for(
+                lambda: len(produced) >= min(made + 3, FILES),  # noqa: B023 - this iteration
+                timeout=30,
+                what="three more files dropped between two kills",
+            )
         producer.join(FILES * 0.2 + 60)
     finally:
         stop.set()

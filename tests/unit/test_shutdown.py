@@ -38,7 +38,7 @@ def test_leftovers_are_found_by_the_instance_environment(
     other = Instance("lf1", tmp_path / "elsewhere")  # same name, another REDHOME
     home = {"REDENV_HOME": str(inst.home)}
     command = spawn(procs, ["sleep", "60"], {**home, "RED_RUN_ID": "42", "RED_JOB": "nightly"})
-    role = spawn(procs, [sys.executable, "-c", "import time; time.sleep(60)", "redpss.cli.redpss",
+    role = spawn(procs, [sys.executable, "-c", "import signal; signal.pause()", "redpss.cli.redpss",
                          "role", "jmon"], home)  # fmt: skip
     started = spawn(procs, ["sleep", "61"], {**home, "REDPSS_ROLE": "rest"})  # e.g. gunicorn
     # the operator's shell and what it runs (a `tail` in a pipeline, without a terminal) have

@@ -13,13 +13,13 @@ from redpss.instance import Instance
 from redpss.supervisor import leftover_roles
 
 FORKS = """
-import os, sys, time
+import os, sys
 child = os.fork()
 if child == 0:
-    time.sleep(30)  # a child that has not exec'd yet: the role's command line still
+    sys.stdin.read()  # a child that has not exec'd yet: the role's command line still
     os._exit(0)
 print(child, flush=True)
-time.sleep(30)
+sys.stdin.read()  # both end when the test closes their stdin
 """
 
 
@@ -27,7 +27,11 @@ def test_a_roles_forked_child_is_not_a_leftover_role(tmp_path: Path) -> None:
     inst = Instance("lft1", tmp_path)
     argv = [sys.executable, "-c", FORKS, "redpss.cli.redpss", "role", "jexec", "--instance", "lft1"]
     role = subprocess.Popen(
-        argv, env={"REDENV_HOME": str(inst.home)}, stdout=subprocess.PIPE, text=True
+        argv,
+        env={"REDENV_HOME": str(inst.home)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert role.stdout is not None
@@ -38,6 +42,8 @@ def test_a_roles_forked_child_is_not_a_leftover_role(tmp_path: Path) -> None:
         assert [(p.pid, p.role) for p in leftover_roles(inst)] == [(role.pid, "jexec")]
         assert child not in [p.pid for p in leftover_roles(inst)]
     finally:
+        assert role.stdin is not None
+        role.stdin.close()  # the forked child ends too (it shares the pipe)
         role.kill()
         role.wait()
         if role.stdout is not None:
