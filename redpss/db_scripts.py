@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from redpss.config import Config
-from redpss.control import open_instance_dictionary
+from redpss.dictionary import open_instance_dictionary
 from redpss.dictionary.scripts import db_script_statements, script_file
 from redpss.instance import Instance
 

@@ -173,7 +173,7 @@ def _run_of(row: dict[str, Any]) -> Run:
 
 
 def _logged_runs(inst: Instance, config: Config) -> list[Run]:
-    from redpss.control import open_instance_dictionary
+    from redpss.dictionary import open_instance_dictionary
 
     now = datetime.now(UTC)
     with open_instance_dictionary(inst, config) as d:
@@ -314,7 +314,7 @@ def _run_outcomes(inst: Instance, config: Config | None, runs: list[Run]) -> str
     """``slow ABORTED, load OK``: how the runs a stop waited for ended."""
     if config is None or not runs:
         return ""
-    from redpss.control import open_instance_dictionary
+    from redpss.dictionary import open_instance_dictionary
 
     wanted = {r.run_id for r in runs}
     try:

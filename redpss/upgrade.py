@@ -410,7 +410,8 @@ def upgrade_image(
 ) -> UpgradeReport:
     """Container mode: run ``image`` instead of the current runtime image (see the module
     docstring); the previous tag goes back when a step fails."""
-    from redpss import compose, control
+    from redpss import compose
+    from redpss.status import compose_status
 
     del start  # a container instance is started by the upgrade (compose up)
     say = progress or (lambda _line: None)
@@ -431,7 +432,7 @@ def upgrade_image(
         if compose.exec_redctl(inst, config, ["db", "upgrade"]) != 0:
             raise StepFailed("db upgrade", "redctl db upgrade failed in the container")
         deadline = time.monotonic() + verify_timeout
-        while control.compose_status(inst, config).exit_code != 0:
+        while compose_status(inst, config).exit_code != 0:
             if time.monotonic() > deadline:
                 raise StepFailed("verify", f"status not 0 after {verify_timeout:.0f} s")
             time.sleep(2.0)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from redpss import audit, control, db_scripts
+from redpss import audit, control, db_scripts, status
 from redpss.cli import redctl_jobs, redctl_ops, redctl_purge
 from redpss.cli.common import (
     ArgumentParser,
@@ -186,7 +186,7 @@ def _check_db_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             parser.error(f"--grant-to: {exc}")
 
 
-def _print_status(st: control.InstanceStatus, as_json: bool) -> None:
+def _print_status(st: status.InstanceStatus, as_json: bool) -> None:
     if as_json:
         print_json(asdict(st.report()))
         return
@@ -243,7 +243,7 @@ def _restart(inst: Instance, args: argparse.Namespace) -> int:
 
 def _status(inst: Instance, args: argparse.Namespace) -> int:
     config = _config_or_none(inst.require(), "status without heartbeats")
-    st = control.status(inst, config)
+    st = status.status(inst, config)
     _print_status(st, args.json)
     return st.exit_code
 

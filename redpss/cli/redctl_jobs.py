@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from redpss.cli.common import emit, output_closed
-from redpss.control import open_instance_dictionary
+from redpss.dictionary import open_instance_dictionary
 from redpss.errors import RedpssError
 from redpss.instance import Instance
 from redpss.sched import control as jobs

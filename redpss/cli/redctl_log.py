@@ -16,7 +16,7 @@ from typing import Any
 
 from redpss import audit
 from redpss.cli.common import output_closed, print_json
-from redpss.control import open_instance_dictionary
+from redpss.dictionary import open_instance_dictionary
 from redpss.dictionary.base import LogMessage
 from redpss.dictionary.model import LOG_LEVELS
 from redpss.errors import NotFound, RedpssError

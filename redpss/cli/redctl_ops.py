@@ -20,9 +20,11 @@ from typing import Any
 from redpss import audit, control, preclone, shutdown
 from redpss.cli import redctl_config, redctl_log
 from redpss.config import Config
+from redpss.dictionary import open_instance_dictionary
 from redpss.errors import ConfigError, RedpssError
 from redpss.instance import Instance
 from redpss.sched.definitions import KINDS, remove_definition
+from redpss.status import in_container
 from redpss.supervisor import Supervisor
 
 __all__ = [
@@ -112,7 +114,7 @@ def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 def db_remove(inst: Instance, args: argparse.Namespace) -> int:
     """``redctl db remove job|watcher|loader NAME``."""
-    with control.open_instance_dictionary(inst, inst.load_config()) as d:
+    with open_instance_dictionary(inst, inst.load_config()) as d:
         text = remove_definition(d, args.file, args.name)
     if args.json:
         print(json.dumps({"removed": args.file, "name": args.name, "definition": text}, indent=2))
@@ -341,7 +343,7 @@ class UsageError(RedpssError):
 
 
 def _preclone(inst: Instance, args: argparse.Namespace) -> int:
-    with control.open_instance_dictionary(inst, inst.load_config()) as d:
+    with open_instance_dictionary(inst, inst.load_config()) as d:
         if args.dry_run:
             return _preclone_dry_run(inst, d, args)
         if args.cancel:
@@ -417,7 +419,7 @@ def version_info(inst: Instance) -> dict[str, Any]:
         "dictionary_schema": SCHEMA_VERSION,
     }
     try:
-        with control.open_instance_dictionary(inst, inst.load_config()) as dictionary:
+        with open_instance_dictionary(inst, inst.load_config()) as dictionary:
             info["dictionary_installed"] = dictionary.version()
     except Exception as exc:  # version must print even on a broken instance
         info["dictionary_installed"] = f"unknown ({exc})"
@@ -428,7 +430,7 @@ def version_info(inst: Instance) -> dict[str, Any]:
         supervisor=supervisor.options.VERSION,
         installed_at=runtime["package_path"],
     )
-    if control.in_container():
+    if in_container():
         info["mode"] = "container (inside)"
         info["image"] = os.environ.get("REDPSS_IMAGE", "unknown (see redctl version on the host)")
     elif compose.is_compose(inst):

@@ -7,7 +7,7 @@ instance's own ``$REDENV_HOME/bin/redctl`` (so instances of different versions c
 Container mode (an instance with ``etc/compose.env``, see :mod:`redpss.compose` and
 docs/containers.md): ``start|stop|restart`` drive the instance's compose project
 ``red_<instance>``; ``status`` is the instance's redctl status as in process mode (every role with
-its ALERT, from docker's view and the heartbeats, see :func:`redpss.control.status`), same exit
+its ALERT, from docker's view and the heartbeats, see :func:`redpss.status.status`), same exit
 codes. ``redsysctl compose instance`` puts an instance into container mode;
 ``redsysctl compose instance ARGS`` runs ``docker compose ARGS`` on its project with its env file
 and override (``config``: the effective compose file, ``logs sched``, ``ps``); ``redsysctl redctl

@@ -7,6 +7,8 @@ migrations are data in :mod:`redpss.dictionary.model`; ``docs/dictionary.md`` de
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,7 @@ from redpss.errors import DictionaryError
 if TYPE_CHECKING:
     from redpss.config import Config
     from redpss.dictionary.exasol.session import ExaSettings
+    from redpss.instance import Instance
 
 BACKENDS = ("sqlite", "exasol")
 
@@ -75,6 +78,17 @@ def open_config_dictionary(config: Config, *, db_dir: Path, etc_dir: Path) -> Di
     return open_dictionary(kind, db_dir=db_dir, exasol=settings)
 
 
+@contextlib.contextmanager
+def open_instance_dictionary(inst: Instance, config: Config) -> Iterator[Dictionary]:
+    """Open the instance's dictionary backend; close it afterwards (every command that reads or
+    writes the dictionary of an instance goes through here)."""
+    dictionary = open_config_dictionary(config, db_dir=inst.db_dir, etc_dir=inst.etc)
+    try:
+        yield dictionary
+    finally:
+        dictionary.close()
+
+
 __all__ = [
     "ALERT_ERROR",
     "ALERT_OK",
@@ -95,4 +109,5 @@ __all__ = [
     "RoleStatus",
     "open_config_dictionary",
     "open_dictionary",
+    "open_instance_dictionary",
 ]

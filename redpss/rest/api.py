@@ -21,9 +21,9 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from redpss import control
+from redpss import status
 from redpss.config import Config
-from redpss.dictionary import Dictionary
+from redpss.dictionary import Dictionary, open_instance_dictionary
 from redpss.errors import RedpssError
 from redpss.instance import Instance
 from redpss.logs import DailyFile
@@ -80,7 +80,7 @@ class Api:
     def _refresh(self) -> None:
         from dataclasses import asdict
 
-        report = control.status(self.inst, self.config).report()
+        report = status.status(self.inst, self.config).report()
         self._status = (time.monotonic(), asdict(report))
 
     def _refresh_and_release(self) -> None:
@@ -94,7 +94,7 @@ class Api:
     @contextlib.contextmanager
     def dictionary(self) -> Iterator[Dictionary]:
         """The instance's dictionary for one request (its errors: the error table)."""
-        with control.open_instance_dictionary(self.inst, self.config) as d:
+        with open_instance_dictionary(self.inst, self.config) as d:
             yield d
 
     def act(self, request: Request, who: TokenInfo, what: str, action: Callable[[], T]) -> T:

@@ -6,12 +6,12 @@ stop just that program and read its row of ``redctl status``.
 
 from __future__ import annotations
 
-from redpss import control
+from redpss import status
 from redpss.config import Config
-from redpss.control import EXIT_DEGRADED, EXIT_RUNNING, EXIT_STOPPED, RoleRow
 from redpss.errors import RedpssError, RoleError
 from redpss.instance import Instance
 from redpss.rest.tls import READY_TIMEOUT, check_tls_files, wait_tls
+from redpss.status import EXIT_DEGRADED, EXIT_RUNNING, EXIT_STOPPED, RoleRow
 from redpss.supervisor import Supervisor
 
 __all__ = ["ROLE", "rest_status", "start", "stop"]
@@ -39,7 +39,7 @@ def rest_status(inst: Instance, config: Config) -> tuple[int, RoleRow | None]:
     """Exit code as redctl's (0 running, 1 degraded, 3 stopped) and the role's status row."""
     if not config.rest.rest_enabled:
         return EXIT_STOPPED, None
-    st = control.status(inst, config)
+    st = status.status(inst, config)
     row = next((r for r in st.roles if r.role == ROLE), None)
     if row is None or row.state == "STOPPED" or not st.running:
         return EXIT_STOPPED, row

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from redpss import control
+from redpss import status
 from redpss.config import Config
+from redpss.dictionary import open_instance_dictionary
 from redpss.errors import RedpssError
 from redpss.instance import Instance
 from redpss.rest import views
@@ -43,7 +44,7 @@ class _Out:
 def render(inst: Instance, config: Config) -> str:
     """The metrics text of ``inst``."""
     out = _Out()
-    st = control.status(inst, config)
+    st = status.status(inst, config)
     out.metric("redpss_instance_up", "gauge", "1 while the instance runs",
                {"": 1.0 if st.running else 0.0})  # fmt: skip
     out.metric("redpss_instance_suspended", "gauge", "1 while suspended",
@@ -67,7 +68,7 @@ def render(inst: Instance, config: Config) -> str:
 def _runs(out: _Out, inst: Instance, config: Config) -> None:
     counts: Counter[tuple[str, str]] = Counter()
     try:
-        with control.open_instance_dictionary(inst, config) as d:
+        with open_instance_dictionary(inst, config) as d:
             for kind, watcher in (("job", False), ("watcher", True)):
                 for run in d.runs(watcher=watcher, limit=RUN_WINDOW):
                     counts[(kind, run.state)] += 1

@@ -16,7 +16,6 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from redpss import __version__
-from redpss.control import StatusReport
 from redpss.dictionary import SCHEMA_VERSION, Dictionary
 from redpss.dictionary.jobs import RunRecord
 from redpss.errors import NotFound
@@ -24,6 +23,7 @@ from redpss.rest import charts, metrics, views
 from redpss.rest.api import ApiDep, Reader
 from redpss.rest.errors import responses
 from redpss.sched import control as jobs
+from redpss.status import StatusReport
 
 __all__ = ["RUN_STATES", "TIME_SCAN", "add_read_routes", "known_schema", "plain"]
 

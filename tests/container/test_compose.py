@@ -113,7 +113,7 @@ executor = "load_sales"
 UPLOAD = "id;name\n1;one\n2;two\n"
 # run by the instance's own Python in its sched container: the rows of CI.SALES as "id:name,..."
 ROWS_SCRIPT = """\
-from redpss.control import open_instance_dictionary
+from redpss.dictionary import open_instance_dictionary
 from redpss.instance import resolve_instance
 inst = resolve_instance(None)
 with open_instance_dictionary(inst, inst.load_config()) as d:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from redpss.control import open_instance_dictionary
+from redpss.dictionary import open_instance_dictionary
 from redpss.instance import Instance
 from tests.conftest import BIN, run_cli, wait_for
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from redpss.control import open_instance_dictionary
+from redpss.dictionary import open_instance_dictionary
 from redpss.instance import Instance
 from redpss.mail.message import Composed
 from redpss.mail.spool import Spool

@@ -164,6 +164,8 @@ def test_the_scan_sees_lazy_and_type_checking_imports() -> None:
         ("roles", "rest", False),
         ("health", "errors", True),
         ("control", "cli", True),
+        ("status", "control", True),
+        ("control", "status", False),
         ("config", "dictionary", True),
         ("config", "secret", False),
     ],

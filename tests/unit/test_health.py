@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 
 from redpss.cli.redpss import _check_request
 from redpss.cli.redpss import main as redpss_main
-from redpss.control import InstanceStatus, RoleRow, _row
 from redpss.dictionary import Dictionary, RoleStatus, open_dictionary
 from redpss.dictionary.sqlite.core import to_db
 from redpss.health import (
@@ -37,6 +36,7 @@ from redpss.health import (
 from redpss.instance import Instance
 from redpss.roles import ROLES
 from redpss.roles.base import Role, RoleContext, RoleHealth, _beat
+from redpss.status import InstanceStatus, RoleRow, _row
 from redpss.supervisor import ProcessInfo
 from tests.conftest import wait_for
 from tests.unit.test_dictionary import verdict_of
@@ -260,7 +260,14 @@ def test_the_check_imports_nothing_of_the_role_stack(checked_instance: Instance)
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(proc.stdout.split())
-    heavy = {"redpss.config", "redpss.dictionary", "redpss.control", "sqlite3", "pyarrow"}
+    heavy = {
+        "redpss.config",
+        "redpss.dictionary",
+        "redpss.control",
+        "redpss.status",
+        "sqlite3",
+        "pyarrow",
+    }
     heavy |= {"argparse", "logging", "dataclasses", "typing", "threading"}
     assert not heavy & loaded, heavy & loaded
 

@@ -41,6 +41,7 @@ def _heavy(modules: set[str]) -> set[str]:
         "redpss.cli.restctl",
         "redpss.cli.redpss",
         "redpss.control",
+        "redpss.status",
         "redpss.dictionary",
         "redpss.dictionary.loaders",
         "redpss.landing",
