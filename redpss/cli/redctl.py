@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     redctl_purge.add_options(db)
     redctl_ops.add_parsers(sub)
     redctl_jobs.add_parsers(sub)
+    # every command, not only the guide's: -h and every usage error show this list
+    sub.metavar = "{" + ",".join(sub.choices) + "}"
     return parser
 
 

@@ -39,7 +39,7 @@ def test_redctl_help_lists_the_guide_commands_in_order(capsys: pytest.CaptureFix
         redctl.main(["-h"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    assert "{" + ",".join(GUIDE_COMMANDS) + "}" in out
+    assert "{" + ",".join(GUIDE_COMMANDS) + "," in out
     assert list(COMMANDS) == GUIDE_COMMANDS
     assert "-D, --debug" in out and "exit codes:" in out
 
@@ -149,6 +149,24 @@ def test_redctl_help_has_no_suppressed_line(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "SUPPRESS" not in out
     assert "    db " in out  # listed with a help text like config and audit
+
+
+def test_redctl_usage_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    # the metavar was built from the guide's 21 commands only: db, config, log, audit and
+    # kill were missing from -h and from every usage error
+    parser = redctl.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    names = list(sub.choices or ())
+    assert {"db", "config", "log", "audit", "kill"} <= set(names)
+    with pytest.raises(SystemExit):
+        redctl.main(["-h"])
+    out = capsys.readouterr().out
+    metavar = "{" + ",".join(names) + "}"
+    assert metavar in out
+    with pytest.raises(SystemExit) as info:
+        redctl.main(["--instance", "tst1", "bogus"])
+    assert info.value.code == 2
+    assert metavar in capsys.readouterr().err
 
 
 def test_usage_error_with_json_is_json_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
