@@ -17,7 +17,7 @@ from collections.abc import Callable
 from redpss import compose, preclone, shutdown
 from redpss.config import Config, ServerSection, require_private_secrets
 from redpss.dictionary import open_instance_dictionary
-from redpss.errors import DictionaryError, RedpssError, SupervisorError
+from redpss.errors import DictionaryError, InstanceError, RedpssError, SupervisorError
 from redpss.instance import Instance, record_ports
 from redpss.ports import ephemeral_advice, ephemeral_ports
 from redpss.roles import enabled_roles
@@ -90,7 +90,7 @@ def _check_ephemeral_ports(inst: Instance, config: Config) -> None:
         log.warning("instance=%s %s: %s", inst.name, config.path, ephemeral_advice(inside))
     try:
         record_ports(inst, config)
-    except OSError as exc:  # the registry helps create; it never keeps an instance from starting
+    except (OSError, InstanceError) as exc:  # the registry helps create; never blocks a start
         log.warning("instance=%s ports not recorded in the host registry: %s", inst.name, exc)
 
 

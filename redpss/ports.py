@@ -18,10 +18,20 @@ of the host uses, also under another ``$REDHOME`` (issue #19). :class:`PortRegis
 (``/var/lib/redpss/ports``, or ``$REDPSS_PORT_REGISTRY``) with one small JSON file per instance
 (its configuration file and its ports) and a lock file; choosing a block and recording it happen
 under the lock. An entry whose configuration file is gone is stale and ignored (and removed).
-The folder is created sticky and world-writable like ``/tmp``, so instances of several users
-share it and none can remove another's entry. Where it cannot be created (not root), the
-registry falls back to ``$REDHOME/../.redpss-ports`` and says so: REDHOMEs with the same parent
-still see each other.
+
+**Only its owner writes it** (and root). The registry was sticky and world-writable like
+``/tmp``; root's ``redctl start`` then wrote its entry through a symbolic link a local user had
+planted (into any file of the host), and any user could hold the lock and hang every ``create``
+and ``start``. Now the folder is made ``0755`` (root's, or the service user's:
+``install -d -o redsys -m 0755 /var/lib/redpss/ports``); a folder of ours that others may write
+(the old ``1777``) is closed to ``0755`` at first use and a lock file of another user in it
+replaced. Entries are written to an unpredictable temporary name created exclusively
+(:func:`tempfile.mkstemp`) and renamed into place, read with ``O_NOFOLLOW | O_NONBLOCK`` (a link
+or a FIFO is never followed nor waited on), and only regular files of root, the folder's owner or
+this user count. The lock is waited for :data:`LOCK_WAIT` seconds at most, then the command says
+which file and which process holds it. A user who cannot write the registry reads it (its blocks
+are still avoided) and records its own instances in ``$REDHOME/../.redpss-ports``, saying so:
+REDHOMEs with the same parent still see each other.
 """
 
 from __future__ import annotations
@@ -33,7 +43,11 @@ import hashlib
 import json
 import logging
 import os
+import pwd
 import socket
+import stat
+import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +56,7 @@ from redpss.errors import InstanceError
 
 __all__ = [
     "DEFAULT_REGISTRY",
+    "LOCK_WAIT",
     "PORT_BLOCK",
     "PORT_RANGE_START",
     "REGISTRY_ENV",
@@ -63,6 +78,9 @@ PORT_LIMIT = 65535
 REGISTRY_ENV = "REDPSS_PORT_REGISTRY"
 DEFAULT_REGISTRY = Path("/var/lib/redpss/ports")
 _PROC = Path("/proc/sys/net/ipv4")
+LOCK_WAIT = 10.0
+"""Seconds a command waits for the registry's lock (held for milliseconds by a redpss tool)."""
+_MAX_ENTRY = 1 << 16
 _DEFAULT_EPHEMERAL = (32768, 60999)
 
 
@@ -125,50 +143,83 @@ class Entry:
 class PortRegistry:
     """The host's record of which instance uses which ports (see the module docstring)."""
 
-    def __init__(self, path: Path, *, shared: bool = True) -> None:
-        """Use the registry folder ``path``; ``shared`` is False for the per-REDHOME fallback."""
+    def __init__(
+        self, path: Path, *, shared: bool = True, also_read: tuple[Path, ...] = ()
+    ) -> None:
+        """Use the registry folder ``path``; ``shared`` is False for the per-REDHOME fallback,
+        which also reads the host's registry folders ``also_read`` (this user cannot write
+        them)."""
         self.path = path
         self.shared = shared
+        self.also_read = also_read
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the registry's lock (an exclusive ``flock`` on ``.lock``)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / ".lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    def lock(self, wait: float = LOCK_WAIT) -> Iterator[None]:
+        """Hold the registry's lock (an exclusive ``flock`` on ``.lock``), waiting ``wait``
+        seconds at most: then InstanceError names the lock file and its holder."""
+        self.path.mkdir(mode=0o755, parents=True, exist_ok=True)
+        fd = self._open_lock()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise InstanceError(_busy_message(self.path / ".lock", fd, wait)) from None
+                    time.sleep(0.05)
             yield
         finally:
             os.close(fd)
 
-    def _file(self, conf: Path) -> Path:
+    def _open_lock(self) -> int:
+        """``.lock``, opened without following a link; one of another user is replaced."""
+        path = self.path / ".lock"
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_uid in _trusted(self.path):
+            return fd
+        os.close(fd)
+        log.warning(
+            "port registry lock %s belongs to %s, not to the registry's owner: replaced",
+            path,
+            _user_name(info.st_uid),
+        )
+        path.unlink()
+        return os.open(path, flags | os.O_EXCL, 0o600)
+
+    def _file(self, conf: Path, folder: Path | None = None) -> Path:
         digest = hashlib.sha256(str(conf.absolute()).encode()).hexdigest()[:24]
-        return self.path / f"{digest}.json"
+        return (folder or self.path) / f"{digest}.json"
 
     def entries(self) -> list[Entry]:
-        """Every live entry; stale ones (configuration gone) are removed where allowed."""
+        """Every live entry (of this folder and the host's registry it reads); stale ones
+        (configuration gone) are removed where allowed."""
         out = []
-        for path in sorted(self.path.glob("*.json")):
-            try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-                entry = Entry(Path(doc["conf"]), frozenset(int(p) for p in doc["ports"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # unreadable or half-written by hand: not ours to judge
-            if _gone(entry.conf):
-                with contextlib.suppress(OSError):  # another user's entry (sticky folder)
-                    path.unlink()
-                continue
-            out.append(entry)
+        for folder in (self.path, *self.also_read):
+            trusted = _trusted(folder)
+            for path in sorted(folder.glob("*.json")):
+                entry = _read_entry(path, trusted)
+                if entry is None:
+                    continue
+                if _gone(entry.conf):
+                    if folder == self.path:
+                        with contextlib.suppress(OSError):
+                            path.unlink()
+                    continue
+                out.append(entry)
         return out
 
     def entry(self, conf: Path) -> Entry | None:
         """The recorded ports of the instance of ``conf``, even while ``conf`` is missing
         (``redsysctl repair`` gives a recreated configuration the instance's own block)."""
-        try:
-            doc = json.loads(self._file(conf).read_text(encoding="utf-8"))
-            return Entry(Path(doc["conf"]), frozenset(int(p) for p in doc["ports"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        for folder in (self.path, *self.also_read):
+            found = _read_entry(self._file(conf, folder), _trusted(folder))
+            if found is not None:
+                return found
+        return None
 
     def used(self, *, besides: Path | None = None) -> dict[int, Path]:
         """Every registered port with the configuration file that uses it."""
@@ -176,18 +227,102 @@ class PortRegistry:
         return {p: e.conf for e in self.entries() if e.conf != mine for p in e.ports}
 
     def record(self, conf: Path, ports: set[int]) -> None:
-        """Record (or update) the ports of the instance of ``conf``; call under :meth:`lock`."""
+        """Record (or update) the ports of the instance of ``conf``; call under :meth:`lock`.
+
+        Written to a new file of an unpredictable name (``O_EXCL``: never through a link), then
+        renamed over the entry (a rename replaces a link, it does not follow it).
+        """
         path = self._file(conf)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
         doc = {"conf": str(conf.absolute()), "ports": sorted(ports)}
-        tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(doc) + "\n")
+                os.fchmod(fh.fileno(), 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def release(self, conf: Path) -> None:
         """Forget the instance of ``conf`` (``redsysctl remove``)."""
         with self.lock():
             self._file(conf).unlink(missing_ok=True)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _trusted(folder: Path) -> set[int]:
+    """The users whose files in ``folder`` count: root, the folder's owner, this user."""
+    uids = {0, os.geteuid()}
+    with contextlib.suppress(OSError):
+        uids.add(folder.stat().st_uid)
+    return uids
+
+
+def _read_entry(path: Path, trusted: set[int]) -> Entry | None:
+    """The entry in ``path``: a regular file of a trusted user, opened without following a
+    link nor waiting on a FIFO; None when it is not one (another user's file is named)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None  # missing, a link (ELOOP), unreadable
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        if info.st_uid not in trusted:
+            log.warning(
+                "port registry entry %s ignored: it belongs to %s, not to root or the "
+                "registry's owner",
+                path,
+                _user_name(info.st_uid),
+            )
+            return None
+        doc = json.loads(os.read(fd, _MAX_ENTRY).decode("utf-8"))
+        return Entry(Path(doc["conf"]), frozenset(int(p) for p in doc["ports"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable or half-written by hand: not ours to judge
+    finally:
+        os.close(fd)
+
+
+def _lock_holders(fd: int) -> list[str]:
+    """The processes holding a ``flock`` on the file of ``fd`` (``/proc/locks``)."""
+    info = os.fstat(fd)
+    key = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    holders = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] == "->" or fields[5] != key:
+            continue
+        pid = fields[4]
+        try:
+            owner = _user_name(Path(f"/proc/{pid}").stat().st_uid)
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            holders.append(f"pid {pid} ({comm}, user {owner})")
+        except OSError:
+            holders.append(f"pid {pid}")
+    return holders
+
+
+def _busy_message(lock: Path, fd: int, wait: float) -> str:
+    holders = ", ".join(_lock_holders(fd)) or "a process not found in /proc/locks"
+    return (
+        f"the host's port registry is locked: {lock} is held by {holders} since at least "
+        f"{wait:.0f} s (a redpss command holds it for milliseconds); end that process and "
+        "run the command again"
+    )
 
 
 def _gone(conf: Path) -> bool:
@@ -201,27 +336,51 @@ def _gone(conf: Path) -> bool:
 
 
 def host_registry(home: Path, env: Mapping[str, str] | None = None) -> PortRegistry:
-    """The registry of this host; the fallback beside ``home`` when that cannot be created."""
+    """The registry of this host (``$REDPSS_PORT_REGISTRY`` or :data:`DEFAULT_REGISTRY`); the
+    fallback beside ``home``, which still reads it, when this user may not write it."""
     env = os.environ if env is None else env
-    if env.get(REGISTRY_ENV):
-        return PortRegistry(Path(env[REGISTRY_ENV]))
+    path = Path(env[REGISTRY_ENV]) if env.get(REGISTRY_ENV) else DEFAULT_REGISTRY
     try:
-        if not DEFAULT_REGISTRY.is_dir():
-            DEFAULT_REGISTRY.mkdir(parents=True)
-            DEFAULT_REGISTRY.chmod(0o1777)
-        if os.access(DEFAULT_REGISTRY, os.W_OK | os.X_OK):
-            return PortRegistry(DEFAULT_REGISTRY)
+        if not path.is_dir():
+            path.mkdir(mode=0o755, parents=True)
+            path.chmod(0o755)
+        if _writable(path):
+            return PortRegistry(path)
     except OSError:
         pass
     fallback = home.absolute().parent / ".redpss-ports"
+    if fallback == path:
+        return PortRegistry(path, shared=False)
     log.warning(
-        "host port registry %s cannot be written; blocks are checked against %s only "
-        "(as root, once: install -d -m 1777 %s)",
-        DEFAULT_REGISTRY,
+        "host port registry %s cannot be written by %s; blocks are recorded in %s "
+        "(as root, once, for the user that runs the instances: install -d -o USER -m 0755 %s)",
+        path,
+        _user_name(os.geteuid()),
         fallback,
-        DEFAULT_REGISTRY,
+        path,
     )
-    return PortRegistry(fallback, shared=False)
+    return PortRegistry(fallback, shared=False, also_read=(path,) if path.is_dir() else ())
+
+
+def _writable(path: Path) -> bool:
+    """May this user write the registry ``path`` safely? Its owner (a folder of ours others
+    may write is closed to 0755), or root in a folder no one else may write."""
+    info = path.stat()
+    me = os.geteuid()
+    open_to_others = bool(info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+    if info.st_uid == me and open_to_others:
+        path.chmod(0o755)
+        log.warning(
+            "host port registry %s was writable by every user (mode %o): now 0755; only %s "
+            "(and root) records there, other users' instances record beside their REDHOME",
+            path,
+            stat.S_IMODE(info.st_mode),
+            _user_name(me),
+        )
+        return True
+    if info.st_uid == me:
+        return True
+    return me == 0 and not open_to_others
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import fcntl
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,21 @@ def test_start_warns_about_configured_ports_inside_the_range(
     registry = host_registry(inst.redhome)
     with registry.lock():
         assert registry.used()[low + 100] == inst.conf_path.absolute()
+
+
+def test_a_held_lock_is_waited_for_a_bounded_time_then_named(tmp_path: Path) -> None:
+    registry = PortRegistry(tmp_path / "reg")
+    with registry.lock():  # makes the folder and the lock file
+        pass
+    holder = os.open(tmp_path / "reg" / ".lock", os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        began = time.monotonic()
+        with pytest.raises(InstanceError) as err, registry.lock(wait=0.3):
+            pass
+        assert 0.3 <= time.monotonic() - began < 5
+        assert f"{tmp_path / 'reg' / '.lock'} is held by pid {os.getpid()}" in str(err.value)
+    finally:
+        os.close(holder)
+    with registry.lock(wait=0.3):  # free again
+        pass
