@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from redpss import audit
-from redpss.config import KeySpec, key_specs, parse_config
+from redpss.config import parse_config
+from redpss.config.sections import KeySpec, key_specs
 from redpss.errors import ConfigError
 from redpss.ini import read_ini
 from redpss.instance import Instance, conf_text, port_base_of

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 
 from redpss import compose, preclone, shutdown
-from redpss.config import Config, ServerSection, require_private_secrets
+from redpss.config import Config, ServerSection
+from redpss.config.secrets import require_private_secrets
 from redpss.dictionary import open_instance_dictionary
 from redpss.errors import DictionaryError, InstanceError, RedpssError, SupervisorError
 from redpss.instance import Instance, record_ports

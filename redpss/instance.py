@@ -291,7 +291,7 @@ def create_instance(
         # cfisrv's FTPS password (cfi_password = file:cfi_password in the template)
         _write_secret(inst.etc / "cfi_password", secrets.token_urlsafe(24))
         # 0600: an operator may write a secret into it (exa_password …); start refuses the file
-        # readable by others while it holds one (config.exposed_secrets)
+        # readable by others while it holds one (config.secrets.exposed_secrets)
         _write_private(inst.conf_path, text)
         registry.record(inst.conf_path, set(range(base, base + PORT_BLOCK)))
     for tool in ("redctl", "restctl"):

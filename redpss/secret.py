@@ -1,7 +1,7 @@
 """A secret value of red_params.conf: never shown in ``repr``, logs or errors.
 
 A secret remembers where it came from (:attr:`Secret.source`), so that start can refuse one
-that other users can read (:func:`redpss.config.exposed_secrets`).
+that other users can read (:func:`redpss.config.secrets.exposed_secrets`).
 """
 
 from __future__ import annotations

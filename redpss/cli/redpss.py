@@ -83,7 +83,8 @@ def _check_request(argv: list[str]) -> tuple[str, str | None] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from redpss.config import LogLevel, require_private_secrets
+    from redpss.config import LogLevel
+    from redpss.config.secrets import require_private_secrets
     from redpss.dictionary import open_config_dictionary
     from redpss.instance import resolve_instance
     from redpss.logs import configure

@@ -23,7 +23,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from redpss.config import NEVER_ATTACHED
+from redpss.config.checks import NEVER_ATTACHED
 from redpss.errors import BadArgs, ConfigError, RemoteError
 
 __all__ = ["AttachFolders", "Attachment"]
@@ -44,7 +44,7 @@ class AttachFolders:
     """The folders of ``$REDENV_HOME`` a mail may attach files from."""
 
     def __init__(self, home: Path, folders: tuple[str, ...]) -> None:
-        """``folders`` as :func:`redpss.config.attach_dirs` gives them (checked relative paths)."""
+        """``folders`` as :func:`redpss.config.checks.attach_dirs` gives them (checked)."""
         self.home = home
         self.folders = folders
 

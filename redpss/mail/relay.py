@@ -14,7 +14,7 @@ import smtplib
 import ssl
 import time
 
-from redpss.config import Encryption
+from redpss.config.sections import Encryption
 from redpss.errors import MailError
 
 __all__ = ["Relay"]

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from redpss.config import attach_dirs
+from redpss.config.checks import attach_dirs
 from redpss.diskspace import has_room
 from redpss.errors import RemoteError
 from redpss.mail.attach import AttachFolders

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from redpss.config import Secret, load_config
+from redpss.config import load_config
 from redpss.dictionary import open_dictionary
 from redpss.errors import ConfigError, RoleError
 from redpss.instance import Instance, create_instance
 from redpss.roles import enabled_roles
 from redpss.roles.base import RoleContext
 from redpss.roles.cfisrv import CfiAuthorizer, CfiFilesystem, Cfisrv, ensure_certificate
+from redpss.secret import Secret
 
 
 def test_certificate_made_once_with_a_private_key(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from redpss.cli import redctl
 from redpss.conffile import MASK, ConfFile, mask_text, resolve_key, set_text
-from redpss.config import key_specs, parse_config
+from redpss.config import parse_config
+from redpss.config.sections import key_specs
 from redpss.errors import ConfigError
 from redpss.instance import Instance
 

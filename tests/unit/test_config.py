@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from redpss.config import Dictionary, LogLevel, Secret, load_config, parse_config
+from redpss.config import LogLevel, load_config, parse_config
+from redpss.config.sections import Dictionary
 from redpss.errors import ConfigError
 from redpss.instance import template_text
+from redpss.secret import Secret
 
 PORTS = dict(
     instance="tst1",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from redpss.config import attach_dir_problems, attach_dirs
+from redpss.config.checks import attach_dir_problems, attach_dirs
 from redpss.errors import BadArgs, ConfigError
 from redpss.mail.attach import AttachFolders
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from redpss.config import exposed_secrets, load_config, require_private_secrets
+from redpss.config import load_config
+from redpss.config.secrets import exposed_secrets, require_private_secrets
 from redpss.dictionary import open_dictionary
 from redpss.errors import ConfigError
 from redpss.instance import Instance, create_instance
