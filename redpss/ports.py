@@ -156,39 +156,82 @@ class PortRegistry:
     @contextlib.contextmanager
     def lock(self, wait: float = LOCK_WAIT) -> Iterator[None]:
         """Hold the registry's lock (an exclusive ``flock`` on ``.lock``), waiting ``wait``
-        seconds at most: then InstanceError names the lock file and its holder."""
+        seconds at most: then InstanceError names the lock file and its holder.
+
+        The lock file is the registry owner's, mode 0600: no other user can open it, so no
+        other user can hold it. One that is not (the old 0644, or another user's) is replaced
+        by a new file renamed over it; after the ``flock`` the name is checked to still be the
+        file locked (a replacement in between means: lock the new one).
+        """
         self.path.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd = self._open_lock()
-        try:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise InstanceError(_busy_message(self.path / ".lock", fd, wait)) from None
-                    time.sleep(0.05)
-            yield
-        finally:
-            os.close(fd)
+        lock = self.path / ".lock"
+        deadline = time.monotonic() + wait
+        while True:
+            fd = self._open_lock()
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise InstanceError(_busy_message(lock, fd, wait)) from None
+                        time.sleep(0.05)
+                if _same_file(lock, fd):
+                    yield
+                    return
+            finally:
+                os.close(fd)
 
     def _open_lock(self) -> int:
-        """``.lock``, opened without following a link; one of another user is replaced."""
+        """``.lock``, opened without following a link: a regular file of the registry's owner
+        that only it may open; made (or replaced) that way when it is not."""
         path = self.path / ".lock"
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        fd = os.open(path, flags, 0o600)
-        info = os.fstat(fd)
-        if stat.S_ISREG(info.st_mode) and info.st_uid in _trusted(self.path):
-            return fd
-        os.close(fd)
-        log.warning(
-            "port registry lock %s belongs to %s, not to the registry's owner: replaced",
-            path,
-            _user_name(info.st_uid),
-        )
-        path.unlink()
-        return os.open(path, flags | os.O_EXCL, 0o600)
+        owner = self.path.stat().st_uid
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        for _ in range(10):
+            try:
+                fd = os.open(path, flags)
+            except FileNotFoundError:
+                self._make_lock(path, owner, replace=False)
+                continue
+            except OSError as exc:  # a link (ELOOP), a file this user may not open
+                log.warning("port registry lock %s cannot be used (%s): replaced", path, exc)
+                self._make_lock(path, owner, replace=True)
+                continue
+            info = os.fstat(fd)
+            if (
+                stat.S_ISREG(info.st_mode)
+                and info.st_uid == owner
+                and not stat.S_IMODE(info.st_mode) & 0o077
+            ):
+                return fd
+            os.close(fd)
+            log.warning(
+                "port registry lock %s (user %s, mode %o) could be held by other users: replaced",
+                path,
+                _user_name(info.st_uid),
+                stat.S_IMODE(info.st_mode),
+            )
+            self._make_lock(path, owner, replace=True)
+        raise InstanceError(f"port registry lock {path} keeps changing; run the command again")
+
+    def _make_lock(self, path: Path, owner: int, *, replace: bool) -> None:
+        """A new lock file (0600, the registry owner's) at ``path``: made under a random name,
+        then linked (a missing lock) or renamed over the old one (a bad lock)."""
+        fd, tmp = tempfile.mkstemp(prefix=".lock.", dir=self.path)
+        try:
+            if owner != os.geteuid():
+                os.fchown(fd, owner, -1)  # root in the service user's registry
+            os.close(fd)
+            if replace:
+                os.replace(tmp, path)
+            else:
+                with contextlib.suppress(FileExistsError):  # another made it first: use that
+                    os.link(tmp, path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
     def _file(self, conf: Path, folder: Path | None = None) -> Path:
         digest = hashlib.sha256(str(conf.absolute()).encode()).hexdigest()[:24]
@@ -293,6 +336,16 @@ def _read_entry(path: Path, trusted: set[int]) -> Entry | None:
         os.close(fd)
 
 
+def _same_file(path: Path, fd: int) -> bool:
+    """Does ``path`` still name the file open as ``fd``?"""
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    info = os.fstat(fd)
+    return (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino)
+
+
 def _lock_holders(fd: int) -> list[str]:
     """The processes holding a ``flock`` on the file of ``fd`` (``/proc/locks``)."""
     info = os.fstat(fd)
@@ -372,10 +425,10 @@ def _writable(path: Path) -> bool:
         path.chmod(0o755)
         log.warning(
             "host port registry %s was writable by every user (mode %o): now 0755; only %s "
-            "(and root) records there, other users' instances record beside their REDHOME",
+            "records there, other users' instances record beside their REDHOME",
             path,
             stat.S_IMODE(info.st_mode),
-            _user_name(me),
+            "root" if me == 0 else f"{_user_name(me)} and root",
         )
         return True
     if info.st_uid == me:

@@ -150,8 +150,13 @@ def _held(lock: Path) -> bool:
     return False
 
 
-def test_nobody_holding_the_lock_does_not_hang_create(open_registry: Path) -> None:
+@pytest.mark.parametrize("roots_lock", [False, True], ids=["nobodys-lock", "roots-0644-lock"])
+def test_nobody_holding_the_lock_does_not_hang_create(
+    open_registry: Path, roots_lock: bool
+) -> None:
     reg = open_registry
+    if roots_lock:  # the old code made it so: root's, 0644, which nobody may open and flock
+        (reg / ".lock").touch(0o644)
     home = Path(tempfile.mkdtemp(prefix="acch", dir="/tmp"))
     runuser = shutil.which("runuser") or "/usr/sbin/runuser"
     holder = subprocess.Popen(
@@ -166,7 +171,9 @@ def test_nobody_holding_the_lock_does_not_hang_create(open_registry: Path) -> No
         done = run_cli("redsysctl", "create", "tst1", "--port-base", "16340", home=home, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
         assert time.monotonic() - began < LOCK_WAIT
-        assert (reg / ".lock").stat().st_uid == 0
+        lock = (reg / ".lock").stat()
+        assert lock.st_uid == 0 and lock.st_mode & 0o777 == 0o600
+        assert as_nobody("flock", "-n", str(reg / ".lock"), "true").returncode != 0
     finally:
         holder.kill()
         holder.wait()
