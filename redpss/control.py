@@ -19,7 +19,7 @@ from redpss.config import Config, ServerSection
 from redpss.config.secrets import require_private_secrets
 from redpss.dictionary import open_instance_dictionary
 from redpss.errors import DictionaryError, InstanceError, RedpssError, SupervisorError
-from redpss.instance import Instance, record_ports
+from redpss.instance import Instance, narrow_private_modes, record_ports
 from redpss.ports import ephemeral_advice, ephemeral_ports
 from redpss.roles import enabled_roles
 from redpss.shutdown import StopReport
@@ -56,6 +56,7 @@ def db_init(inst: Instance, config: Config) -> tuple[int, str]:
 
 def db_upgrade(inst: Instance, config: Config) -> list[str]:
     """Apply pending dictionary migrations; return what was applied."""
+    narrow_private_modes(inst)
     with open_instance_dictionary(inst, config) as dictionary:
         return dictionary.upgrade()
 
@@ -110,6 +111,7 @@ def start(
             f"instance {inst.name} is already running (use redctl restart to restart it)"
         )
     require_private_secrets(config)
+    narrow_private_modes(inst)
     _end_leftovers(inst, config, "start")
     _check_ports_free(config)
     _check_ephemeral_ports(inst, config)

@@ -9,10 +9,12 @@ so two instances never share files, sockets or ports.
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import os
 import re
 import secrets
 import shlex
+import stat
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,11 +40,14 @@ __all__ = [
     "conf_text",
     "create_instance",
     "list_instances",
+    "narrow_private_modes",
     "port_base_of",
     "redhome",
     "resolve_instance",
     "template_text",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_REDHOME = Path("/app/redsys")
 SUBDIRS = (
@@ -340,6 +345,43 @@ def record_ports(inst: Instance, config: Config) -> None:
     registry = host_registry(inst.redhome)
     with registry.lock():
         registry.record(inst.conf_path, set(config.ports().values()))
+
+
+def narrow_private_modes(inst: Instance) -> list[str]:
+    """Narrow what an older version left open: ``etc/`` and ``data/db/`` to 0750 at most, the
+    dictionary's files to 0640 at most; log one line naming what changed and return it.
+
+    ``create`` makes them so, but an instance created before kept the umask's modes (0755,
+    0644): every user of the host could copy the dictionary (runs, commands, load ledger).
+    ``redctl start`` and ``redctl db upgrade`` call this; bits are only ever taken away, and
+    neither a symbolic link nor anything but a folder or a regular file is touched.
+    """
+    targets = [(inst.etc, 0o750), (inst.db_dir, 0o750)]
+    if inst.db_dir.is_dir():
+        targets += [(path, 0o640) for path in sorted(inst.db_dir.iterdir())]
+    changed = []
+    for path, allowed in targets:
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            continue
+        old = stat.S_IMODE(st.st_mode)
+        new = old & (allowed | 0o7000)
+        if new == old:
+            continue
+        try:
+            os.chmod(path, new)
+        except OSError as exc:
+            log.warning("instance=%s cannot narrow %s (mode %04o): %s", inst.name, path, old, exc)
+            continue
+        changed.append(f"{path.relative_to(inst.home)} {old:04o}->{new:04o}")
+    if changed:
+        log.warning(
+            "instance=%s narrowed modes other users could read: %s", inst.name, ", ".join(changed)
+        )
+    return changed
 
 
 def shell_env(inst: Instance) -> str:

@@ -10,7 +10,7 @@ from redpss.config import load_config
 from redpss.config.secrets import exposed_secrets, require_private_secrets
 from redpss.dictionary import open_dictionary
 from redpss.errors import ConfigError
-from redpss.instance import Instance, create_instance
+from redpss.instance import Instance, create_instance, narrow_private_modes
 
 pytestmark = pytest.mark.unit
 
@@ -83,3 +83,48 @@ def test_an_env_secret_has_no_file_to_check(inst: Instance) -> None:
     cfg = load_config(inst.conf_path, env={"S": "from-env"})
     assert cfg.redsys.pss_secret.source == "env:S"
     assert exposed_secrets(cfg) == []
+
+
+def _as_an_older_version_left_it(inst: Instance) -> None:
+    dictionary = open_dictionary("sqlite", db_dir=inst.db_dir)
+    dictionary.init()
+    dictionary.ensure_schema("STAGE")
+    inst.etc.chmod(0o755)
+    inst.db_dir.chmod(0o755)
+    for path in inst.db_dir.iterdir():
+        path.chmod(0o644)
+
+
+def test_an_older_instance_is_narrowed_once_with_one_line(
+    inst: Instance, caplog: pytest.LogCaptureFixture
+) -> None:
+    # instances created before 0640/0750 kept a dictionary every user of the host could copy
+    _as_an_older_version_left_it(inst)
+    (inst.db_dir / "notes.txt").write_text("x")
+    (inst.db_dir / "notes.txt").chmod(0o600)  # already narrower: left as it is
+    (inst.db_dir / "link.db").symlink_to(inst.conf_path)  # never followed
+    inst.conf_path.chmod(0o644)
+    with caplog.at_level("WARNING", logger="redpss.instance"):
+        changed = narrow_private_modes(inst)
+    assert "data/db 0755->0750" in changed and "etc 0755->0750" in changed
+    assert "data/db/REDSYS.db 0644->0640" in changed
+    assert mode(inst.etc) == 0o750 and mode(inst.db_dir) == 0o750
+    for path in inst.db_dir.iterdir():
+        if path.name == "notes.txt":
+            assert mode(path) == 0o600
+        elif not path.is_symlink():
+            assert mode(path) == 0o640, path.name
+    assert mode(inst.conf_path) == 0o644  # the symlink's target is not touched
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "narrowed" in line and "data/db/STAGE.db 0644->0640" in line
+    caplog.clear()
+    assert narrow_private_modes(inst) == []  # once
+    assert caplog.records == []
+
+
+def test_db_upgrade_narrows_an_older_instance(inst: Instance) -> None:
+    from redpss import control
+
+    _as_an_older_version_left_it(inst)
+    control.db_upgrade(inst, inst.load_config())
+    assert mode(inst.db_dir) == 0o750 and mode(inst.db_dir / "REDSYS.db") == 0o640
