@@ -18,7 +18,7 @@ from redpss import audit
 from redpss.cli.common import output_closed, print_json
 from redpss.dictionary import open_instance_dictionary
 from redpss.dictionary.base import LogMessage
-from redpss.dictionary.model import LOG_LEVELS
+from redpss.dictionary.columns import LOG_LEVELS
 from redpss.errors import NotFound, RedpssError
 from redpss.instance import Instance
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
+from redpss.dictionary.columns import LOG_LEVELS, REDSYS
 from redpss.dictionary.export import ExportStore
 from redpss.dictionary.jobs import JobStore
 from redpss.dictionary.landing import LandingStore
-from redpss.dictionary.model import LOG_LEVELS, REDSYS
 from redpss.dictionary.purge import PurgeStore
 from redpss.errors import DictionaryError
 from redpss.health import (

@@ -15,14 +15,14 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from redpss.dictionary.jobs import JobDef, WatcherDef
-from redpss.dictionary.model import (
+from redpss.dictionary.columns import (
     JOB_KINDS,
     MISFIRE_POLICIES,
     POOLS,
     SCHEDULE_TYPES,
     WATCHER_KINDS,
 )
+from redpss.dictionary.jobs import JobDef, WatcherDef
 from redpss.errors import DefinitionError  # in the one exception tree; named here as before
 
 __all__ = ["DefinitionError", "check_job", "check_watcher", "job_trigger", "watcher_trigger"]

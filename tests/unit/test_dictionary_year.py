@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redpss.dictionary import Dictionary, open_dictionary
+from redpss.dictionary.columns import YEAR_SINCE
 from redpss.dictionary.jobs import DefinitionChanges, JobDef, RunRecord, RunUpdate, WatcherDef
-from redpss.dictionary.model import DICTIONARY, MIGRATIONS, TABLES, VIEWS, YEAR_SINCE
+from redpss.dictionary.model import DICTIONARY, MIGRATIONS, TABLES, VIEWS
 from redpss.dictionary.objects import Model
 from redpss.dictionary.sqlite.changes import read_stamp
 

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redpss.dictionary import Dictionary, open_dictionary
+from redpss.dictionary.columns import JOB_STATUS_SINCE
 from redpss.dictionary.jobs import JobDef, RunUpdate, job_alert, next_status
-from redpss.dictionary.model import DICTIONARY, JOB_STATUS_SINCE, MIGRATIONS
+from redpss.dictionary.model import DICTIONARY, MIGRATIONS
 from redpss.dictionary.objects import Model, Table
 from redpss.dictionary.sqlite import SqliteDictionary
 from tests.unit.exasol_emulator import EmulatedDatabase

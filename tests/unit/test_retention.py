@@ -18,11 +18,12 @@ import pytest
 from redpss import retention
 from redpss.config import parse_config
 from redpss.dictionary import Dictionary, open_dictionary
+from redpss.dictionary.columns import YEAR_SINCE
 from redpss.dictionary.exasol import ExasolDictionary
 from redpss.dictionary.jobs import JobDef, PoolSample, RunUpdate
 from redpss.dictionary.landing import LedgerEntry
 from redpss.dictionary.loaders import Loader, LoaderColumn
-from redpss.dictionary.model import MIGRATIONS, TABLES, VIEWS, YEAR_SINCE
+from redpss.dictionary.model import MIGRATIONS, TABLES, VIEWS
 from redpss.dictionary.objects import Model
 from redpss.dictionary.sqlite import SqliteDictionary
 from redpss.errors import ConfigError

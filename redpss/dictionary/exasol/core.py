@@ -20,9 +20,10 @@ from typing import TypeVar
 
 from redpss import __version__
 from redpss.dictionary.base import Dictionary, check_schema_name
+from redpss.dictionary.columns import REDSYS
 from redpss.dictionary.exasol.ddl import migration_statements, table_ddl
 from redpss.dictionary.exasol.session import ExaSettings, Session, Tx
-from redpss.dictionary.model import DICTIONARY, REDSYS
+from redpss.dictionary.model import DICTIONARY
 from redpss.dictionary.objects import Model, Scope
 from redpss.errors import DictionaryError, MigrationError
 

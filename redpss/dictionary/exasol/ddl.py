@@ -18,9 +18,9 @@ Primary keys are declared (Exasol enforces them). Identity columns are ``IDENTIT
 from __future__ import annotations
 
 from redpss.dictionary.base import DOWN_STATES, SUSPENDED
+from redpss.dictionary.columns import REDSYS
 from redpss.dictionary.exasol.dialect import Dialect
 from redpss.dictionary.exasol.sqltext import ident, literals
-from redpss.dictionary.model import REDSYS
 from redpss.dictionary.objects import Column, Model, Scope, Table, View, parse_type
 
 __all__ = [

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from redpss.dictionary.columns import REDSYS
 from redpss.dictionary.exasol.core import ExasolCore
 from redpss.dictionary.exasol.session import Tx
 from redpss.dictionary.exasol.sqltext import from_db, ident
 from redpss.dictionary.jobs import FINAL_STATES
-from redpss.dictionary.model import REDSYS
 from redpss.dictionary.purge import KINDS, PURGE_TABLES, PurgeStore, PurgeTable, PurgeTarget
 from redpss.errors import DictionaryError
 

@@ -14,11 +14,11 @@ from redpss.dictionary.base import (
     RoleStatus,
     check_schema_name,
 )
+from redpss.dictionary.columns import PROBLEMS_SINCE, ROLE_STATES
 from redpss.dictionary.exasol.core import ExasolCore, utcnow
 from redpss.dictionary.exasol.ddl import epoch_seconds, status_select
 from redpss.dictionary.exasol.session import Tx
 from redpss.dictionary.exasol.sqltext import from_db, literal
-from redpss.dictionary.model import PROBLEMS_SINCE, ROLE_STATES
 from redpss.dictionary.rows import as_int, opt_int
 from redpss.errors import DictionaryError
 

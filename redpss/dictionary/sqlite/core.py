@@ -31,7 +31,8 @@ from redpss.dictionary.base import (
     Dictionary,
     check_schema_name,
 )
-from redpss.dictionary.model import DICTIONARY, REDSYS
+from redpss.dictionary.columns import REDSYS
+from redpss.dictionary.model import DICTIONARY
 from redpss.dictionary.objects import (
     Column,
     Index,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from redpss.dictionary.columns import YEAR_SINCE
 from redpss.dictionary.jobs import (
     DefinitionChanges,
     ExecError,
@@ -22,7 +23,6 @@ from redpss.dictionary.jobs import (
     RunUpdate,
     WatcherDef,
 )
-from redpss.dictionary.model import YEAR_SINCE
 from redpss.dictionary.rows import (
     JOB_COLUMNS,
     LOG_COLUMNS,

@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from redpss.dictionary.columns import REDSYS
 from redpss.dictionary.jobs import FINAL_STATES
-from redpss.dictionary.model import REDSYS
 from redpss.dictionary.purge import KINDS, PURGE_TABLES, PurgeStore, PurgeTable, PurgeTarget
 from redpss.dictionary.sqlite.core import SqliteCore, to_db, writer_lock
 from redpss.errors import DictionaryError

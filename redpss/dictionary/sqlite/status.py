@@ -9,7 +9,7 @@ from typing import Any
 
 from redpss.dictionary import base
 from redpss.dictionary.base import RUNNING, STOPPED, LogMessage, RoleStart, RoleStatus
-from redpss.dictionary.model import PROBLEMS_SINCE, REDSYS, ROLE_STATES
+from redpss.dictionary.columns import PROBLEMS_SINCE, REDSYS, ROLE_STATES
 from redpss.dictionary.sqlite.core import (
     DEFAULT_HEARTBEAT_INTERVAL,
     SqliteCore,
