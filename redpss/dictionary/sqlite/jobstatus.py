@@ -13,7 +13,8 @@ from redpss.dictionary.jobs import (
     StatusRun,
     next_status,
 )
-from redpss.dictionary.sqlite.core import SqliteCore, from_db, job_status_select, to_db
+from redpss.dictionary.sqlite.core import SqliteCore, from_db, to_db
+from redpss.dictionary.sqlite.ddl import job_status_select
 
 _UPSERT_RUN = (
     f"INSERT INTO ADM_JOB_STATUS (JOB_NAME, {', '.join(STATUS_RUN_COLUMNS)}) "

@@ -13,11 +13,11 @@ from redpss.dictionary.columns import PROBLEMS_SINCE, REDSYS, ROLE_STATES
 from redpss.dictionary.sqlite.core import (
     DEFAULT_HEARTBEAT_INTERVAL,
     SqliteCore,
-    _status_select,
     _utcnow,
     from_db,
     to_db,
 )
+from redpss.dictionary.sqlite.ddl import status_select
 from redpss.errors import DictionaryError
 
 
@@ -154,7 +154,7 @@ class SqliteStatus(SqliteCore):
             if now is None:
                 cur = conn.execute("SELECT * FROM STA_PSS_STATUS ORDER BY ROLE")
             else:
-                sql = _status_select(self.model, self._file_version(conn, REDSYS), "?")
+                sql = status_select(self.model, self._file_version(conn, REDSYS), "?")
                 cur = conn.execute(f"{sql} ORDER BY ROLE", (to_db(now),))
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
