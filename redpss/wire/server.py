@@ -159,6 +159,10 @@ class WireServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     # stop() shuts connections down and joins their threads itself, with a deadline.
     block_on_close = False
+    # The listen backlog: socketserver's 5 drops the SYN of the 7th connect of a burst while
+    # the accept loop is busy (a loaded host), and the client waits 1, 3, 7 … s to retry; the
+    # cap on unauthenticated connections, not the kernel, is what limits a burst here.
+    request_queue_size = 128
 
     def __init__(
         self,

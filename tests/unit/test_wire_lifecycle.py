@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -237,3 +238,25 @@ def test_error_reply_without_id_is_remote_error(
         client.call("ping")
     assert info.value.code == "line_too_long"
     client.close()
+
+
+def test_a_burst_of_connections_waits_in_the_kernel_while_the_accept_loop_is_busy(
+    server: WireServer,
+) -> None:
+    """40 connects while the accept loop is held all complete at once (the listen backlog is
+    not socketserver's 5): a dropped SYN would stall a client 1, 3, 7 … s, and under load
+    the last ones of a burst reached the server only after the first had hit their timeout."""
+    held: list[socket.socket] = []
+    try:
+        with server._lock:  # the accept loop waits in service_actions; nothing is accepted
+            for _ in range(40):
+                held.append(socket.create_connection((HOST, server.port), timeout=0.5))
+        good = f'{{"secret":"{SECRET}","id":1,"op":"ping"}}\n'.encode()
+        for sock in held:
+            sock.settimeout(DEADLINE)
+            sock.sendall(good)
+        for sock in held:  # and every one of them is then served
+            assert json.loads(sock.makefile("rb").readline())["ok"] is True
+    finally:
+        for sock in held:
+            sock.close()
