@@ -16,7 +16,14 @@ from typing import Any, Protocol
 from redpss.config import Config
 from redpss.dictionary import Dictionary
 from redpss.dictionary.jobs import ABORTED, FAILED, KILLED, OK, TIMEOUT, JobDef
-from redpss.errors import DictionaryError, LoadError, RedpssError, RemoteError, WireError
+from redpss.errors import (
+    DictionaryError,
+    LoadError,
+    RedpssError,
+    RemoteError,
+    ServiceUnavailable,
+    WireError,
+)
 from redpss.instance import Instance
 from redpss.landing import run_load
 from redpss.wire import WireClient, call, local_address
@@ -40,6 +47,12 @@ class Outcome:
     message: str | None = None
     transient: bool = False
 
+
+JEXEC_WAIT = 30.0
+"""Seconds a CMD run waits for jexec to answer before its command is sent: at the instance's
+start sched may fire before jexec listens, and supervisord restarts a jexec that died; nothing
+has run yet, so waiting is safe (the run failed at once, FAILED in the run log)."""
+_JEXEC_POLL = 0.2
 
 _TRANSIENT_TEXT = ("database is locked", "database table is locked", "database is busy")
 
@@ -137,6 +150,9 @@ def _cmd(job: JobDef, ctx: RunContext) -> Outcome:
     killer.start()
     try:
         with WireClient(host, cfg.jexec_port, secret=secret, timeout=limit + 30) as client:
+            waited = _reach_jexec(client, ctx)
+            if waited is not None:
+                return waited
             result: dict[str, Any] = client.request("run", request)
     except RemoteError as exc:
         stopping = exc.code == "stopping"
@@ -152,6 +168,26 @@ def _cmd(job: JobDef, ctx: RunContext) -> Outcome:
     finally:
         done.set()
     return command_outcome(result, limit=limit, cancel=ctx.cancel)
+
+
+def _reach_jexec(client: WireClient, ctx: RunContext) -> Outcome | None:
+    """None once jexec answers a ping, the run's command not sent yet; else the run's outcome
+    (jexec did not answer in :data:`JEXEC_WAIT` s, or the run was cancelled meanwhile)."""
+    deadline = time.monotonic() + JEXEC_WAIT
+    while True:
+        try:
+            client.call("ping")
+            return None
+        except ServiceUnavailable as exc:
+            if ctx.cancel.is_set():
+                by = getattr(ctx.cancel, "by", None)
+                if by is not None:
+                    return Outcome(KILLED, message=f"killed by {by} before jexec answered")
+                return Outcome(ABORTED, message=f"sched stopped before jexec answered ({exc})")
+            if time.monotonic() > deadline:
+                message = f"jexec does not answer: {exc} (for {JEXEC_WAIT:g} s)"
+                return Outcome(FAILED, message=message, transient=True)
+        time.sleep(_JEXEC_POLL)
 
 
 def command_outcome(result: dict[str, Any], *, limit: float, cancel: Cancel) -> Outcome:

@@ -14,8 +14,9 @@ executor run is counted in ``ADM_WATCHER_EXEC_ERROR``; a key with an entry there
 again until ``redctl we_reset_error`` clears it — no retry loop. A run that failed for a
 transient reason (the dictionary locked or away, the disk) is not the key's fault: it is not
 an executor error, and the watcher tries the key again after a back-off (doubling from
-:data:`RETRY_FIRST` to :data:`RETRY_CAP` seconds). A file that was handled successfully but is
-still in ``data/input`` fires again only when it changes.
+:data:`RETRY_FIRST` to :data:`RETRY_CAP` seconds): a check of the watcher comes when the
+back-off ends, not at its next check interval (which may be an hour away). A file that was
+handled successfully but is still in ``data/input`` fires again only when it changes.
 
 A check that fails (a SQL watcher's query on a missing table, an unreadable ``data/input``) is
 counted in the same table under the key :data:`CHECK_KEY` with the database's message, so
@@ -25,6 +26,7 @@ counted in the same table under the key :data:`CHECK_KEY` with the database's me
 
 from __future__ import annotations
 
+import heapq
 import logging
 import re
 import threading
@@ -86,6 +88,7 @@ class Watchers:
         self._states: dict[str, _State] = {}
         self._lock = threading.RLock()
         self._queue: deque[str] = deque()
+        self._due: list[tuple[float, str]] = []  # (monotonic time, watcher): checks of retries
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="watch", daemon=True)
@@ -124,14 +127,31 @@ class Watchers:
         with self._lock:
             return self._states.setdefault(name, _State())
 
+    def _check_at(self, name: str, at: float) -> None:
+        """Queue a check of watcher ``name`` at monotonic time ``at`` (a key's retry)."""
+        with self._cond:
+            heapq.heappush(self._due, (at, name))
+            self._cond.notify()
+
+    def _next_name(self) -> str | None:
+        """The next watcher to check, waiting for a request or a retry's time; None to stop."""
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                while self._due and self._due[0][0] <= now:
+                    _, due = heapq.heappop(self._due)
+                    if due not in self._queue:
+                        self._queue.append(due)
+                if self._queue:
+                    return self._queue.popleft()
+                self._cond.wait(self._due[0][0] - now if self._due else None)
+            return None
+
     def _loop(self) -> None:
         while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                name = self._queue.popleft()
+            name = self._next_name()
+            if name is None:
+                return
             watcher = self.engine.definitions.watchers.get(name)
             if watcher is None:
                 self.engine.definitions.refresh(force=True)
@@ -279,7 +299,9 @@ class Watchers:
         with self._lock:
             _, last = state.retry.get(key, (0.0, 0.0))
             delay = min(RETRY_CAP, max(RETRY_FIRST, last * 2))
-            state.retry[key] = (time.monotonic() + delay, delay)
+            at = time.monotonic() + delay
+            state.retry[key] = (at, delay)
+        self._check_at(w.name, at)
         log.warning(
             "watcher=%s key=%s executor run %d %s for a transient reason; tried again in "
             "%.0f s (not an executor error): %s",

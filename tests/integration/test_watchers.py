@@ -6,8 +6,10 @@ import json
 import sqlite3
 import time
 
+from redpss import wire
 from redpss.dictionary import open_dictionary
 from redpss.instance import Instance
+from redpss.supervisor import Supervisor
 from tests.conftest import run_cli, wait_for
 from tests.integration.sched_support import (
     apply,
@@ -16,6 +18,7 @@ from tests.integration.sched_support import (
     redctl,
     runs,
     start,
+    states,
 )
 
 
@@ -182,3 +185,66 @@ def test_a_load_failing_for_a_lock_is_retried_not_an_executor_error(inst: Instan
         assert sorted(r[0] for r in conn.execute("SELECT ID FROM F")) == [1, 2]
     assert json.loads(redctl(inst, "--json", "we_list_error")) == []
     assert "tried again in" in (inst.log_dir / "sched.log").read_text()
+
+
+def test_a_transient_failure_is_retried_after_its_back_off_not_at_the_next_check(
+    inst: Instance,
+) -> None:
+    """The log said "tried again in 1 s", but the key waited for the watcher's next check (an
+    hour here): the retry comes when its back-off ends."""
+    columns = [{"name": "ID", "type": "DECIMAL(18,0)"}]
+    apply(
+        inst,
+        loaders={"f": {"pattern": r"^f_.*\.csv$", "target": "DWH.F", "columns": columns}},
+        jobs={"load_f": job("LOAD", "f", pool="loader", schema="OPS")},
+        watchers={"f_files": file_watcher("^f_", "load_f", schema="OPS", interval=3600)},
+    )
+    inbox, archive = inst.home / "data" / "input", inst.home / "data" / "archive"
+    (inbox / "f_1.csv").write_text("ID\n1\n")
+    start(inst)  # the first check comes at once, the next only in an hour
+    wait_for(lambda: (archive / "f_1.csv").exists(), timeout=30, what="the first load")
+    cfg = inst.load_config().redsys
+    holder = sqlite3.connect(inst.db_dir / "DWH.db", isolation_level=None, timeout=30)
+    holder.execute("BEGIN IMMEDIATE")  # the next load fails for the lock (transient)
+    try:
+        (inbox / "f_2.csv").write_text("ID\n2\n")
+
+        def checked() -> bool:  # a check as jmon asks for one; again until the file is quiet
+            wire.call(
+                "127.0.0.1",
+                cfg.sched_service_port,
+                "submit",
+                secret=cfg.pss_secret.reveal(),
+                items=[{"kind": "watch", "name": "f_files"}],
+            )
+            return len(runs(inst, "load_f")) > 1
+
+        wait_for(checked, timeout=30, what="a check firing the second load")
+
+        def failed_for_the_lock() -> bool:
+            return any("locked" in (r.message or "") for r in runs(inst, "load_f"))
+
+        wait_for(failed_for_the_lock, timeout=60, what="a load failing for the lock")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    wait_for(lambda: (archive / "f_2.csv").exists(), timeout=60, what="the retry loading it")
+    assert json.loads(redctl(inst, "--json", "we_list_error")) == []
+
+
+def test_a_run_fired_while_jexec_is_down_waits_for_it_and_runs_once(inst: Instance) -> None:
+    """At an instance's start sched fired before jexec listened: the run was FAILED at once
+    ("jexec does not answer"), the file fired again. Nothing had run: the run waits for jexec."""
+    apply(
+        inst,
+        jobs={"move": job("CMD", "fail_on_bad.sh")},
+        watchers={"batch": file_watcher(r"^good_\d+\.csv$", "move")},
+    )
+    start(inst)
+    Supervisor(inst).stop_process("jexec")
+    (inst.home / "data" / "input" / "good_1.csv").write_text("x\n")
+    wait_for(lambda: runs(inst, "move"), timeout=30, what="the run fired while jexec is down")
+    Supervisor(inst).start_process("jexec")
+    archived = inst.home / "data" / "archive" / "good_1.csv"
+    wait_for(archived.exists, timeout=30, what="the command run once jexec is back")
+    wait_for(lambda: states(inst, "move") == ["OK"], timeout=30, what="one run, OK")
