@@ -33,6 +33,7 @@ from typing import Any
 
 from redpss import audit
 from redpss.config import parse_config
+from redpss.config.secrets import exposed_secrets
 from redpss.config.sections import KeySpec, key_specs
 from redpss.errors import ConfigError
 from redpss.ini import read_ini
@@ -371,6 +372,28 @@ class ConfFile:
         """Refuse ``text`` (ConfigError naming line and key) unless it is a valid file."""
         parse_config(text, path=self.path)
 
+    def _refuse_exposing(self, current: str, new: str) -> None:
+        """Refuse ``new`` when it puts a secret where other users can read it (a literal secret
+        in a ``red_params.conf`` readable by others, a ``file:`` others can read).
+
+        Written anyway, the secret would lie open until someone noticed, and the next
+        ``redctl start`` would refuse the file (:func:`redpss.config.secrets.exposed_secrets`):
+        the operator gets that message now, with its fix, and nothing is written. A problem the
+        current file has already is not this change's: it does not block other changes.
+        """
+        added = [p for p in self._exposed(new) if p not in self._exposed(current)]
+        if added:
+            raise ConfigError(
+                "refusing to save: secrets that other users could read (redctl start would "
+                "refuse them); nothing was saved\n  " + "\n  ".join(added)
+            )
+
+    def _exposed(self, text: str) -> list[str]:
+        try:
+            return exposed_secrets(parse_config(text, path=self.path))
+        except ConfigError:
+            return []
+
     def save(self, new: str, *, expected: str, command: str) -> tuple[Backup | None, list[str]]:
         """Check ``new``, back the current file up, write ``new``; return (backup, changes).
 
@@ -379,6 +402,7 @@ class ConfFile:
         """
         self.check(new)
         current = self.read()
+        self._refuse_exposing(current, new)
         if _digest(current) != _digest(expected):
             raise ConfigError(
                 f"{self.path} was changed by someone else meanwhile; nothing was saved "

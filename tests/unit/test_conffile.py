@@ -203,3 +203,36 @@ def test_redctl_config_commands(
         ("config edit", 1), ("config rollback", 0),
     ]  # fmt: skip
     assert "s3cr3t" not in (inst.log_dir / "audit.log").read_text()
+
+
+def test_a_secret_set_into_a_file_others_can_read_is_refused_at_once(
+    make_instance: Callable[..., Instance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it was written, open to every user, and the next start refused the file
+    inst = make_instance("cf4")
+    inst.conf_path.chmod(0o644)
+    conf = ConfFile(inst)
+    before = conf.read()
+    with pytest.raises(ConfigError) as info:
+        conf.set([("stop_grace", "20"), ("exa_password", "hunter2")])
+    text = str(info.value)
+    assert "refusing to save" in text and "nothing was saved" in text
+    assert "[DEFAULT] exa_password" in text and "mode 0644" in text
+    assert f"chmod 600 {inst.conf_path}" in text and "hunter2" not in text
+    assert conf.read() == before and conf.backups() == []
+    open_file = tmp_path / "pw"
+    open_file.write_text("x\n")
+    open_file.chmod(0o644)
+    with pytest.raises(ConfigError, match=f"secret file {open_file} can be read"):
+        conf.set([("exa_password", f"file:{open_file}")])
+
+    monkeypatch.setenv("EXA_PW", "from-env")
+    conf.set([("stop_grace", "20"), ("exa_password", "env:EXA_PW")])  # no secret in the file
+    assert "stop_grace = 20" in conf.read()
+    inst.conf_path.chmod(0o600)
+    conf.set([("exa_password", "hunter2")])
+    assert stat.S_IMODE(inst.conf_path.stat().st_mode) == 0o600
+    # an open file that holds a secret already (start refuses it) may still be changed
+    inst.conf_path.chmod(0o644)
+    conf.set([("stop_grace", "30")])
+    assert "stop_grace = 30" in conf.read()
