@@ -98,20 +98,34 @@ def test_cron_every_minute_runs_once_a_minute(inst: Instance) -> None:
 
 
 def test_pools_cap_concurrency_and_timeout_kills(inst: Instance) -> None:
-    # (4 s each: four redctl calls take a few seconds on a busy host)
-    sleeps = {f"s{i}": job("CMD", "sleep.sh 4", pool="action") for i in range(4)}
-    apply(inst, jobs=sleeps | {"hang": job("CMD", "sleep.sh 60", timeout=1)})
+    # the four runs hold until the test releases them (their time depended on how fast four
+    # redctl calls were on a busy host: the first two could end before the last was queued)
+    release = inst.home / "tmp" / "release"
+    hold = inst.home / "cmd" / "hold.sh"
+    hold.write_text(f'#!/bin/sh\nwhile [ ! -e "{release}" ]; do sleep 0.05; done\n')
+    hold.chmod(0o755)
+    holds = {f"s{i}": job("CMD", "hold.sh", pool="action") for i in range(4)}
+    apply(inst, jobs=holds | {"hang": job("CMD", "sleep.sh 60", timeout=1)})
     start(inst)
     for i in range(4):
         redctl(inst, "start_db_job", f"s{i}")
-    shown = json.loads(redctl(inst, "--json", "show"))
-    assert shown["pools"]["action"]["busy"] <= 2
-    assert shown["pools"]["action"]["busy"] + shown["pools"]["action"]["queued"] >= 3
+
+    def action_pool() -> dict[str, int]:
+        pool: dict[str, int] = json.loads(redctl(inst, "--json", "show"))["pools"]["action"]
+        assert pool["busy"] <= 2, pool  # the pool's size, never more
+        return pool
+
+    wait_for(
+        lambda: (p := action_pool())["busy"] == 2 and p["queued"] == 2,
+        timeout=60,
+        what="two runs busy and two queued in the action pool",
+    )
     redctl(inst, "start_db_job", "hang")
+    release.touch()
     wait_for(
         lambda: all(states(inst, f"s{i}") == ["OK"] for i in range(4)),
-        timeout=30,
-        what="all four sleeps OK",
+        timeout=60,
+        what="all four runs OK",
     )
     spans = [runs(inst, f"s{i}")[0] for i in range(4)]
     for r in spans:  # never more than 2 at once
