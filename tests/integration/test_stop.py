@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from redpss import shutdown
 from redpss.instance import Instance
-from tests.conftest import run_cli, wait_for
+from tests.conftest import BIN, run_cli, wait_for
 
 MakeInstance = Callable[..., Instance]
 
@@ -19,7 +20,7 @@ DEFS = """
 [job.slow]
 schema = "OPS"
 kind = "CMD"
-action = "slow.sh 6"
+action = "slow.sh"
 pool = "action"
 
 [job.escape]
@@ -32,7 +33,11 @@ pool = "action"
 
 def _setup(inst: Instance, tmp_path: Path) -> None:
     cmd = inst.home / "cmd"
-    (cmd / "slow.sh").write_text('#!/bin/sh\necho start; sleep "$1"; echo done\n')
+    # runs until the test drops tmp/release (a fixed sleep ended before the stop on a busy host)
+    (cmd / "slow.sh").write_text(
+        '#!/bin/sh\necho start\nwhile [ ! -e "$REDENV_HOME/tmp/release" ]; do sleep 0.05; done\n'
+        "echo done\n"
+    )
     # a command that leaves a process outside its process group (a new session)
     (cmd / "escape.sh").write_text("#!/bin/sh\nsetsid sleep 300 >/dev/null 2>&1 </dev/null &\n")
     for f in cmd.iterdir():
@@ -78,10 +83,25 @@ def test_stop_says_what_it_waits_for_and_leaves_nothing(
     assert "slow (run" in busy.stderr and "--if-idle" in busy.stderr
     assert run_cli("redctl", "status", inst=inst).returncode == 0
 
-    # the graceful stop shows what it waits for, then verifies
-    stop = run_cli("redctl", "stop", inst=inst)
-    assert stop.returncode == 0, stop.stdout + stop.stderr
-    out = stop.stdout
+    # the graceful stop shows what it waits for (the run ends meanwhile), then verifies
+    stop = subprocess.Popen(
+        [str(BIN / "redctl"), "stop"],
+        env={**os.environ, **inst.environment()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert stop.stdout is not None
+    lines = []
+    for line in stop.stdout:
+        lines.append(line)
+        if "waiting for sched" in line:
+            (inst.home / "tmp" / "release").touch()
+            break
+    rest, err = stop.communicate(timeout=120)
+    out = "".join(lines) + rest
+    assert stop.returncode == 0, out + err
     assert "1 run: slow (run" in out.splitlines()[0]
     assert "waiting for sched" in out and "aborted in" in out
     assert "sched stopped" in out and "slow OK" in out
@@ -129,7 +149,7 @@ def test_abort_kills_the_commands_of_running_runs(
     _setup(inst, tmp_path)
     assert run_cli("redctl", "start_db_job", "slow", inst=inst).returncode == 0
     wait_for(lambda: _run_state(inst, "slow") == "RUNNING", what="slow running")
-    wait_for(lambda: any("sleep" in x.cmdline for x in shutdown.leftovers(inst)), what="sleep")
+    wait_for(lambda: any("slow.sh" in x.cmdline for x in shutdown.leftovers(inst)), what="slow.sh")
     abort = run_cli("redctl", "abort", inst=inst)
     assert abort.returncode == 0, abort.stdout + abort.stderr
     assert "slow (run" in abort.stdout
