@@ -195,3 +195,31 @@ def test_redctl_without_a_writable_redctl_log_says_so_and_runs(
     assert "instance tst1: STOPPED" in captured.out
     assert "redctl.log cannot be written" in captured.err
     assert "Traceback" not in captured.err
+
+
+def test_a_dictionary_not_upgraded_says_run_db_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # list_db_jobs on a dictionary of version 5 said only "no such table: STA_JOB_STATUS"
+    from redpss.dictionary.model import DICTIONARY, JOB_STATUS_SINCE, MIGRATIONS
+    from redpss.dictionary.objects import Model
+    from redpss.dictionary.sqlite import SqliteDictionary
+
+    monkeypatch.setenv("REDHOME", str(tmp_path))
+    assert redsysctl.main(["create", "tst1", "--port-base", "23000"]) == 0
+    later = {"ADM_JOB_STATUS", "ADM_DEFINITION_LOG", "STA_JOB_STATUS"}
+    old = Model(
+        tuple(t for t in DICTIONARY.tables if t.name not in later),
+        tuple(v for v in DICTIONARY.views if v.name not in later),
+        MIGRATIONS[: JOB_STATUS_SINCE - 1],
+    )
+    with SqliteDictionary(tmp_path / "env" / "tst1" / "data" / "db", model=old) as dictionary:
+        dictionary.init()
+    capsys.readouterr()
+    assert redctl.main(["--instance", "tst1", "list_db_jobs"]) == 1
+    err = capsys.readouterr().err
+    assert "no such table: STA_JOB_STATUS" in err
+    assert f"at version {JOB_STATUS_SINCE - 1}, this redpss needs version" in err
+    assert "run redctl db upgrade" in err
+    assert redctl.main(["--instance", "tst1", "db", "upgrade"]) == 0
+    assert redctl.main(["--instance", "tst1", "list_db_jobs"]) == 0

@@ -135,7 +135,24 @@ class SqliteCore(Dictionary):
                 conn.execute("PRAGMA synchronous = NORMAL")
                 yield conn
             except sqlite3.Error as exc:
-                raise DictionaryError(f"{path.name}: {exc}") from exc
+                raise DictionaryError(f"{path.name}: {exc}{self._behind(conn, path, exc)}") from exc
+
+    def _behind(self, conn: sqlite3.Connection, path: Path, exc: sqlite3.Error) -> str:
+        """For a table or column this redpss knows and the file lacks: the file's version
+        against the model's, and the command that helps (``db upgrade``); else nothing."""
+        if not str(exc).startswith(("no such table", "no such column", "table ")):
+            return ""
+        schema = REDSYS if path == self._redsys else path.stem
+        try:
+            have = self._file_version(conn, schema)
+        except sqlite3.Error:
+            return ""
+        if have >= self.model.version:
+            return ""
+        return (
+            f" (the dictionary is at version {have}, this redpss needs version "
+            f"{self.model.version}: run redctl db upgrade)"
+        )
 
     @contextmanager
     def _write(self, path: Path, *, create: bool = False) -> Iterator[sqlite3.Connection]:
