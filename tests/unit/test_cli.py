@@ -201,7 +201,8 @@ def test_a_dictionary_not_upgraded_says_run_db_upgrade(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # list_db_jobs on a dictionary of version 5 said only "no such table: STA_JOB_STATUS"
-    from redpss.dictionary.model import DICTIONARY, JOB_STATUS_SINCE, MIGRATIONS
+    from redpss.dictionary.columns import JOB_STATUS_SINCE
+    from redpss.dictionary.model import DICTIONARY, MIGRATIONS
     from redpss.dictionary.objects import Model
     from redpss.dictionary.sqlite import SqliteDictionary
 
