@@ -17,7 +17,9 @@ from redpss.dictionary.columns import YEAR_SINCE
 from redpss.dictionary.jobs import DefinitionChanges, JobDef, RunRecord, RunUpdate, WatcherDef
 from redpss.dictionary.model import DICTIONARY, MIGRATIONS, TABLES, VIEWS
 from redpss.dictionary.objects import Model
+from redpss.dictionary.purge import PURGE_TABLES, PurgeTable
 from redpss.dictionary.sqlite.changes import read_stamp
+from redpss.dictionary.sqlite.purge import batch_sql
 
 pytestmark = pytest.mark.unit
 
@@ -119,6 +121,21 @@ def test_what_operators_ask_walks_an_index_without_sorting(
     dic.ensure_schema("DWH")
     plan = _plan(dic.db_dir / "DWH.db", sql, args)  # type: ignore[attr-defined]
     assert index in plan
+    assert "TEMP B-TREE" not in plan
+
+
+@pytest.mark.parametrize(
+    "spec", [s for s in PURGE_TABLES if s.scope == "TARGET"], ids=lambda s: s.table
+)
+def test_a_purge_batch_walks_the_time_index_without_sorting(
+    dic: Dictionary, spec: PurgeTable
+) -> None:
+    """The batch's own SQL (with its rules: only ended runs, claims kept): the time index, no
+    sort of the table — a sort per batch made a year's purge crawl (bench/year.py)."""
+    dic.ensure_schema("DWH")
+    args: tuple[object, ...] = ("2030", "[]", 500) if spec.keep_claims else ("2030", 500)
+    plan = _plan(dic.db_dir / "DWH.db", batch_sql(spec), args)  # type: ignore[attr-defined]
+    assert f"{spec.table}_{spec.time_column}_IX" in plan
     assert "TEMP B-TREE" not in plan
 
 

@@ -24,7 +24,7 @@ from redpss.dictionary.purge import KINDS, PURGE_TABLES, PurgeStore, PurgeTable,
 from redpss.dictionary.sqlite.core import SqliteCore, to_db, writer_lock
 from redpss.errors import DictionaryError
 
-__all__ = ["SqlitePurge"]
+__all__ = ["SqlitePurge", "batch_sql"]
 
 _INCREMENTAL = 2  # PRAGMA auto_vacuum
 
@@ -34,7 +34,9 @@ def _where(spec: PurgeTable) -> str:
     time = f"COALESCE({spec.time_column}, '')" if spec.undefined_jobs_only else spec.time_column
     where = [f"{time} < ?"]
     if spec.ended_runs_only:
-        where.append(f"STATE IN ({', '.join(repr(s) for s in FINAL_STATES)})")
+        # "+": not an index term — else SQLite walks (STATE, RUN_ID) for every final state and
+        # sorts all of them by time for each batch (a year of runs: 55 rows a batch, 240 ms)
+        where.append(f"+STATE IN ({', '.join(repr(s) for s in FINAL_STATES)})")
     if spec.keep_claims:
         where.append("CLAIM_ID NOT IN (SELECT value FROM json_each(?))")
     if spec.keep_newest:
@@ -42,6 +44,15 @@ def _where(spec: PurgeTable) -> str:
     if spec.undefined_jobs_only:
         where.append("JOB_NAME NOT IN (SELECT JOB_NAME FROM ADM_JOBS)")
     return " AND ".join(where)
+
+
+def batch_sql(spec: PurgeTable) -> str:
+    """One batch of the purge of ``spec``'s table: the ``LIMIT ?`` oldest rows to go."""
+    order = "rowid" if spec.undefined_jobs_only else spec.time_column
+    return (
+        f"DELETE FROM {spec.table} WHERE rowid IN (SELECT rowid FROM {spec.table} "
+        f"WHERE {_where(spec)} ORDER BY {order} LIMIT ?)"
+    )
 
 
 def _args(spec: PurgeTable, before: datetime, keep: frozenset[str]) -> tuple[Any, ...]:
@@ -93,13 +104,8 @@ class SqlitePurge(SqliteCore, PurgeStore):
     ) -> int:
         """Delete the ``limit`` oldest rows of ``target`` older than ``before``."""
         spec = target.spec
-        order = "rowid" if spec.undefined_jobs_only else spec.time_column
         with self._write(self._target_path(target)) as conn:
-            cur = conn.execute(
-                f"DELETE FROM {spec.table} WHERE rowid IN (SELECT rowid FROM {spec.table} "
-                f"WHERE {_where(spec)} ORDER BY {order} LIMIT ?)",
-                (*_args(spec, before, keep), int(limit)),
-            )
+            cur = conn.execute(batch_sql(spec), (*_args(spec, before, keep), int(limit)))
             return int(cur.rowcount)
 
     def _files(self) -> list[Path]:
