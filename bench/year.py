@@ -3,7 +3,7 @@ a new one? (issue 20)
 
     .venv/bin/python bench/year.py [--size 1.0] [--calls 50] [--windows 5] [--keep]
 
-Builds two instances under one temporary $REDHOME with ``bench/yearbuild.py``: ``yr1`` with
+Builds two instances under one temporary $REDHOME with ``bench/lib/yearbuild.py``: ``yr1`` with
 10 000 jobs, 1 000 watchers and a synthesized year (about 4 M run rows, 2.6 M statistics, LOG_
 MESSAGES, the ledger), and ``fr1`` with the same definitions and no history; starts both
 (process mode, every default role and REST) and measures, on both in turn, call by call:
@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.pairing import PAIRS, alternate, grow, result, summary  # noqa: E402
-from bench.yearbuild import HEARTBEAT, build  # noqa: E402
+from bench.lib.pairing import PAIRS, alternate, grow, result, summary  # noqa: E402
+from bench.lib.yearbuild import HEARTBEAT, build  # noqa: E402
 from redpss.cli import redctl  # noqa: E402
 from redpss.dictionary import open_dictionary  # noqa: E402
 from redpss.instance import Instance  # noqa: E402

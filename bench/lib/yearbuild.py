@@ -1,6 +1,6 @@
 """Build an instance that has run for a year, in a minute: definitions and a synthesized year.
 
-    .venv/bin/python bench/yearbuild.py --home /tmp/rhyear --name yr1 [--size 1.0] [--fresh]
+    .venv/bin/python bench/lib/yearbuild.py --home /tmp/rhyear --name yr1 [--size 1.0] [--fresh]
 
 Creates instance NAME under $REDHOME = HOME (embedded dictionary, REST enabled with a trustme
 certificate; ``ca.pem`` and a reader token in ``HOME/NAME.bench.json``) with 10 000 job and
@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from redpss.dictionary import open_dictionary  # noqa: E402

@@ -7,8 +7,9 @@
 - :func:`summary`: the median of each side and of the per-pair ratios, and their spread;
 - :func:`result`: the one ``RESULT`` line every bench ends with, with the host's load.
 
-A bench imports it as ``from bench.pairing import ...`` after putting the repository root on
-``sys.path`` (bench scripts run as ``.venv/bin/python bench/NAME.py``).
+A bench imports it as ``from bench.lib.pairing import ...`` after putting the repository root
+on ``sys.path`` (bench scripts run as ``.venv/bin/python bench/NAME.py``). The helpers live in
+``bench/lib/``: ``make bench`` runs every ``bench/*.py`` as a bench.
 """
 
 from __future__ import annotations
