@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 from redpss.dictionary import open_dictionary  # noqa: E402
 from redpss.dictionary.jobs import JobDef, WatcherDef  # noqa: E402
 from redpss.dictionary.model import DICTIONARY  # noqa: E402
-from redpss.dictionary.sqlite.core import index_ddl, to_db  # noqa: E402
+from redpss.dictionary.sqlite.core import to_db  # noqa: E402
+from redpss.dictionary.sqlite.ddl import index_ddl  # noqa: E402
 from redpss.instance import Instance, create_instance  # noqa: E402
 from redpss.sched.triggers import job_trigger  # noqa: E402
 
