@@ -18,13 +18,15 @@ pyarrow and paramiko are imported by the first request that needs them, not at s
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
+import os
 import re
 import secrets
 import shutil
 import time
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from redpss import wire
@@ -38,7 +40,7 @@ from redpss.wire.ops import FILE_NAME_RE, ExportMail, SendFile, to_args
 if TYPE_CHECKING:
     from redpss.export.sftp import SftpTarget
 
-__all__ = ["Sendfile", "check_target", "sftp_dir"]
+__all__ = ["Sendfile", "check_target", "not_written", "sftp_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,22 @@ def sftp_dir(value: str) -> str:
     return "/".join(parts)
 
 
+def not_written(exc: OSError, folder: Path) -> RemoteError:
+    """The reply for an export the disk refused: ``disk_full`` (no space, quota) or
+    ``write_failed`` (an I/O error, a file size limit), like dbls and sendmail answer.
+
+    pyarrow's OSError may carry no errno, only the system's text: that is looked at too.
+    """
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT) or any(
+        os.strerror(code) in str(exc) for code in (errno.ENOSPC, errno.EDQUOT)
+    )
+    why = "no space left on the device" if full else (exc.strerror or str(exc))
+    return RemoteError(
+        "disk_full" if full else "write_failed",
+        f"cannot write the export in {folder}: {why}; nothing was sent, send it again later",
+    )
+
+
 def check_target(req: SendFile) -> None:
     """Exactly one target, ``mail`` or ``sftp``; BadArgs when not."""
     if (req.mail is None) == (req.sftp is None):
@@ -78,6 +96,7 @@ class Sendfile(Role):
         self.work = ctx.instance.home / "tmp" / "sendfile"
         self._sftp: SftpTarget | None = None
         self._sent = 0
+        self._disk_problem = ""  # why the last export could not be written, until one is
         self.server = WireServer(
             self,
             host=cfg.sendfile_host,
@@ -152,16 +171,20 @@ class Sendfile(Role):
         columns, batches = self._rows(req)
         name = req.file_name or f"{req.object.upper()}_{export_id[:15]}{FORMATS[req.format]}"
         folder = self.work / export_id
-        folder.mkdir(parents=True)
         try:
-            export = write_export(
-                batches,
-                columns,
-                folder / name,
-                fmt=req.format,
-                delimiter=req.delimiter,
-                header=req.header,
-            )
+            try:
+                folder.mkdir(parents=True)
+                export = write_export(
+                    batches,
+                    columns,
+                    folder / name,
+                    fmt=req.format,
+                    delimiter=req.delimiter,
+                    header=req.header,
+                )
+            except OSError as exc:
+                raise self._disk_refused(exc) from exc
+            self._disk_ok()
             result: dict[str, Any] = {"id": export_id, "file_name": name}
             result.update(format=req.format, rows=export.rows, bytes=export.size)
             if req.mail is not None:
@@ -173,6 +196,21 @@ class Sendfile(Role):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return result
+
+    def _disk_refused(self, exc: OSError) -> RemoteError:
+        """An export its disk refused: the reply, and status names the cause (ALERT 1) until
+        the next export is written."""
+        error = not_written(exc, self.work)
+        log.error("role=sendfile %s", error.message)
+        self._disk_problem = error.message.split("; ", 1)[0]
+        self.health.problem("disk", self._disk_problem)
+        return error
+
+    def _disk_ok(self) -> None:
+        if self._disk_problem:
+            log.info("role=sendfile exports are written again (was: %s)", self._disk_problem)
+            self._disk_problem = ""
+            self.health.clear("disk")
 
     def _mail(self, export: Export, req: SendFile) -> str:
         cfg = self.ctx.config.redsys

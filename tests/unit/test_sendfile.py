@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from redpss.dictionary.export import ExportColumn
 from redpss.dictionary.sqlite.export import sqlite_kind
 from redpss.errors import BadArgs, RemoteError
 from redpss.export.writer import write_export
-from redpss.roles.sendfile import check_target, sftp_dir
+from redpss.roles.sendfile import check_target, not_written, sftp_dir
 from redpss.wire.args import parse
 from redpss.wire.ops import SendFile
 
@@ -143,3 +144,82 @@ def test_a_value_parquet_cannot_take_is_an_export_error(tmp_path: Path) -> None:
     with pytest.raises(RemoteError) as exc:
         write_export(batches, [ExportColumn("N", "INTEGER")], tmp_path / "x.pq", fmt="parquet")
     assert exc.value.code == "export_failed" and "column N" in exc.value.message
+
+
+# -- a disk that refuses the export (issue #14: it answered `internal`) ------------------------
+
+_EXPORT = """
+import json, os, resource, signal, sqlite3, sys
+from pathlib import Path
+from redpss.dictionary import open_dictionary
+from redpss.errors import RemoteError
+from redpss.instance import Instance, create_instance
+from redpss.roles.base import RoleContext
+from redpss.roles.sendfile import Sendfile
+from redpss.wire.args import parse
+from redpss.wire.ops import SendFile
+
+inst = Instance("tst1", Path(sys.argv[1]))
+create_instance(inst, port_base=22000)
+d = open_dictionary("sqlite", db_dir=inst.db_dir)
+d.init()
+d.ensure_schema("STAGE")
+with sqlite3.connect(inst.db_dir / "STAGE.db") as conn:
+    conn.execute("CREATE TABLE BIG (A INTEGER, B TEXT)")
+    rows = [(i, os.urandom(50).hex()) for i in range(5000)]  # Parquet cannot compress them
+    conn.executemany("INSERT INTO BIG VALUES (?, ?)", rows)
+conn.close()
+role = Sendfile(RoleContext(inst, inst.load_config(), d))
+role.work.mkdir(parents=True)
+req = parse(SendFile, {"schema": "STAGE", "object": "BIG", "format": sys.argv[2],
+                       "mail": {"to": ["ops@example.org"]}})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+out = []
+for limit in (64 << 10, resource.RLIM_INFINITY):
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    try:
+        role.op_send(req, None)
+    except RemoteError as exc:
+        out.append({"code": exc.code, "message": exc.message, "problems": role.health.problems(),
+                    "left": [str(p) for p in role.work.rglob("*")]})
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_an_export_the_disk_refuses_is_write_failed_and_named_until_one_is_written(
+    tmp_path: Path, fmt: str
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _EXPORT, str(tmp_path), fmt],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    refused, delivered = json.loads(out.stdout)
+    assert refused["code"] == "write_failed", refused
+    assert "cannot write the export in" in refused["message"]
+    assert "nothing was sent, send it again later" in refused["message"]
+    assert refused["problems"] == [refused["message"].split("; ")[0]]  # status: ALERT 1
+    assert refused["left"] == []  # the torn export is gone
+    # written the next time (its delivery fails here: no sendmail listens): the problem is over
+    assert delivered["code"] == "mail_failed" and delivered["problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "disk_full"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "disk_full"),
+        (OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"),
+         "disk_full"),  # pyarrow's, without errno
+        (OSError(errno.EIO, "Input/output error"), "write_failed"),
+    ],
+)  # fmt: skip
+def test_the_disk_s_refusal_has_the_codes_of_dbls(exc: OSError, code: str) -> None:
+    error = not_written(exc, Path("/r/tmp/sendfile"))
+    assert error.code == code
+    if code == "disk_full":
+        assert "no space left on the device" in error.message
