@@ -10,8 +10,10 @@ Listens on ``sched_service_port`` (wire protocol, ``docs/protocol.md``). Ops:
 ``status``     instance, pid, suspended flag, pool sizes
 ``kill``       end one run (``run_id``, ``by``): KILLED, who did it in its message
 
-At start, runs that a killed sched left QUEUED or RUNNING are marked ABORTED. On SIGTERM,
-running runs get ``stop_grace - 5`` seconds to finish; the rest are marked ABORTED.
+At start, runs that a killed sched left QUEUED or RUNNING are settled with jexec (adopted while
+their command runs). On SIGTERM, running runs get ``stop_grace - 5`` seconds to finish; the rest
+are marked ABORTED. Every worker thread (pool workers, release, run log writer, watcher checks)
+is in the heartbeat: one that is not running is a problem (ALERT 1, ``--check`` exit 1).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from redpss.lineage import Lineage
 from redpss.roles.base import Role, RoleContext
 from redpss.sched.engine import Engine, RunNotKillable
 from redpss.sched.executors import jexec_call
+from redpss.sched.watchers import THREAD as WATCHER_THREAD
 from redpss.sched.watchers import Watchers
 from redpss.wire import Peer, WireServer
 from redpss.wire.ops import (
@@ -69,18 +72,26 @@ class Sched(Role):
     def start(self) -> None:
         """Recover, start pools and watchers, then listen; returns when the port accepts."""
         self.engine.definitions.refresh(force=True)  # recovery looks the runs' jobs up
+        self.engine.on_death = self._thread_died
         self.engine.start()
         for line in landing.recover(self.ctx.instance, self.ctx.dictionary):
             log.warning("role=sched landing zone recovery: %s", line)
         self.watchers.start()
         self.server.start()
         self.health.watch("request server", self.server.thread)
+        # a dead worker, release, run log writer or watcher thread: nothing would be run,
+        # recorded or watched while the port still answers; the heartbeat says which
+        for name, thread in {**self.engine.threads, WATCHER_THREAD: self.watchers.thread}.items():
+            self.health.watch(name, thread)
         log.info(
             "role=sched listening on %s:%d pools %s",
             self.ctx.config.redsys.sched_host,
             self.server.port,
             self.engine.sizes,
         )
+
+    def _thread_died(self, name: str, exc: BaseException) -> None:
+        self.health.problem(name, f"{name} died: {type(exc).__name__}: {exc}")
 
     def stop(self) -> None:
         """Stop listening, let running runs finish within the grace time; idempotent."""

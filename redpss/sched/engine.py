@@ -37,7 +37,9 @@ from redpss.instance import Instance
 from redpss.sched.current import Definitions
 from redpss.sched.executors import Outcome, RunContext, execute
 from redpss.sched.run import Flag, Run, RunNotKillable, killed_answer
+from redpss.sched.runlog import THREAD as WRITER_THREAD
 from redpss.sched.runlog import RunIds, RunLogWriter
+from redpss.sched.threads import Died, start_thread
 
 __all__ = ["Definitions", "Engine", "Flag", "Run", "RunNotKillable"]  # Definitions: from .current
 
@@ -74,18 +76,31 @@ class Engine:
         self.active: dict[str, int] = {}  # runs queued or running, per job
         self.accepting = False
         self.ids = RunIds()
-        self.writer = RunLogWriter(dictionary)
+        self.writer = RunLogWriter(dictionary, died=self.died)
         self.definitions = Definitions(dictionary)
         self.timetable: list[dict[str, Any]] = []
         self.host = socket.gethostname()
         self.pid = os.getpid()
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[str, threading.Thread] = {}
+        self._adopted: set[int] = set()  # runs of a sched before: they hold a pool slot
         self._pending: list[tuple[datetime, int, JobDef, str | None]] = []
         self._seq = itertools.count()
         self._taken: dict[str, datetime] = {}  # per job: the latest due time jmon handed over
         self.paused: Any = lambda: False  # set by the role: True while suspended
         self.on_end: list[Any] = []  # callbacks(run, outcome), e.g. the watchers' bookkeeping
         self.on_start: list[Any] = []  # callbacks(run) when a worker takes it (lineage)
+        self.on_death: Died | None = None  # set by the role: a thread of sched died of it
+
+    @property
+    def threads(self) -> dict[str, threading.Thread | None]:
+        """sched's worker threads by name (pool workers, release, run log writer): the
+        role's heartbeat watches them, so one that ends is a problem, not a silent stop."""
+        return {**self._threads, WRITER_THREAD: self.writer.thread}
+
+    def died(self, name: str, exc: BaseException) -> None:
+        """A thread of sched ended for ``exc``: tell the role (:attr:`on_death`)."""
+        if self.on_death is not None:
+            self.on_death(name, exc)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -101,14 +116,11 @@ class Engine:
         settled = Recovery(self).run()
         for pool, size in self.sizes.items():
             for i in range(size):
-                t = threading.Thread(
-                    target=self._worker, args=(pool,), name=f"{pool}-{i}", daemon=True
-                )
-                t.start()
-                self._threads.append(t)
-        releaser = threading.Thread(target=self._release_due, name="release", daemon=True)
-        releaser.start()
-        self._threads.append(releaser)
+                name = f"{pool} worker {i}"
+                self._threads[name] = start_thread(name, self._worker, pool, died=self.died)
+        self._threads["release thread"] = start_thread(
+            "release thread", self._release_due, died=self.died
+        )
         with self.cond:
             self.accepting = True
         return settled
@@ -293,7 +305,9 @@ class Engine:
         wake = self.pool_cond[pool]
         while True:
             with self.cond:
-                while not queue:  # workers are daemon threads: they end with the process
+                # workers are daemon threads: they end with the process; a run adopted from a
+                # sched before holds a slot of its pool as a worker's run does
+                while not queue or self.busy[pool] >= self.sizes[pool]:
                     wake.wait()
                 run = queue.popleft()
                 run.started_at = _now()
@@ -309,19 +323,29 @@ class Engine:
             outcome = execute(run.job, ctx)
             with self.cond:
                 self.busy[pool] -= 1
+                wake.notify()  # a worker waiting while adopted runs held the slots
             self.end_run(run, outcome, time.monotonic() - begun)
 
     def adopt(self, run: Run) -> None:
-        """Count ``run`` as running: its command runs on from a sched before this one."""
+        """Count ``run`` as running: its command runs on from a sched before this one. It
+        counts for its job's ``max_parallel`` and holds a slot of its pool until it ends, so
+        the pool runs no more than its size at once (adopted runs included)."""
         with self.cond:
             self.running[run.run_id] = run
             self.active[run.job.name] = self.active_runs(run.job.name) + 1
+            if run.job.pool in self.busy:
+                self.busy[run.job.pool] += 1
+                self._adopted.add(run.run_id)
 
     def end_run(self, run: Run, outcome: Outcome, seconds: float | None = None) -> None:
         """``run`` ended with ``outcome``: log it, free its place, tell the callbacks."""
         with self.cond:
             self.ended[run.job.pool] = self.ended.get(run.job.pool, 0) + 1
             mine = self.running.pop(run.run_id, None) is not None
+            if run.run_id in self._adopted:  # it took no worker: give its pool slot back
+                self._adopted.discard(run.run_id)
+                self.busy[run.job.pool] -= 1
+                self.pool_cond[run.job.pool].notify()
             if mine:
                 self._release(run)
                 self._final(run, outcome.state, outcome.message, rows=outcome.rows)

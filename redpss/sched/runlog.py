@@ -16,6 +16,7 @@ import time
 from redpss.dictionary import Dictionary
 from redpss.dictionary.jobs import RunUpdate
 from redpss.errors import DictionaryError
+from redpss.sched.threads import Died, start_thread
 
 __all__ = ["RunIds", "RunLogWriter", "merge"]
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 BATCH_WAIT = 0.05
 RETRY_WAIT = 1.0
+THREAD = "run log writer"
+"""The writer thread's name, in the heartbeat's problems when it is not running."""
 
 
 class RunIds:
@@ -63,17 +66,23 @@ def merge(batch: list[RunUpdate]) -> list[RunUpdate]:
 class RunLogWriter:
     """Writes :class:`RunUpdate` batches into the dictionary from one background thread."""
 
-    def __init__(self, dictionary: Dictionary) -> None:
+    def __init__(self, dictionary: Dictionary, *, died: Died | None = None) -> None:
         self.dictionary = dictionary
         self._pending: list[RunUpdate] = []
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="runlog", daemon=True)
+        self._thread: threading.Thread | None = None
+        self._died = died
         self.written = 0
 
     def start(self) -> None:
         """Start the writer thread."""
-        self._thread.start()
+        self._thread = start_thread(THREAD, self._loop, died=self._died)
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The writer thread (None before :meth:`start`): sched's heartbeat watches it."""
+        return self._thread
 
     def put(self, update: RunUpdate) -> None:
         """Queue one state change."""
@@ -91,7 +100,7 @@ class RunLogWriter:
         with self._cond:
             self._stopping = True
             self._cond.notify()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
         if self._pending:
             log.error(

@@ -40,6 +40,7 @@ from redpss.errors import DictionaryError
 from redpss.landing import lifecycle
 from redpss.sched.engine import Engine, Run
 from redpss.sched.executors import Outcome
+from redpss.sched.threads import start_thread
 
 __all__ = ["CHECK_KEY", "Watchers", "complete_files"]
 
@@ -50,6 +51,8 @@ CHECK_KEY = "(check)"
 """The key under which a failing check of a watcher is counted in ADM_WATCHER_EXEC_ERROR."""
 RETRY_FIRST = 1.0
 RETRY_CAP = 120.0
+THREAD = "watcher thread"
+"""The check thread's name, in the heartbeat's problems when it is not running."""
 
 
 def complete_files(
@@ -91,7 +94,7 @@ class Watchers:
         self._due: list[tuple[float, str]] = []  # (monotonic time, watcher): checks of retries
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="watch", daemon=True)
+        self._thread: threading.Thread | None = None
         engine.on_end.append(self._ended)
 
     def start(self) -> None:
@@ -104,14 +107,19 @@ class Watchers:
                 if adopted.watcher is not None and adopted.key is not None:
                     self.in_flight.add((adopted.watcher.name, adopted.key))
                     self._state(adopted.watcher.name).running += 1
-        self._thread.start()
+        self._thread = start_thread(THREAD, self._loop, died=self.engine.died)
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The check thread (None before :meth:`start`): sched's heartbeat watches it."""
+        return self._thread
 
     def stop(self) -> None:
         """Stop checking (a running check finishes)."""
         with self._cond:
             self._stopping = True
             self._cond.notify()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=10)
 
     def request(self, name: str) -> bool:

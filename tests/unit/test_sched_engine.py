@@ -217,3 +217,41 @@ def test_without_jexec_a_command_run_waits_and_blocks_a_second_copy(
     gate.append("jexec answers")
     wait_for(lambda: "OK" in states(d, "cmd"), timeout=10, what="settled once jexec answered")
     engine.shutdown(grace=1)
+
+
+def test_an_adopted_run_holds_its_pool_slot_until_it_ends(
+    make_instance: Callable[..., Instance], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inst = make_instance("eng1", sched_default_pool_size="1")
+    with open_dictionary("sqlite", db_dir=inst.db_dir) as d:
+        d.init()
+        cmd, sql = JobDef("cmd", "DWH", "CMD", "x.sh"), JobDef("sql", "DWH", "SQL", "SELECT 1")
+        d.apply_definitions([cmd, sql], [])
+        when = datetime.now(UTC) - timedelta(minutes=1)
+        d.record_runs([RunUpdate("DWH", 2, "cmd", "default", "RUNNING", when, started_at=when)])
+        answers = {"runs": [{"run_id": "2", "state": "running", "result": None}]}
+        monkeypatch.setattr(recovery, "jexec_call", lambda config, op, **kw: answers.get(op, {}))
+        gate: list[str] = []
+
+        def follow(config: object, run_id: int, cancel: object) -> dict[str, Any]:
+            wait_for(lambda: gate, timeout=30, what="the adopted command to end")
+            return {"exit_code": 0, "stdout": "", "stderr": "", "timed_out": False}
+
+        monkeypatch.setattr(recovery, "follow", follow)
+        engine = Engine(inst, inst.load_config(), d)
+        engine.definitions.refresh(force=True)
+        assert engine.start() == 1
+        assert engine.show()["pools"]["default"] == {"size": 1, "busy": 1, "queued": 0}
+        queued = engine.submit(sql)
+        assert queued["state"] == "QUEUED"
+        engine.writer.flush()
+        # the pool's one slot is the adopted command's: the new run waits for it
+        assert states(d, "sql") == ["QUEUED"]
+        shown = engine.show()
+        assert shown["pools"]["default"] == {"size": 1, "busy": 1, "queued": 1}
+        assert [r["run_id"] for r in shown["running"]] == [2]
+        gate.append("the command ended")
+        wait_for(lambda: states(d, "sql") == ["OK"], timeout=15, what="the run after the adopted")
+        assert states(d, "cmd") == ["OK"]
+        assert engine.show()["pools"]["default"] == {"size": 1, "busy": 0, "queued": 0}
+        engine.shutdown(grace=1)
