@@ -255,13 +255,19 @@ class Mail2cmd(Role):
                 f"mail2cmd cannot listen on {cfg.mail2csv_host}:{cfg.mail2csv_port}: {exc}"
             ) from exc
         self._controller = controller
+        # aiosmtpd serves on a thread of its own: if it ends, no mail is received while the
+        # role looks up; the heartbeat says so
+        self.health.watch("SMTP server", controller._thread)
         log.info("role=mail2cmd listening on %s:%d", cfg.mail2csv_host, cfg.mail2csv_port)
 
     def stop(self) -> None:
         """Stop listening; let commands in hand finish (JEXEC's time limit bounds them)."""
         controller, self._controller = self._controller, None
         if controller is not None:
-            controller.stop()
+            try:
+                controller.stop()
+            except RuntimeError as exc:  # its thread ended before: the loop is closed
+                log.warning("role=mail2cmd SMTP server was not running at stop: %s", exc)
         self._pool.shutdown(wait=True, cancel_futures=False)
 
     def info(self) -> str:
