@@ -27,7 +27,9 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def inst(make_instance: Callable[..., Instance], monkeypatch: pytest.MonkeyPatch) -> Instance:
-    instance = make_instance("tst1", sched_default_pool_size="2")
+    # heartbeats are written by the test (_beat); a long interval keeps a loaded host's pause
+    # between the beat and --check from reading as "no heartbeat for N s"
+    instance = make_instance("tst1", sched_default_pool_size="2", heartbeat_interval="5")
     for key, value in instance.environment().items():
         monkeypatch.setenv(key, value)
     return instance
