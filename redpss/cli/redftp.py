@@ -8,6 +8,8 @@ the instance's users; uploads into ``input/`` = the instance's ``data/input``).
 ``redftp_userdel <instance> <user>`` removes the user the same way. Sessions of other users on
 that container are cut by the re-creation (a second or two); clients reconnect.
 
+Each run leaves one line in the instance's ``log/audit.log`` (``redctl audit``), refusals too.
+
 Exit codes: 0 done, 1 refused (bad name or key, duplicate, unknown user, no free UID, instance
 not in container mode, container failed), 2 usage.
 """
@@ -18,10 +20,10 @@ import base64
 import binascii
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from redpss import compose
+from redpss import audit, compose
 from redpss.cli.common import ArgumentParser, emit, entry, fail, guarded, json_mode
 from redpss.errors import InstanceError
 from redpss.instance import Instance, list_instances, redhome, resolve_instance
@@ -171,7 +173,14 @@ def _useradd(argv: list[str]) -> int:
     parser.add_argument("pubkey", type=Path, help="file with the user's OpenSSH public key")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)
-    return guarded(lambda: add_user(args.instance, args.user, args.pubkey))
+    return guarded(
+        lambda: _audited(
+            "redftp_useradd",
+            args.instance,
+            argv,
+            lambda: add_user(args.instance, args.user, args.pubkey),
+        )
+    )
 
 
 def userdel_main(argv: Sequence[str] | None = None) -> int:
@@ -187,7 +196,24 @@ def _userdel(argv: list[str]) -> int:
     parser.add_argument("user", help="the user part of redftp_<instance>_<user>")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)
-    return guarded(lambda: del_user(args.instance, args.user))
+    return guarded(
+        lambda: _audited(
+            "redftp_userdel", args.instance, argv, lambda: del_user(args.instance, args.user)
+        )
+    )
+
+
+def _audited(tool: str, name: str, argv: list[str], action: Callable[[], int]) -> int:
+    """Run ``action`` with its line in the instance's ``log/audit.log`` (none for an instance
+    that does not exist: the action says so)."""
+    try:
+        log_dir: Path | None = resolve_instance(name, home=redhome()).log_dir
+    except InstanceError:
+        log_dir = None
+    if log_dir is not None and not log_dir.is_dir():
+        log_dir = None
+    command = tool.removeprefix("redftp_")
+    return audit.audited(log_dir, tool=tool, command=command, args=argv, action=action)
 
 
 if __name__ == "__main__":
