@@ -23,6 +23,8 @@ args=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "REDSYS_UID=$REDSYS_UID"
 # the base's package manager reaches the mirrors the host uses
 [ -n "${DOCKER_BUILD_NETWORK:-}" ] && args+=(--network "$DOCKER_BUILD_NETWORK")
 
+# the redpss wheel carries redpss/_build_info.json (commit, build date: redctl version in a
+# container); wheels.py writes it into the checkout while it builds and removes it afterwards
 wheels() {
   local dir=$here/.cache/wheels
   rm -rf "$dir" "$here/.cache/host-wheels"; mkdir -p "$dir"

@@ -11,9 +11,12 @@ requirement whose marker holds for the target Python but has no wheel yet.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from pip._vendor.packaging.markers import default_environment
@@ -76,10 +79,30 @@ def missing(dest: Path, version: str) -> list[Requirement]:
     return wanted
 
 
+@contextlib.contextmanager
+def build_info_file(repo: Path) -> Iterator[Path]:
+    """``redpss/_build_info.json`` (commit, build date) in ``repo`` while its wheel is built:
+    inside a container ``redctl version`` has no git checkout to ask. Removed afterwards, so
+    that the checkout goes on identifying itself from git (redpss.buildinfo)."""
+    sys.path.insert(0, str(repo))
+    try:
+        from redpss.buildinfo import BUILD_FILE, identify_source
+    finally:
+        sys.path.pop(0)
+    path = repo / "redpss" / BUILD_FILE
+    info = identify_source(repo)  # before the file exists: it would make the tree dirty
+    path.write_text(json.dumps(info.to_dict(), indent=2) + "\n", encoding="utf-8")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def main() -> None:
     repo, dest, version = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     host = dest.parent / "host-wheels"
-    pip("wheel", "-w", str(host), str(repo))
+    with build_info_file(repo):
+        pip("wheel", "-w", str(host), str(repo))
     download(dest, host, version, *map(str, host.glob("redpss-*.whl")))
     for _ in range(10):
         todo = missing(dest, version)

@@ -127,6 +127,15 @@ def test_production_defaults_of_every_role(inst: Instance) -> None:
         assert services[role]["environment"]["ROLE"] == role
 
 
+def test_every_role_is_told_its_image(inst: Instance) -> None:
+    # redctl version inside a container showed "image unknown": no role was given REDPSS_IMAGE
+    config = _compose(inst, "--profile", "*", "config", "--format", "json").stdout
+    services = yaml.safe_load(config)["services"]
+    for role in ROLES:
+        svc = services[role]
+        assert svc["environment"]["REDPSS_IMAGE"] == svc["image"] != "", role
+
+
 def test_config_names_no_secret_and_publishes_on_the_publish_address(
     inst: Instance, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
