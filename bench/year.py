@@ -266,10 +266,15 @@ def purge(year: Side) -> tuple[dict[str, Any], bool, float]:
     ended = datetime.now(UTC)
     report = json.loads(out.stdout)
     after = year.db_bytes()
-    time.sleep(12)  # one more heartbeat run after the purge (a window, not a synchronisation)
+    deadline = time.monotonic() + 60
     with open_dictionary("sqlite", db_dir=year.inst.db_dir) as d:
+        # the runs of the purge's time are all written once a heartbeat after it is
+        while not d.runs(name=HEARTBEAT, since=ended, limit=1):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{year.name}: no heartbeat run within 60 s after the purge")
+            time.sleep(0.5)  # a poll with a deadline
         runs = d.runs(name=HEARTBEAT, since=began, until=ended, limit=100_000)
-    expected = int((ended - began).total_seconds() // 10) - 1
+    expected = max(0, int((ended - began).total_seconds() // 10) - 1)
     locked = [
         p.name
         for p in year.inst.log_dir.glob("*.log")
