@@ -9,7 +9,6 @@ tool's own bookkeeping and its audit line are under test.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from redpss import compose
 from redpss.cli import redftp, redsysctl
 from redpss.instance import Instance
+from tests.conftest import run_cli
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8X0y0b7B1FfZk5x2v8cXH4d1bF0m3QG3xY9b2 a@h\n"
 
@@ -67,9 +67,5 @@ def test_useradd_and_userdel_are_audited(
         ("redftp_useradd", "failed", 1),
         ("redftp_userdel", "ok", 0),
     ]
-    shown = subprocess.run(  # and redctl audit shows them
-        [str(Path(redftp.__file__).parents[2] / ".venv" / "bin" / "redctl"), "--instance",
-         "tst1", "audit", "--tail", "3"],
-        capture_output=True, text=True, check=False, env={"REDHOME": str(tmp_path)},
-    )  # fmt: skip
+    shown = run_cli("redctl", "--instance", "tst1", "audit", "--tail", "3", home=tmp_path)
     assert "redftp_userdel tst1 alice" in shown.stdout, shown.stdout + shown.stderr
