@@ -134,3 +134,64 @@ def test_sendmail_on_a_full_spool_refuses_clearly_and_delivers_each_mail_once(
         assert sorted(relay.inbox.subjects) == [f"mail {n:03d}" for n in range(40)]
         wait_for(lambda: _status(inst)[0] == 0, timeout=20, what="status back to 0")
         assert run_cli("redctl", "stop", inst=inst).returncode == 0
+
+
+def test_sendfile_on_a_full_disk_answers_disk_full_and_exports_once_there_is_room(
+    make_instance: MakeInstance, make_relay: MakeRelay
+) -> None:
+    """An export its disk refuses is ``disk_full`` (it was ``internal``), leaves no part behind,
+    and status names it at ALERT 1; once there is room the same request is written and mailed,
+    and the alert is over."""
+    import os
+    import sqlite3
+
+    from redpss.dictionary import open_dictionary
+
+    relay = make_relay()
+    inst = make_instance(
+        "tst1",
+        sendmail_smtp_host="127.0.0.1",
+        sendmail_smtp_port=str(relay.port),
+        sendmail_smtp_encr="PLAIN",
+        sendmail_smtp_from="redsys@example.com",
+    )
+    cfg = inst.load_config().redsys
+    dictionary = open_dictionary("sqlite", db_dir=inst.db_dir)
+    dictionary.init()
+    dictionary.ensure_schema("STAGE")
+    with sqlite3.connect(inst.db_dir / "STAGE.db") as conn:
+        conn.execute("CREATE TABLE SALES (A INTEGER, B TEXT)")
+        rows = [(i, os.urandom(50).hex()) for i in range(5000)]  # ~530 KB as CSV
+        conn.executemany("INSERT INTO SALES VALUES (?, ?)", rows)
+    conn.close()
+    out = run_cli("redctl", "start", inst=inst)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    def send() -> dict[str, Any]:
+        reply: dict[str, Any] = call(
+            "127.0.0.1", cfg.sendfile_port, "send", secret=cfg.pss_secret.reveal(), timeout=60,
+            schema="STAGE", object="SALES", format="csv", mail={"to": ["ops@example.com"]},
+        )  # fmt: skip
+        return reply
+
+    with tmpfs(inst.home / "tmp" / "sendfile", "256k") as folder:
+        try:
+            send()
+        except RemoteError as exc:
+            assert exc.code == "disk_full", exc
+            assert "no space left on the device" in exc.message and str(folder) in exc.message
+        else:
+            raise AssertionError("a 530 KB export was written to a 256 KB disk")
+        assert list(folder.iterdir()) == []  # the torn export is gone
+
+        def told() -> dict[str, Any] | None:
+            row = _status(inst)[1]["sendfile"]
+            return row if row["alert"] == 1 and "no space left" in str(row["reason"]) else None
+
+        wait_for(told, timeout=20, what="sendfile at ALERT 1 naming the full disk")
+        remount(folder, "8m")
+        reply = send()  # the caller's retry
+        assert reply["rows"] == 5000 and reply["via"] == "mail"
+        wait_for(lambda: relay.inbox.count() >= 1, timeout=60, what="the export mailed")
+        wait_for(lambda: _status(inst)[0] == 0, timeout=20, what="status back to 0")
+        assert run_cli("redctl", "stop", inst=inst).returncode == 0
