@@ -138,6 +138,11 @@ class Lineage:
             if self.dropped in (1, 100) or self.dropped % 1000 == 0:
                 log.warning("lineage: queue full, %d events dropped so far", self.dropped)
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The sender thread: sched's heartbeat watches it."""
+        return self._thread
+
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued (within ``timeout``), then stop the sender thread."""
         try:

@@ -83,6 +83,8 @@ class Sched(Role):
         # recorded or watched while the port still answers; the heartbeat says which
         for name, thread in {**self.engine.threads, WATCHER_THREAD: self.watchers.thread}.items():
             self.health.watch(name, thread)
+        if self.lineage is not None:
+            self.health.watch("lineage sender", self.lineage.thread)
         log.info(
             "role=sched listening on %s:%d pools %s",
             self.ctx.config.redsys.sched_host,

@@ -102,6 +102,20 @@ def test_sched_watches_every_pool_worker_and_its_other_threads(inst: Instance) -
         assert names <= set(role.health._threads)
 
 
+def test_sched_with_lineage_watches_its_sender(
+    make_instance: Callable[..., Instance], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redpss.roles.sched import Sched
+
+    inst = make_instance("tst1", heartbeat_interval="5", lineage_url="http://127.0.0.1:9/")
+    for key, value in inst.environment().items():
+        monkeypatch.setenv(key, value)
+    with _registered(inst, Sched) as (role, _):
+        assert role.lineage is not None and role.health.problems() == []
+        role.lineage.close()  # its thread ends: no run event would be sent
+        assert role.health.problems() == ["lineage sender is not running"]
+
+
 def test_mail2cmd_whose_smtp_server_thread_ends_is_unhealthy(
     inst: Instance, capsys: pytest.CaptureFixture[str]
 ) -> None:
