@@ -16,7 +16,8 @@ import pytest
 import trustme
 
 from redpss.instance import Instance
-from redpss.rest import audit_path, ssl_dir
+from redpss.rest import audit_path, rest_log_dir, ssl_dir
+from redpss.rest.tls import READY_TIMEOUT
 from tests.conftest import run_cli, wait_for
 
 MakeInstance = Callable[..., Instance]
@@ -71,16 +72,33 @@ def start_rest_instance(make_instance: MakeInstance, *, certs: bool = True) -> R
     port = inst.load_config().rest.gu_port
     api = RestInstance(inst, f"https://127.0.0.1:{port}", ca, reader, operator)
     if certs:
-        wait_for(lambda: serves(api), timeout=30, what="the REST API answering over TLS")
+        # the rest role itself gives gunicorn READY_TIMEOUT for its first handshake (and
+        # supervisord starts it again after that): a shorter wait failed on a busy host (load 13)
+        try:
+            wait_for(lambda: serves(api), timeout=2 * READY_TIMEOUT, what="the REST API over TLS")
+        except pytest.fail.Exception as exc:
+            pytest.fail(f"{exc}\n{_rest_state(inst)}")
     return api
 
 
 def serves(api: RestInstance) -> bool:
     try:
-        with api.client() as c:
-            return c.get("/health").status_code == 200
+        with api.client() as c:  # a short timeout: one hung request must not use the wait up
+            return c.get("/health", timeout=5).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def _rest_state(inst: Instance) -> str:
+    """What an operator would look at when the API does not come up: status and the logs."""
+    status = run_cli("redctl", "status", inst=inst)
+    logs = [inst.log_dir / "rest.log", *sorted(rest_log_dir(inst).glob("gunicorn-*.log"))]
+    tails = [
+        f"{path}:\n" + "\n".join(path.read_text(errors="replace").splitlines()[-15:])
+        for path in logs
+        if path.exists()
+    ]
+    return "\n".join([status.stdout + status.stderr, *tails])
 
 
 @pytest.fixture
