@@ -8,6 +8,7 @@ import time
 
 from redpss import wire
 from redpss.dictionary import open_dictionary
+from redpss.dictionary.jobs import RunRecord
 from redpss.instance import Instance
 from redpss.supervisor import Supervisor
 from tests.conftest import run_cli, wait_for
@@ -137,16 +138,22 @@ def test_file_backlog_drains_at_executor_speed_not_one_per_check(inst: Instance)
     apply(
         inst,
         jobs={"move": job("CMD", "fail_on_bad.sh", pool="action")},
-        watchers={"batch": file_watcher(r"^good_\d+\.csv$", "move", interval=30)},
+        watchers={"batch": file_watcher(r"^good_\d+\.csv$", "move", interval=3600)},
     )
     inbox = inst.home / "data" / "input"
     names = [f"good_{i:03d}.csv" for i in range(40)]
     for name in names:
         (inbox / name).write_text("x\n")
-    start(inst)  # the first check comes at once, the next only in 30 s
+    start(inst)  # the first check comes at once, the next only in an hour
     archive = inst.home / "data" / "archive"
-    wait_for(lambda: all((archive / n).exists() for n in names), timeout=25, what="all 40 handled")
-    fires = runs(inst, "batch", watcher=True)
+    wait_for(lambda: all((archive / n).exists() for n in names), timeout=60, what="all 40 handled")
+
+    def recorded() -> list[RunRecord]:  # the run log is written by its own thread, a bit later
+        fires = runs(inst, "batch", watcher=True)
+        ended = all(f.state not in ("QUEUED", "RUNNING") for f in fires)
+        return fires if len(fires) >= len(names) and ended else []
+
+    fires = wait_for(recorded, timeout=30, what="the 40 fires recorded as ended")
     assert sorted(f.watch_key or "" for f in fires) == names  # each its own key and run, once
     assert {f.state for f in fires} == {"OK"}
     assert len(runs(inst, "move")) == 40
