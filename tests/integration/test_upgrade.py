@@ -48,15 +48,16 @@ def next_with_a_migration(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "redpss", src / "redpss", ignore=shutil.ignore_patterns("__pycache__"))
     model = src / "redpss" / "dictionary" / "model.py"
     text = model.read_text()
-    text = text.replace(
-        "TABLES = TABLES + OPS_TABLES\n",
-        "TABLES = TABLES + OPS_TABLES + (Table('ADM_UPGRADE_PROBE', 'REDSYS', 'test', "
-        "(Column('X', 'VARCHAR(10)', True, 'x'),)),)\n",
-    )
+    # the probe table joins TABLES and its migration ends MIGRATIONS, both just before the
+    # model is built (a patch that no longer matches fails here, not as an unknown table)
     last = max(m.version for m in __import__("redpss.dictionary.model").dictionary.model.MIGRATIONS)
+    end = "\n)\n\nDICTIONARY = Model("
+    assert text.count(end) == 1, f"{model}: the end of MIGRATIONS is not {end!r} any more"
     text = text.replace(
-        "\n)\n\nDICTIONARY = Model(",
+        end,
         f"\n    Migration({last + 1}, 'upgrade probe', redsys=('ADM_UPGRADE_PROBE',)),\n)\n\n"
+        "TABLES = TABLES + (Table('ADM_UPGRADE_PROBE', 'REDSYS', 'test', "
+        "(Column('X', 'VARCHAR(10)', True, 'x'),)),)\n\n"
         "DICTIONARY = Model(",
     )
     model.write_text(text)
