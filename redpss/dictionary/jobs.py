@@ -338,6 +338,17 @@ class JobStore(abc.ABC):
         """The newest run of every job, by job name (over all schemas)."""
 
     @abc.abstractmethod
+    def runs_by_hour(self, since: datetime) -> dict[tuple[datetime, str], int]:
+        """How many job runs queued at or after ``since`` each (hour of QUEUED_AT, STATE) has,
+        over all schemas: counted by the database, so that a chart costs one query and not a
+        read of every run of its day (bench/year.py)."""
+
+    @abc.abstractmethod
+    def rows_by_hour(self, since: datetime) -> dict[tuple[datetime, str], int]:
+        """Sum of the rows of job runs queued at or after ``since`` (those with rows), per
+        (hour of their end — ENDED_AT, else STARTED_AT, else QUEUED_AT —, job name)."""
+
+    @abc.abstractmethod
     def abort_unfinished(self, message: str) -> int:
         """Mark every QUEUED or RUNNING run ABORTED with ``message``; return how many."""
 

@@ -7,8 +7,10 @@ Three charts an operator would rather look at than read (``/api/charts/...``):
 - run duration per job over the last day (a line per job, one point per ended run).
 
 Each answers columns ready for the chart library (uPlot: x as UNIX seconds, one list per series,
-``None`` where a series has no point) and ``range``, the time span the chart covers. They read
-the newest :data:`SCAN` runs of the run logs.
+``None`` where a series has no point) and ``range``, the time span the chart covers. The two
+per-hour charts ask the dictionary for counts and sums per hour (one query: a year-old
+instance's day of runs, read here run by run, took 143-198 ms a chart); the duration chart
+reads the newest :data:`SCAN` runs of its window.
 """
 
 from __future__ import annotations
@@ -52,10 +54,9 @@ def runs_per_hour(d: Dictionary, *, hours: int = 24, now: datetime | None = None
     slots = _hours(now, hours)
     index = {slot: i for i, slot in enumerate(slots)}
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(slots))
-    for r in _recent(d, slots[0]):
-        slot = _utc(r.queued_at).replace(minute=0, second=0, microsecond=0)
+    for (slot, state), n in d.runs_by_hour(slots[0]).items():
         if slot in index:
-            counts[r.state][index[slot]] += 1
+            counts[state][index[slot]] += n
     ordered = [s for s in STATES if s in counts] + sorted(set(counts) - set(STATES))
     return {
         "x": [int(s.timestamp()) for s in slots],
@@ -73,13 +74,9 @@ def load_rows_per_hour(
     index = {slot: i for i, slot in enumerate(slots)}
     loads = {j.name for j in d.jobs() if j.kind == "LOAD"}
     rows = [0] * len(slots)
-    for r in _recent(d, slots[0]):
-        if r.name not in loads or not r.rows:
-            continue
-        at = _utc(r.ended_at or r.started_at or r.queued_at)
-        slot = at.replace(minute=0, second=0, microsecond=0)
-        if slot in index:
-            rows[index[slot]] += r.rows
+    for (slot, name), n in d.rows_by_hour(slots[0]).items():
+        if name in loads and slot in index:
+            rows[index[slot]] += n
     return {"x": [int(s.timestamp()) for s in slots], "series": {"rows": rows},
             "range": _span(slots)}  # fmt: skip
 

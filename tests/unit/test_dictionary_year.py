@@ -4,6 +4,7 @@ look at the definitions costs O(changes) (dictionary version 7)."""
 from __future__ import annotations
 
 import sqlite3
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from redpss.dictionary.objects import Model
 from redpss.dictionary.purge import PURGE_TABLES, PurgeTable
 from redpss.dictionary.sqlite.changes import read_stamp
 from redpss.dictionary.sqlite.purge import batch_sql
+from redpss.rest import charts
 
 pytestmark = pytest.mark.unit
 
@@ -297,3 +299,80 @@ def test_exasol_reads_everything_again_after_any_change(exa_dic: Dictionary) -> 
     exa_dic.apply_definitions([JobDef("a", "DWH", "SQL", "SELECT 1")], [])
     stamp = exa_dic.definitions_stamp()
     assert exa_dic.definition_changes(stamp) is None
+
+
+# -- the /ui charts: counted by the dictionary ------------------------------------------------
+
+NOW = datetime(2030, 5, 6, 12, 30, 7, tzinfo=UTC)
+
+
+def _old_runs_per_hour(d: Dictionary, hours: int = 24) -> dict[str, Any]:
+    """The reference: what charts.runs_per_hour computed before (every run read, Python)."""
+    slots = charts._hours(NOW, hours)
+    index = {slot: i for i, slot in enumerate(slots)}
+    counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(slots))
+    for r in d.runs(limit=charts.SCAN, since=slots[0]):
+        slot = r.queued_at.replace(minute=0, second=0, microsecond=0)
+        if slot in index:
+            counts[r.state][index[slot]] += 1
+    states = charts.STATES
+    ordered = [s for s in states if s in counts] + sorted(set(counts) - set(states))
+    return {"x": [int(s.timestamp()) for s in slots],
+            "series": {s: counts[s] for s in ordered}, "range": charts._span(slots)}  # fmt: skip
+
+
+def _old_load_rows_per_hour(d: Dictionary, hours: int = 24) -> dict[str, Any]:
+    slots = charts._hours(NOW, hours)
+    index = {slot: i for i, slot in enumerate(slots)}
+    loads = {j.name for j in d.jobs() if j.kind == "LOAD"}
+    rows = [0] * len(slots)
+    for r in d.runs(limit=charts.SCAN, since=slots[0]):
+        if r.name not in loads or not r.rows:
+            continue
+        at = r.ended_at or r.started_at or r.queued_at
+        slot = at.replace(minute=0, second=0, microsecond=0)
+        if slot in index:
+            rows[index[slot]] += r.rows
+    return {"x": [int(s.timestamp()) for s in slots], "series": {"rows": rows},
+            "range": charts._span(slots)}  # fmt: skip
+
+
+_CHART_RUN = st.tuples(
+    st.sampled_from(["DWH", "STG"]),
+    st.sampled_from(["load", "calc", "gone"]),  # "gone": a run of a job no longer defined
+    st.sampled_from(charts.STATES),
+    st.integers(-26 * 3600, 2 * 3600),  # queued: seconds from NOW
+    st.none() | st.integers(0, 7200),  # started: seconds after queued
+    st.none() | st.integers(0, 7200),  # ended: seconds after started
+    st.none() | st.integers(0, 1000),  # rows
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(runs=st.lists(_CHART_RUN, max_size=40), hours=st.sampled_from([1, 3, 24]))
+def test_hourly_charts_answer_as_the_python_aggregation_did(
+    any_dic: Dictionary, runs: list[tuple[Any, ...]], hours: int
+) -> None:
+    """The per-hour charts ask the dictionary for counts and sums (runs_by_hour,
+    rows_by_hour); the reference is the old code that read every run of the window."""
+    any_dic.clear_logs()
+    for schema in ("DWH", "STG"):
+        any_dic.ensure_schema(schema)
+    any_dic.apply_definitions(
+        [JobDef("load", "DWH", "LOAD", "SELECT 1"), JobDef("calc", "DWH", "SQL", "SELECT 1")], []
+    )
+    updates = []
+    for i, (schema, name, state, queued, started, ended, rows) in enumerate(runs):
+        q = NOW + timedelta(seconds=queued, microseconds=i)
+        s = None if started is None else q + timedelta(seconds=started)
+        e = None if ended is None or s is None else s + timedelta(seconds=ended)
+        run_id = int(q.timestamp() * 1000) * 1000 + i
+        updates.append(RunUpdate(schema, run_id, name, "default", state, q,
+                                 started_at=s, ended_at=e, rows=rows))  # fmt: skip
+    any_dic.record_runs(updates)
+    assert charts.runs_per_hour(any_dic, hours=hours, now=NOW) == _old_runs_per_hour(any_dic, hours)
+    assert charts.load_rows_per_hour(any_dic, hours=hours, now=NOW) == _old_load_rows_per_hour(
+        any_dic, hours
+    )

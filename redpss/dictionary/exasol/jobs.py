@@ -101,6 +101,10 @@ RUNS_SQL = (
     "SELECT {columns!r} FROM {schema!q}.{table!q} WHERE {where!r} "
     "ORDER BY RUN_ID DESC LIMIT {limit}"
 )
+BY_HOUR_SQL = (
+    "SELECT {hour!r}, {key!r}, {value!r} FROM {schema!q}.ADM_JOB_LOG WHERE {where!r} "
+    "GROUP BY {hour!r}, {key!r}"
+)
 LAST_RUNS_SQL = (
     "SELECT {columns!r} FROM {schema!q}.ADM_JOB_LOG WHERE RUN_ID IN "
     "(SELECT MAX(RUN_ID) FROM {schema!q}.ADM_JOB_LOG GROUP BY JOB_NAME)"
@@ -328,6 +332,40 @@ class ExasolJobs(ExasolSqlJobs, JobStore):
         found = self.tx(unit, what="reading runs")
         found.sort(key=lambda r: r.run_id, reverse=True)
         return found[:limit]
+
+    def runs_by_hour(self, since: datetime) -> dict[tuple[datetime, str], int]:
+        """Counted by Exasol (DATE_TRUNC to the hour), the range also as a RUN_ID floor."""
+        return self._by_hour('"STATE"', "QUEUED_AT", "COUNT(*)", since)
+
+    def rows_by_hour(self, since: datetime) -> dict[tuple[datetime, str], int]:
+        """Summed by Exasol (see :meth:`runs_by_hour`)."""
+        return self._by_hour(
+            "JOB_NAME", "COALESCE(ENDED_AT, STARTED_AT, QUEUED_AT)", "SUM(ROW_COUNT)", since,
+            rows=True,
+        )  # fmt: skip
+
+    def _by_hour(
+        self, key: str, at: str, value: str, since: datetime, *, rows: bool = False
+    ) -> dict[tuple[datetime, str], int]:
+        schemas = self.schemas()
+        hour = f"DATE_TRUNC('hour', {at})"
+
+        def unit(tx: Tx) -> dict[tuple[datetime, str], int]:
+            where = (
+                f"RUN_ID >= {run_id_floor(since - RUN_ID_SLACK)} "
+                f"AND QUEUED_AT >= {tx.literal(since)}" + (" AND ROW_COUNT <> 0" if rows else "")
+            )
+            found: dict[tuple[datetime, str], int] = {}
+            for s in schemas:
+                for h, k, n in tx.rows(
+                    BY_HOUR_SQL, hour=hour, key=key, value=value, schema=s, where=where
+                ):
+                    slot = from_db(h)
+                    assert slot is not None  # QUEUED_AT is NOT NULL
+                    found[slot, str(k)] = found.get((slot, str(k)), 0) + int(n)
+            return found
+
+        return self.tx(unit, what="counting runs per hour")
 
     def last_runs(self) -> dict[str, RunRecord]:
         """The newest run of every job (RUN_IDs grow with time), by job name."""

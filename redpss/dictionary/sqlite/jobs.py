@@ -9,7 +9,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from redpss.dictionary.columns import YEAR_SINCE
@@ -219,6 +219,35 @@ class SqliteJobs(SqliteCore, JobStore):
                     found.extend(run_from(s, r, watcher, from_db) for r in rows)
         found.sort(key=lambda r: r.run_id, reverse=True)
         return found[:limit]
+
+    def runs_by_hour(self, since: datetime) -> dict[tuple[datetime, str], int]:
+        """Counted per schema file by SQLite over the QUEUED_AT index's range; a stored time
+        is ISO text in UTC, so its first 13 characters are its hour."""
+        return self._by_hour(
+            "SELECT substr(QUEUED_AT, 1, 13), STATE, COUNT(*) FROM ADM_JOB_LOG "
+            "WHERE QUEUED_AT >= ? GROUP BY 1, 2",
+            since,
+        )
+
+    def rows_by_hour(self, since: datetime) -> dict[tuple[datetime, str], int]:
+        """Summed per schema file by SQLite (see :meth:`runs_by_hour`)."""
+        return self._by_hour(
+            "SELECT substr(COALESCE(ENDED_AT, STARTED_AT, QUEUED_AT), 1, 13), JOB_NAME, "
+            "SUM(ROW_COUNT) FROM ADM_JOB_LOG WHERE QUEUED_AT >= ? AND ROW_COUNT <> 0 "
+            "GROUP BY 1, 2",
+            since,
+        )
+
+    def _by_hour(self, sql: str, since: datetime) -> dict[tuple[datetime, str], int]:
+        found: dict[tuple[datetime, str], int] = defaultdict(int)
+        for s in self.schemas():
+            if not self._schema_path(s).exists():
+                continue
+            with self._connect(self._schema_path(s)) as conn:
+                for hour, key, n in conn.execute(sql, (to_db(since),)):
+                    at = datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=UTC)
+                    found[at, key] += int(n)
+        return dict(found)
 
     def last_runs(self) -> dict[str, RunRecord]:
         """The newest run of every job (RUN_IDs grow with time), by job name.
