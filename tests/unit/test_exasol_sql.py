@@ -88,6 +88,9 @@ SAMPLES: dict[str, object] = {
     "extra_set": ", WATCH_KEY = COALESCE('a.csv', T.WATCH_KEY)",
     "extra_values": ", 'a.csv', NULL",
     "where": "1 = 1 AND JOB_NAME = 'x' AND \"STATE\" IN ('OK', 'FAILED')",
+    # runs per hour (the /ui charts)
+    "hour": "DATE_TRUNC('hour', COALESCE(ENDED_AT, STARTED_AT, QUEUED_AT))",
+    "value": "SUM(ROW_COUNT)",
     # the purge (redpss/dictionary/exasol/purge.py)
     "time": '"QUEUED_AT"',
     "bound": "TIMESTAMP '2026-11-23 12:00:00.123456'",
