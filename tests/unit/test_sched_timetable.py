@@ -122,3 +122,19 @@ def test_jobs_are_handed_over_ahead_watchers_are_not() -> None:
     tt.due(T0)  # the watcher's first check
     early = tt.due(T0 + timedelta(seconds=9, milliseconds=600))
     assert [(d.kind, d.due, d.note) for d in early] == [("job", T0 + timedelta(seconds=10), None)]
+
+
+def test_an_interval_job_stopped_for_a_year_has_its_misfires_counted_not_walked() -> None:
+    # jobs every few seconds, last run a year ago: walking each missed fire (millions a job)
+    # held jmon's start for minutes; an interval's fires are counted by division
+    tt = Timetable(grace=5)
+    jobs = [job(f"j{i}", interval_seconds=1 + i % 7) for i in range(21)]
+    year = timedelta(days=365, seconds=3)
+    tt.load(jobs, [], {j.name: last_run(j.name, T0 - year) for j in jobs}, T0)
+    due = {d.name: d for d in tt.due(T0)}
+    assert len(due) == 21
+    for i in (0, 1, 6):
+        every = 1 + i % 7
+        assert due[f"j{i}"].fires == int(year.total_seconds()) // every  # beyond the old cap
+        nxt = tt.entries[("job", f"j{i}")].next_fire
+        assert nxt is not None and T0 < nxt <= T0 + timedelta(seconds=every)
