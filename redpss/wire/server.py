@@ -19,6 +19,7 @@ import errno
 import functools
 import inspect
 import logging
+import selectors
 import socket
 import socketserver
 import threading
@@ -26,26 +27,23 @@ import time
 import typing
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Self, cast
+from typing import Any, Self
 
 from redpss.errors import BadArgs, RemoteError, ServiceUnavailable, WireError
 from redpss.wire.args import is_request, parse
+from redpss.wire.connection import Connection
 from redpss.wire.frames import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_LINE,
     DEFAULT_MAX_UNAUTHENTICATED,
     DEFAULT_PREAUTH_TIMEOUT,
-    PREAUTH_LIMIT,
     Peer,
     _decode_request,
     _error_reply,
-    _read_head,
-    _read_rest,
     _request_args,
     _request_id,
     authorize,
     encode,
-    find_secret,
     local_address,
 )
 
@@ -54,98 +52,13 @@ logger = logging.getLogger("redpss.wire")
 
 _START_DEADLINE = 5.0
 _JOIN_TIMEOUT = 5.0
-_POLL_INTERVAL = 0.1
+_PROBE_INTERVAL = 0.1
 
 Op = Callable[[dict[str, Any], Peer], Any]
 
 
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-class _Connection(socketserver.BaseRequestHandler):
-    """Serves the requests of one connection in order until EOF, idle timeout or stop.
-
-    A new connection is *unauthenticated* until one of its requests carries the right secret:
-    the server holds at most ``max_unauthenticated`` such connections, each for at most
-    ``preauth_timeout`` seconds. A request whose secret is missing or wrong is answered
-    ``unauthorized`` and its connection closed.
-    """
-
-    def handle(self) -> None:
-        server = cast(WireServer, self.server)
-        sock: socket.socket = self.request
-        peer = Peer.from_address(self.client_address)
-        if not server._register(sock):
-            return
-        rfile = sock.makefile("rb")
-        try:
-            if not server._enter_preauth(sock):
-                logger.warning(
-                    "%s: %s refused: %d connections are waiting to authenticate",
-                    server.name, peer, server.max_unauthenticated,
-                )  # fmt: skip
-                message = "too many connections are waiting to authenticate; try again"
-                sock.sendall(encode(_error_reply(None, "busy", message)))
-                return
-            logger.debug("%s: %s connected", server.name, peer)
-            sock.settimeout(server.idle_timeout)
-            self._serve(server, sock, cast(BinaryIO, rfile), peer)
-        except TimeoutError:
-            logger.info("%s: %s idle for %g s, closing", server.name, peer, server.idle_timeout)
-        except OSError as exc:
-            logger.debug("%s: %s connection ended: %s", server.name, peer, exc)
-        finally:
-            rfile.close()
-            server._unregister(sock)
-
-    @staticmethod
-    def _serve(server: WireServer, sock: socket.socket, rfile: BinaryIO, peer: Peer) -> None:
-        while True:
-            line = _Connection._next_line(server, sock, rfile, peer)
-            if line is None:
-                return
-            if not line.strip():
-                continue
-            reply, verdict = server._handle_line(line, peer)
-            if verdict:  # before the reply: the caller may count on its slot being free
-                server._leave_preauth(sock)
-            sock.sendall(reply)
-            if verdict is False:
-                return  # unauthorized: nothing more is read from this peer
-
-    @staticmethod
-    def _next_line(
-        server: WireServer, sock: socket.socket, rfile: BinaryIO, peer: Peer
-    ) -> bytes | None:
-        """The next request line; its rest is read only when its first part has the secret."""
-        while True:
-            got = _read_head(rfile, server.max_line)
-            if got is None:
-                logger.debug("%s: %s disconnected", server.name, peer)
-                return None
-            head, whole = got
-            if whole:
-                # the right secret authenticates the connection now, not when the (maybe
-                # long: jexec's run) request is answered
-                if authorize(find_secret(head), server.secret):
-                    server._leave_preauth(sock)
-                return head
-            if not authorize(find_secret(head), server.secret):
-                refused = RemoteError(
-                    "unauthorized",
-                    f"missing or wrong secret in the first {PREAUTH_LIMIT} bytes of the "
-                    "request (send 'secret' first)",
-                )
-                server._log_rejected(peer, "?", None, refused)
-                sock.sendall(encode(_error_reply(None, refused.code, refused.message)))
-                return None
-            server._leave_preauth(sock)
-            try:
-                return _read_rest(rfile, head, server.max_line)
-            except RemoteError as exc:
-                logger.info("%s: %s %s: %s", server.name, peer, exc.code, exc.message)
-                sock.sendall(encode(_error_reply(None, exc.code, exc.message)))
 
 
 class WireServer(socketserver.ThreadingTCPServer):
@@ -192,7 +105,7 @@ class WireServer(socketserver.ThreadingTCPServer):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # BaseServer, not TCPServer: TCPServer would create the socket now, and an unstarted
         # server must own nothing that needs closing.
-        socketserver.BaseServer.__init__(self, (host, port), _Connection)
+        socketserver.BaseServer.__init__(self, (host, port), Connection)
         self.host = host
         self.secret = secret
         self.max_line = max_line
@@ -206,6 +119,9 @@ class WireServer(socketserver.ThreadingTCPServer):
         self._thread: threading.Thread | None = None
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._unauthenticated: dict[socket.socket, float] = {}  # connection -> deadline
+        self._stopping = threading.Event()
+        self._loop_done = threading.Event()
+        self._wake: tuple[socket.socket, socket.socket] | None = None
 
     def _dispatch_table(self, handler: object) -> dict[str, Op]:
         ops: dict[str, Op] = {"ping": self._ping}
@@ -246,10 +162,10 @@ class WireServer(socketserver.ThreadingTCPServer):
             if self._state == "stopped":
                 raise WireError(f"{self.name} server was stopped; create a new one")
             self._bind()
+            self._wake = socket.socketpair()
             self._state = "running"
             self._thread = threading.Thread(
-                target=self.serve_forever,
-                kwargs={"poll_interval": _POLL_INTERVAL},
+                target=self._accept_loop,
                 name=f"{self.name}-accept",
                 daemon=True,
             )
@@ -276,7 +192,7 @@ class WireServer(socketserver.ThreadingTCPServer):
         deadline = time.monotonic() + _START_DEADLINE
         while True:
             try:
-                with socket.create_connection((probe, self.port), timeout=_POLL_INTERVAL):
+                with socket.create_connection((probe, self.port), timeout=_PROBE_INTERVAL):
                     return
             except OSError as exc:
                 if time.monotonic() > deadline:
@@ -284,7 +200,7 @@ class WireServer(socketserver.ThreadingTCPServer):
                         f"{self.name} server on {self.host}:{self.port} does not accept "
                         f"connections after {_START_DEADLINE:g} s: {exc}"
                     ) from exc
-            time.sleep(_POLL_INTERVAL / 10)
+            time.sleep(_PROBE_INTERVAL / 10)
 
     def stop(self) -> None:
         """Stop accepting, close open connections and join the threads; safe to repeat."""
@@ -303,6 +219,75 @@ class WireServer(socketserver.ThreadingTCPServer):
                 thread.join(_JOIN_TIMEOUT)
         self.server_close()
         logger.info("%s: stopped", self.name)
+
+    def _accept_loop(self) -> None:
+        """Accept connections until :meth:`shutdown`, and reap late unauthenticated ones.
+
+        socketserver's ``serve_forever`` wakes every poll interval to look for a shutdown
+        request; an idle role then spends CPU ten times a second for nothing. This loop sleeps
+        until a connection arrives, the earliest pre-auth deadline passes, or shutdown writes
+        to the wake-up socket.
+        """
+        assert self._wake is not None
+        wake = self._wake[0]
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.socket, selectors.EVENT_READ)
+                selector.register(wake, selectors.EVENT_READ)
+                timeout: float | None = None
+                while not self._stopping.is_set():
+                    accepted = False
+                    for key, _ in selector.select(timeout):
+                        if key.fileobj is wake:
+                            with contextlib.suppress(OSError):
+                                wake.recv(64)
+                        elif not self._stopping.is_set():
+                            self._accept_one()
+                            accepted = True
+                    self.service_actions()
+                    timeout = self._until_next_deadline()
+                    if accepted:  # its handler thread counts it as unauthenticated soon
+                        timeout = (
+                            self.preauth_timeout if timeout is None
+                            else min(timeout, self.preauth_timeout)
+                        )  # fmt: skip
+        finally:
+            self._loop_done.set()
+
+    def _accept_one(self) -> None:
+        """Accept one connection and hand it to its thread (socketserver's per-request path)."""
+        try:
+            request, client_address = self.get_request()
+        except OSError:  # the client gave up between readiness and accept
+            return
+        try:
+            self.process_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
+
+    def _until_next_deadline(self) -> float | None:
+        """Seconds until the earliest pre-auth deadline (None: no connection waits)."""
+        with self._lock:
+            if not self._unauthenticated:
+                return None
+            earliest = min(self._unauthenticated.values())
+        return max(0.0, earliest - time.monotonic()) + 0.001
+
+    def shutdown(self) -> None:
+        """Stop the accept loop and wait until it has ended (it may have died before)."""
+        self._stopping.set()
+        if self._wake is not None:
+            with contextlib.suppress(OSError):
+                self._wake[1].send(b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._loop_done.wait(_JOIN_TIMEOUT)
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
 
     def __enter__(self) -> Self:
         self.start()

@@ -260,3 +260,46 @@ def test_a_burst_of_connections_waits_in_the_kernel_while_the_accept_loop_is_bus
     finally:
         for sock in held:
             sock.close()
+
+
+class _CountingServer(WireServer):
+    """Counts the accept loop's passes (each one is a wake-up of an idle role)."""
+
+    passes = 0
+
+    def service_actions(self) -> None:
+        type(self).passes += 1
+        super().service_actions()
+
+
+def test_an_idle_server_does_not_wake_up_and_still_stops_at_once() -> None:
+    server = _CountingServer(Handler(), host=HOST, port=0, secret=SECRET)
+    server.start()
+    try:
+        with WireClient(HOST, server.port, secret=SECRET) as client:
+            assert client.call("ping")["pong"] is True
+        wait_for(
+            lambda: server.unauthenticated == 0 and not server._connections,
+            timeout=DEADLINE,
+            every=0.01,
+        )
+        before = _CountingServer.passes
+        time.sleep(0.5)  # a window in which nothing happens: socketserver's loop woke 5 times
+        assert _CountingServer.passes - before <= 1
+    finally:
+        started = time.monotonic()
+        server.stop()
+    assert time.monotonic() - started < 1.0
+    assert server.thread is not None and not server.thread.is_alive()
+
+
+def test_a_silent_connection_is_reaped_while_the_loop_sleeps(
+    make_server: ServerFactory, make_raw: Callable[[int], Raw]
+) -> None:
+    server = make_server(preauth_timeout=0.3, idle_timeout=60)
+    wait_for(
+        lambda: server.unauthenticated == 0, timeout=DEADLINE, every=0.01
+    )  # start()'s own probe is gone
+    started = time.monotonic()
+    assert make_raw(server.port).at_eof()
+    assert 0.25 < time.monotonic() - started < DEADLINE
