@@ -172,3 +172,28 @@ def test_a_doubt_after_rows_were_handed_on_loads_the_file_once(
     assert batches >= 3
     assert (result.files, result.rows, result.errors) == (1, 20_000, 0)
     assert dic.target_row_count("DWH", "T") == 20_000
+
+
+def test_pyarrows_reading_ahead_of_a_big_plain_file_stays_bounded(tmp_path: Path) -> None:
+    """pyarrow's streaming CSV reader reads up to 32 blocks ahead of its consumer on a
+    background thread: with 4 MB blocks a big file held ~130 MB of them (a 200 MB CSV's load
+    peaked at 340 MB RSS). The block is small enough that this stays well below 64 MB."""
+    import pyarrow as pa
+
+    loader = _loader(columns=[{"name": "ID", "type": "DECIMAL(9,0)"},
+                              {"name": "NAME", "type": "VARCHAR(60)"}])  # fmt: skip
+    path = tmp_path / "big.csv"
+    row = b"%d,a name long enough to make the file big quickly %d\n"
+    with path.open("wb") as f:
+        f.write(b"ID,NAME\n")
+        for start in range(0, 1_200_000, 100_000):
+            f.write(b"".join(row % (i, i) for i in range(start, start + 100_000)))
+    assert path.stat().st_size > 64 << 20
+    block = arrowcsv.plain_block(path, loader)
+    assert block is not None
+    peak = rows = 0
+    for batch in arrowcsv.arrow_batches(path, loader, block, lambda _header: [0, 1]):
+        rows += sum(1 for _ in batch)  # the consumer is slower than the reader
+        peak = max(peak, pa.total_allocated_bytes())
+    assert rows == 1_200_000
+    assert peak < 48 << 20, f"pyarrow held {peak >> 20} MB"
