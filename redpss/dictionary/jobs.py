@@ -7,7 +7,7 @@ The dataclasses here are what crosses the interface; :class:`JobStore` is the ar
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +16,7 @@ __all__ = [
     "LATE_AFTER",
     "RUN_ID_SLACK",
     "DefinitionChanges",
+    "EndedRun",
     "ExecError",
     "JobDef",
     "JobStatus",
@@ -26,6 +27,7 @@ __all__ = [
     "SqlResult",
     "WatcherDef",
     "job_alert",
+    "merge_ended",
     "run_id_floor",
 ]
 
@@ -278,6 +280,27 @@ class SqlResult:
     message: str | None = None
 
 
+EndedRun = tuple[int, datetime, datetime]
+"""RUN_ID, STARTED_AT and ENDED_AT of a run that ended (:meth:`JobStore.ended_runs`)."""
+
+
+def merge_ended(
+    found: dict[str, tuple[int, list[EndedRun]]],
+    rows: Iterable[tuple[str, int, EndedRun]],
+    per_job: int,
+) -> None:
+    """Add one schema's ``(name, its count there, run)`` rows to ``found``: counts add up and
+    a job's runs stay the newest ``per_job`` over every schema (a job may have moved)."""
+    counts: dict[str, int] = {}
+    here: dict[str, list[EndedRun]] = {}
+    for name, count, run in rows:
+        counts[name] = int(count)
+        here.setdefault(name, []).append(run)
+    for name, runs in here.items():
+        before, old = found.get(name, (0, []))
+        found[name] = (before + counts[name], sorted([*old, *runs], reverse=True)[:per_job])
+
+
 class JobStore(abc.ABC):
     """Definitions and logs of jobs and watchers."""
 
@@ -347,6 +370,17 @@ class JobStore(abc.ABC):
     def rows_by_hour(self, since: datetime) -> dict[tuple[datetime, str], int]:
         """Sum of the rows of job runs queued at or after ``since`` (those with rows), per
         (hour of their end — ENDED_AT, else STARTED_AT, else QUEUED_AT —, job name)."""
+
+    @abc.abstractmethod
+    def ended_runs(self, since: datetime, per_job: int) -> dict[str, tuple[int, list[EndedRun]]]:
+        """Job runs queued at or after ``since`` that started and ended, by job name over all
+        schemas: how many there are, and the newest ``per_job`` of them (by RUN_ID, newest
+        first). The database cuts each job's list, so that the duration chart of a day does
+        not read every run of it (the heartbeat's 8 640; bench/year.py)."""
+
+    @abc.abstractmethod
+    def job_names(self, kind: str | None = None) -> list[str]:
+        """The names of the jobs (of the kind ``kind``, e.g. ``LOAD``), sorted."""
 
     @abc.abstractmethod
     def abort_unfinished(self, message: str) -> int:

@@ -304,6 +304,7 @@ def test_exasol_reads_everything_again_after_any_change(exa_dic: Dictionary) -> 
 # -- the /ui charts: counted by the dictionary ------------------------------------------------
 
 NOW = datetime(2030, 5, 6, 12, 30, 7, tzinfo=UTC)
+SCAN = 20_000  # what the old chart code read at most
 
 
 def _old_runs_per_hour(d: Dictionary, hours: int = 24) -> dict[str, Any]:
@@ -311,7 +312,7 @@ def _old_runs_per_hour(d: Dictionary, hours: int = 24) -> dict[str, Any]:
     slots = charts._hours(NOW, hours)
     index = {slot: i for i, slot in enumerate(slots)}
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(slots))
-    for r in d.runs(limit=charts.SCAN, since=slots[0]):
+    for r in d.runs(limit=SCAN, since=slots[0]):
         slot = r.queued_at.replace(minute=0, second=0, microsecond=0)
         if slot in index:
             counts[r.state][index[slot]] += 1
@@ -326,7 +327,7 @@ def _old_load_rows_per_hour(d: Dictionary, hours: int = 24) -> dict[str, Any]:
     index = {slot: i for i, slot in enumerate(slots)}
     loads = {j.name for j in d.jobs() if j.kind == "LOAD"}
     rows = [0] * len(slots)
-    for r in d.runs(limit=charts.SCAN, since=slots[0]):
+    for r in d.runs(limit=SCAN, since=slots[0]):
         if r.name not in loads or not r.rows:
             continue
         at = r.ended_at or r.started_at or r.queued_at
@@ -382,3 +383,79 @@ def test_hourly_charts_answer_as_the_python_aggregation_did(
     assert charts.load_rows_per_hour(any_dic, hours=hours, now=NOW) == _old_load_rows_per_hour(
         any_dic, hours
     )
+
+
+def _old_durations(d: Dictionary, hours: int, per_job: int) -> dict[str, Any]:
+    """The reference: what charts.durations computed before (every run of the window read,
+    Python), its jobs ranked by their ended runs and each cut to its newest ``per_job``."""
+    since = NOW - timedelta(hours=hours)
+    points: dict[str, dict[int, float]] = defaultdict(dict)
+    ended: dict[str, int] = defaultdict(int)
+    for r in d.runs(limit=SCAN, since=since):  # newest first
+        if r.queued_at < since or r.started_at is None or r.ended_at is None:
+            continue
+        ended[r.name] += 1
+        if ended[r.name] > per_job:
+            continue
+        seconds = (r.ended_at - r.started_at).total_seconds()
+        points[r.name][int(r.ended_at.timestamp())] = round(max(seconds, 0.0), 3)
+    jobs = sorted(points, key=lambda name: (-ended[name], name))[: charts.MAX_JOBS]
+    xs = sorted({x for name in jobs for x in points[name]})
+    return {"x": xs, "series": {n: [points[n].get(x) for x in xs] for n in sorted(jobs)},
+            "range": [int(since.timestamp()), int(NOW.timestamp())]}  # fmt: skip
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    runs=st.lists(
+        st.tuples(
+            st.sampled_from(["DWH", "STG"]),
+            st.sampled_from([f"j{i}" for i in range(14)]),  # more than MAX_JOBS
+            st.integers(-26 * 3600, 600),  # queued: seconds from NOW
+            st.integers(0, 300) | st.none(),  # started: seconds after queued
+            st.integers(0, 5) | st.none(),  # ended: seconds after started (same seconds too)
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    hours=st.sampled_from([1, 24]),
+    per_job=st.sampled_from([1, 2, 5, charts.PER_JOB]),
+)
+@example(  # one job in two schemas, cut to the newest 2 over both
+    runs=[("DWH", "j1", -100, 1, 1), ("STG", "j1", -50, 1, 2), ("DWH", "j1", -10, 1, 3),
+          ("STG", "j2", -5, 0, 0)],
+    hours=1, per_job=2,
+)  # fmt: skip
+def test_duration_chart_answers_as_the_python_aggregation_did(
+    any_dic: Dictionary, runs: list[tuple[Any, ...]], hours: int, per_job: int
+) -> None:
+    """The duration chart asks the dictionary for each job's newest ended runs (ended_runs,
+    cut per job by the database) instead of reading every run of its day."""
+    any_dic.clear_logs()
+    for schema in ("DWH", "STG"):
+        any_dic.ensure_schema(schema)
+    updates = []
+    for i, (schema, name, queued, started, ended) in enumerate(runs):
+        q = NOW + timedelta(seconds=queued, microseconds=i)
+        s = None if started is None else q + timedelta(seconds=started)
+        e = None if ended is None or s is None else s + timedelta(seconds=ended)
+        state = "RUNNING" if e is None else "OK"
+        run_id = int(q.timestamp() * 1000) * 1000 + i
+        updates.append(RunUpdate(schema, run_id, name, "default", state, q,
+                                 started_at=s, ended_at=e))  # fmt: skip
+    any_dic.record_runs(updates)
+    want = _old_durations(any_dic, hours, per_job)
+    assert charts.durations(any_dic, hours=hours, now=NOW, per_job=per_job) == want
+
+
+def test_load_jobs_are_named_by_the_dictionary(any_dic: Dictionary) -> None:
+    """The rows chart asks for the LOAD jobs' names, not for every definition."""
+    any_dic.apply_definitions(
+        [JobDef("b_load", "DWH", "LOAD", "x"), JobDef("a", "DWH", "SQL", "SELECT 1"),
+         JobDef("a_load", "DWH", "LOAD", "y")], [],
+    )  # fmt: skip
+    assert any_dic.job_names("LOAD") == ["a_load", "b_load"]
+    assert any_dic.job_names() == ["a", "a_load", "b_load"]
+    assert any_dic.job_names("SHELL") == []

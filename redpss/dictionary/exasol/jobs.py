@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from redpss.dictionary.base import check_schema_name
+from redpss.dictionary.exasol.charts import ExasolCharts
 from redpss.dictionary.exasol.core import utcnow
 from redpss.dictionary.exasol.runsql import ExasolSqlJobs
 from redpss.dictionary.exasol.session import (
@@ -177,7 +178,7 @@ def _row_text(model: Model, table: str) -> str:
     return " || ".join(parts)
 
 
-class ExasolJobs(ExasolSqlJobs, JobStore):
+class ExasolJobs(ExasolSqlJobs, ExasolCharts, JobStore):
     """The jobs area of the Exasol dictionary."""
 
     # -- definitions -----------------------------------------------------------------------

@@ -15,12 +15,14 @@ from typing import Any
 from redpss.dictionary.columns import YEAR_SINCE
 from redpss.dictionary.jobs import (
     DefinitionChanges,
+    EndedRun,
     JobDef,
     JobStore,
     PoolSample,
     RunRecord,
     RunUpdate,
     WatcherDef,
+    merge_ended,
 )
 from redpss.dictionary.rows import (
     JOB_COLUMNS,
@@ -54,6 +56,21 @@ SELECT {cols} FROM ADM_JOB_LOG WHERE RUN_ID IN (
 
 def _opt_dt(value: datetime | None) -> str | None:
     return None if value is None else to_db(value)
+
+
+_ENDED_SQL = (
+    "WITH W AS MATERIALIZED (SELECT RUN_ID, JOB_NAME, STARTED_AT, ENDED_AT FROM ADM_JOB_LOG "
+    "WHERE QUEUED_AT >= ? AND STARTED_AT IS NOT NULL AND ENDED_AT IS NOT NULL) "
+    "SELECT JOB_NAME, N, RUN_ID, STARTED_AT, ENDED_AT FROM (SELECT W.*, "
+    "ROW_NUMBER() OVER (PARTITION BY JOB_NAME ORDER BY RUN_ID DESC) AS K, "
+    "COUNT(*) OVER (PARTITION BY JOB_NAME) AS N FROM W) WHERE K <= ?"
+)
+
+
+def _ts(value: str) -> datetime:
+    found = from_db(value)
+    assert found is not None  # the query asks for runs that started and ended
+    return found
 
 
 class SqliteJobs(SqliteExecErrors, JobStore):
@@ -247,6 +264,31 @@ class SqliteJobs(SqliteExecErrors, JobStore):
                     at = datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=UTC)
                     found[at, key] += int(n)
         return dict(found)
+
+    def ended_runs(self, since: datetime, per_job: int) -> dict[str, tuple[int, list[EndedRun]]]:
+        """Cut per job by SQLite (ROW_NUMBER over the runs of the window). The window is
+        materialized first: without it SQLite walks the whole log along (JOB_NAME, RUN_ID)
+        for the partitions' order (240 ms on a year's OPS log) instead of the QUEUED_AT
+        index's range (6 ms)."""
+        found: dict[str, tuple[int, list[EndedRun]]] = {}
+        for s in self.schemas():
+            if not self._schema_path(s).exists():
+                continue
+            with self._connect(self._schema_path(s)) as conn:
+                rows = conn.execute(_ENDED_SQL, (to_db(since), per_job)).fetchall()
+            merge_ended(found, ((n, c, (r, _ts(b), _ts(e))) for n, c, r, b, e in rows), per_job)
+        return found
+
+    def job_names(self, kind: str | None = None) -> list[str]:
+        """One column of ADM_JOBS (the LOAD jobs of a chart: not 10 000 definitions)."""
+        with self._connect(self._redsys) as conn:
+            if kind is None:
+                rows = conn.execute("SELECT JOB_NAME FROM ADM_JOBS ORDER BY JOB_NAME")
+            else:
+                rows = conn.execute(
+                    "SELECT JOB_NAME FROM ADM_JOBS WHERE JOB_KIND = ? ORDER BY JOB_NAME", (kind,)
+                )
+            return [r[0] for r in rows]
 
     def last_runs(self) -> dict[str, RunRecord]:
         """The newest run of every job (RUN_IDs grow with time), by job name.

@@ -1,0 +1,66 @@
+"""What the status page's charts ask Exasol beyond the run logs' rows: each job's newest ended
+runs of a window, cut per job by the database, and the names of the jobs of a kind.
+
+Apart from :mod:`~redpss.dictionary.exasol.jobs` (a module of its own size); the same answers
+as the SQLite backend's, checked against each other by tests/unit/test_dictionary_year.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from redpss.dictionary.exasol.core import ExasolCore
+from redpss.dictionary.exasol.session import Tx
+from redpss.dictionary.exasol.sqltext import from_db, literal
+from redpss.dictionary.jobs import RUN_ID_SLACK, EndedRun, merge_ended, run_id_floor
+
+__all__ = ["ExasolCharts"]
+
+ENDED_SQL = (
+    "SELECT JOB_NAME, NUM_RUNS, RUN_ID, STARTED_AT, ENDED_AT FROM (SELECT JOB_NAME, RUN_ID, "
+    "STARTED_AT, ENDED_AT, ROW_NUMBER() OVER (PARTITION BY JOB_NAME ORDER BY RUN_ID DESC) AS RN, "
+    "COUNT(*) OVER (PARTITION BY JOB_NAME) AS NUM_RUNS FROM {schema!q}.ADM_JOB_LOG "
+    "WHERE {where!r}) WHERE RN <= {limit}"
+)
+JOB_NAMES_SQL = "SELECT JOB_NAME FROM REDSYS.ADM_JOBS WHERE {where!r} ORDER BY JOB_NAME"
+
+
+def _ts(value: object) -> datetime:
+    found = from_db(value)
+    assert found is not None  # the query asks for runs that started and ended
+    return found
+
+
+class ExasolCharts(ExasolCore):
+    """:meth:`ended_runs` and :meth:`job_names` of the jobs area."""
+
+    def ended_runs(self, since: datetime, per_job: int) -> dict[str, tuple[int, list[EndedRun]]]:
+        """Cut per job by Exasol (ROW_NUMBER), the range also as a RUN_ID floor."""
+        schemas = self.schemas()
+
+        def unit(tx: Tx) -> dict[str, tuple[int, list[EndedRun]]]:
+            where = (
+                f"RUN_ID >= {run_id_floor(since - RUN_ID_SLACK)} "
+                f"AND QUEUED_AT >= {tx.literal(since)} "
+                "AND STARTED_AT IS NOT NULL AND ENDED_AT IS NOT NULL"
+            )
+            found: dict[str, tuple[int, list[EndedRun]]] = {}
+            for s in schemas:
+                rows = tx.rows(ENDED_SQL, schema=s, where=where, limit=int(per_job))
+                merge_ended(
+                    found,
+                    ((str(n), int(c), (int(r), _ts(b), _ts(e))) for n, c, r, b, e in rows),
+                    per_job,
+                )
+            return found
+
+        return self.tx(unit, what="reading the newest ended runs")
+
+    def job_names(self, kind: str | None = None) -> list[str]:
+        """One column of ADM_JOBS, filtered by Exasol."""
+        where = "1 = 1" if kind is None else f"JOB_KIND = {literal(kind)}"
+
+        def unit(tx: Tx) -> list[str]:
+            return [str(r[0]) for r in tx.rows(JOB_NAMES_SQL, where=where)]
+
+        return self.tx(unit, what="reading job names")
