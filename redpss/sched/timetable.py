@@ -24,6 +24,8 @@ seconds late, or covers more than one fire — because the stack was down (found
 the job's last run) or the host was busy or the clock stepped forward. The job's misfire
 policy decides: ``RUN_ONCE`` runs it once now (all covered fires coalesced into one run),
 ``SKIP`` records one SKIPPED run that says how many were missed. Either way the job log says so.
+How many is counted by :mod:`redpss.sched.catchup` (by division and by whole periods, not
+walked fire by fire: a year's stop costs a few trigger calls a job).
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from redpss.dictionary.jobs import JobDef, RunRecord, WatcherDef
+from redpss.sched.catchup import Catchup
 from redpss.sched.triggers import (
     DefinitionError,
     check_job,
@@ -51,7 +53,6 @@ __all__ = ["Due", "Timetable"]
 
 log = logging.getLogger(__name__)
 
-MAX_COUNT = 100_000  # missed fires counted at most (a 1 s job down for a day: 86 400)
 _TICK = timedelta(microseconds=1)
 _NO_TRIGGER: Any = None
 
@@ -115,6 +116,7 @@ class Timetable:
         self._seq = itertools.count()
         self.changes = 0  # grows whenever a next fire changes (snapshot pushes compare it)
         self._seen: dict[str, tuple[JobDef, _Entry | str | None]] = {}  # name: (def, outcome)
+        self._catchup = Catchup()  # counts the fires a hand-over covers (redpss.sched.catchup)
 
     # ------------------------------------------------------------------ building
 
@@ -240,7 +242,7 @@ class Timetable:
             _, _, entry, fire = heapq.heappop(self._heap)
             if self._stale(entry, fire):
                 continue
-            count, following = self._advance(entry, fire, now)
+            count, following = self._catchup.count(entry.trigger, fire, now)
             entry.next_fire = following
             self._push(entry)
             self.changes += 1
@@ -251,30 +253,6 @@ class Timetable:
                 continue
             out.append(self._job_due(entry, fire, count, now))
         return out
-
-    def _advance(self, entry: _Entry, fire: datetime, now: datetime) -> tuple[int, datetime | None]:
-        """Count the fires from ``fire`` up to ``now``; find the first one after them.
-
-        The trigger is asked for the fire after ``fire`` as of ``max(now, fire)``: asked as of
-        a ``now`` before ``fire`` (a hand-over ahead of time), a cron trigger answers ``fire``
-        itself again.
-        """
-        trigger = entry.trigger
-        if isinstance(trigger, IntervalTrigger) and trigger.jitter is None and now > fire:
-            # fires every interval from ``fire`` (UTC, no jitter): counted, not walked — a
-            # 10 s job stopped for a year is 3 M steps of the loop below (bench/year.py)
-            missed = (now - fire) // trigger.interval
-            following = trigger.get_next_fire_time(fire + missed * trigger.interval, now)
-            return missed + 1, following
-        count = 1
-        following = entry.trigger.get_next_fire_time(fire, max(now, fire))
-        while following is not None and following <= now and count < MAX_COUNT:
-            count += 1
-            following = entry.trigger.get_next_fire_time(following, following)
-        if following is not None and (following <= now or following <= fire):
-            # counted enough (or a trigger that did not move on): jump past now
-            following = entry.trigger.get_next_fire_time(None, max(now, fire) + _TICK)
-        return count, following
 
     def _job_due(self, entry: _Entry, fire: datetime, count: int, now: datetime) -> Due:
         late = now - fire
