@@ -2,7 +2,15 @@
 
 Both sides read the same CSV file and insert into a table of the same shape in a fresh SQLite
 file (WAL). The loader side also hashes the file, converts and checks every value, writes the
-ledger row and moves the file to archive/. Prints both rates and their ratio; target >= 0.8.
+ledger row and moves the file to archive/.
+
+Holding still (issue 20, bench/lib/pairing.py): the file is grown (its rows doubled, starting
+at ``--rows``) until one bare run — the faster side — takes at least a second, so both sides'
+runs do; then ``--pairs`` pairs on that same file, bare and run_load alternating which goes
+first. Reported: the median rate of each side and the median of the per-pair ratios
+run_load/bare (and their spread); target >= 0.8. About a minute on a quiet 2-core machine.
+
+    .venv/bin/python bench/load.py [--rows 300000] [--pairs 5]
 """
 
 from __future__ import annotations
@@ -14,12 +22,18 @@ import sqlite3
 import sys
 import tempfile
 import time
+from itertools import count
 from pathlib import Path
 
-from redpss.dictionary import open_dictionary
-from redpss.instance import Instance, create_instance
-from redpss.landing import parse_loader, run_load
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+from bench.lib.pairing import PAIRS, alternate, grow, result, summary  # noqa: E402
+from redpss.dictionary import open_dictionary  # noqa: E402
+from redpss.instance import Instance, create_instance  # noqa: E402
+from redpss.landing import parse_loader, run_load  # noqa: E402
+
+TARGET = 0.8
 COLUMNS = [
     {"name": "ID", "type": "DECIMAL(18,0)"},
     {"name": "NAME", "type": "VARCHAR(40)"},
@@ -52,6 +66,7 @@ def bare(path: Path, db: Path) -> float:
 
 
 def ours(path: Path, home: Path, run: int) -> float:
+    """One run_load of ``path`` into a fresh instance at ``home`` (table and file per run)."""
     inst = Instance("bench", home)
     if not inst.exists():
         create_instance(inst)
@@ -61,12 +76,12 @@ def ours(path: Path, home: Path, run: int) -> float:
     )
     with open_dictionary("sqlite", db_dir=inst.db_dir) as dic:
         dic.init()
-        table = {"pattern": r"^bench_", "target": f"BENCH.T{run}", "columns": COLUMNS}
-        dic.upsert_loader(parse_loader("bench", table))
+        table = {"pattern": rf"^bench_{run}\.csv$", "target": f"BENCH.T{run}", "columns": COLUMNS}
+        dic.upsert_loader(parse_loader(f"bench{run}", table))
         target = inst.home / "data" / "input" / f"bench_{run}.csv"
         target.write_bytes(path.read_bytes())
         begun = time.perf_counter()
-        result = run_load(instance=inst, config=config, dictionary=dic, loader="bench",
+        result = run_load(instance=inst, config=config, dictionary=dic, loader=f"bench{run}",
                           key=target.name, run_id=run, schema="BENCH")  # fmt: skip
         took = time.perf_counter() - begun
         assert result.files == 1, result.message
@@ -74,24 +89,44 @@ def ours(path: Path, home: Path, run: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=300_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=300_000, help="first size (grown to 1 s)")
+    parser.add_argument(
+        "--pairs", "--repeat", type=int, default=PAIRS, help="bare/run_load pairs (>= 5)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-load") as tmp:
         root = Path(tmp)
+        runs = count(1)
         src = root / "data.csv"
-        make_csv(src, args.rows)
+
+        def sized(rows: int) -> float:
+            make_csv(src, rows)
+            took = bare(src, root / f"bare{next(runs)}.db")
+            print(f"  sizing: {rows} rows, bare {took:.2f} s", flush=True)
+            return took
+
+        rows = grow(sized, args.rows)  # the file stays at the size found
         size_mb = src.stat().st_size / 1e6
-        b = min(bare(src, root / f"bare{i}.db") for i in range(args.repeat))
-        o = min(ours(src, root / "home", i) for i in range(args.repeat))
-    ratio = b / o
-    print(f"rows={args.rows} file={size_mb:.1f} MB")
-    print(f"bare csv.reader+executemany: {args.rows / b:,.0f} rows/s ({b:.2f} s)")
-    print(f"run_load (hash, convert, ledger, archive): {args.rows / o:,.0f} rows/s ({o:.2f} s)")
-    print(f"ratio run_load/bare = {ratio:.2f}")
-    ok = "yes" if ratio >= 0.8 else "no"
-    print(f"RESULT load value={ratio:.2f} unit=x_bare target=>=0.8 ok={ok}")
+
+        def once_bare() -> float:
+            db = root / f"bare{next(runs)}.db"
+            took = bare(src, db)
+            db.unlink()
+            return rows / took
+
+        def once_ours() -> float:
+            return rows / ours(src, root / "home", next(runs))
+
+        print(f"rows={rows} file={size_mb:.1f} MB (grown until a bare run took >= 1 s)")
+        pairs = alternate(once_bare, once_ours, pairs=args.pairs, labels=("bare", "run_load"))
+    s = summary(pairs)
+    print(f"bare csv.reader+executemany: {s.bare:,.0f} rows/s ({rows / s.bare:.2f} s, median)")
+    print(f"run_load (hash, convert, ledger, archive): {s.ours:,.0f} rows/s "
+          f"({rows / s.ours:.2f} s, median)")  # fmt: skip
+    print(f"ratio run_load/bare = {s.ratio:.2f} (median of {len(pairs)} pairs; spread "
+          f"{s.spread[0]:.2f}-{s.spread[1]:.2f})")  # fmt: skip
+    result("load", s.ratio, "x_bare", ">=", TARGET)
     return 0
 
 
