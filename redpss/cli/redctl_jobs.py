@@ -53,12 +53,16 @@ def add_parsers(sub: Any) -> None:
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    """Print ``rows`` as an aligned table of ``columns`` (``-`` for None)."""
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    """Print ``rows`` as an aligned table of ``columns`` (``-`` for None).
+
+    Column by column, one format per line and one write: 10 000 jobs printed a cell and a
+    line at a time took ~0.2 s (bench/year.py).
+    """
+    cells = [[v if type(v) is str else _cell(v) for v in [r.get(c) for r in rows]] for c in columns]
+    widths = [max([len(c), *map(len, col)]) for c, col in zip(columns, cells, strict=True)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    head = line.format(*(c.upper() for c in columns)).rstrip()
+    print("\n".join([head, *(line.format(*row).rstrip() for row in zip(*cells, strict=True))]))
 
 
 def _cell(value: Any) -> str:

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
@@ -138,10 +138,23 @@ def _status_routes(app: FastAPI) -> None:
 
 def _definition_routes(app: FastAPI) -> None:
     @app.get("/api/jobs", responses=READ, tags=["jobs"])
-    def list_jobs(api: ApiDep, _: Reader) -> list[dict[str, Any]]:
-        """Every job with its schedule, last state, next run and ALERT (``list_db_jobs``)."""
+    def list_jobs(
+        api: ApiDep,
+        _: Reader,
+        response: Response,
+        limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[dict[str, Any]]:
+        """Jobs by name with schedule, last state, next run and ALERT (``list_db_jobs``):
+        every job, or ``limit`` of them from ``offset``; while more follow, the header
+        ``Link: </api/jobs?limit=L&offset=N>; rel="next"`` names the next page."""
         with api.dictionary() as d:
-            return jobs.list_jobs(d)
+            rows = jobs.list_jobs(d, limit=None if limit is None else limit + 1, offset=offset)
+        if limit is not None and len(rows) > limit:
+            del rows[limit:]
+            nxt = f"/api/jobs?limit={limit}&offset={offset + limit}"
+            response.headers["Link"] = f'<{nxt}>; rel="next"'
+        return rows
 
     @app.get("/api/jobs/{name}", responses=READ_ONE, tags=["jobs"])
     def job(api: ApiDep, _: Reader, name: str) -> dict[str, Any]:
@@ -178,9 +191,8 @@ def _definition_routes(app: FastAPI) -> None:
         """Every loader: file pattern, target, format, and the jobs that load with it."""
         with api.dictionary() as d:
             users: dict[str, list[str]] = {}
-            for j in d.jobs():
-                if j.kind == "LOAD":
-                    users.setdefault(j.action.strip(), []).append(j.name)
+            for j in d.jobs(kind="LOAD"):  # not 10 000 definitions of every kind
+                users.setdefault(j.action.strip(), []).append(j.name)
             return [
                 {"loader": ld.name, "pattern": ld.pattern, "schema": ld.schema,
                  "table": ld.table, "format": ld.format, "active": ld.active,

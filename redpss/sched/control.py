@@ -63,24 +63,24 @@ def find_watcher(dictionary: Dictionary, name: str) -> WatcherDef:
     return watchers[name]
 
 
-def list_jobs(dictionary: Dictionary) -> list[dict[str, Any]]:
-    """Every job with its schedule, last and next run and ALERT (``list_db_jobs``, from
-    ``STA_JOB_STATUS``)."""
-    status = {s.job: s for s in dictionary.job_status()}
+def list_jobs(
+    dictionary: Dictionary, *, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """The jobs sorted by name (``limit`` of them from ``offset``; None: all) with schedule,
+    last and next run and ALERT (``list_db_jobs``, ``/api/jobs``): one query
+    (:meth:`~redpss.dictionary.Dictionary.job_lines`), one dict per job."""
     rows = []
-    for j in dictionary.jobs():
-        st = status.get(j.name)
-        last = (st.last_started_at or st.last_queued_at) if st else None
-        schedule = {"INTERVAL": f"every {j.interval_seconds}s", "CRON": f"cron {j.cron_expr}"}
+    for j in dictionary.job_lines(limit, offset):
+        if j.schedule_type == "INTERVAL":
+            schedule = f"every {j.interval_seconds}s"
+        else:
+            schedule = f"cron {j.cron_expr}" if j.schedule_type == "CRON" else "-"
         rows.append({
-            "job": j.name, "schema": j.schema, "kind": j.kind, "pool": j.pool,
-            "schedule": schedule.get(j.schedule_type, "-"), "active": j.active,
-            "last_state": st.last_state if st else None,
-            "last_run": last.isoformat(timespec="seconds") if last else None,
-            "next_run": st.next_run_at.isoformat(timespec="seconds")
-            if st and st.next_run_at else None,
-            "alert": st.alert if st else 0,
-            "reason": st.alert_reason if st else None,
+            "job": j.job, "schema": j.schema, "kind": j.kind, "pool": j.pool,
+            "schedule": schedule, "active": j.active, "last_state": j.last_state,
+            "last_run": j.last_run.isoformat(timespec="seconds") if j.last_run else None,
+            "next_run": j.next_run.isoformat(timespec="seconds") if j.next_run else None,
+            "alert": j.alert, "reason": j.alert_reason,
         })  # fmt: skip
     return rows
 

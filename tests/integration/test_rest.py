@@ -129,8 +129,21 @@ def test_reads_need_a_token_and_answer(api: RestInstance) -> None:
         assert c.get("/api/version").json()["redpss"] == st["version"]
         show = c.get("/api/show").json()
         assert {"default", "loader", "action"} <= set(show["pools"])
-        jobs = {j["job"]: j for j in c.get("/api/jobs").json()}
+        every = c.get("/api/jobs")
+        assert "link" not in every.headers  # all of them: nothing follows
+        jobs = {j["job"]: j for j in every.json()}
         assert {"heartbeat_table", "load_sales"} <= set(jobs)
+        # a page at a time: a Link header names the next page while more follow
+        paged, path = [], "/api/jobs?limit=1"
+        while path:
+            page = c.get(path)
+            assert page.status_code == 200 and len(page.json()) == 1, page.text
+            paged += page.json()
+            nxt = re.fullmatch(r'<([^>]+)>; rel="next"', page.headers.get("link", ""))
+            path = nxt.group(1) if nxt else ""
+        assert paged == every.json()
+        assert c.get(f"/api/jobs?limit=2&offset={len(jobs)}").json() == []
+        assert c.get("/api/jobs?limit=0").status_code == 422
         detail = c.get("/api/jobs/heartbeat_table").json()
         assert detail["job"]["name"] == "heartbeat_table" and "runs" in detail
         missing = c.get("/api/jobs/heartbeat_tabel")

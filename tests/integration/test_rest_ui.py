@@ -220,7 +220,7 @@ def test_operator_acts_with_confirmations_and_audit(
     page.wait_for_selector("#notice:has-text('kill: done')")
 
     # the runs: filter by job and state, the run's message names the token, its log lines
-    page.select_option("#f-job", "hang")
+    page.fill("#f-job", "hang")
     page.select_option("#f-state", "KILLED")
     page.click("#runfilter button[type=submit]")
     page.wait_for_selector(f"#runs td:text-is('{run_id}')")
@@ -230,7 +230,7 @@ def test_operator_acts_with_confirmations_and_audit(
     assert "token ops with the REST API" in page.inner_text("#run-message")
     assert f"run={run_id}" in page.inner_text("#run-log")
     # paging: the heartbeat job's runs, 15 a page
-    page.select_option("#f-job", "")
+    page.fill("#f-job", "")
     page.select_option("#f-state", "")
     since = datetime.now(UTC).replace(hour=0, minute=0, second=0).strftime("%Y-%m-%dT%H:%M")
     page.fill("#f-since", since)

@@ -3,6 +3,7 @@ look at the definitions costs O(changes) (dictionary version 7)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -459,3 +460,87 @@ def test_load_jobs_are_named_by_the_dictionary(any_dic: Dictionary) -> None:
     assert any_dic.job_names("LOAD") == ["a_load", "b_load"]
     assert any_dic.job_names() == ["a", "a_load", "b_load"]
     assert any_dic.job_names("SHELL") == []
+    assert [j.name for j in any_dic.jobs(kind="LOAD")] == ["a_load", "b_load"]
+    assert [j.name for j in any_dic.jobs()] == ["a", "a_load", "b_load"]
+
+
+# -- the listing of 10 000 jobs: one query, a page at a time -----------------------------------
+
+
+def _old_list_jobs(d: Dictionary) -> list[dict[str, Any]]:
+    """The reference: what list_jobs computed before (every definition and every status read
+    as records, joined in Python)."""
+    status = {s.job: s for s in d.job_status()}
+    rows = []
+    for j in d.jobs():
+        st = status.get(j.name)
+        last = (st.last_started_at or st.last_queued_at) if st else None
+        schedule = {"INTERVAL": f"every {j.interval_seconds}s", "CRON": f"cron {j.cron_expr}"}
+        rows.append({
+            "job": j.name, "schema": j.schema, "kind": j.kind, "pool": j.pool,
+            "schedule": schedule.get(j.schedule_type, "-"), "active": j.active,
+            "last_state": st.last_state if st else None,
+            "last_run": last.isoformat(timespec="seconds") if last else None,
+            "next_run": st.next_run_at.isoformat(timespec="seconds")
+            if st and st.next_run_at else None,
+            "alert": st.alert if st else 0,
+            "reason": st.alert_reason if st else None,
+        })  # fmt: skip
+    return rows
+
+
+_LISTED_JOB = st.tuples(
+    st.sampled_from(["NONE", "INTERVAL", "CRON"]),
+    st.booleans(),  # active
+    st.sampled_from([None, "OK", "FAILED", "KILLED", "RUNNING"]),  # its last run
+    st.booleans(),  # started (else only queued)
+    st.none() | st.integers(-7200, 7200),  # next run: seconds from now
+    st.booleans(),  # a refused definition
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    jobs=st.lists(_LISTED_JOB, max_size=12),
+    limit=st.none() | st.integers(1, 5),
+    offset=st.integers(0, 14),
+)
+def test_the_job_listing_answers_as_jobs_and_status_joined_in_python(
+    any_dic: Dictionary, jobs: list[tuple[Any, ...]], limit: int | None, offset: int
+) -> None:
+    """list_jobs reads one query (job_lines); every page of it is the slice of what the old
+    join of jobs() and job_status() in Python listed, on both backends."""
+    from redpss.sched import control
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    defs, updates, plan = [], [], {}
+    for i, (kind, active, last, started, nxt, refused) in enumerate(jobs):
+        name = f"job{i:02d}"
+        defs.append(JobDef(
+            name, "DWH", "SQL", "SELECT 1", schedule_type=kind, active=active,
+            interval_seconds=60 if kind == "INTERVAL" else None,
+            cron_expr="0 * * * *" if kind == "CRON" else None,
+        ))  # fmt: skip
+        if last is not None:
+            q = now - timedelta(minutes=10 + i)
+            updates.append(RunUpdate("DWH", 1000 + i, name, "default", last, q,
+                                     started_at=q + timedelta(seconds=3) if started else None,
+                                     message=f"m{i}"))  # fmt: skip
+        if nxt is not None or refused:
+            plan[name] = (None if nxt is None else now + timedelta(seconds=nxt),
+                          "bad cron" if refused else None)  # fmt: skip
+    any_dic.apply_definitions(defs, [])
+    any_dic.record_job_status(updates)
+    any_dic.record_job_plan(plan, now, complete=True)
+    everything = _same_second(_old_list_jobs(any_dic))
+    assert _same_second(control.list_jobs(any_dic)) == everything
+    want = everything[offset:] if limit is None else everything[offset : offset + limit]
+    assert _same_second(control.list_jobs(any_dic, limit=limit, offset=offset)) == want
+
+
+def _same_second(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A late job's reason counts the seconds when it is read: two reads may differ by one."""
+    return [{**r, "reason": re.sub(r"no run for \d+ s", "no run for N s", r["reason"] or "")}
+            for r in rows]  # fmt: skip

@@ -12,7 +12,8 @@ from datetime import datetime
 from redpss.dictionary.exasol.core import ExasolCore
 from redpss.dictionary.exasol.session import Tx
 from redpss.dictionary.exasol.sqltext import from_db, literal
-from redpss.dictionary.jobs import RUN_ID_SLACK, EndedRun, merge_ended, run_id_floor
+from redpss.dictionary.jobs import RUN_ID_SLACK, run_id_floor
+from redpss.dictionary.listing import EndedRun, merge_ended
 
 __all__ = ["ExasolCharts"]
 

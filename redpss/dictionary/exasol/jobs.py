@@ -49,7 +49,7 @@ __all__ = ["ExasolJobs", "check_allowed"]
 
 _CLONED_LOGS = ("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_WATCHER_EXEC_ERROR", "LOG_MESSAGES")
 
-JOBS_SQL = "SELECT {columns!r} FROM REDSYS.ADM_JOBS ORDER BY JOB_NAME"
+JOBS_SQL = "SELECT {columns!r} FROM REDSYS.ADM_JOBS WHERE {where!r} ORDER BY JOB_NAME"
 WATCHERS_SQL = "SELECT {columns!r} FROM REDSYS.ADM_WATCHER ORDER BY WATCHER_NAME"
 # Every column of every row, hashed in the database: one short row crosses the network, and
 # any insert, update (even by plain SQL that leaves CHANGED_AT alone) or delete changes it.
@@ -183,9 +183,12 @@ class ExasolJobs(ExasolSqlJobs, ExasolCharts, JobStore):
 
     # -- definitions -----------------------------------------------------------------------
 
-    def jobs(self) -> list[JobDef]:
-        """Every job definition, sorted by name."""
-        rows = self.tx(lambda tx: tx.rows(JOBS_SQL, columns=JOB_COLUMNS), what="reading jobs")
+    def jobs(self, kind: str | None = None) -> list[JobDef]:
+        """Every job definition (of ``kind``), sorted by name."""
+        where = "1 = 1" if kind is None else f"JOB_KIND = {literal(kind)}"
+        rows = self.tx(
+            lambda tx: tx.rows(JOBS_SQL, columns=JOB_COLUMNS, where=where), what="reading jobs"
+        )
         return [job_from(r, from_db) for r in rows]
 
     def watchers(self) -> list[WatcherDef]:

@@ -15,15 +15,14 @@ from typing import Any
 from redpss.dictionary.columns import YEAR_SINCE
 from redpss.dictionary.jobs import (
     DefinitionChanges,
-    EndedRun,
     JobDef,
     JobStore,
     PoolSample,
     RunRecord,
     RunUpdate,
     WatcherDef,
-    merge_ended,
 )
+from redpss.dictionary.listing import EndedRun, merge_ended
 from redpss.dictionary.rows import (
     JOB_COLUMNS,
     LOG_COLUMNS,
@@ -78,10 +77,13 @@ class SqliteJobs(SqliteExecErrors, JobStore):
 
     # -- definitions -----------------------------------------------------------------------
 
-    def jobs(self) -> list[JobDef]:
-        """Every job definition, sorted by name."""
+    def jobs(self, kind: str | None = None) -> list[JobDef]:
+        """Every job definition (of ``kind``), sorted by name."""
+        where, args = ("", ()) if kind is None else ("WHERE JOB_KIND = ? ", (kind,))
         with self._connect(self._redsys) as conn:
-            rows = conn.execute(f"SELECT {JOB_COLUMNS} FROM ADM_JOBS ORDER BY JOB_NAME").fetchall()
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM ADM_JOBS {where}ORDER BY JOB_NAME", args
+            ).fetchall()
         return [job_from(r, from_db) for r in rows]
 
     def watchers(self) -> list[WatcherDef]:

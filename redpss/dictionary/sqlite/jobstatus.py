@@ -13,9 +13,14 @@ from redpss.dictionary.jobs import (
     StatusRun,
     next_status,
 )
+from redpss.dictionary.listing import JOB_LINE_COLUMNS, JobLine, job_line
 from redpss.dictionary.sqlite.core import SqliteCore, from_db, to_db
 from redpss.dictionary.sqlite.ddl import job_status_select
 
+_JOB_LINES = (
+    f"SELECT {', '.join(f'{t}.{c}' for t, c in JOB_LINE_COLUMNS)} FROM ADM_JOBS J "
+    "LEFT JOIN STA_JOB_STATUS S ON S.JOB_NAME = J.JOB_NAME ORDER BY J.JOB_NAME LIMIT ? OFFSET ?"
+)
 _UPSERT_RUN = (
     f"INSERT INTO ADM_JOB_STATUS (JOB_NAME, {', '.join(STATUS_RUN_COLUMNS)}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (JOB_NAME) DO UPDATE SET "
@@ -93,6 +98,12 @@ class SqliteJobStatus(SqliteCore):
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
         return [_job_status(dict(zip(names, row, strict=True))) for row in rows]
+
+    def job_lines(self, limit: int | None = None, offset: int = 0) -> list[JobLine]:
+        """ADM_JOBS joined to STA_JOB_STATUS in one query (see the interface)."""
+        with self._connect(self._redsys) as conn:
+            rows = conn.execute(_JOB_LINES, (-1 if limit is None else limit, offset)).fetchall()
+        return [job_line(r, from_db) for r in rows]
 
 
 def _job_status(row: dict[str, Any]) -> JobStatus:
