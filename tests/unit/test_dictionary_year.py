@@ -544,3 +544,13 @@ def _same_second(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A late job's reason counts the seconds when it is read: two reads may differ by one."""
     return [{**r, "reason": re.sub(r"no run for \d+ s", "no run for N s", r["reason"] or "")}
             for r in rows]  # fmt: skip
+
+
+def test_a_page_of_jobs_reads_its_jobs_not_every_status(dic: Dictionary) -> None:
+    """The view is joined, not left-joined: a LEFT JOIN made SQLite materialize
+    STA_JOB_STATUS for every job before the page's LIMIT (19 ms at 10 000 jobs; 0.4 ms now)."""
+    from redpss.dictionary.sqlite.jobstatus import _JOB_LINES
+
+    plan = _plan(dic.db_dir / "REDSYS.db", _JOB_LINES, (100, 0))  # type: ignore[attr-defined]
+    assert "MATERIALIZE" not in plan and "AUTOMATIC" not in plan, plan
+    assert "SCAN J USING INDEX" in plan, plan  # the page walks ADM_JOBS by name

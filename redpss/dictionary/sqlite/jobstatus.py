@@ -19,7 +19,7 @@ from redpss.dictionary.sqlite.ddl import job_status_select
 
 _JOB_LINES = (
     f"SELECT {', '.join(f'{t}.{c}' for t, c in JOB_LINE_COLUMNS)} FROM ADM_JOBS J "
-    "LEFT JOIN STA_JOB_STATUS S ON S.JOB_NAME = J.JOB_NAME ORDER BY J.JOB_NAME LIMIT ? OFFSET ?"
+    "JOIN STA_JOB_STATUS S ON S.JOB_NAME = J.JOB_NAME ORDER BY J.JOB_NAME LIMIT ? OFFSET ?"
 )
 _UPSERT_RUN = (
     f"INSERT INTO ADM_JOB_STATUS (JOB_NAME, {', '.join(STATUS_RUN_COLUMNS)}) "
