@@ -44,6 +44,8 @@ RETRY_CAP = 5.0
 SLACK = 0.25
 """A chore due within this many seconds is done in the current turn rather than in a turn of
 its own (a definitions look a little early costs nothing; a wake-up of its own costs one)."""
+SUBMIT_BATCH = 500
+"""Hand-overs per submit request: a few hundred bytes each, far below a wire line (1 MiB)."""
 
 
 class Clock(Protocol):
@@ -197,7 +199,12 @@ class Monitor:
         )
 
     def hand_over(self) -> None:
-        """Hand what is due to sched in one request; keep it for later if sched is away."""
+        """Hand what is due to sched; keep what it did not take for later if sched is away.
+
+        At most :data:`SUBMIT_BATCH` hand-overs a request: after a long stop every scheduled
+        job is due at once (one misfire each), and one request of them all was longer than a
+        wire line may be (1 MiB): sched refused it at every retry and nothing ran.
+        """
         suspended = self.suspended_flag()
         if suspended != self.suspended:
             self.suspended = suspended
@@ -213,16 +220,18 @@ class Monitor:
             return
         if len(self.pending) > len(due):  # kept from before: late now, maybe several fires
             self.pending = self.timetable.regroup(self.pending, self.clock.now())
-        try:
-            self.call("submit", items=[d.to_wire() for d in self.pending])
-        except WireError as exc:
-            self._sched_state(False, exc)
-            return
-        self._sched_state(True)
-        for d in self.pending:
-            if d.note is not None:
-                log.warning("role=jmon job=%s %s", d.name, d.note)
-        self.pending.clear()
+        while self.pending:  # in batches: 10 000 misfires after a long stop are one line each
+            batch = self.pending[:SUBMIT_BATCH]
+            try:
+                self.call("submit", items=[d.to_wire() for d in batch])
+            except WireError as exc:
+                self._sched_state(False, exc)
+                return
+            self._sched_state(True)
+            for d in batch:
+                if d.note is not None:
+                    log.warning("role=jmon job=%s %s", d.name, d.note)
+            del self.pending[: len(batch)]
 
     def _sched_state(self, ok: bool, exc: Exception | None = None) -> None:
         nxt = self.next

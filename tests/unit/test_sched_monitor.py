@@ -14,6 +14,7 @@ from redpss.dictionary import Dictionary
 from redpss.dictionary.jobs import JobDef, WatcherDef
 from redpss.errors import WireError
 from redpss.sched.monitor import RETRY_CAP, Monitor, Periods
+from redpss.wire.frames import DEFAULT_MAX_LINE, encode
 
 
 class FakeClock:
@@ -211,3 +212,37 @@ def test_the_job_plan_is_written_whole_once_then_only_what_changed(
     assert writes[0] == (51, True)  # at start: every job
     assert all(n == 1 and not complete for n, complete in writes[1:])  # then: t's next run
     assert {s.job: s.next_run_at is not None for s in dic.job_status()}["n0"]
+
+
+def test_thousands_of_misfires_go_to_sched_in_requests_a_wire_line_can_carry(
+    dic: Dictionary,
+) -> None:
+    """jmon after a long stop: every job is due at once, one misfire each. Handed over in one
+    request, the line exceeded the wire's limit; sched refused it at every retry: nothing ran."""
+    long = "x" * 100
+    jobs = [
+        JobDef(f"j{i:05d}_{long}", "OPS", "SQL", "SELECT 1", schedule_type="INTERVAL",
+               interval_seconds=10)
+        for i in range(3500)
+    ]  # fmt: skip
+    dic.apply_definitions(jobs, [])
+    clock = FakeClock()
+
+    class LineLimited(FakeSched):
+        def __call__(self, op: str, /, **args: Any) -> Any:
+            size = len(encode({"op": op, **args}))
+            if size > DEFAULT_MAX_LINE:  # what sched's wire server answers
+                raise WireError(f"line_too_long: request line exceeds {DEFAULT_MAX_LINE} bytes")
+            return super().__call__(op, **args)
+
+    sched = LineLimited()
+    m = monitor(dic, sched, clock)
+    sched.down = True
+    run_for(m, clock, 35.0)  # 3 fires of each job kept: one misfire each when sched is back
+    sched.down = False
+    run_for(m, clock, 1.0)
+    assert m.pending == []
+    names = [i["name"] for i in sched.items]
+    assert sorted(names) == sorted(j.name for j in jobs)  # each once
+    assert all(i["note"] and "misfire" in i["note"] for i in sched.items)
+    assert len(encode({"op": "submit", "items": sched.items})) > DEFAULT_MAX_LINE  # as one: no
