@@ -78,8 +78,7 @@ def list_jobs(
         rows.append({
             "job": j.job, "schema": j.schema, "kind": j.kind, "pool": j.pool,
             "schedule": schedule, "active": j.active, "last_state": j.last_state,
-            "last_run": j.last_run.isoformat(timespec="seconds") if j.last_run else None,
-            "next_run": j.next_run.isoformat(timespec="seconds") if j.next_run else None,
+            "last_run": j.last_run, "next_run": j.next_run,
             "alert": j.alert, "reason": j.alert_reason,
         })  # fmt: skip
     return rows

@@ -21,7 +21,7 @@ from redpss.dictionary.jobs import (
     StatusRun,
     next_status,
 )
-from redpss.dictionary.listing import JOB_LINE_COLUMNS, JobLine, job_line
+from redpss.dictionary.listing import JobLine, iso_seconds, job_line
 from redpss.dictionary.rows import opt_int
 
 _SELECT_RUN_SQL = (
@@ -50,7 +50,10 @@ _MERGE_PLAN_SQL = (
 _STATUS_SQL = "SELECT {columns!r} FROM REDSYS.STA_JOB_STATUS ORDER BY JOB_NAME"
 _STATUS_AT_SQL = "SELECT {columns!r} FROM ({select!r}) ORDER BY JOB_NAME"
 _JOB_LINES_SQL = (
-    "SELECT {columns!r} FROM REDSYS.ADM_JOBS J JOIN REDSYS.STA_JOB_STATUS S "
+    "SELECT J.JOB_NAME, J.SCHEMA_NAME, J.JOB_KIND, J.POOL_NAME, J.SCHEDULE_TYPE, "
+    "J.INTERVAL_SECONDS, J.CRON_EXPR, J.ACTIVE, S.LAST_STATE, "
+    "COALESCE(S.LAST_STARTED_AT, S.LAST_QUEUED_AT), S.NEXT_RUN_AT, S.ALERT, S.ALERT_REASON "
+    "FROM REDSYS.ADM_JOBS J JOIN REDSYS.STA_JOB_STATUS S "
     "ON S.JOB_NAME = J.JOB_NAME ORDER BY J.JOB_NAME{limit_clause!r}"
 )
 _ALL_COLUMNS = (*JOB_STATUS_COLUMNS, "ALERT", "ALERT_REASON")
@@ -123,16 +126,16 @@ class ExasolJobStatus(ExasolCore):
 
     def job_lines(self, limit: int | None = None, offset: int = 0) -> list[JobLine]:
         """ADM_JOBS joined to STA_JOB_STATUS in one query (see the interface)."""
-        columns = ", ".join(f"{t}.{ident(c)}" for t, c in JOB_LINE_COLUMNS)
         clause = "" if limit is None else f" LIMIT {int(limit)}"
         clause += f" OFFSET {int(offset)}" if offset else ""
         if offset and limit is None:  # Exasol has no OFFSET without LIMIT
             clause = f" LIMIT {2**62} OFFSET {int(offset)}"
 
         def unit(tx: Tx) -> list[tuple[Any, ...]]:
-            return tx.rows(_JOB_LINES_SQL, columns=columns, limit_clause=clause)
+            return tx.rows(_JOB_LINES_SQL, limit_clause=clause)
 
-        return [job_line(r, from_db) for r in self.tx(unit, what="listing the jobs")]
+        rows = self.tx(unit, what="listing the jobs")
+        return [job_line(r, lambda v: iso_seconds(from_db(v))) for r in rows]
 
 
 def _job_status(row: dict[str, Any]) -> JobStatus:

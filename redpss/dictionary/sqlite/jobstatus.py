@@ -13,12 +13,17 @@ from redpss.dictionary.jobs import (
     StatusRun,
     next_status,
 )
-from redpss.dictionary.listing import JOB_LINE_COLUMNS, JobLine, job_line
+from redpss.dictionary.listing import JobLine, job_line
 from redpss.dictionary.sqlite.core import SqliteCore, from_db, to_db
 from redpss.dictionary.sqlite.ddl import job_status_select
 
+# a stored time is ISO text in UTC ("2026-11-30 11:18:53.123456+00:00"): cut, not parsed
+_ISO = "substr({t}, 1, 10) || 'T' || substr({t}, 12, 8) || '+00:00'"
 _JOB_LINES = (
-    f"SELECT {', '.join(f'{t}.{c}' for t, c in JOB_LINE_COLUMNS)} FROM ADM_JOBS J "
+    "SELECT J.JOB_NAME, J.SCHEMA_NAME, J.JOB_KIND, J.POOL_NAME, J.SCHEDULE_TYPE, "
+    "J.INTERVAL_SECONDS, J.CRON_EXPR, J.ACTIVE, S.LAST_STATE, "
+    f"{_ISO.format(t='COALESCE(S.LAST_STARTED_AT, S.LAST_QUEUED_AT)')}, "
+    f"{_ISO.format(t='S.NEXT_RUN_AT')}, S.ALERT, S.ALERT_REASON FROM ADM_JOBS J "
     "JOIN STA_JOB_STATUS S ON S.JOB_NAME = J.JOB_NAME ORDER BY J.JOB_NAME LIMIT ? OFFSET ?"
 )
 _UPSERT_RUN = (
@@ -103,7 +108,11 @@ class SqliteJobStatus(SqliteCore):
         """ADM_JOBS joined to STA_JOB_STATUS in one query (see the interface)."""
         with self._connect(self._redsys) as conn:
             rows = conn.execute(_JOB_LINES, (-1 if limit is None else limit, offset)).fetchall()
-        return [job_line(r, from_db) for r in rows]
+        return [job_line(r, _text) for r in rows]
+
+
+def _text(value: str | None) -> str | None:
+    return value
 
 
 def _job_status(row: dict[str, Any]) -> JobStatus:
