@@ -293,6 +293,12 @@ def direct_files(inst: Instance, count: int, tag: int) -> FilesRun:
     return FilesRun(started, watch.at, ended, count)
 
 
+def load() -> str:
+    """The host's load average now (1 and 5 min): the figures' context on a shared host."""
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f} {five:.1f}"
+
+
 def clear(inst: Instance) -> None:
     """Empty archive/ for the next run (a fast poll of it must find it empty)."""
     archive = inst.home / "data" / "archive"
@@ -333,19 +339,24 @@ def part_files(root: Path, full: int, args: argparse.Namespace) -> tuple[bool, f
     firsts = {kind: max(r.first_claim for r in found) for kind, found in runs.items()}
     print(f"files, paired: first claim (worst) ours {firsts['ours']:.2f} s, direct "
           f"{firsts['direct']:.2f} s")  # fmt: skip
+    print(f"files: MEDIAN of {args.pairs} pairs at {size} files: ours/direct {paired.ratio:.2f} "
+          f"(spread {paired.spread[0]:.2f}..{paired.spread[1]:.2f}; target >= 0.8); "
+          f"{load()}", flush=True)  # fmt: skip
     if args.full and full > size:
         print(f"files, full size: {full} files waiting, once a side", flush=True)
         ours = ours_files(inst, full, args.via, next(tags))
         print(f"  ours (via {args.via}): {ours}", flush=True)
         direct = direct_files(inst, full, next(tags))
         print(f"  direct run_load: {direct}", flush=True)
-        first, single, at = ours.first_claim, ours.rate / direct.rate, full
+        first = ours.first_claim
+        print(f"files: SINGLE run at {full} files: ours' first claim {first:.2f} s (target < 2 s); "
+              f"ours/direct {ours.rate / direct.rate:.2f} (a single figure, not judged); "
+              f"{load()}")  # fmt: skip
     else:
-        first, single, at = firsts["ours"], paired.ratio, size
-    print(f"files: MEDIAN of {args.pairs} pairs at {size} files: ours/direct {paired.ratio:.2f} "
-          f"(spread {paired.spread[0]:.2f}..{paired.spread[1]:.2f}; target >= 0.8)")  # fmt: skip
-    print(f"files: SINGLE run at {at} files: ours' first claim {first:.2f} s (target < 2 s); "
-          f"ours/direct {single:.2f} (a single figure, not judged)")  # fmt: skip
+        first = firsts["ours"]
+        why = "the full size" if full <= size else "--no-full"
+        print(f"files: no run above the paired size ({why}): ours' first claim, worst of the "
+              f"pairs at {size} files, {first:.2f} s (target < 2 s)")  # fmt: skip
     return first < 2.0 and paired.ratio >= 0.8, paired.ratio
 
 
@@ -383,7 +394,7 @@ def paired_csv(big: BigCsv, shape: str, limit: float, args: argparse.Namespace) 
     print(f"csv ({shape}): MEDIAN of {args.pairs} pairs at {big.src.stat().st_size / 1e6:,.0f} "
           f"MB: run_load/bare {paired.ratio:.2f} (spread {paired.spread[0]:.2f}.."
           f"{paired.spread[1]:.2f}; {judged}: target >= 0.8); run_load's peak RSS "
-          f"{max(peaks):.0f} MB")  # fmt: skip
+          f"{max(peaks):.0f} MB; {load()}")  # fmt: skip
     return paired.ratio
 
 
@@ -409,7 +420,7 @@ def part_csv(root: Path, gigabytes: float, args: argparse.Namespace) -> tuple[bo
                   f"RSS {o_rss:.0f} MB)", flush=True)  # fmt: skip
             print(f"csv ({args.csv_shape}): SINGLE run at {big.src.stat().st_size / 1e9:.2f} GB: "
                   f"run_load's peak RSS {o_rss:.0f} MB (target < 300 MB); run_load/bare "
-                  f"{b / o:.2f} (a single figure, not judged)")  # fmt: skip
+                  f"{b / o:.2f} (a single figure, not judged); {load()}")  # fmt: skip
             return ratio >= 0.8 and o_rss < 300, ratio
         print("csv: no full-size run (--no-full): the peak RSS target is not judged")
         return ratio >= 0.8, ratio
