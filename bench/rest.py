@@ -1,5 +1,5 @@
-"""REST API latency: GET /api/status at 200 req/s for 30 s from a second process, and the bare
-``/health`` endpoint of the same server in the same run (issue 9).
+"""REST API latency: GET /api/status at 200 req/s from a second process, against the bare
+``/health`` endpoint of the same server (issue 9).
 
 Creates a throw-away instance with ``rest_enabled`` under a temporary $REDHOME (trustme
 certificates), starts it, measures, stops and removes it. The load generator is a separate
@@ -7,7 +7,14 @@ process (open loop: request i is sent at t0 + i/rate, whatever earlier ones do) 
 TLS connections. Targets: p99 of status < 20 ms, and its throughput at least 0.8 times the
 bare endpoint's.
 
-    python bench/rest.py [--rate 200] [--seconds 30]
+Holding still (issue 20, bench/lib/pairing.py): a measured run is a fixed span of
+``--seconds`` (default 10 s, 2 000 requests: already >= 1 s, nothing to grow); ``--pairs``
+(default 5) pairs of runs, bare and status alternating which goes first. Per pair the p99 of
+each run is taken; the RESULT is the median of the status p99s, and the median of the per-pair
+p99 ratios status/bare and their spread are printed (as bench/sched_latency.py does), with the
+median per-pair throughput ratio. About two and a half minutes on a quiet 2-core machine.
+
+    python bench/rest.py [--rate 200] [--seconds 10] [--pairs 5] [--port-base P]
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.lib.pairing import PAIRS, alternate, result, summary  # noqa: E402
 from redpss.instance import Instance, create_instance  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -89,11 +97,11 @@ def _cli(tool: str, inst: Instance, *args: str) -> str:
     return out.stdout
 
 
-def _setup(home: Path) -> tuple[Instance, str, str]:
+def _setup(home: Path, port_base: int | None) -> tuple[Instance, str, str]:
     import trustme
 
     inst = Instance("bench", home)
-    create_instance(inst)
+    create_instance(inst, port_base=port_base)
     text = inst.conf_path.read_text()
     values = {"rest_enabled": "true", "exa_password": "tu-secret", "gu_workers": "2"}
     lines = [
@@ -144,32 +152,52 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         _client_main(sys.argv[2:])
         return 0
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="one measured run")
+    parser.add_argument("--pairs", type=int, default=PAIRS, help="bare/status pairs (>= 5)")
+    parser.add_argument("--port-base", type=int, help="the instance's ports (else a free block)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="rhb", dir="/tmp"))
     inst = None
+    runs: dict[str, list[dict[str, float]]] = {"status": [], "bare": []}
     try:
-        inst, base, secret = _setup(home)
+        inst, base, secret = _setup(home, args.port_base)
         token, ca = secret.split("\n")
-        figures = {}
-        for name, path in (("status", "/api/status"), ("bare", "/health")):
-            figures[name] = r = _measure(base + path, token, ca, args.rate, args.seconds)
+
+        def once(name: str, path: str) -> float:
+            r = _measure(base + path, token, ca, args.rate, args.seconds)
+            runs[name].append(r)
             print(
-                f"{name:<7} GET {path:<12} {r['n']:.0f} ok, {r['errors']:.0f} errors, "
-                f"{r['throughput']:.1f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms"
+                f"  {name:<7} GET {path:<12} {r['n']:.0f} ok, {r['errors']:.0f} errors, "
+                f"{r['throughput']:.1f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms",
+                flush=True,
             )
+            return r["p99"]
+
+        pairs = alternate(
+            lambda: once("bare", "/health"),
+            lambda: once("status", "/api/status"),
+            pairs=args.pairs,
+            labels=("bare p99 ms", "status p99 ms"),
+        )
     finally:
         if inst is not None:
             _cli("redctl", inst, "stop")
         shutil.rmtree(home, ignore_errors=True)
-    st, bare = figures["status"], figures["bare"]
-    ratio = st["throughput"] / bare["throughput"]
-    print(f"throughput status/bare: {ratio:.2f} (target >= 0.8)")
-    ok = st["p99"] < TARGET_MS and ratio >= 0.8 and st["errors"] == 0
-    print(f"RESULT rest value={st['p99']:.2f} unit=ms target=<{TARGET_MS:g} "
-          f"ok={'yes' if ok else 'no'}")  # fmt: skip
+    s = summary(pairs)
+    tput = statistics.median(
+        st["throughput"] / b["throughput"]
+        for st, b in zip(runs["status"], runs["bare"], strict=True)
+    )
+    errors = sum(r["errors"] for r in runs["status"])
+    print(f"p99 status {s.ours:.2f} ms, bare {s.bare:.2f} ms (medians of {len(pairs)} runs); "
+          f"ratio status/bare {s.ratio:.2f} (median of pairs; spread {s.spread[0]:.2f}-"
+          f"{s.spread[1]:.2f})")  # fmt: skip
+    print(f"throughput status/bare: {tput:.2f} (median of pairs; target >= 0.8); "
+          f"status errors {errors:.0f}")  # fmt: skip
+    ok = s.ours < TARGET_MS and tput >= 0.8 and errors == 0
+    result("rest", s.ours, "ms", "<", TARGET_MS, ok=ok)
     return 0
 
 
