@@ -352,11 +352,14 @@ class JobStore(abc.ABC):
         (hour of their end — ENDED_AT, else STARTED_AT, else QUEUED_AT —, job name)."""
 
     @abc.abstractmethod
-    def ended_runs(self, since: datetime, per_job: int) -> dict[str, tuple[int, list[EndedRun]]]:
+    def ended_runs(
+        self, since: datetime, per_job: int, top: int | None = None
+    ) -> dict[str, tuple[int, list[EndedRun]]]:
         """Job runs queued at or after ``since`` that started and ended, by job name over all
         schemas: how many there are, and the newest ``per_job`` of them (by RUN_ID, newest
-        first). The database cuts each job's list, so that the duration chart of a day does
-        not read every run of it (the heartbeat's 8 640; bench/year.py)."""
+        first); only the ``top`` jobs with the most (ties: by name), or all. The database
+        cuts each job's list, so that the duration chart of a day does not read every run of
+        it (the heartbeat's 8 640; bench/year.py)."""
 
     @abc.abstractmethod
     def job_names(self, kind: str | None = None) -> list[str]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-__all__ = ["EndedRun", "JobLine", "iso_seconds", "job_line", "merge_ended"]
+__all__ = ["EndedRun", "JobLine", "ended_by_job", "iso_seconds", "job_line"]
 
 
 class JobLine(NamedTuple):
@@ -55,18 +55,33 @@ EndedRun = tuple[int, datetime, datetime]
 """RUN_ID, STARTED_AT and ENDED_AT of a run that ended (:meth:`JobStore.ended_runs`)."""
 
 
-def merge_ended(
-    found: dict[str, tuple[int, list[EndedRun]]],
-    rows: Iterable[tuple[str, int, EndedRun]],
+def ended_by_job(
+    rows: Iterable[tuple[str, str, Any, Any, Any, Any]],
     per_job: int,
-) -> None:
-    """Add one schema's ``(name, its count there, run)`` rows to ``found``: counts add up and
-    a job's runs stay the newest ``per_job`` over every schema (a job may have moved)."""
+    top: int | None,
+    ts: Callable[[Any], datetime | None],
+) -> dict[str, tuple[int, list[EndedRun]]]:
+    """Every schema's ``(schema, name, the job's count in that schema, RUN_ID, STARTED_AT,
+    ENDED_AT)`` rows, by job: counts add up over the schemas (a job may have moved), a job's
+    runs are its newest ``per_job``, and only the ``top`` jobs with the most (ties by name)
+    have their times parsed and are answered (10 000 weekly jobs end ~1 400 runs a day)."""
     counts: dict[str, int] = {}
-    here: dict[str, list[EndedRun]] = {}
-    for name, count, run in rows:
-        counts[name] = int(count)
-        here.setdefault(name, []).append(run)
-    for name, runs in here.items():
-        before, old = found.get(name, (0, []))
-        found[name] = (before + counts[name], sorted([*old, *runs], reverse=True)[:per_job])
+    seen: set[tuple[str, str]] = set()
+    runs: dict[str, list[tuple[int, Any, Any]]] = {}
+    for schema, name, count, run_id, started, ended in rows:
+        if (schema, name) not in seen:
+            seen.add((schema, name))
+            counts[name] = counts.get(name, 0) + int(count)
+        runs.setdefault(name, []).append((int(run_id), started, ended))
+    names = sorted(counts, key=lambda name: (-counts[name], name))[:top]
+    return {
+        name: (counts[name], [(r, _at(ts, b), _at(ts, e))
+                              for r, b, e in sorted(runs[name], reverse=True)[:per_job]])
+        for name in names
+    }  # fmt: skip
+
+
+def _at(ts: Callable[[Any], datetime | None], value: Any) -> datetime:
+    found = ts(value)
+    assert found is not None  # the queries ask for runs that started and ended
+    return found

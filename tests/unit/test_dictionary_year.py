@@ -449,6 +449,10 @@ def test_duration_chart_answers_as_the_python_aggregation_did(
     any_dic.record_runs(updates)
     want = _old_durations(any_dic, hours, per_job)
     assert charts.durations(any_dic, hours=hours, now=NOW, per_job=per_job) == want
+    every = any_dic.ended_runs(NOW - timedelta(hours=hours), per_job)
+    ranked = sorted(every, key=lambda name: (-every[name][0], name))
+    top = any_dic.ended_runs(NOW - timedelta(hours=hours), per_job, top=3)
+    assert top == {name: every[name] for name in ranked[:3]}
 
 
 def test_load_jobs_are_named_by_the_dictionary(any_dic: Dictionary) -> None:

@@ -8,12 +8,13 @@ as the SQLite backend's, checked against each other by tests/unit/test_dictionar
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from redpss.dictionary.exasol.core import ExasolCore
 from redpss.dictionary.exasol.session import Tx
 from redpss.dictionary.exasol.sqltext import from_db, literal
 from redpss.dictionary.jobs import RUN_ID_SLACK, run_id_floor
-from redpss.dictionary.listing import EndedRun, merge_ended
+from redpss.dictionary.listing import EndedRun, ended_by_job
 
 __all__ = ["ExasolCharts"]
 
@@ -26,36 +27,29 @@ ENDED_SQL = (
 JOB_NAMES_SQL = "SELECT JOB_NAME FROM REDSYS.ADM_JOBS WHERE {where!r} ORDER BY JOB_NAME"
 
 
-def _ts(value: object) -> datetime:
-    found = from_db(value)
-    assert found is not None  # the query asks for runs that started and ended
-    return found
-
-
 class ExasolCharts(ExasolCore):
     """:meth:`ended_runs` and :meth:`job_names` of the jobs area."""
 
-    def ended_runs(self, since: datetime, per_job: int) -> dict[str, tuple[int, list[EndedRun]]]:
+    def ended_runs(
+        self, since: datetime, per_job: int, top: int | None = None
+    ) -> dict[str, tuple[int, list[EndedRun]]]:
         """Cut per job by Exasol (ROW_NUMBER), the range also as a RUN_ID floor."""
         schemas = self.schemas()
 
-        def unit(tx: Tx) -> dict[str, tuple[int, list[EndedRun]]]:
+        def unit(tx: Tx) -> list[tuple[str, str, Any, Any, Any, Any]]:
             where = (
                 f"RUN_ID >= {run_id_floor(since - RUN_ID_SLACK)} "
                 f"AND QUEUED_AT >= {tx.literal(since)} "
                 "AND STARTED_AT IS NOT NULL AND ENDED_AT IS NOT NULL"
             )
-            found: dict[str, tuple[int, list[EndedRun]]] = {}
-            for s in schemas:
-                rows = tx.rows(ENDED_SQL, schema=s, where=where, limit=int(per_job))
-                merge_ended(
-                    found,
-                    ((str(n), int(c), (int(r), _ts(b), _ts(e))) for n, c, r, b, e in rows),
-                    per_job,
-                )
-            return found
+            return [
+                (s, str(n), c, r, b, e)
+                for s in schemas
+                for n, c, r, b, e in tx.rows(ENDED_SQL, schema=s, where=where, limit=int(per_job))
+            ]
 
-        return self.tx(unit, what="reading the newest ended runs")
+        rows = self.tx(unit, what="reading the newest ended runs")
+        return ended_by_job(rows, per_job, top, from_db)
 
     def job_names(self, kind: str | None = None) -> list[str]:
         """One column of ADM_JOBS, filtered by Exasol."""

@@ -22,7 +22,7 @@ from redpss.dictionary.jobs import (
     RunUpdate,
     WatcherDef,
 )
-from redpss.dictionary.listing import EndedRun, merge_ended
+from redpss.dictionary.listing import EndedRun, ended_by_job
 from redpss.dictionary.rows import (
     JOB_COLUMNS,
     LOG_COLUMNS,
@@ -64,12 +64,6 @@ _ENDED_SQL = (
     "ROW_NUMBER() OVER (PARTITION BY JOB_NAME ORDER BY RUN_ID DESC) AS K, "
     "COUNT(*) OVER (PARTITION BY JOB_NAME) AS N FROM W) WHERE K <= ?"
 )
-
-
-def _ts(value: str) -> datetime:
-    found = from_db(value)
-    assert found is not None  # the query asks for runs that started and ended
-    return found
 
 
 class SqliteJobs(SqliteExecErrors, JobStore):
@@ -267,19 +261,21 @@ class SqliteJobs(SqliteExecErrors, JobStore):
                     found[at, key] += int(n)
         return dict(found)
 
-    def ended_runs(self, since: datetime, per_job: int) -> dict[str, tuple[int, list[EndedRun]]]:
+    def ended_runs(
+        self, since: datetime, per_job: int, top: int | None = None
+    ) -> dict[str, tuple[int, list[EndedRun]]]:
         """Cut per job by SQLite (ROW_NUMBER over the runs of the window). The window is
         materialized first: without it SQLite walks the whole log along (JOB_NAME, RUN_ID)
         for the partitions' order (240 ms on a year's OPS log) instead of the QUEUED_AT
         index's range (6 ms)."""
-        found: dict[str, tuple[int, list[EndedRun]]] = {}
+        rows: list[tuple[str, str, Any, Any, Any, Any]] = []
         for s in self.schemas():
             if not self._schema_path(s).exists():
                 continue
             with self._connect(self._schema_path(s)) as conn:
-                rows = conn.execute(_ENDED_SQL, (to_db(since), per_job)).fetchall()
-            merge_ended(found, ((n, c, (r, _ts(b), _ts(e))) for n, c, r, b, e in rows), per_job)
-        return found
+                found = conn.execute(_ENDED_SQL, (to_db(since), per_job)).fetchall()
+            rows.extend((s, *r) for r in found)
+        return ended_by_job(rows, per_job, top, from_db)
 
     def job_names(self, kind: str | None = None) -> list[str]:
         """One column of ADM_JOBS (the LOAD jobs of a chart: not 10 000 definitions)."""
