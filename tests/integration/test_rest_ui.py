@@ -223,8 +223,12 @@ def test_operator_acts_with_confirmations_and_audit(
     page.fill("#f-job", "hang")
     page.select_option("#f-state", "KILLED")
     page.click("#runfilter button[type=submit]")
-    page.wait_for_selector(f"#runs td:text-is('{run_id}')")
-    assert [r[3] for r in cells(page, "runs")] == ["KILLED"]
+    # the filtered answer, not the table an earlier refresh drew (the run was in it, RUNNING)
+    page.wait_for_function(
+        "() => { const rows = [...document.querySelectorAll('#runs tbody tr')];"
+        " return rows.length > 0 && rows.every(r => r.cells[3].textContent === 'KILLED'); }"
+    )
+    assert [(r[0], r[3]) for r in cells(page, "runs")] == [(str(run_id), "KILLED")]
     page.click(f"#runs td:text-is('{run_id}')")
     page.wait_for_selector("#run-detail:not([hidden])")
     assert "token ops with the REST API" in page.inner_text("#run-message")
