@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from redpss.dictionary.jobs import JobDef, RunRecord
 from redpss.sched.catchup import Catchup, cron_period
 from redpss.sched.timetable import Timetable
+from tests.unit.test_sched_timetable_props import _field  # one field of a crontab
 
 T0 = datetime(2026, 11, 30, 11, 7, 42, 500_000, tzinfo=UTC)
 
@@ -95,22 +96,6 @@ def test_the_period_of_a_cron_is_a_day_a_week_or_none() -> None:
     assert period("0 0 * 2 *") is None
     assert period("0 3 * * 1", ZoneInfo("Europe/Zurich")) is None  # DST moves its fires
     assert cron_period(CronTrigger(hour=3, timezone=UTC, jitter=5)) is None
-
-
-def _field(draw: st.DrawFn, low: int, high: int) -> str:
-    kind = draw(st.sampled_from(["*", "step", "one", "list", "range"]))
-    if kind == "*":
-        return "*"
-    if kind == "step":
-        return f"*/{draw(st.integers(1, max(1, (high - low) // 2)))}"
-    if kind == "one":
-        return str(draw(st.integers(low, high)))
-    if kind == "list":
-        return ",".join(
-            str(v) for v in sorted(draw(st.sets(st.integers(low, high), min_size=2, max_size=4)))
-        )
-    a = draw(st.integers(low, high - 1))
-    return f"{a}-{draw(st.integers(a + 1, high))}"
 
 
 @st.composite
