@@ -144,6 +144,10 @@ def _old_durations(d: Dictionary, hours: int, per_job: int) -> dict[str, Any]:
           ("STG", "j2", -5, 0, 0)],
     hours=1, per_job=2,
 )  # fmt: skip
+@example(  # one job's newest run of three, in one schema: the cut is by the newest RUN_ID
+    runs=[("DWH", "j1", -30, 1, 1), ("DWH", "j1", -20, 1, 2), ("DWH", "j1", -10, 1, 3)],
+    hours=1, per_job=1,
+)  # fmt: skip
 def test_duration_chart_answers_as_the_python_aggregation_did(
     any_dic: Dictionary, runs: list[tuple[Any, ...]], hours: int, per_job: int
 ) -> None:

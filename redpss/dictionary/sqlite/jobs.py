@@ -9,7 +9,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from redpss.dictionary.columns import YEAR_SINCE
@@ -22,7 +22,6 @@ from redpss.dictionary.jobs import (
     RunUpdate,
     WatcherDef,
 )
-from redpss.dictionary.listing import EndedRun, ended_by_job
 from redpss.dictionary.rows import (
     JOB_COLUMNS,
     LOG_COLUMNS,
@@ -33,6 +32,7 @@ from redpss.dictionary.rows import (
     watcher_from,
 )
 from redpss.dictionary.sqlite.changes import read_changes, read_stamp
+from redpss.dictionary.sqlite.charts import SqliteCharts
 from redpss.dictionary.sqlite.core import _utcnow, from_db, to_db
 from redpss.dictionary.sqlite.execerrors import SqliteExecErrors
 from redpss.errors import DictionaryError
@@ -57,16 +57,7 @@ def _opt_dt(value: datetime | None) -> str | None:
     return None if value is None else to_db(value)
 
 
-_ENDED_SQL = (
-    "WITH W AS MATERIALIZED (SELECT RUN_ID, JOB_NAME, STARTED_AT, ENDED_AT FROM ADM_JOB_LOG "
-    "WHERE QUEUED_AT >= ? AND STARTED_AT IS NOT NULL AND ENDED_AT IS NOT NULL) "
-    "SELECT JOB_NAME, N, RUN_ID, STARTED_AT, ENDED_AT FROM (SELECT W.*, "
-    "ROW_NUMBER() OVER (PARTITION BY JOB_NAME ORDER BY RUN_ID DESC) AS K, "
-    "COUNT(*) OVER (PARTITION BY JOB_NAME) AS N FROM W) WHERE K <= ?"
-)
-
-
-class SqliteJobs(SqliteExecErrors, JobStore):
+class SqliteJobs(SqliteExecErrors, SqliteCharts, JobStore):
     """The jobs area of the SQLite dictionary."""
 
     # -- definitions -----------------------------------------------------------------------
@@ -231,62 +222,6 @@ class SqliteJobs(SqliteExecErrors, JobStore):
                     found.extend(run_from(s, r, watcher, from_db) for r in rows)
         found.sort(key=lambda r: r.run_id, reverse=True)
         return found[:limit]
-
-    def runs_by_hour(self, since: datetime) -> dict[tuple[datetime, str], int]:
-        """Counted per schema file by SQLite over the QUEUED_AT index's range; a stored time
-        is ISO text in UTC, so its first 13 characters are its hour."""
-        return self._by_hour(
-            "SELECT substr(QUEUED_AT, 1, 13), STATE, COUNT(*) FROM ADM_JOB_LOG "
-            "WHERE QUEUED_AT >= ? GROUP BY 1, 2",
-            since,
-        )
-
-    def rows_by_hour(self, since: datetime) -> dict[tuple[datetime, str], int]:
-        """Summed per schema file by SQLite (see :meth:`runs_by_hour`)."""
-        return self._by_hour(
-            "SELECT substr(COALESCE(ENDED_AT, STARTED_AT, QUEUED_AT), 1, 13), JOB_NAME, "
-            "SUM(ROW_COUNT) FROM ADM_JOB_LOG WHERE QUEUED_AT >= ? AND ROW_COUNT <> 0 "
-            "GROUP BY 1, 2",
-            since,
-        )
-
-    def _by_hour(self, sql: str, since: datetime) -> dict[tuple[datetime, str], int]:
-        found: dict[tuple[datetime, str], int] = defaultdict(int)
-        for s in self.schemas():
-            if not self._schema_path(s).exists():
-                continue
-            with self._connect(self._schema_path(s)) as conn:
-                for hour, key, n in conn.execute(sql, (to_db(since),)):
-                    at = datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=UTC)
-                    found[at, key] += int(n)
-        return dict(found)
-
-    def ended_runs(
-        self, since: datetime, per_job: int, top: int | None = None
-    ) -> dict[str, tuple[int, list[EndedRun]]]:
-        """Cut per job by SQLite (ROW_NUMBER over the runs of the window). The window is
-        materialized first: without it SQLite walks the whole log along (JOB_NAME, RUN_ID)
-        for the partitions' order (240 ms on a year's OPS log) instead of the QUEUED_AT
-        index's range (6 ms)."""
-        rows: list[tuple[str, str, Any, Any, Any, Any]] = []
-        for s in self.schemas():
-            if not self._schema_path(s).exists():
-                continue
-            with self._connect(self._schema_path(s)) as conn:
-                found = conn.execute(_ENDED_SQL, (to_db(since), per_job)).fetchall()
-            rows.extend((s, *r) for r in found)
-        return ended_by_job(rows, per_job, top, from_db)
-
-    def job_names(self, kind: str | None = None) -> list[str]:
-        """One column of ADM_JOBS (the LOAD jobs of a chart: not 10 000 definitions)."""
-        with self._connect(self._redsys) as conn:
-            if kind is None:
-                rows = conn.execute("SELECT JOB_NAME FROM ADM_JOBS ORDER BY JOB_NAME")
-            else:
-                rows = conn.execute(
-                    "SELECT JOB_NAME FROM ADM_JOBS WHERE JOB_KIND = ? ORDER BY JOB_NAME", (kind,)
-                )
-            return [r[0] for r in rows]
 
     def last_runs(self) -> dict[str, RunRecord]:
         """The newest run of every job (RUN_IDs grow with time), by job name.
