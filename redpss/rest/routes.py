@@ -30,6 +30,9 @@ __all__ = ["RUN_STATES", "TIME_SCAN", "add_read_routes", "known_schema", "plain"
 RUN_STATES = ("QUEUED", "RUNNING", "OK", "FAILED", "TIMEOUT", "ABORTED", "SKIPPED", "KILLED")
 # a time filter is applied to the newest runs up to this many (the dictionary pages by count)
 TIME_SCAN = 10_000
+MAX_JOB_OFFSET = 1_000_000
+"""The last ``offset`` of /api/jobs (a page past every job an instance has; a number past
+SQLite's 64-bit integers was a 500)."""
 READ = responses(401, 503)
 READ_ONE = responses(401, 404, 503)
 
@@ -143,7 +146,7 @@ def _definition_routes(app: FastAPI) -> None:
         _: Reader,
         response: Response,
         limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_JOB_OFFSET)] = 0,
     ) -> list[dict[str, Any]]:
         """Jobs by name with schedule, last state, next run and ALERT (``list_db_jobs``):
         every job, or ``limit`` of them from ``offset``; while more follow, the header
