@@ -54,7 +54,13 @@ start sched may fire before jexec listens, and supervisord restarts a jexec that
 has run yet, so waiting is safe (the run failed at once, FAILED in the run log)."""
 _JEXEC_POLL = 0.2
 
-_TRANSIENT_TEXT = ("database is locked", "database table is locked", "database is busy")
+_TRANSIENT_TEXT = (
+    "database is locked",
+    "database table is locked",
+    "database is busy",
+    "disk I/O error",  # SQLite on a full disk, when it cannot even extend its -shm or -wal
+    "database or disk is full",
+)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -21,7 +21,8 @@ handled successfully but is still in ``data/input`` fires again only when it cha
 A check that fails (a SQL watcher's query on a missing table, an unreadable ``data/input``) is
 counted in the same table under the key :data:`CHECK_KEY` with the database's message, so
 ``list_db_watcher`` and ``we_list_error`` show it; it does not stop the checks, and
-``we_reset_error`` clears it.
+``we_reset_error`` clears it. A check that fails for a transient reason (the dictionary locked,
+the disk full) is only logged: nothing for the operator to reset once the disk has room again.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from redpss.dictionary.jobs import OK, QUEUED, JobDef, WatcherDef
 from redpss.errors import DictionaryError
 from redpss.landing import lifecycle
 from redpss.sched.engine import Engine, Run
-from redpss.sched.executors import Outcome
+from redpss.sched.executors import Outcome, is_transient
 from redpss.sched.threads import start_thread
 
 __all__ = ["CHECK_KEY", "Watchers", "complete_files"]
@@ -223,11 +224,16 @@ class Watchers:
     def _check_failed(self, w: WatcherDef, exc: Exception) -> None:
         message = f"check failed: {exc}"
         state = self._state(w.name)
-        if state.failing != message:
-            log.error("watcher=%s %s (counted under key %s)", w.name, message, CHECK_KEY)
-        else:
+        transient = is_transient(exc)  # the dictionary or the disk: not the watcher's error
+        if state.failing == message:
             log.debug("watcher=%s %s", w.name, message)
+        elif transient:
+            log.warning("watcher=%s %s (the dictionary or the disk: tried again)", w.name, message)
+        else:
+            log.error("watcher=%s %s (counted under key %s)", w.name, message, CHECK_KEY)
         state.failing = message
+        if transient:
+            return
         try:
             self.dictionary.record_exec_error(w.schema, w.name, CHECK_KEY, message)
         except DictionaryError as err:

@@ -64,6 +64,9 @@ def test_transient_failures_are_the_dictionarys_or_the_disks_not_the_files() -> 
     locked = DictionaryError("OPS.db: database is locked")
     assert is_transient(locked)
     assert is_transient(OSError(28, "No space left on device"))
+    # SQLite on a full disk (a watcher's check met it and was counted as the watcher's error)
+    assert is_transient(DictionaryError("REDSYS.db: disk I/O error"))
+    assert is_transient(DictionaryError("OPS.db: database or disk is full"))
     try:
         try:
             raise DictionaryError("no such table: X")
