@@ -21,14 +21,19 @@ both are missing, a self-signed pair (RSA 2048, one year, names ``localhost``, t
 mode 0600. Replace them with a certificate the database trusts for production.
 
 The server runs pyftpdlib's single-threaded I/O loop in a thread of its own: :meth:`start`
-returns when the port accepts, :meth:`stop` closes every connection and is idempotent.
+returns when the port accepts, :meth:`stop` closes every connection and is idempotent. The loop
+sleeps until a socket is ready or pyftpdlib's next timer (a connection's idle timeout) is due;
+:meth:`stop` wakes it through a socket pair registered in the loop (an idle cfisrv does not
+wake up at all).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import os
+import socket
 import threading
 import warnings
 from pathlib import Path
@@ -56,7 +61,8 @@ EXPORT_FOLDER = "export"
 LANDING_FOLDERS = ("input", "work", "error", "archive", EXPORT_FOLDER)
 """What the FTPS user sees in the root (``export/`` is not the landing zone's, but lives
 beside it so that a file moves out of it by a rename)."""
-_LOOP_TIMEOUT = 0.1
+_LONGEST_SLEEP = 60.0
+"""The serve loop's longest sleep without an event (a safety net: :meth:`Cfisrv.stop` wakes it)."""
 SERVE_LOOP = "FTPS serve loop"  # its name in the role's health (redctl status)
 _JOIN_TIMEOUT = 10.0
 CERT_NAME = "cfisrv.crt"
@@ -75,6 +81,49 @@ def _pyftpdlib() -> tuple[ModuleType, ModuleType, ModuleType]:
         import pyftpdlib.ioloop
         import pyftpdlib.servers
     return pyftpdlib.handlers, pyftpdlib.ioloop, pyftpdlib.servers
+
+
+class _Waker:
+    """A socket pair in pyftpdlib's loop: :meth:`wake` (from any thread) ends its sleep.
+
+    It has what the loop calls on a registered object (``readable``, ``writable``,
+    ``handle_read_event``, ``handle_close``, ``handle_error``, ``close``, ``_fileno``)."""
+
+    def __init__(self, ioloop: Any) -> None:
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._fileno = self._reader.fileno()
+        ioloop.register(self._fileno, self, ioloop.READ)
+        self._ioloop = ioloop
+
+    def wake(self) -> None:
+        """Make the loop's current (or next) sleep return at once."""
+        # full: a wake-up is pending anyway; closed: the loop has ended
+        with contextlib.suppress(OSError):
+            self._writer.send(b"x")
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def handle_read_event(self) -> None:
+        with contextlib.suppress(OSError):  # drained: EAGAIN
+            while self._reader.recv(512):
+                pass
+
+    def handle_close(self) -> None:
+        self.close()
+
+    def handle_error(self) -> None:
+        log.exception("role=cfisrv waker failed")
+
+    def close(self) -> None:
+        self._ioloop.unregister(self._fileno)
+        self._reader.close()
+        self._writer.close()
 
 
 class CfiFilesystem(AbstractedFS):  # type: ignore[misc]
@@ -167,6 +216,7 @@ class Cfisrv(Role):
         self.root = ctx.instance.home / "data"
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._waker: _Waker | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.port: int | None = None
@@ -226,6 +276,7 @@ class Cfisrv(Role):
         self.port = int(server.address[1])
         with self._lock:
             self._server = server
+            self._waker = _Waker(server.ioloop)
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, args=(server,), name="cfisrv")
             self._thread.daemon = True
@@ -244,8 +295,12 @@ class Cfisrv(Role):
 
     def _loop(self, server: Any) -> None:
         try:
+            wait: float | None = _LONGEST_SLEEP
             while not self._stop.is_set():
-                server.ioloop.loop(_LOOP_TIMEOUT, blocking=False)
+                # one pass: wait for sockets (or the waker), then run pyftpdlib's due timers;
+                # it returns the seconds to its next timer (None: it has none)
+                due = server.ioloop.loop(wait, blocking=False)
+                wait = _LONGEST_SLEEP if due is None else min(due, _LONGEST_SLEEP)
         except Exception as exc:  # the loop must not die silently
             log.exception("role=cfisrv server loop failed")
             self.health.problem(SERVE_LOOP, f"{SERVE_LOOP} failed: {type(exc).__name__}: {exc}")
@@ -258,6 +313,8 @@ class Cfisrv(Role):
             thread, self._thread = self._thread, None
             self._server = None
             self._stop.set()
+            if self._waker is not None:
+                self._waker.wake()
         if thread is not None and thread is not threading.current_thread():
             thread.join(_JOIN_TIMEOUT)
             log.info("role=cfisrv stopped")

@@ -8,6 +8,7 @@ import os
 import signal
 import ssl
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -178,6 +179,33 @@ def test_stop_is_idempotent_and_frees_the_port(make_instance: MakeInstance) -> N
             assert ftp.pwd() == "/"
     finally:
         again.stop()
+
+
+def test_an_idle_serve_loop_sleeps_and_stop_still_ends_it_at_once(
+    make_instance: MakeInstance,
+) -> None:
+    # the loop polled every 0.1 s to look at its stop flag: ten wake-ups a second, idle
+    ctx = role_context(make_instance)
+    role = Cfisrv(ctx)
+    role.start()
+    try:
+        ioloop = role._server.ioloop
+        waits: list[float | None] = []
+        serve_once = ioloop.loop
+
+        def recording(timeout: float | None, blocking: bool = True) -> object:
+            waits.append(timeout)
+            return serve_once(timeout, blocking)
+
+        ioloop.loop = recording
+        with _login(ctx, role) as ftp:  # the loop wakes for the session, then sleeps again
+            assert ftp.pwd() == "/"
+        wait_for(lambda: len(waits) > 1 and (waits[-1] or 0) >= 1.0, timeout=20, every=0.05)
+        assert role._thread is not None and role._thread.is_alive()
+    finally:
+        started = time.monotonic()
+        role.stop()
+    assert time.monotonic() - started < 2.0  # woken, not the end of a long sleep
 
 
 def _role(inst: Instance) -> subprocess.Popen[bytes]:

@@ -396,6 +396,8 @@ def test_cfisrv_whose_serve_loop_dies_is_unhealthy_with_the_reason(
             raise OSError(9, "Bad file descriptor")
 
         role._server.ioloop.loop = broken  # the poller's descriptor is gone
+        assert role._waker is not None
+        role._waker.wake()  # the loop sleeps until something happens: its next pass fails
         wait_for(lambda: role.health.problems(), what="the dead serve loop to be seen")
         _beat(role, role.ctx, os.getpid())
         (row,) = dic.pss_status()
