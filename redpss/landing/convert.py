@@ -33,6 +33,7 @@ from redpss.landing.lifecycle import (
     archive,
     claim,
     complete_files,
+    complete_names,
     display_name,
     issued,
     purge_expired,
@@ -43,7 +44,7 @@ from redpss.landing.lifecycle import (
 from redpss.landing.opened import open_regular
 from redpss.landing.streams import json_batches, parquet_batches
 
-__all__ = ["convert_file", "convert_pending", "recover_conversions"]
+__all__ = ["convert_file", "convert_pending", "recover_conversions", "waiting"]
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,13 @@ def convert_pending(
         log.info("landing: %s2csv %s", kind.lower(), message)
         done.append(message)
     return done
+
+
+def waiting(zone: LandingZone, in_suffix: str) -> bool:
+    """True while a ``*<in_suffix>`` file is in ``input/``, complete or not (the converter
+    looks again soon instead of sleeping until the next arrival)."""
+    pattern = re.compile(re.escape(in_suffix) + "$")
+    return bool(complete_names(zone.input, pattern.search, quiet_period=0.0, marker=False))
 
 
 def recover_conversions(zone: LandingZone, kind: str) -> list[str]:

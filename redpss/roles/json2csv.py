@@ -1,9 +1,16 @@
 """JSON2CSV: converts arriving JSON files in ``data/input`` to CSV (runs only with cfisrv).
 
-The work is :func:`redpss.landing.convert.convert_pending`; this role polls ``input/`` every
-``landing_poll_interval`` seconds in its own thread, recovers what a dead predecessor left in
-``work/`` at start, and deletes archived originals after ``json2csv_retention`` days.
-:class:`Converter` is shared with parq2csv.
+The work is :func:`redpss.landing.convert.convert_pending`; this role runs it in its own thread,
+recovers what a dead predecessor left in ``work/`` at start, and deletes archived originals after
+``json2csv_retention`` days. :class:`Converter` is shared with parq2csv.
+
+When to look at ``input/``: while a file of its kind is there (not yet complete, or just
+refused a claim) or the instance is suspended, every ``landing_poll_interval`` seconds; when
+there is none, it sleeps until a name arrives in ``input/`` (inotify,
+:mod:`redpss.landing.arrivals`) and looks at once — and at least every ``RESCAN_EVERY`` seconds
+as a safety net. Where inotify cannot see arrivals (``input/`` on NFS or SMB, inotify limits
+reached) it polls every ``landing_poll_interval`` seconds, as the log says at start. An idle
+converter thus does not wake up at all between its heartbeats.
 """
 
 from __future__ import annotations
@@ -13,13 +20,22 @@ import threading
 from typing import ClassVar
 
 from redpss.errors import RedpssError
-from redpss.landing.convert import convert_pending, purge_originals, recover_conversions
+from redpss.landing.arrivals import FolderWatch, open_watch
+from redpss.landing.convert import (
+    convert_pending,
+    purge_originals,
+    recover_conversions,
+    waiting,
+)
 from redpss.landing.lifecycle import LandingZone, claim_key
 from redpss.roles.base import Role, RoleContext
 
 __all__ = ["Converter", "Json2csv"]
 
 log = logging.getLogger(__name__)
+
+RESCAN_EVERY = 60.0
+"""With a watch on ``input/``: the longest sleep without an arrival before looking anyway."""
 
 
 class Converter(Role):
@@ -32,6 +48,7 @@ class Converter(Role):
         secret = ctx.config.redsys.pss_secret.reveal()
         self.zone = LandingZone(ctx.instance.home / "data", claim_key(secret))
         self._thread: threading.Thread | None = None
+        self._watch: FolderWatch | None = None
         self._stop = threading.Event()
         self.converted = 0
 
@@ -44,6 +61,12 @@ class Converter(Role):
         self.zone.ensure()
         for message in recover_conversions(self.zone, self.kind):
             log.info("role=%s recover: %s", self.name, message)
+        self._watch, how = open_watch(self.zone.input)
+        if self._watch is None:
+            interval = self.ctx.config.redsys.landing_poll_interval
+            log.info("role=%s polls input/ every %g s: %s", self.name, interval, how)
+        else:
+            log.info("role=%s waits for arrivals in input/ (%s)", self.name, how)
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
         self.health.watch("conversion loop", self._thread)
@@ -65,13 +88,19 @@ class Converter(Role):
 
     def _loop(self) -> None:
         interval = self.ctx.config.redsys.landing_poll_interval
+        in_suffix = self.suffixes()[0]
         while not self._stop.is_set():
+            soon = True  # look again after `interval` (suspended, failed, or files waiting)
             if not self.ctx.suspended():
                 try:
                     self.poll()
+                    soon = waiting(self.zone, in_suffix)
                 except (RedpssError, OSError) as exc:  # the role keeps running
                     log.error("role=%s poll failed: %s", self.name, exc)
-            self._stop.wait(interval)
+            if soon or self._watch is None:
+                self._stop.wait(interval)
+            else:
+                self._watch.wait(RESCAN_EVERY)  # an arrival, stop() or the safety net
 
     def tick(self) -> None:
         """Delete archived originals past their retention."""
@@ -81,9 +110,15 @@ class Converter(Role):
     def stop(self) -> None:
         """Finish the file in hand, then stop polling; idempotent."""
         self._stop.set()
+        if self._watch is not None:
+            self._watch.wake()
         if self._thread is not None:
             self._thread.join(self.ctx.config.redsys.stop_grace)
+            if self._thread.is_alive():  # still converting: the watch stays its to use
+                return
             self._thread = None
+        if self._watch is not None:
+            self._watch.close()
 
     def info(self) -> str:
         """What the heartbeat row shows."""
