@@ -26,8 +26,11 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat 2>/dev/null \
-	  || $(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat \
+	    2>$(VENV)/compat-install.log \
+	  || { echo "make install: the compat editable install failed (its errors:" \
+	         "$(VENV)/compat-install.log); installing in the default editable mode" >&2; \
+	       $(BIN)/pip install --quiet -e '.[dev]'; }
 	touch $@
 
 # Installs the Debian packages of DEB_PACKAGES that are missing (as root; else says what to do).

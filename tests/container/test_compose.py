@@ -364,6 +364,44 @@ def test_sftp_uploads_load_whatever_mode_the_client_asked_for(
         _sftp(port, f"redftp_{ci1.name}_alice", key)
 
 
+def test_a_json_upload_is_converted_at_once_by_the_sleeping_json2csv(
+    ci1: Instance, tmp_path: Path
+) -> None:
+    # json2csv sleeps on inotify in its container; the upload comes through the sftp container
+    # into the same bind-mounted input/: the arrival must wake it (its safety net is 60 s)
+    assert "json2csv" in enabled_roles(ci1.load_config())
+    logs = _tool("redsysctl", ci1.redhome, "compose", ci1.name, "logs", "json2csv").stdout
+    assert "waits for arrivals in input/" in logs, logs
+    ssh_key = tmp_path / "carol_key"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_key)])
+    added = _tool("redftp_useradd", ci1.redhome, ci1.name, "carol", f"{ssh_key}.pub")
+    assert added.returncode == 0, added.stdout + added.stderr
+    events = tmp_path / "events_20250104.json"
+    events.write_text('{"ID": 1, "CITY": "Bonn"}\n{"ID": 2, "CITY": "Köln"}\n')
+    batch = tmp_path / "batch"
+    batch.write_text(f"put {events}\n")
+    upload = run(
+        ["sftp", "-b", str(batch), "-i", str(ssh_key), "-P", str(_sftp_port(ci1)),
+         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+         f"redftp_{ci1.name}_carol@127.0.0.1"],
+        timeout=60,
+    )  # fmt: skip
+    assert upload.returncode == 0, upload.stderr
+    converted = ci1.home / "data" / "input" / "events_20250104.csv"
+    try:
+        wait_for(converted.exists, timeout=30, what="the JSON upload converted by json2csv")
+        lines = converted.read_text(encoding="utf-8").replace('"', "").splitlines()
+        assert lines == ["ID,CITY", "1,Bonn", "2,Köln"]
+        wait_for(
+            (ci1.home / "data" / "archive" / "events_20250104.json").exists,
+            timeout=10,
+            what="the original in archive/",
+        )
+    finally:
+        converted.unlink(missing_ok=True)  # no loader takes it: leave input/ as it was
+
+
 def test_restart_and_upgrade_keep_the_override(ci1: Instance) -> None:
     upgrade_tag = f"redpss-runtime:{ci1.name}-upgrade"
     before = _inspect(ci1, "sched")["Id"]
