@@ -181,3 +181,31 @@ def test_a_kept_connection_follows_a_replaced_file_and_survives_an_error(tmp_pat
             lock.execute("ROLLBACK")
         assert d.heartbeat("dbls", pid=7, info="unlocked")
         assert _query(path, "SELECT INFO FROM ADM_PSS_STATUS") == [("unlocked",)]
+
+
+def _open_files(name: str) -> int:
+    """How many file descriptors of this process point at a file called ``name``."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").endswith(f"/{name}")
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            continue
+    return count
+
+
+def test_the_connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
+    # sched answers each wire connection in a new thread: its kept connections must not pile up
+    with SqliteDictionary(tmp_path) as d:
+        d.init()
+        _register(d, "sched", 7)
+        before = _open_files("REDSYS.db")
+        for i in range(20):
+            one = threading.Thread(target=d.heartbeat, args=("sched",), kwargs={"pid": 7})
+            one.start()
+            one.join()
+            # one kept connection (the last thread's), and at most one descriptor whose close
+            # SQLite defers while another connection of the process has the file locked
+            assert _open_files("REDSYS.db") <= before + 2, f"after thread {i}"
+        d.close()
+        assert _open_files("REDSYS.db") == before

@@ -74,12 +74,16 @@ def writer_lock(path: Path) -> threading.RLock:
 
 
 class _KeptConnections:
-    """The connections kept open per thread and file (see :meth:`SqliteCore._connect`)."""
+    """The connections kept open per thread and file (see :meth:`SqliteCore._connect`).
+
+    Threads come and go (a wire server answers each connection in a thread of its own): the
+    connections of threads that have ended are closed whenever a thread opens a new one, so
+    there are never more than one per live thread and file."""
 
     def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._pid = os.getpid()
 
     def _mine(self) -> dict[str, tuple[sqlite3.Connection, tuple[int, int]]]:
@@ -117,7 +121,11 @@ class _KeptConnections:
                 raise DictionaryError(f"{path.name}: {exc}") from exc
             mine[key] = kept = (conn, ident)
             with self._lock:
-                self._all.append(conn)
+                ended = [c for t, c in self._all if not t.is_alive()]
+                self._all = [(t, c) for t, c in self._all if t.is_alive()]
+                self._all.append((threading.current_thread(), conn))
+            for old in ended:
+                old.close()
         conn = kept[0]
         try:
             yield conn
@@ -131,14 +139,13 @@ class _KeptConnections:
         kept = self._mine().pop(os.path.abspath(path), None)
         if kept is not None:
             with self._lock:
-                if kept[0] in self._all:
-                    self._all.remove(kept[0])
+                self._all = [(t, c) for t, c in self._all if c is not kept[0]]
             kept[0].close()
 
     def close(self) -> None:
         """Close every kept connection of every thread."""
         with self._lock:
-            conns, self._all = self._all, []
+            conns, self._all = [c for _, c in self._all], []
         self._local = threading.local()
         for conn in conns:
             with suppress(sqlite3.Error):
