@@ -128,6 +128,7 @@ class Monitor:
         self.keep_handed = False  # tests: remember every hand-over in ``next.handed``
         self.planned_errors: dict[str, str] = {}
         self.planned: dict[str, tuple[datetime | None, str | None]] | None = None
+        self.planned_changes = -1  # the timetable's `changes` when the plan was last written
         self.joblog: dict[str, tuple[Any, ...]] = {}  # the ADM_JMON_JOBLOG row last written
 
     # ------------------------------------------------------------------ one turn
@@ -144,6 +145,10 @@ class Monitor:
             nxt.poll = mono + self.periods.definitions
             self.reload()
             self.hand_over()
+            # NEXT_RUN of STA_JOB_STATUS follows the fires at this pace, not only once a
+            # minute with the statistics (a job every 2 s showed a next run in the past)
+            if self.planned_changes != self.timetable.changes:
+                self.write_plan()
         mono = self.clock.monotonic()
         # the next runs are pushed in turns that happen anyway (a definitions look comes at
         # least every few seconds): a push never costs a wake-up of its own
@@ -307,3 +312,4 @@ class Monitor:
             self.dictionary.record_job_plan(changed, self.clock.now(), complete=first)
         self.planned = plan
         self.planned_errors = errors
+        self.planned_changes = self.timetable.changes

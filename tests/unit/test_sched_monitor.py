@@ -246,3 +246,22 @@ def test_thousands_of_misfires_go_to_sched_in_requests_a_wire_line_can_carry(
     assert sorted(names) == sorted(j.name for j in jobs)  # each once
     assert all(i["note"] and "misfire" in i["note"] for i in sched.items)
     assert len(encode({"op": "submit", "items": sched.items})) > DEFAULT_MAX_LINE  # as one: no
+
+
+def test_next_run_follows_a_frequent_job_between_the_statistics(dic: Dictionary) -> None:
+    # written only with the statistics (every 60 s), a job every 2 s showed a next run up to
+    # a minute in the past in list_db_jobs and STA_JOB_STATUS
+    dic.apply_definitions(
+        [JobDef("often", "OPS", "SQL", "SELECT 1", schedule_type="INTERVAL", interval_seconds=2)],
+        [],
+    )
+    clock, sched = FakeClock(), FakeSched()
+    m = monitor(dic, sched, clock)
+    for _ in range(6):
+        run_for(m, clock, 5.0)
+        (status,) = dic.job_status()
+        assert status.next_run_at is not None
+        assert status.next_run_at >= clock.now() - timedelta(seconds=2.5), (
+            status.next_run_at,
+            clock.now(),
+        )
