@@ -134,6 +134,22 @@ def _rows(inst: Instance) -> str:
     return proc.stdout.strip()
 
 
+def _openssh_put(inst: Instance, user: str, key: Path, files: list[Path]) -> None:
+    """Upload ``files`` with OpenSSH's sftp as the instance's sFTP user ``user`` (batch mode:
+    it keeps each file's local mode)."""
+    folder = key.parent
+    batch = folder / f"{user}_batch"
+    batch.write_text("".join(f"put {f}\n" for f in files))
+    upload = run(
+        ["sftp", "-b", str(batch), "-i", str(key), "-P", str(_sftp_port(inst)),
+         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", f"UserKnownHostsFile={folder / 'known_hosts'}",
+         f"redftp_{inst.name}_{user}@127.0.0.1"],
+        timeout=60,
+    )  # fmt: skip
+    assert upload.returncode == 0, upload.stderr
+
+
 def _status_json(inst: Instance, *, expect: int) -> dict[str, Any]:
     """Host-side ``redctl --json status``, which must exit with ``expect``."""
     st = _tool("redctl", inst.redhome, "--instance", inst.name, "--json", "status", check=False)
@@ -324,16 +340,7 @@ def test_sftp_uploads_load_whatever_mode_the_client_asked_for(
     public = tmp_path / "sales_20250103.csv"
     public.write_text("id;name\n4;four\n")
     public.chmod(0o644)
-    batch = tmp_path / "batch"
-    batch.write_text(f"put {private}\nput {public}\n")
-    upload = run(
-        ["sftp", "-b", str(batch), "-i", str(ssh_key), "-P", str(port),
-         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-         "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
-         f"redftp_{ci1.name}_bob@127.0.0.1"],
-        timeout=60,
-    )  # fmt: skip
-    assert upload.returncode == 0, upload.stderr
+    _openssh_put(ci1, "bob", ssh_key, [private, public])
     wait_for(
         lambda: _rows(ci1) == "1:one,2:two,3:three,4:four",
         timeout=60,
@@ -378,16 +385,7 @@ def test_a_json_upload_is_converted_at_once_by_the_sleeping_json2csv(
     assert added.returncode == 0, added.stdout + added.stderr
     events = tmp_path / "events_20250104.json"
     events.write_text('{"ID": 1, "CITY": "Bonn"}\n{"ID": 2, "CITY": "Köln"}\n')
-    batch = tmp_path / "batch"
-    batch.write_text(f"put {events}\n")
-    upload = run(
-        ["sftp", "-b", str(batch), "-i", str(ssh_key), "-P", str(_sftp_port(ci1)),
-         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-         "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
-         f"redftp_{ci1.name}_carol@127.0.0.1"],
-        timeout=60,
-    )  # fmt: skip
-    assert upload.returncode == 0, upload.stderr
+    _openssh_put(ci1, "carol", ssh_key, [events])
     converted = ci1.home / "data" / "input" / "events_20250104.csv"
     try:
         wait_for(converted.exists, timeout=30, what="the JSON upload converted by json2csv")
