@@ -10,8 +10,9 @@ a timeout, or until :meth:`FolderWatch.wake` (the role stops).
 The kernel sees only what happens on this host: a file written into the folder over NFS or SMB
 by another machine gives no event. :func:`open_watch` therefore watches only a folder on a local
 filesystem and returns None elsewhere (and where inotify is missing or its limits are reached):
-the caller then polls as before. The caller also rescans now and then (``rescan`` of its loop)
-as a safety net, never trusting an event to be the only way a file is seen.
+the caller then polls as before. The caller also looks now and then without an event
+(json2csv's ``RESCAN_EVERY``) as a safety net, never trusting an event to be the only way a file
+is seen.
 """
 
 from __future__ import annotations
@@ -19,16 +20,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import logging
 import os
 import selectors
 import socket
 import struct
 from pathlib import Path
 
-__all__ = ["FolderWatch", "open_watch"]
-
-log = logging.getLogger(__name__)
+__all__ = ["FolderWatch", "open_watch", "remote_filesystem"]
 
 _IN_NONBLOCK = os.O_NONBLOCK
 _IN_CLOEXEC = os.O_CLOEXEC
@@ -66,8 +64,8 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def remote_filesystem(folder: Path) -> str | None:
-    """The name of the network filesystem ``folder`` is on; None for a local one (or when
-    statfs(2) cannot say, which the caller treats as "poll")."""
+    """The name of the network filesystem ``folder`` is on, ``"unknown"`` when statfs(2)
+    cannot say (both: poll), None for a local one."""
     libc = _libc()
     if libc is None:
         return "unknown"
@@ -138,8 +136,10 @@ class FolderWatch:
 def open_watch(folder: Path) -> tuple[FolderWatch | None, str]:
     """A watch on ``folder``, or None and why the caller must poll instead."""
     remote = remote_filesystem(folder)
+    if remote == "unknown":
+        return None, f"the filesystem of {folder} is not known (statfs failed)"
     if remote is not None:
-        return None, f"{folder} is on a {remote} filesystem, whose changes inotify may not see"
+        return None, f"{folder} is on {remote}, a network filesystem inotify may not see"
     try:
         return FolderWatch(folder), f"inotify on {folder}"
     except OSError as exc:
