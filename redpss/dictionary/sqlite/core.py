@@ -7,8 +7,13 @@ schema. Every file is in WAL mode, so readers never wait for writers; every writ
 with the busy timeout instead of failing half-way with "database is locked".
 
 Connections are opened and closed per call. That costs well under a millisecond, is safe
-across threads and across ``fork``, and leaves no connection to leak; the callers (heartbeats
-every few seconds, the CLI, log writes) are far from needing a pool.
+across threads and across ``fork``, and leaves no connection to leak. The two calls an idle role
+repeats every few seconds for its whole life — its heartbeat and jmon's look at the definitions
+stamp — keep one connection per thread instead (``keep=True``): opening reads the schema, and the
+last connection of a file to close checkpoints the WAL, which made an idle instance's heartbeats
+its largest cost (~1 ms of CPU each on a busy host, 5 ms on a quiet one). A kept connection is
+dropped on any error, when the file was replaced (another inode), in a forked child, and by
+:meth:`SqliteCore.close`.
 
 Every file carries its own ``ADM_VERSION_HISTORY`` (a file is migrated on its own); on Exasol
 there is one, in REDSYS, keyed by schema.
@@ -19,7 +24,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +73,85 @@ def writer_lock(path: Path) -> threading.RLock:
         return lock
 
 
+class _KeptConnections:
+    """The connections kept open per thread and file (see :meth:`SqliteCore._connect`).
+
+    Threads come and go (a wire server answers each connection in a thread of its own): the
+    connections of threads that have ended are closed whenever a thread opens a new one, so
+    there are never more than one per live thread and file."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._pid = os.getpid()
+
+    def _mine(self) -> dict[str, tuple[sqlite3.Connection, tuple[int, int]]]:
+        if self._pid != os.getpid():  # a forked child: the parent's connections are not ours
+            self._local, self._all, self._pid = threading.local(), [], os.getpid()
+        found: dict[str, tuple[sqlite3.Connection, tuple[int, int]]] | None = getattr(
+            self._local, "conns", None
+        )
+        if found is None:
+            found = self._local.conns = {}
+        return found
+
+    @contextmanager
+    def connection(
+        self, path: Path, open_: Callable[[Path], sqlite3.Connection]
+    ) -> Iterator[sqlite3.Connection]:
+        """This thread's connection to ``path``: the kept one while the file is the same."""
+        key = os.path.abspath(path)
+        mine = self._mine()
+        try:
+            st = os.stat(key)
+        except OSError as exc:
+            raise DictionaryError(f"cannot open {path}: {exc}") from exc
+        ident = (st.st_dev, st.st_ino)
+        kept = mine.get(key)
+        if kept is not None and kept[1] != ident:  # the file was replaced
+            self.drop(path)
+            kept = None
+        if kept is None:
+            conn = open_(path)
+            try:
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as exc:
+                conn.close()
+                raise DictionaryError(f"{path.name}: {exc}") from exc
+            mine[key] = kept = (conn, ident)
+            with self._lock:
+                ended = [c for t, c in self._all if not t.is_alive()]
+                self._all = [(t, c) for t, c in self._all if t.is_alive()]
+                self._all.append((threading.current_thread(), conn))
+            for old in ended:
+                old.close()
+        conn = kept[0]
+        try:
+            yield conn
+        finally:
+            with suppress(sqlite3.Error):  # dropped after an error: closed, nothing to do
+                if conn.in_transaction:  # never keep a transaction open between calls
+                    conn.execute("ROLLBACK")
+
+    def drop(self, path: Path) -> None:
+        """Close and forget this thread's connection to ``path`` (after an error)."""
+        kept = self._mine().pop(os.path.abspath(path), None)
+        if kept is not None:
+            with self._lock:
+                self._all = [(t, c) for t, c in self._all if c is not kept[0]]
+            kept[0].close()
+
+    def close(self) -> None:
+        """Close every kept connection of every thread."""
+        with self._lock:
+            conns, self._all = [c for _, c in self._all], []
+        self._local = threading.local()
+        for conn in conns:
+            with suppress(sqlite3.Error):
+                conn.close()
+
+
 # -- values ----------------------------------------------------------------------------------
 
 
@@ -111,6 +195,7 @@ class SqliteCore(Dictionary):
         self.busy_timeout = busy_timeout
         self.model = model
         self._redsys = self.db_dir / f"{REDSYS}.db"
+        self._idle_conns = _KeptConnections()
 
     def __repr__(self) -> str:
         return f"SqliteDictionary(db_dir={str(self.db_dir)!r})"
@@ -118,24 +203,48 @@ class SqliteCore(Dictionary):
     # -- connections -------------------------------------------------------------------------
 
     @contextmanager
-    def _connect(self, path: Path, *, create: bool = False) -> Iterator[sqlite3.Connection]:
-        """Yield an autocommit connection to ``path``; translate sqlite3 errors."""
+    def _connect(
+        self, path: Path, *, create: bool = False, keep: bool = False
+    ) -> Iterator[sqlite3.Connection]:
+        """Yield an autocommit connection to ``path``; translate sqlite3 errors.
+
+        ``keep``: this thread's kept connection to ``path`` (opened on first use), for the calls
+        an idle role repeats (see the module docstring); it stays open after the call."""
         if not create and not path.exists():
             what = "the dictionary" if path == self._redsys else f"target schema {path.stem}"
             raise DictionaryError(f"{what} does not exist in {self.db_dir}; run redctl db init")
-        try:
-            if create:
-                _create_private(self.db_dir, path)
-            uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
-            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
-        except (sqlite3.Error, OSError) as exc:
-            raise DictionaryError(f"cannot open {path}: {exc}") from exc
+        if keep:
+            with self._idle_conns.connection(path, self._open) as conn:
+                try:
+                    yield conn
+                except sqlite3.Error as exc:
+                    behind = self._behind(conn, path, exc)
+                    self._idle_conns.drop(path)
+                    raise DictionaryError(f"{path.name}: {exc}{behind}") from exc
+            return
+        conn = self._open(path, create=create)
         with closing(conn):
             try:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 yield conn
             except sqlite3.Error as exc:
                 raise DictionaryError(f"{path.name}: {exc}{self._behind(conn, path, exc)}") from exc
+
+    def _open(self, path: Path, *, create: bool = False) -> sqlite3.Connection:
+        """A new autocommit connection to ``path`` (created with ``create``)."""
+        try:
+            if create:
+                _create_private(self.db_dir, path)
+            uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+            return sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise DictionaryError(f"cannot open {path}: {exc}") from exc
 
     def _behind(self, conn: sqlite3.Connection, path: Path, exc: sqlite3.Error) -> str:
         """For a table or column this redpss knows and the file lacks: the file's version
@@ -155,9 +264,12 @@ class SqliteCore(Dictionary):
         )
 
     @contextmanager
-    def _write(self, path: Path, *, create: bool = False) -> Iterator[sqlite3.Connection]:
-        """Yield a connection inside ``BEGIN IMMEDIATE``; commit on success, else roll back."""
-        with writer_lock(path), self._connect(path, create=create) as conn:
+    def _write(
+        self, path: Path, *, create: bool = False, keep: bool = False
+    ) -> Iterator[sqlite3.Connection]:
+        """Yield a connection inside ``BEGIN IMMEDIATE``; commit on success, else roll back
+        (``keep``: on this thread's kept connection, see :meth:`_connect`)."""
+        with writer_lock(path), self._connect(path, create=create, keep=keep) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -328,4 +440,5 @@ class SqliteCore(Dictionary):
         return self.db_dir / f"{check_schema_name(schema)}.db"
 
     def close(self) -> None:
-        """Nothing to release: connections live for one call only."""
+        """Close the kept connections (every other connection lives for one call only)."""
+        self._idle_conns.close()

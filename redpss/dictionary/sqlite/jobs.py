@@ -82,7 +82,7 @@ class SqliteJobs(SqliteExecErrors, SqliteCharts, JobStore):
     def definitions_stamp(self) -> str:
         """The newest id of the change log (:mod:`~redpss.dictionary.sqlite.changes`); on a
         dictionary older than the log, a hash over every definition row."""
-        with self._connect(self._redsys) as conn:
+        with self._connect(self._redsys, keep=True) as conn:  # jmon's look every few seconds
             stamp = read_stamp(conn, YEAR_SINCE)
             if stamp is not None:
                 return stamp

@@ -89,7 +89,7 @@ class SqliteStatus(SqliteCore):
         if state not in ROLE_STATES:
             raise DictionaryError(f"unknown role state {state!r}; expected one of {ROLE_STATES}")
         now = to_db(_utcnow())
-        with self._write(self._redsys) as conn:
+        with self._write(self._redsys, keep=True) as conn:
             # a dictionary not yet upgraded to PROBLEMS_SINCE has no PROBLEMS column
             if self._has_problems(conn):
                 info_set, info_cols, info_marks = "INFO = ?, PROBLEMS = ?", "INFO, PROBLEMS", "?, ?"
