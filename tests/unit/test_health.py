@@ -380,6 +380,18 @@ def test_a_role_reporting_a_problem_makes_the_instance_degraded() -> None:
     assert is_healthy("RUNNING", 1, None) and not is_healthy("RUNNING", 1, "x")
 
 
+def test_unreadable_heartbeats_make_the_status_unknown_unless_a_role_is_down() -> None:
+    # end to end this was the locked-dictionary fault test, whose lock a running instance
+    # now refuses (tests/faults/test_dictionary_locked.py)
+    rows = (_row("dbls", _proc("dbls"), None, running=True, suspended=False),)
+    unknown = InstanceStatus("tst1", True, False, rows, unreadable="database is locked")
+    assert (unknown.exit_code, unknown.summary) == (4, "UNKNOWN")
+    assert "heartbeats not readable" in str(unknown.message)
+    assert "database is locked" in str(unknown.message)
+    down = (_row("dbls", None, None, running=True, suspended=False),)
+    assert InstanceStatus("tst1", True, False, down, unreadable="x").exit_code == 1
+
+
 def test_every_role_of_the_registry_has_the_quick_check() -> None:
     assert all(_check_request(["role", r, "--check"]) == (r, None) for r in ROLES)
 

@@ -13,7 +13,10 @@ stamp — keep one connection per thread instead (``keep=True``): opening reads 
 last connection of a file to close checkpoints the WAL, which made an idle instance's heartbeats
 its largest cost (~1 ms of CPU each on a busy host, 5 ms on a quiet one). A kept connection is
 dropped on any error, when the file was replaced (another inode), in a forked child, and by
-:meth:`SqliteCore.close`.
+:meth:`SqliteCore.close`. A consequence: while an instance runs, another process cannot take the
+file in exclusive locking mode (``PRAGMA locking_mode = EXCLUSIVE`` needs WAL's shared memory to
+itself) — it gets "database is locked"; a plain write lock (``BEGIN EXCLUSIVE``) still stops the
+heartbeats, which status then shows (``tests/faults/test_dictionary_locked.py``).
 
 Every file carries its own ``ADM_VERSION_HISTORY`` (a file is migrated on its own); on Exasol
 there is one, in REDSYS, keyed by schema.
