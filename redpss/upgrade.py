@@ -50,6 +50,7 @@ __all__ = [
     "UpgradeReport",
     "rollback",
     "rollback_image",
+    "snapshot_folder",
     "upgrade",
     "upgrade_image",
 ]
@@ -131,10 +132,25 @@ def _label(build: install.Build | None) -> str:
 # ---------------------------------------------------------------------- snapshot
 
 
+def snapshot_folder(parent: Path, stamp: str) -> Path:
+    """A new, empty ``parent/<stamp>`` — ``<stamp>-2``, ``-3`` … when a snapshot of the same
+    second is there (an upgrade and its rollback within one second collided)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        return folder
+
+
 def _snapshot(inst: Instance, folder: Path) -> None:
     """The tools, the link and the embedded dictionary, as they are before the switch."""
     tools = folder / "bin"
-    tools.mkdir(parents=True)
+    tools.mkdir()
     for tool in install.INSTANCE_TOOLS:
         src = inst.home / "bin" / tool
         if src.exists():
@@ -309,8 +325,7 @@ def upgrade(
         stop = _redctl(inst, "stop")
         if stop.returncode != 0:
             raise UpgradeError(f"stop refused or incomplete ({_last(stop)}); nothing was changed")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    folder = inst.tmp / "upgrade" / stamp
+    folder = snapshot_folder(inst.tmp / "upgrade", datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
     _snapshot(inst, folder)
     say(f"  snapshot of the tools and the dictionary: {folder}")
     migrated = False
